@@ -1,0 +1,1 @@
+"""Trace stores: where call traces are kept between tracing and stub generation."""

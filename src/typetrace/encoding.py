@@ -1,0 +1,190 @@
+"""Encoding of call traces as JSON rows: the format every trace store keeps.
+
+JSON type format, version 1
+===========================
+
+A *type document* is a JSON object::
+
+    {"module": "builtins", "qualname": "dict", "args": [<type>, <type>]}
+
+``module`` and ``qualname`` name a class as ``cls.__module__`` and
+``cls.__qualname__`` do. ``args``, the type arguments, is left out when empty. Some
+names are reserved for special forms (see :mod:`typetrace.typemodel`):
+``typing.Any``, ``builtins.None``, ``typing.Union`` (``args`` are the members) and
+``builtins.Ellipsis`` (only as the last argument of ``builtins.tuple``).
+
+A row (:class:`CallTraceRow`) holds three JSON texts:
+
+* ``arg_types``: an object mapping each parameter name to a type document, for
+  example ``{"x": {"module": "builtins", "qualname": "int"}}``.
+* ``return_type``: a type document, or SQL ``NULL`` / Python ``None`` when the
+  call raised or did not return.
+* ``yield_type``: a type document, or ``None`` when the call did not yield.
+
+Every row carries ``format_version``; this module writes :data:`FORMAT_VERSION` and
+reads versions up to it. A later version may add keys to type documents; readers of
+version 1 reject documents they do not understand instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Mapping, Optional
+
+from typetrace.tracing import CallTrace
+from typetrace.typemodel import TypeRef
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CallTraceRow",
+    "DecodeError",
+    "serialize_traces",
+    "type_from_json",
+    "type_to_json",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Version of the JSON type format that this module writes.
+FORMAT_VERSION = 1
+
+
+class DecodeError(ValueError):
+    """A stored row or type document is not valid in the JSON type format."""
+
+
+def type_to_dict(ref: TypeRef) -> dict[str, Any]:
+    """Convert *ref* to a type document."""
+    document: dict[str, Any] = {"module": ref.module, "qualname": ref.qualname}
+    if ref.args:
+        document["args"] = [type_to_dict(arg) for arg in ref.args]
+    return document
+
+
+def type_from_dict(document: object) -> TypeRef:
+    """Convert a type document back to a :class:`TypeRef`.
+
+    Raises:
+        DecodeError: *document* is not a valid type document.
+    """
+    if not isinstance(document, dict):
+        raise DecodeError(f"a type document must be a JSON object, got {document!r}")
+    unknown = set(document) - {"module", "qualname", "args"}
+    if unknown:
+        raise DecodeError(f"unknown keys {sorted(unknown)!r} in type document {document!r}")
+    module = document.get("module")
+    qualname = document.get("qualname")
+    if not isinstance(module, str) or not isinstance(qualname, str) or not qualname:
+        raise DecodeError(f"a type document needs string 'module' and 'qualname', got {document!r}")
+    args = document.get("args", [])
+    if not isinstance(args, list):
+        raise DecodeError(f"'args' must be a JSON array, got {args!r}")
+    return TypeRef(module, qualname, tuple(type_from_dict(arg) for arg in args))
+
+
+def type_to_json(ref: TypeRef) -> str:
+    """Encode *ref* as JSON text."""
+    return json.dumps(type_to_dict(ref), sort_keys=True, separators=(",", ":"))
+
+
+def type_from_json(text: str) -> TypeRef:
+    """Decode JSON text written by :func:`type_to_json`.
+
+    Raises:
+        DecodeError: *text* is not JSON, or not a valid type document.
+    """
+    return type_from_dict(_load_json(text))
+
+
+def arg_types_to_json(arg_types: Mapping[str, TypeRef]) -> str:
+    """Encode a parameter-name-to-type mapping as JSON text, parameters in call order."""
+    return json.dumps({name: type_to_dict(ref) for name, ref in arg_types.items()}, separators=(",", ":"))
+
+
+def arg_types_from_json(text: str) -> dict[str, TypeRef]:
+    """Decode JSON text written by :func:`arg_types_to_json`.
+
+    Raises:
+        DecodeError: *text* is not a JSON object of type documents.
+    """
+    document = _load_json(text)
+    if not isinstance(document, dict):
+        raise DecodeError(f"arg_types must be a JSON object, got {text!r}")
+    return {name: type_from_dict(value) for name, value in document.items()}
+
+
+def _load_json(text: object) -> object:
+    if not isinstance(text, (str, bytes)):
+        raise DecodeError(f"expected JSON text, got {text!r}")
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise DecodeError(f"invalid JSON {text!r}: {error}") from error
+
+
+@dataclass(frozen=True)
+class CallTraceRow:
+    """A call trace in stored form: names as text, types as JSON text.
+
+    Stores keep these fields as they are and return them through :meth:`to_trace`,
+    which is where decoding, and so any decoding error, happens.
+    """
+
+    #: Module of the traced function.
+    module: str
+    #: Qualified name of the traced function.
+    qualname: str
+    #: JSON object of parameter name to type document.
+    arg_types: str
+    #: JSON type document of the return type, or ``None``.
+    return_type: Optional[str]
+    #: JSON type document of the yield type, or ``None``.
+    yield_type: Optional[str]
+    #: Version of the JSON type format of the three JSON fields.
+    format_version: int = FORMAT_VERSION
+    #: Number of calls the row stands for, when the store aggregates.
+    call_count: int = 1
+
+    @classmethod
+    def from_trace(cls, trace: CallTrace) -> CallTraceRow:
+        """Encode *trace*."""
+        return cls(
+            module=trace.module,
+            qualname=trace.qualname,
+            arg_types=arg_types_to_json(trace.arg_types),
+            return_type=None if trace.return_type is None else type_to_json(trace.return_type),
+            yield_type=None if trace.yield_type is None else type_to_json(trace.yield_type),
+            call_count=trace.call_count,
+        )
+
+    def to_trace(self) -> CallTrace:
+        """Decode this row.
+
+        Raises:
+            DecodeError: a JSON field is invalid, or the row was written by a newer
+                format version than this release reads.
+        """
+        if not isinstance(self.format_version, int) or not 1 <= self.format_version <= FORMAT_VERSION:
+            raise DecodeError(
+                f"row of {self.module}:{self.qualname} has format version {self.format_version!r}, "
+                f"but this typetrace reads versions 1 to {FORMAT_VERSION}; upgrade typetrace"
+            )
+        return CallTrace(
+            module=self.module,
+            qualname=self.qualname,
+            arg_types=arg_types_from_json(self.arg_types),
+            return_type=None if self.return_type is None else type_from_json(self.return_type),
+            yield_type=None if self.yield_type is None else type_from_json(self.yield_type),
+            call_count=self.call_count,
+        )
+
+
+def serialize_traces(traces: Iterable[CallTrace]) -> Iterator[CallTraceRow]:
+    """Encode *traces*, logging and skipping any trace that fails to encode."""
+    for trace in traces:
+        try:
+            yield CallTraceRow.from_trace(trace)
+        except Exception:
+            logger.exception("Failed to serialize trace %r; skipping it", trace)
