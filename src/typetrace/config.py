@@ -1,0 +1,174 @@
+"""Configuration: the hooks a user overrides to choose the store, the code and the sampling."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import site
+import sys
+import sysconfig
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from types import CodeType
+from typing import TYPE_CHECKING, Callable, Optional
+
+from typetrace.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from typetrace.db.base import CallTraceStore
+
+__all__ = [
+    "DB_ENV_VAR",
+    "DEFAULT_DB_PATH",
+    "CodeFilter",
+    "Config",
+    "DefaultConfig",
+    "Sampling",
+    "default_code_filter",
+    "get_default_config",
+    "load_config",
+]
+
+#: Environment variable that names the trace store of :class:`DefaultConfig`.
+DB_ENV_VAR = "TYPETRACE_DB"
+#: Store of :class:`DefaultConfig` when neither ``--db`` nor the variable names one.
+DEFAULT_DB_PATH = "typetrace.sqlite3"
+
+#: A predicate over code objects: whether calls of that code are traced.
+CodeFilter = Callable[[CodeType], bool]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How many calls of each function the tracer records."""
+
+    #: Record every call; the other fields are then ignored.
+    all_calls: bool = False
+    #: Calls of each function that are always recorded before sampling starts.
+    first_calls: int = 100
+    #: Probability of recording each later call, from 0.0 to 1.0.
+    rate: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0:
+            raise ConfigError(f"Sampling rate must be between 0.0 and 1.0, got {self.rate!r}")
+        if self.first_calls < 0:
+            raise ConfigError(f"Sampling first_calls must be 0 or more, got {self.first_calls!r}")
+
+
+class Config(ABC):
+    """The hooks typetrace calls to decide where traces go and which calls are traced.
+
+    Subclass it, override :meth:`trace_store`, and make an instance available as
+    ``CONFIG`` in a ``typetrace_config.py`` on the import path, or name it with
+    ``--config module:attribute``.
+    """
+
+    @abstractmethod
+    def trace_store(self) -> CallTraceStore:
+        """Return the store that traces are written to and read from."""
+
+    def code_filter(self) -> Optional[CodeFilter]:
+        """Return the predicate that selects the code to trace; ``None`` traces all code."""
+        return default_code_filter
+
+    def sampling(self) -> Sampling:
+        """Return how many calls of each function are recorded."""
+        return Sampling()
+
+    def query_limit(self) -> int:
+        """Return the maximum number of distinct traces read per module for stubs."""
+        return 2000
+
+
+class DefaultConfig(Config):
+    """A SQLite store in the working directory, or the store named by ``TYPETRACE_DB``."""
+
+    def __init__(self, db: Optional[str] = None) -> None:
+        self.db = db
+
+    def trace_store(self) -> CallTraceStore:
+        from typetrace.db import store_from_url
+
+        return store_from_url(self.db or os.environ.get(DB_ENV_VAR) or DEFAULT_DB_PATH)
+
+
+def get_default_config() -> Config:
+    """Return ``CONFIG`` from a ``typetrace_config`` module if one is importable, else a
+    :class:`DefaultConfig`."""
+    try:
+        return load_config("typetrace_config:CONFIG")
+    except ConfigError as error:
+        if isinstance(error.__cause__, ModuleNotFoundError) and error.__cause__.name == "typetrace_config":
+            return DefaultConfig()
+        raise
+
+
+def load_config(path: str) -> Config:
+    """Import the :class:`Config` named by *path*, given as ``module:attribute``.
+
+    A class is instantiated without arguments.
+
+    Raises:
+        ConfigError: the module cannot be imported, the attribute is missing, or it is
+            not a :class:`Config`.
+    """
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(f"Invalid config {path!r}: expected module:attribute, for example my_config:CONFIG")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        raise ConfigError(
+            f"Config module {module_name!r} not found ({error}); check --config and the import path"
+        ) from error
+    except Exception as error:
+        raise ConfigError(f"Failed to import config module {module_name!r}: {error!r}") from error
+    try:
+        config = getattr(module, attribute)
+    except AttributeError as error:
+        raise ConfigError(f"Config module {module_name!r} has no attribute {attribute!r}") from error
+    if isinstance(config, type) and issubclass(config, Config):
+        config = config()
+    if not isinstance(config, Config):
+        raise ConfigError(
+            f"{path} is {config!r}, not a typetrace.config.Config; "
+            "subclass Config and override trace_store()"
+        )
+    return config
+
+
+@functools.lru_cache(maxsize=None)
+def _excluded_roots() -> tuple[str, ...]:
+    """Folders whose code the default filter skips: the standard library, installed
+    packages and typetrace itself."""
+    roots = set()
+    for name in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(name)
+        if path:
+            roots.add(path)
+    for path in [*getattr(site, "getsitepackages", lambda: [])(), site.getusersitepackages()]:
+        roots.add(path)
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
+        roots.add(sysconfig.get_path("stdlib", vars={"installed_base": prefix, "base": prefix}))
+    roots.add(str(Path(__file__).parent))
+    resolved = {os.path.realpath(root) for root in roots if root}
+    return tuple(sorted(root.rstrip(os.sep) + os.sep for root in resolved))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_user_file(filename: str) -> bool:
+    if not filename or filename.startswith("<"):
+        return False
+    path = os.path.realpath(filename) if os.path.isabs(filename) else os.path.abspath(filename)
+    if "site-packages" in path.split(os.sep) or "dist-packages" in path.split(os.sep):
+        return False
+    return not path.startswith(_excluded_roots())
+
+
+def default_code_filter(code: CodeType) -> bool:
+    """Select the user's code: skip the standard library, installed packages, typetrace
+    itself, and code without a source file (``<string>``, frozen modules)."""
+    return _is_user_file(code.co_filename)
