@@ -1,0 +1,81 @@
+"""Run a script or module under the tracer, as ``python script.py`` or ``python -m`` would."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable, Sequence
+
+from typetrace.config import Config
+from typetrace.exceptions import TypeTraceError
+
+__all__ = ["run_module", "run_script"]
+
+
+def run_script(script: str, args: Sequence[str], config: Config) -> int:
+    """Run *script* as ``__main__`` under the tracer and return its exit code.
+
+    Its functions are recorded under the module name the file has on the import path,
+    or its file stem, so that ``typetrace stub SCRIPT`` finds them.
+    """
+    from typetrace._source import module_name_for_path
+
+    path = Path(script)
+    if not path.is_file():
+        raise TypeTraceError(f"Script {script!r} not found; pass the path of a Python file, or -m MODULE")
+    main_module = module_name_for_path(path)
+    sys.argv = [script, *args]
+    sys.path.insert(0, str(path.resolve().parent))
+    return _run(lambda: runpy.run_path(script, run_name="__main__"), config, main_module)
+
+
+def run_module(module: str, args: Sequence[str], config: Config) -> int:
+    """Run *module* as ``python -m`` does, under the tracer, and return its exit code."""
+    import importlib.util
+
+    sys.path.insert(0, os.getcwd())
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as error:
+        raise TypeTraceError(f"Module {module!r} cannot be run: {error}") from error
+    if spec is None:
+        raise TypeTraceError(
+            f"Module {module!r} not found; check the name and that its folder is on the "
+            "import path (run from the project root or set PYTHONPATH)"
+        )
+    sys.argv = [spec.origin or module, *args]
+    main_module = module[: -len(".__main__")] if module.endswith(".__main__") else module
+    return _run(lambda: runpy.run_module(module, run_name="__main__", alter_sys=True), config, main_module)
+
+
+def _run(target: Callable[[], object], config: Config, main_module: str) -> int:
+    from typetrace.tracing import trace
+
+    exit_code = 0
+    with trace(config, main_module=main_module):
+        try:
+            target()
+        except SystemExit as exit_:
+            exit_code = _exit_code(exit_)
+        except KeyboardInterrupt:
+            traceback.print_exc()
+            exit_code = 130
+        except BaseException:  # the program's own error: report it as python would
+            traceback.print_exc()
+            exit_code = 1
+    sys.stdout.flush()
+    return exit_code
+
+
+def _exit_code(exit_: SystemExit) -> int:
+    """Map ``SystemExit.code`` to a process exit code as the interpreter does."""
+    code = exit_.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1

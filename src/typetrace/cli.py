@@ -1,0 +1,367 @@
+"""The ``typetrace`` command line: run, list-modules, stub and apply."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence, TextIO
+
+from typetrace import __version__
+from typetrace.config import Config, DefaultConfig, get_default_config, load_config
+from typetrace.db.base import CallTraceStore
+from typetrace.exceptions import ConfigError, TypeTraceError
+from typetrace.tracing import CallTrace
+
+__all__ = ["entry_point", "main"]
+
+logger = logging.getLogger(__name__)
+
+
+class CommandError(TypeTraceError):
+    """A command cannot do what was requested; the message says why and what to do."""
+
+
+@dataclass
+class Context:
+    """What every command handler receives: parsed options and the output streams."""
+
+    args: argparse.Namespace
+    stdout: TextIO
+    stderr: TextIO
+    _config: Optional[Config] = field(default=None, repr=False)
+    _store: Optional[CallTraceStore] = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = _resolve_config(self.args)
+        return self._config
+
+    @property
+    def store(self) -> CallTraceStore:
+        if self._store is None:
+            if self.args.db:
+                from typetrace.db import store_from_url
+
+                self._store = store_from_url(self.args.db)
+            else:
+                self._store = self.config.trace_store()
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def _resolve_config(args: argparse.Namespace) -> Config:
+    if args.config:
+        return load_config(args.config)
+    return get_default_config()
+
+
+# --- run ---------------------------------------------------------------------------
+
+
+def run_command(ctx: Context) -> int:
+    """Run a script or module under the tracer, exiting as the program exits."""
+    from typetrace import _runner
+
+    args = ctx.args
+    if args.module is None and args.script is None:
+        raise CommandError("Nothing to run: pass a script path or -m MODULE")
+    config = ctx.config
+    if args.db:
+        config = _StoreOverride(config, ctx.store)
+    if args.all_calls:
+        config = _AllCalls(config)
+    if args.module is not None:
+        return _runner.run_module(args.module, args.program_args, config)
+    return _runner.run_script(args.script, args.program_args, config)
+
+
+class _ConfigProxy(Config):
+    def __init__(self, inner: Config) -> None:
+        self._inner = inner
+
+    def trace_store(self) -> CallTraceStore:
+        return self._inner.trace_store()
+
+    def code_filter(self):  # type: ignore[no-untyped-def]
+        return self._inner.code_filter()
+
+    def sampling(self):  # type: ignore[no-untyped-def]
+        return self._inner.sampling()
+
+    def query_limit(self) -> int:
+        return self._inner.query_limit()
+
+
+class _StoreOverride(_ConfigProxy):
+    """A config whose store is the one named with ``--db``."""
+
+    def __init__(self, inner: Config, store: CallTraceStore) -> None:
+        super().__init__(inner)
+        self._store = store
+
+    def trace_store(self) -> CallTraceStore:
+        return self._store
+
+
+class _AllCalls(_ConfigProxy):
+    """A config that records every call (``--all-calls``)."""
+
+    def sampling(self):  # type: ignore[no-untyped-def]
+        from dataclasses import replace
+
+        return replace(self._inner.sampling(), all_calls=True)
+
+
+# --- list-modules ------------------------------------------------------------------
+
+
+def list_modules_command(ctx: Context) -> int:
+    """Print the modules that have traces, one per line."""
+    modules = ctx.store.list_modules()
+    if not modules:
+        ctx.stderr.write(f"No traces in {_describe_store(ctx)}; record some with 'typetrace run'.\n")
+        return 1
+    for module in modules:
+        ctx.stdout.write(module + "\n")
+    return 0
+
+
+# --- stub and apply ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModuleTarget:
+    """A traced module and the source file that defines it."""
+
+    module: str
+    path: Path
+
+
+def _resolve_targets(ctx: Context, name: str, *, allow_package: bool) -> list[ModuleTarget]:
+    """Turn a module name, package name or file path into traced modules and their files."""
+    from typetrace import _source
+
+    modules = ctx.store.list_modules()
+    if _source.is_source_path(name):
+        path = Path(name)
+        if not path.is_file():
+            raise CommandError(f"File {name!r} not found")
+        candidates = [_source.module_name_for_path(path), path.stem]
+        for module in candidates:
+            if module in modules:
+                return [ModuleTarget(module, path)]
+        raise CommandError(
+            f"No traces for {name} (looked for module {' or '.join(sorted(set(candidates)))}) in "
+            f"{_describe_store(ctx)}; trace it first with 'typetrace run {name}'"
+        )
+    if name in modules:
+        return [ModuleTarget(name, _source.find_module_source(name))]
+    submodules = sorted(m for m in modules if m.startswith(name + "."))
+    if submodules and allow_package:
+        return [ModuleTarget(m, _source.find_module_source(m)) for m in submodules]
+    if submodules:
+        raise CommandError(
+            f"No traces for module {name!r} itself, but for {len(submodules)} of its submodules "
+            f"({', '.join(submodules[:5])}{', ...' if len(submodules) > 5 else ''}); "
+            "name one of them, or pass --output-dir to write a stub for each"
+        )
+    hint = "; see 'typetrace list-modules' for the traced ones" if modules else ""
+    raise CommandError(f"No traces for module {name!r} in {_describe_store(ctx)}{hint}")
+
+
+def _load_traces(ctx: Context, module: str) -> list[CallTrace]:
+    """Decode the stored traces of *module*, skipping and reporting undecodable rows."""
+    limit = ctx.args.limit or ctx.config.query_limit()
+    traces: list[CallTrace] = []
+    failures: list[str] = []
+    for thunk in ctx.store.filter(module, limit=limit):
+        try:
+            traces.append(thunk.to_trace())
+        except Exception as error:
+            failures.append(f"{error}")
+    if failures:
+        ctx.stderr.write(f"Skipped {len(failures)} undecodable trace(s) of {module}")
+        if ctx.args.verbose:
+            ctx.stderr.write(":\n" + "".join(f"  {failure}\n" for failure in failures))
+        else:
+            ctx.stderr.write(" (--verbose lists them)\n")
+    return traces
+
+
+def _build(ctx: Context, target: ModuleTarget):  # type: ignore[no-untyped-def]
+    from typetrace.stubs import build_stub
+
+    traces = _load_traces(ctx, target.module)
+    if not traces:
+        raise CommandError(f"No decodable traces for module {target.module!r}")
+    try:
+        source = target.path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CommandError(f"Cannot read source of {target.module} at {target.path}: {error}") from error
+    return build_stub(target.module, traces, source, overwrite_existing=ctx.args.overwrite_existing)
+
+
+def stub_command(ctx: Context) -> int:
+    """Print a stub, or write one ``.pyi`` per module under ``--output-dir``."""
+    output_dir: Optional[Path] = ctx.args.output_dir
+    targets = _resolve_targets(ctx, ctx.args.module, allow_package=output_dir is not None)
+    for target in targets:
+        stub = _build(ctx, target)
+        text = stub.render()
+        if output_dir is None:
+            ctx.stdout.write(text)
+            continue
+        relative = Path(*target.module.split("."))
+        if target.path.name == "__init__.py":
+            relative = relative / "__init__.pyi"
+        else:
+            relative = relative.with_suffix(".pyi")
+        destination = output_dir / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_text(text, encoding="utf-8")
+        ctx.stderr.write(f"Wrote {destination} ({stub.function_count} functions)\n")
+    return 0
+
+
+def apply_command(ctx: Context) -> int:
+    """Write annotations into the source of a module, or show them with ``--diff``."""
+    from typetrace.apply import apply_stub_to_file
+
+    targets = _resolve_targets(ctx, ctx.args.module, allow_package=True)
+    for target in targets:
+        stub = _build(ctx, target)
+        result = apply_stub_to_file(target.path, stub, write=not ctx.args.diff)
+        if ctx.args.diff:
+            ctx.stdout.write(result.diff())
+        elif result.changed:
+            ctx.stderr.write(f"Annotated {target.path} ({stub.function_count} functions)\n")
+        else:
+            ctx.stderr.write(f"{target.path} already has these annotations\n")
+    return 0
+
+
+# --- parser ------------------------------------------------------------------------
+
+
+def _describe_store(ctx: Context) -> str:
+    """Name the store for messages; stores show their path or masked URL with ``str()``."""
+    text = str(ctx.store)
+    return type(ctx.store).__name__ if text.startswith("<") else text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with its subcommands."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="MODULE:ATTRIBUTE",
+        help="the Config to use (default: CONFIG in a typetrace_config module, if importable)",
+    )
+    common.add_argument(
+        "--db",
+        metavar="STORE",
+        help="the trace store: a SQLite path, or a postgresql:// or mysql:// URL "
+        "(default: $TYPETRACE_DB, else the config's store, else ./typetrace.sqlite3)",
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="print more detail")
+
+    parser = argparse.ArgumentParser(
+        prog="typetrace",
+        description="Record the types that flow through a Python program and turn them into annotations.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"typetrace {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run", parents=[common], help="run a script or module and record the types of its calls"
+    )
+    run.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m does")
+    run.add_argument("--all-calls", action="store_true", help="record every call instead of a sample")
+    run.add_argument("script", nargs="?", help="the script to run")
+    run.add_argument("program_args", nargs="*", metavar="ARGS", help="arguments for the program")
+    run.set_defaults(handler=run_command)
+
+    listing = commands.add_parser("list-modules", parents=[common], help="list the modules that have traces")
+    listing.set_defaults(handler=list_modules_command)
+
+    for name, handler, summary in (
+        ("stub", stub_command, "print a .pyi stub built from the traces of a module"),
+        ("apply", apply_command, "write annotations from the traces into a module's source"),
+    ):
+        sub = commands.add_parser(name, parents=[common], help=summary)
+        sub.add_argument("module", metavar="MODULE|PATH", help="a module or package name, or a .py file")
+        sub.add_argument(
+            "--overwrite-existing",
+            action="store_true",
+            help="replace annotations already in the source (default: keep them)",
+        )
+        sub.add_argument("--limit", type=int, help="maximum number of distinct traces read per module")
+        sub.set_defaults(handler=handler)
+        if name == "stub":
+            sub.add_argument(
+                "--output-dir",
+                type=Path,
+                help="write one .pyi per traced module under this folder, laid out like the package",
+            )
+        else:
+            sub.add_argument("--diff", action="store_true", help="print the change as a diff instead of writing it")
+    return parser
+
+
+_RUN_OPTIONS_WITH_VALUE = frozenset({"--config", "--db"})
+
+
+def _split_run_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``typetrace ... run [options] (SCRIPT | -m MODULE) ARGS`` before ``ARGS``.
+
+    Everything after the script or module belongs to the program, even when it looks
+    like an option of typetrace, as with ``python script.py -v``.
+    """
+    if "run" not in argv:
+        return argv, []
+    position = argv.index("run") + 1
+    while position < len(argv):
+        item = argv[position]
+        if item == "-m":
+            return argv[: position + 2], argv[position + 2 :]
+        if item in _RUN_OPTIONS_WITH_VALUE:
+            position += 2
+        elif item.startswith("-") and item != "-":
+            position += 1
+        else:
+            return argv[: position + 1], argv[position + 1 :]
+    return argv, []
+
+
+def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+    """Run the command line with *argv* and return the exit code."""
+    parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    typetrace_arguments, program_arguments = _split_run_arguments(arguments)
+    args = parser.parse_args(typetrace_arguments)
+    if args.command == "run":
+        args.program_args = program_arguments
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=stderr)
+    ctx = Context(args, stdout, stderr)
+    handler: Callable[[Context], int] = args.handler
+    try:
+        return handler(ctx)
+    except TypeTraceError as error:
+        stderr.write(f"typetrace: error: {error}\n")
+        return 1
+    finally:
+        ctx.close()
+
+
+def entry_point() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
