@@ -58,9 +58,18 @@ class Context:
 
 
 def _resolve_config(args: argparse.Namespace) -> Config:
-    if args.config:
-        return load_config(args.config)
-    return get_default_config()
+    # A console script's sys.path starts with its own folder, not the working
+    # directory, so typetrace_config.py there would otherwise not be found.
+    added = os.getcwd() not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())
+    try:
+        if args.config:
+            return load_config(args.config)
+        return get_default_config()
+    finally:
+        if added and args.command == "run":
+            sys.path.remove(os.getcwd())
 
 
 # --- run ---------------------------------------------------------------------------
