@@ -1,0 +1,321 @@
+"""SQLiteStore: the default trace store, one SQLite file that many processes can share."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from typing import Any, Callable, Iterable, Optional, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from typetrace.db import _sql
+from typetrace.db.base import CallTraceStore, CallTraceThunk
+from typetrace.encoding import CallTraceRow
+from typetrace.exceptions import StoreError
+from typetrace.tracing import CallTrace
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+
+_TRACES = _sql.TRACES_TABLE
+_META = _sql.META_TABLE
+
+_CREATE_META = f"CREATE TABLE IF NOT EXISTS {_META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+_CREATE_TRACES = f"""
+CREATE TABLE IF NOT EXISTS {_TRACES} (
+    id INTEGER PRIMARY KEY,
+    signature TEXT NOT NULL UNIQUE,
+    module TEXT NOT NULL,
+    qualname TEXT NOT NULL,
+    arg_types TEXT NOT NULL,
+    return_type TEXT,
+    yield_type TEXT,
+    format_version INTEGER NOT NULL,
+    call_count INTEGER NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL
+)
+"""
+
+_CREATE_INDEX = (
+    f"CREATE INDEX IF NOT EXISTS {_TRACES}_module_last_seen ON {_TRACES} (module, last_seen)"
+)
+
+_UPSERT = f"""
+INSERT INTO {_TRACES} (
+    signature, module, qualname, arg_types, return_type, yield_type,
+    format_version, call_count, first_seen, last_seen
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (signature) DO UPDATE SET
+    call_count = {_TRACES}.call_count + excluded.call_count,
+    first_seen = min({_TRACES}.first_seen, excluded.first_seen),
+    last_seen = max({_TRACES}.last_seen, excluded.last_seen)
+"""
+
+_SELECT_ROWS = f"SELECT {', '.join(_sql.ROW_COLUMNS)} FROM {_TRACES} WHERE module = ?"
+_PREFIX_CONDITION = " AND (qualname = ? OR substr(qualname, 1, ?) = ?)"
+_ORDER_AND_LIMIT = " ORDER BY last_seen DESC, id DESC LIMIT ?"
+
+#: Seconds that one statement waits for another process's lock before it fails.
+_BUSY_TIMEOUT_SECONDS = 5.0
+#: Seconds for which a busy database is retried before the error reaches the caller.
+_RETRY_DEADLINE_SECONDS = 120.0
+
+
+class SQLiteStore(CallTraceStore):
+    """Traces in an SQLite database, aggregated into one row per distinct trace.
+
+    The database runs in WAL mode with ``synchronous=NORMAL``, so readers never block
+    writers, and a crash of the writing process loses no committed trace (a power
+    loss can lose the last transactions). WAL needs a local file system: SQLite
+    documents that it does not work over a network file system.
+
+    Args:
+        connection_string: A file path, ``:memory:``, or an SQLite ``file:`` URI.
+    """
+
+    def __init__(self, connection_string: str) -> None:
+        self.connection_string = connection_string
+        self._clock = _sql.UtcClock()
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        # Connections inherited through os.fork(); kept referenced and never used or
+        # closed, because closing one could disturb the parent's use of the file.
+        self._inherited: list[sqlite3.Connection] = []
+        self._connection: Optional[sqlite3.Connection] = self._connect()
+
+    @classmethod
+    def make_store(cls, connection_string: str) -> SQLiteStore:
+        """Open or create the SQLite store at *connection_string*."""
+        return cls(connection_string)
+
+    def add(self, traces: Iterable[CallTrace]) -> None:
+        """Store *traces*, merging identical ones, in one transaction."""
+        rows = _sql.aggregate_rows(traces)
+        if not rows:
+            return
+        now = self._clock.now()
+        params = [
+            (
+                signature,
+                row.module,
+                row.qualname,
+                row.arg_types,
+                row.return_type,
+                row.yield_type,
+                row.format_version,
+                row.call_count,
+                now,
+                now,
+            )
+            for signature, row in rows
+        ]
+
+        def write(connection: sqlite3.Connection) -> None:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.executemany(_UPSERT, params)
+                connection.execute("COMMIT")
+            except BaseException:
+                _rollback(connection)
+                raise
+
+        self._run("write traces to", write)
+
+    def filter(
+        self, module: str, qualname_prefix: Optional[str] = None, limit: int = 2000
+    ) -> list[CallTraceThunk]:
+        """Return the most recent *limit* distinct traces of *module*, newest first."""
+        if limit < 0:
+            raise ValueError(f"limit must be zero or more, got {limit!r}")
+        query = _SELECT_ROWS
+        params: list[Any] = [module]
+        if qualname_prefix is not None:
+            query += _PREFIX_CONDITION
+            params.extend(_sql.qualname_prefix_params(qualname_prefix))
+        query += _ORDER_AND_LIMIT
+        params.append(limit)
+
+        def read(connection: sqlite3.Connection) -> list[CallTraceThunk]:
+            return [CallTraceRow(*record) for record in connection.execute(query, params)]
+
+        return self._run("read traces from", read)
+
+    def list_modules(self) -> list[str]:
+        """Return the modules that have traces, sorted by code point."""
+
+        def read(connection: sqlite3.Connection) -> list[str]:
+            return sorted(name for (name,) in connection.execute(f"SELECT DISTINCT module FROM {_TRACES}"))
+
+        return self._run("list modules in", read)
+
+    def close(self) -> None:
+        """Close the connection. Later calls raise :class:`StoreError`."""
+        with self._lock:
+            if self._connection is not None and self._pid == os.getpid():
+                self._connection.close()
+            self._connection = None
+
+    # Connection handling
+
+    def _run(self, action: str, operation: Callable[[sqlite3.Connection], T]) -> T:
+        if self._pid != os.getpid():
+            self._reopen_after_fork()
+        with self._lock:
+            connection = self._connection
+            if connection is None:
+                raise StoreError(f"The SQLite trace store {self.connection_string} is closed.")
+            try:
+                return _sql.retry_transient(
+                    lambda: operation(connection),
+                    _is_busy,
+                    f"SQLite store {self.connection_string}",
+                    _RETRY_DEADLINE_SECONDS,
+                )
+            except sqlite3.Error as error:
+                raise self._store_error(action, error) from error
+
+    def _reopen_after_fork(self) -> None:
+        # A forked child gets the parent's lock in whatever state it was, and a
+        # connection that SQLite forbids using across fork(); replace both.
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        if self._connection is not None:
+            self._inherited.append(self._connection)
+            self._connection = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(
+                self.connection_string,
+                timeout=_BUSY_TIMEOUT_SECONDS,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=self.connection_string.startswith("file:"),
+            )
+        except sqlite3.Error as error:
+            raise self._store_error("open", error) from error
+        try:
+            _sql.retry_transient(
+                lambda: _create_schema(connection, self.connection_string),
+                _is_busy,
+                f"SQLite store {self.connection_string}",
+                _RETRY_DEADLINE_SECONDS,
+            )
+        except sqlite3.Error as error:
+            connection.close()
+            raise self._store_error("open", error) from error
+        except StoreError:
+            connection.close()
+            raise
+        return connection
+
+    def _store_error(self, action: str, error: sqlite3.Error) -> StoreError:
+        location = self.connection_string
+        message = str(error)
+        path = _file_path(location)
+        if "not a database" in message:
+            hint = "it is not an SQLite database; remove it or choose another path"
+        elif "readonly" in message or "unable to open" in message:
+            hint = _diagnose_open_failure(path)
+        elif _is_busy(error):
+            hint = (
+                f"it stayed locked by another process for {_RETRY_DEADLINE_SECONDS:.0f} s; "
+                "check for a process that holds a long transaction on it"
+            )
+        else:
+            hint = "check the file, or choose another path"
+        return StoreError(f"Failed to {action} the SQLite trace store {location}: {message}; {hint}.")
+
+
+def _create_schema(connection: sqlite3.Connection, location: str) -> None:
+    if _schema_is_current(connection, location):
+        return
+    _set_wal_mode(connection)
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.execute(_CREATE_META)
+        found = connection.execute(f"SELECT value FROM {_META} WHERE key = 'schema_version'").fetchone()
+        if found is None:
+            connection.execute(
+                f"INSERT INTO {_META} (key, value) VALUES ('schema_version', ?)",
+                (str(_sql.SCHEMA_VERSION),),
+            )
+        else:
+            _sql.check_schema_version(found[0], location)
+        connection.execute(_CREATE_TRACES)
+        connection.execute(_CREATE_INDEX)
+        connection.execute("COMMIT")
+    except BaseException:
+        _rollback(connection)
+        raise
+
+
+def _schema_is_current(connection: sqlite3.Connection, location: str) -> bool:
+    # Read-only check first, so that an existing store opens on a read-only file.
+    tables = {
+        name
+        for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)", (_META, _TRACES)
+        )
+    }
+    if _META not in tables:
+        return False
+    found = connection.execute(f"SELECT value FROM {_META} WHERE key = 'schema_version'").fetchone()
+    if found is None:
+        return False
+    _sql.check_schema_version(found[0], location)
+    return _TRACES in tables and int(found[0]) == _sql.SCHEMA_VERSION
+
+
+def _set_wal_mode(connection: sqlite3.Connection) -> None:
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError as error:
+        if "readonly" not in str(error):
+            raise
+    # Per connection; in WAL mode it keeps committed data safe from a crash of the
+    # process and only a power loss can undo the last transactions.
+    connection.execute("PRAGMA synchronous=NORMAL")
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:
+        try:
+            connection.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+def _is_busy(error: Exception) -> bool:
+    if not isinstance(error, sqlite3.OperationalError):
+        return False
+    message = str(error)
+    return "locked" in message or "busy" in message
+
+
+def _file_path(connection_string: str) -> Optional[str]:
+    if connection_string == ":memory:" or connection_string == "":
+        return None
+    if connection_string.startswith("file:"):
+        path = unquote(urlsplit(connection_string).path)
+        return path or None
+    return connection_string
+
+
+def _diagnose_open_failure(path: Optional[str]) -> str:
+    if path is None:
+        return "check the connection string"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"the folder {folder} does not exist; create it or choose another path"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"permission denied: the folder {folder} is not writable, and SQLite needs to "
+            "create its journal files there; fix its permissions or choose another path"
+        )
+    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+        return f"permission denied: {path} is not readable and writable; fix its permissions"
+    return "check that the path names a readable and writable file"
