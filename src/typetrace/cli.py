@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence, TextIO
 
 from typetrace import __version__
-from typetrace.config import Config, DefaultConfig, get_default_config, load_config
+from typetrace.config import Config, get_default_config, load_config, override_config
 from typetrace.db.base import CallTraceStore
 from typetrace.exceptions import ConfigError, TypeTraceError
 from typetrace.tracing import CallTrace
@@ -82,51 +82,10 @@ def run_command(ctx: Context) -> int:
     args = ctx.args
     if args.module is None and args.script is None:
         raise CommandError("Nothing to run: pass a script path or -m MODULE")
-    config = ctx.config
-    if args.db:
-        config = _StoreOverride(config, ctx.store)
-    if args.all_calls:
-        config = _AllCalls(config)
+    config = override_config(ctx.config, db=args.db, all_calls=args.all_calls)
     if args.module is not None:
         return _runner.run_module(args.module, args.program_args, config)
     return _runner.run_script(args.script, args.program_args, config)
-
-
-class _ConfigProxy(Config):
-    def __init__(self, inner: Config) -> None:
-        self._inner = inner
-
-    def trace_store(self) -> CallTraceStore:
-        return self._inner.trace_store()
-
-    def code_filter(self):  # type: ignore[no-untyped-def]
-        return self._inner.code_filter()
-
-    def sampling(self):  # type: ignore[no-untyped-def]
-        return self._inner.sampling()
-
-    def query_limit(self) -> int:
-        return self._inner.query_limit()
-
-
-class _StoreOverride(_ConfigProxy):
-    """A config whose store is the one named with ``--db``."""
-
-    def __init__(self, inner: Config, store: CallTraceStore) -> None:
-        super().__init__(inner)
-        self._store = store
-
-    def trace_store(self) -> CallTraceStore:
-        return self._store
-
-
-class _AllCalls(_ConfigProxy):
-    """A config that records every call (``--all-calls``)."""
-
-    def sampling(self):  # type: ignore[no-untyped-def]
-        from dataclasses import replace
-
-        return replace(self._inner.sampling(), all_calls=True)
 
 
 # --- list-modules ------------------------------------------------------------------

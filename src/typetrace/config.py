@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import os
@@ -29,6 +30,7 @@ __all__ = [
     "default_code_filter",
     "get_default_config",
     "load_config",
+    "override_config",
 ]
 
 #: Environment variable that names the trace store of :class:`DefaultConfig`.
@@ -93,6 +95,42 @@ class DefaultConfig(Config):
         from typetrace.db import store_from_url
 
         return store_from_url(self.db or os.environ.get(DB_ENV_VAR) or DEFAULT_DB_PATH)
+
+
+class _OverridingConfig(Config):
+    """A config that defers to another one except for the store and full recording."""
+
+    def __init__(self, inner: Config, db: Optional[str], all_calls: bool) -> None:
+        self._inner = inner
+        self._db = db
+        self._all_calls = all_calls
+
+    def trace_store(self) -> CallTraceStore:
+        if self._db:
+            from typetrace.db import store_from_url
+
+            return store_from_url(self._db)
+        return self._inner.trace_store()
+
+    def code_filter(self) -> Optional[CodeFilter]:
+        return self._inner.code_filter()
+
+    def sampling(self) -> Sampling:
+        sampling = self._inner.sampling()
+        if self._all_calls:
+            return dataclasses.replace(sampling, all_calls=True)
+        return sampling
+
+    def query_limit(self) -> int:
+        return self._inner.query_limit()
+
+
+def override_config(config: Config, *, db: Optional[str] = None, all_calls: bool = False) -> Config:
+    """Return *config* with its store replaced by *db* (when given) and, with
+    *all_calls*, recording every call. Command-line options take effect this way."""
+    if not db and not all_calls:
+        return config
+    return _OverridingConfig(config, db, all_calls)
 
 
 def get_default_config() -> Config:
