@@ -3,7 +3,7 @@
 Every SQL store keeps two tables:
 
 ``typetrace_meta``
-    Key-value text pairs. The key ``schema_version`` holds :data:`SCHEMA_VERSION`
+    Name-value text pairs. The name ``schema_version`` holds :data:`SCHEMA_VERSION`
     of the release that created the tables.
 
 ``typetrace_call_traces``
@@ -25,12 +25,14 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import random
 import threading
 import time
-from typing import Callable, Iterable, Optional, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Callable, ClassVar, Iterable, Optional, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
 
+from typetrace.db.base import CallTraceStore, CallTraceThunk
 from typetrace.encoding import CallTraceRow, serialize_traces
 from typetrace.exceptions import StoreError
 from typetrace.tracing import CallTrace
@@ -39,6 +41,7 @@ __all__ = [
     "META_TABLE",
     "SCHEMA_VERSION",
     "TRACES_TABLE",
+    "ServerStore",
     "UtcClock",
     "aggregate_rows",
     "check_schema_version",
@@ -216,3 +219,254 @@ class UtcClock:
             current = max(time.time(), self._last + 1e-6)
             self._last = current
             return current
+
+
+class ServerStore(CallTraceStore):
+    """The part of the PostgreSQL and MySQL stores that their DB-API drivers share.
+
+    Subclasses open connections, create the schema and supply the upsert statement.
+    Both drivers use ``%s`` placeholders, so the read queries are shared. A connection
+    that broke is replaced at the next call. A process forked from the owner opens its
+    own connection at its first call.
+    """
+
+    #: Name of the database product in messages, e.g. ``"PostgreSQL"``.
+    product: ClassVar[str]
+    #: ``INSERT`` statement that adds one row or adds its counts to the existing row.
+    upsert_sql: ClassVar[str]
+    #: Name of the optional dependency group that installs the driver.
+    extra: ClassVar[str]
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        #: The URL with its password masked, for messages and logs.
+        self.masked_url = mask_password(url)
+        password = urlsplit(url).password
+        self._password = unquote(password) if password else None
+        self._clock = UtcClock()
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._closed = False
+        # Connections inherited through os.fork(); kept referenced and never used or
+        # closed, because closing one would end the parent's session on the server.
+        self._inherited: list[Any] = []
+        self._connection: Any = self._connect_and_prepare()
+
+    @classmethod
+    def make_store(cls, connection_string: str) -> CallTraceStore:
+        """Connect to the database that the URL *connection_string* names."""
+        return cls(connection_string)
+
+    def add(self, traces: Iterable[CallTrace]) -> None:
+        """Store *traces*, merging identical ones, in one transaction."""
+        rows = self.prepare_rows(aggregate_rows(traces))
+        if not rows:
+            return
+        now = self._clock.now()
+        params = [
+            (
+                signature,
+                row.module,
+                row.qualname,
+                row.arg_types,
+                row.return_type,
+                row.yield_type,
+                row.format_version,
+                row.call_count,
+                now,
+                now,
+            )
+            for signature, row in rows
+        ]
+
+        def write(cursor: Any) -> None:
+            cursor.executemany(self.upsert_sql, params)
+
+        self._transaction("write traces to", write)
+
+    def filter(
+        self, module: str, qualname_prefix: Optional[str] = None, limit: int = 2000
+    ) -> list[CallTraceThunk]:
+        """Return the most recent *limit* distinct traces of *module*, newest first."""
+        if limit < 0:
+            raise ValueError(f"limit must be zero or more, got {limit!r}")
+        query = f"SELECT {', '.join(ROW_COLUMNS)} FROM {TRACES_TABLE} WHERE module = %s"
+        params: list[Any] = [module]
+        if qualname_prefix is not None:
+            query += " AND (qualname = %s OR substr(qualname, 1, %s) = %s)"
+            params.extend(qualname_prefix_params(qualname_prefix))
+        query += " ORDER BY last_seen DESC, id DESC LIMIT %s"
+        params.append(limit)
+
+        def read(cursor: Any) -> list[CallTraceThunk]:
+            cursor.execute(query, params)
+            return [CallTraceRow(*record) for record in cursor.fetchall()]
+
+        return self._transaction("read traces from", read)
+
+    def list_modules(self) -> list[str]:
+        """Return the modules that have traces, sorted by code point."""
+
+        def read(cursor: Any) -> list[str]:
+            cursor.execute(f"SELECT DISTINCT module FROM {TRACES_TABLE}")
+            return sorted(name for (name,) in cursor.fetchall())
+
+        return self._transaction("list modules in", read)
+
+    def close(self) -> None:
+        """Close the connection. Later calls raise :class:`StoreError`."""
+        with self._lock:
+            self._closed = True
+            if self._connection is not None and self._pid == os.getpid():
+                try:
+                    self._connection.close()
+                except Exception:
+                    logger.debug("Ignoring an error closing %s", self.masked_url, exc_info=True)
+            self._connection = None
+
+    # Hooks for subclasses
+
+    def open_connection(self) -> Any:
+        """Open a DB-API connection with autocommit off; raise the driver's errors."""
+        raise NotImplementedError
+
+    def create_schema(self, cursor: Any) -> None:
+        """Create the tables if they are missing, in the transaction of *cursor*."""
+        raise NotImplementedError
+
+    def is_usable(self, connection: Any) -> bool:
+        """Whether *connection* is still open and not broken."""
+        raise NotImplementedError
+
+    def is_transient(self, error: Exception) -> bool:
+        """Whether *error* rolled back the transaction and a retry can succeed."""
+        raise NotImplementedError
+
+    def driver_errors(self) -> tuple[type[Exception], ...]:
+        """The driver's exception classes that become :class:`StoreError`."""
+        raise NotImplementedError
+
+    def prepare_rows(self, rows: list[tuple[str, CallTraceRow]]) -> list[tuple[str, CallTraceRow]]:
+        """Return the rows the database can store; the default keeps all."""
+        return rows
+
+    # Connection handling
+
+    def _transaction(self, action: str, body: Callable[[Any], T]) -> T:
+        def attempt() -> T:
+            connection = self._current_connection()
+            try:
+                cursor = connection.cursor()
+                try:
+                    result = body(cursor)
+                finally:
+                    cursor.close()
+                connection.commit()
+                return result
+            except BaseException:
+                _rollback_quietly(connection)
+                raise
+
+        with self._lock:
+            try:
+                return retry_transient(attempt, self.is_transient, self.masked_url)
+            except self.driver_errors() as error:
+                raise StoreError(
+                    f"Failed to {action} the {self.product} trace store {self.masked_url}: "
+                    f"{redact(str(error), self._password)}"
+                ) from error
+
+    def _current_connection(self) -> Any:
+        if self._closed:
+            raise StoreError(f"The {self.product} trace store {self.masked_url} is closed.")
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._inherited.append(self._connection)
+            self._connection = None
+        if self._connection is None or not self.is_usable(self._connection):
+            logger.info("Connecting to the %s trace store %s", self.product, self.masked_url)
+            self._connection = self._connect_and_prepare()
+        return self._connection
+
+    def _connect_and_prepare(self) -> Any:
+        try:
+            connection = self.open_connection()
+        except self.driver_errors() as error:
+            raise StoreError(
+                f"Failed to connect to the {self.product} trace store {self.masked_url}: "
+                f"{redact(str(error), self._password).strip()}. Check that the server is "
+                "running and that the URL names the right host, port, user and database."
+            ) from error
+
+        def prepare() -> None:
+            cursor = connection.cursor()
+            try:
+                if not self._schema_is_current(cursor):
+                    self.create_schema(cursor)
+                    self._check_or_write_version(cursor)
+            finally:
+                cursor.close()
+            connection.commit()
+
+        try:
+            retry_transient(_rolling_back(connection, prepare), self.is_transient, self.masked_url)
+        except self.driver_errors() as error:
+            _close_quietly(connection)
+            raise StoreError(
+                f"Failed to create the tables of the {self.product} trace store "
+                f"{self.masked_url}: {redact(str(error), self._password)}"
+            ) from error
+        except BaseException:
+            _close_quietly(connection)
+            raise
+        return connection
+
+    def _schema_is_current(self, cursor: Any) -> bool:
+        # Reads only, so that a user without CREATE privilege can open a store
+        # that exists.
+        try:
+            cursor.execute(f"SELECT value FROM {META_TABLE} WHERE name = 'schema_version'")
+        except self.driver_errors():
+            cursor.connection.rollback()
+            return False
+        found = cursor.fetchone()
+        if found is None:
+            return False
+        check_schema_version(found[0], self.masked_url)
+        return int(found[0]) == SCHEMA_VERSION
+
+    def _check_or_write_version(self, cursor: Any) -> None:
+        cursor.execute(f"SELECT value FROM {META_TABLE} WHERE name = 'schema_version'")
+        found = cursor.fetchone()
+        if found is None:
+            cursor.execute(
+                f"INSERT INTO {META_TABLE} (name, value) VALUES ('schema_version', %s)",
+                (str(SCHEMA_VERSION),),
+            )
+        else:
+            check_schema_version(found[0], self.masked_url)
+
+
+def _rolling_back(connection: Any, operation: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            operation()
+        except BaseException:
+            _rollback_quietly(connection)
+            raise
+
+    return run
+
+
+def _rollback_quietly(connection: Any) -> None:
+    try:
+        connection.rollback()
+    except Exception:
+        logger.debug("Ignoring an error in rollback", exc_info=True)
+
+
+def _close_quietly(connection: Any) -> None:
+    try:
+        connection.close()
+    except Exception:
+        logger.debug("Ignoring an error closing a connection", exc_info=True)
