@@ -252,6 +252,9 @@ class ServerStore(CallTraceStore):
         self._inherited: list[Any] = []
         self._connection: Any = self._connect_and_prepare()
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.masked_url!r})"
+
     @classmethod
     def make_store(cls, connection_string: str) -> CallTraceStore:
         """Connect to the database that the URL *connection_string* names."""

@@ -21,7 +21,7 @@ T = TypeVar("T")
 _TRACES = _sql.TRACES_TABLE
 _META = _sql.META_TABLE
 
-_CREATE_META = f"CREATE TABLE IF NOT EXISTS {_META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+_CREATE_META = f"CREATE TABLE IF NOT EXISTS {_META} (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 _CREATE_TRACES = f"""
 CREATE TABLE IF NOT EXISTS {_TRACES} (
@@ -85,6 +85,9 @@ class SQLiteStore(CallTraceStore):
         # closed, because closing one could disturb the parent's use of the file.
         self._inherited: list[sqlite3.Connection] = []
         self._connection: Optional[sqlite3.Connection] = self._connect()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.connection_string!r})"
 
     @classmethod
     def make_store(cls, connection_string: str) -> SQLiteStore:
@@ -237,10 +240,10 @@ def _create_schema(connection: sqlite3.Connection, location: str) -> None:
     connection.execute("BEGIN IMMEDIATE")
     try:
         connection.execute(_CREATE_META)
-        found = connection.execute(f"SELECT value FROM {_META} WHERE key = 'schema_version'").fetchone()
+        found = connection.execute(f"SELECT value FROM {_META} WHERE name = 'schema_version'").fetchone()
         if found is None:
             connection.execute(
-                f"INSERT INTO {_META} (key, value) VALUES ('schema_version', ?)",
+                f"INSERT INTO {_META} (name, value) VALUES ('schema_version', ?)",
                 (str(_sql.SCHEMA_VERSION),),
             )
         else:
@@ -263,7 +266,7 @@ def _schema_is_current(connection: sqlite3.Connection, location: str) -> bool:
     }
     if _META not in tables:
         return False
-    found = connection.execute(f"SELECT value FROM {_META} WHERE key = 'schema_version'").fetchone()
+    found = connection.execute(f"SELECT value FROM {_META} WHERE name = 'schema_version'").fetchone()
     if found is None:
         return False
     _sql.check_schema_version(found[0], location)

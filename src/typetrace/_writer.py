@@ -1,0 +1,295 @@
+"""StoreWriter: the tracer's sink, which batches traces and writes them in the background."""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import logging
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Optional
+
+from typetrace.db.base import CallTraceStore
+from typetrace.tracing import CallTrace
+
+__all__ = ["StoreWriter", "WriterStats"]
+
+logger = logging.getLogger(__name__)
+
+#: Longest wait in seconds between two attempts to write after failures.
+MAX_RETRY_DELAY = 30.0
+
+
+@dataclass(frozen=True)
+class WriterStats:
+    """Counters of a :class:`StoreWriter`, in calls (the sum of ``call_count``).
+
+    Once the writer is idle, ``recorded == written + dropped + pending``.
+    """
+
+    #: Calls passed to :meth:`StoreWriter.record`.
+    recorded: int
+    #: Calls that the store accepted.
+    written: int
+    #: Calls discarded because the buffer was full, the trace was unhashable, or the
+    #: writer was closed.
+    dropped: int
+    #: Calls waiting in the buffer.
+    pending: int
+    #: Calls of ``store.add()`` that raised.
+    failed_writes: int
+
+
+class StoreWriter:
+    """Collect traces in memory and write them to *store* from a daemon thread.
+
+    :meth:`record` only updates a dictionary under a lock, so the traced program
+    never waits for the store. Identical traces are merged into one entry with a call
+    count. At most *max_pending* distinct traces wait; calls beyond that are dropped
+    and counted. A failed write is logged and retried with exponential backoff, and
+    its traces stay buffered within the same bound.
+
+    In a child made by :func:`os.fork`, the writer starts with an empty buffer and
+    zero counters, and starts its own thread at the first :meth:`record`, so the
+    parent's pending traces are written only by the parent. The child uses the same
+    store object: typetrace's stores open a new connection in the child, and a store
+    of your own must do the same or must not be shared across ``fork()``.
+
+    Writers still open when the interpreter exits are closed then, so their pending
+    traces are written.
+
+    Args:
+        store: Where traces go; only the writer's thread uses it until :meth:`close`.
+        flush_interval: Seconds between writes.
+        max_pending: Maximum number of distinct traces waiting to be written.
+        close_timeout: Seconds that :meth:`close` waits for the last write.
+    """
+
+    def __init__(
+        self,
+        store: CallTraceStore,
+        flush_interval: float = 1.0,
+        max_pending: int = 100_000,
+        close_timeout: float = 10.0,
+    ) -> None:
+        if flush_interval <= 0:
+            raise ValueError(f"flush_interval must be positive, got {flush_interval!r}")
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be at least 1, got {max_pending!r}")
+        self.store = store
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
+        self.close_timeout = close_timeout
+        self._reset_state()
+        _live_writers.add(self)
+
+    def _reset_state(self) -> None:
+        # Called from __init__ and in a forked child, where the parent's lock may be
+        # held by a thread that does not exist in the child.
+        self._lock = threading.Lock()
+        # Serializes store.add() between the thread and flush()/close().
+        self._write_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pending: dict[CallTrace, int] = {}
+        self._thread: Optional[threading.Thread] = None
+        self._closed = False
+        self._recorded = 0
+        self._written = 0
+        self._dropped = 0
+        self._failed_writes = 0
+        self._consecutive_failures = 0
+        self._drop_logged = False
+
+    def record(self, trace: CallTrace) -> None:
+        """Queue *trace* for writing. Never raises and never waits for the store."""
+        try:
+            with self._lock:
+                count = trace.call_count
+                self._recorded += count
+                if self._closed:
+                    self._drop(count, "the writer is closed")
+                    return
+                if trace in self._pending:
+                    self._pending[trace] += count
+                elif len(self._pending) < self.max_pending:
+                    self._pending[trace] = count
+                else:
+                    self._drop(count, f"{self.max_pending} distinct traces are waiting")
+                    return
+                if self._thread is None:
+                    self._start_thread()
+        except Exception:
+            # A trace that cannot be hashed or counted must not break the traced program.
+            logger.exception("Failed to record trace %r; dropping it", trace)
+            with self._lock:
+                self._dropped += 1
+
+    def flush(self) -> bool:
+        """Write the pending traces now, from the calling thread.
+
+        Returns:
+            Whether the write succeeded; on failure the traces stay pending.
+        """
+        with self._write_lock:
+            return self._write_pending()
+
+    def close(self) -> None:
+        """Stop the thread and write the pending traces once more.
+
+        Waits at most ``close_timeout`` seconds for a write in progress. Traces still
+        pending after that are logged as lost. Does not close the store.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join(self.close_timeout)
+            if thread.is_alive():
+                logger.warning(
+                    "Trace writer to %r did not finish within %.1f s; %d pending calls are lost",
+                    self.store,
+                    self.close_timeout,
+                    self.stats().pending,
+                )
+                return
+        if not self._write_lock.acquire(timeout=self.close_timeout):
+            logger.warning("Trace writer to %r is still busy; pending traces are lost", self.store)
+            return
+        try:
+            self._write_pending()
+        finally:
+            self._write_lock.release()
+        stats = self.stats()
+        if stats.dropped or stats.pending:
+            logger.warning(
+                "Trace writer to %r closed: %d calls written, %d dropped, %d not written",
+                self.store,
+                stats.written,
+                stats.dropped,
+                stats.pending,
+            )
+
+    def stats(self) -> WriterStats:
+        """Return a snapshot of the counters."""
+        with self._lock:
+            return WriterStats(
+                recorded=self._recorded,
+                written=self._written,
+                dropped=self._dropped,
+                pending=sum(self._pending.values()),
+                failed_writes=self._failed_writes,
+            )
+
+    # Background thread
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(target=self._run, name="typetrace-writer", daemon=True)
+        self._thread = thread
+        thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._next_delay())
+            self._wake.clear()
+            with self._lock:
+                if self._closed:
+                    break
+            self._write_in_thread()
+        self._write_in_thread()
+
+    def _write_in_thread(self) -> None:
+        try:
+            with self._write_lock:
+                self._write_pending()
+        except Exception:
+            # Keeps the thread alive; store errors are handled in _write_pending.
+            logger.exception("Unexpected error in the trace writer to %r", self.store)
+
+    def _next_delay(self) -> float:
+        if self._consecutive_failures == 0:
+            return self.flush_interval
+        backoff = self.flush_interval * 2.0 ** min(self._consecutive_failures, 16)
+        return min(backoff, max(MAX_RETRY_DELAY, self.flush_interval))
+
+    def _write_pending(self) -> bool:
+        # The caller holds self._write_lock.
+        with self._lock:
+            batch = self._pending
+            self._pending = {}
+        if not batch:
+            return True
+        traces = [dataclasses.replace(trace, call_count=count) for trace, count in batch.items()]
+        try:
+            self.store.add(traces)
+        except Exception as error:
+            self._restore(batch, error)
+            return False
+        with self._lock:
+            self._written += sum(batch.values())
+            if self._consecutive_failures:
+                logger.info(
+                    "Wrote traces to %r after %d failed attempts",
+                    self.store,
+                    self._consecutive_failures,
+                )
+            self._consecutive_failures = 0
+        return True
+
+    def _restore(self, batch: dict[CallTrace, int], error: Exception) -> None:
+        with self._lock:
+            self._failed_writes += 1
+            self._consecutive_failures += 1
+            failures = self._consecutive_failures
+            for trace, count in batch.items():
+                if trace in self._pending:
+                    self._pending[trace] += count
+                elif len(self._pending) < self.max_pending:
+                    self._pending[trace] = count
+                else:
+                    self._drop(count, f"{self.max_pending} distinct traces are waiting")
+        # Log the first failures, then every power of two, so a store that stays down
+        # does not flood the log.
+        if failures <= 3 or failures & (failures - 1) == 0:
+            logger.warning(
+                "Failed to write %d traces to %r (attempt %d); retrying in %.1f s: %s",
+                len(batch),
+                self.store,
+                failures,
+                self._next_delay(),
+                error,
+                exc_info=failures == 1,
+            )
+
+    def _drop(self, count: int, reason: str) -> None:
+        # The caller holds self._lock.
+        self._dropped += count
+        if not self._drop_logged:
+            self._drop_logged = True
+            logger.warning(
+                "Dropping traces because %s; later drops are counted but not logged", reason
+            )
+
+
+_live_writers: weakref.WeakSet[StoreWriter] = weakref.WeakSet()
+
+
+def _reset_writers_after_fork() -> None:
+    for writer in list(_live_writers):
+        closed = writer._closed
+        writer._reset_state()
+        writer._closed = closed
+
+
+def _close_writers_at_exit() -> None:
+    for writer in list(_live_writers):
+        writer.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_writers_after_fork)
+atexit.register(_close_writers_at_exit)
