@@ -1,0 +1,298 @@
+"""Annotation text: turn a :class:`TypeRef` into source text and the imports it needs.
+
+Both the ``.pyi`` renderer and ``apply`` use :class:`AnnotationNamer`, so a stub and an
+annotated source name the same types the same way.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+from dataclasses import dataclass, field
+from typing import Collection, Mapping, Optional
+
+from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, optional_members, union
+
+__all__ = [
+    "AnnotationNamer",
+    "Binding",
+    "NewImport",
+    "RenderedAnnotation",
+    "public_type",
+]
+
+_CALLABLE = TypeRef("typing", "Callable", (ELLIPSIS, ANY))
+
+#: Classes whose ``__module__`` cannot be imported from, or is not the name the
+#: standard library documents, mapped to the public name (CPython 3.9 to 3.13).
+_PUBLIC_NAMES: dict[tuple[str, str], TypeRef] = {
+    ("_io", "StringIO"): TypeRef("io", "StringIO"),
+    ("_io", "BytesIO"): TypeRef("io", "BytesIO"),
+    ("_io", "FileIO"): TypeRef("io", "FileIO"),
+    ("_io", "TextIOWrapper"): TypeRef("io", "TextIOWrapper"),
+    ("_io", "BufferedReader"): TypeRef("io", "BufferedReader"),
+    ("_io", "BufferedWriter"): TypeRef("io", "BufferedWriter"),
+    ("_io", "BufferedRandom"): TypeRef("io", "BufferedRandom"),
+    ("_io", "BufferedRWPair"): TypeRef("io", "BufferedRWPair"),
+    ("_collections", "deque"): TypeRef("collections", "deque"),
+    ("_collections", "defaultdict"): TypeRef("collections", "defaultdict"),
+    ("_collections", "OrderedDict"): TypeRef("collections", "OrderedDict"),
+    ("_thread", "lock"): TypeRef("threading", "Lock"),
+    ("_thread", "LockType"): TypeRef("threading", "Lock"),
+    ("_thread", "RLock"): TypeRef("threading", "RLock"),
+    ("_thread", "_local"): TypeRef("threading", "local"),
+    ("_socket", "socket"): TypeRef("socket", "socket"),
+    ("_decimal", "Decimal"): TypeRef("decimal", "Decimal"),
+    ("_struct", "Struct"): TypeRef("struct", "Struct"),
+    ("_random", "Random"): TypeRef("random", "Random"),
+    ("_sre", "SRE_Pattern"): TypeRef("re", "Pattern"),
+    ("_sre", "SRE_Match"): TypeRef("re", "Match"),
+    ("_pickle", "Pickler"): TypeRef("pickle", "Pickler"),
+    ("_pickle", "Unpickler"): TypeRef("pickle", "Unpickler"),
+    ("_asyncio", "Future"): TypeRef("asyncio", "Future"),
+    ("_asyncio", "Task"): TypeRef("asyncio", "Task"),
+    ("_queue", "SimpleQueue"): TypeRef("queue", "SimpleQueue"),
+    ("_functools", "partial"): TypeRef("functools", "partial"),
+    ("_contextvars", "ContextVar"): TypeRef("contextvars", "ContextVar"),
+    ("_contextvars", "Context"): TypeRef("contextvars", "Context"),
+    ("_elementtree", "Element"): TypeRef("xml.etree.ElementTree", "Element"),
+    ("_frozen_importlib", "ModuleSpec"): TypeRef("importlib.machinery", "ModuleSpec"),
+    ("_collections_abc", "dict_keys"): TypeRef("typing", "KeysView"),
+    ("_collections_abc", "dict_values"): TypeRef("typing", "ValuesView"),
+    ("_collections_abc", "dict_items"): TypeRef("typing", "ItemsView"),
+    ("builtins", "NoneType"): NONE,
+    ("builtins", "function"): _CALLABLE,
+    ("builtins", "builtin_function_or_method"): _CALLABLE,
+    ("builtins", "method"): _CALLABLE,
+    ("builtins", "generator"): TypeRef("typing", "Generator"),
+    ("builtins", "coroutine"): TypeRef("typing", "Coroutine"),
+    ("builtins", "async_generator"): TypeRef("typing", "AsyncGenerator"),
+    ("builtins", "module"): TypeRef("types", "ModuleType"),
+    ("builtins", "mappingproxy"): TypeRef("types", "MappingProxyType"),
+    ("builtins", "dict_keys"): TypeRef("typing", "KeysView"),
+    ("builtins", "dict_values"): TypeRef("typing", "ValuesView"),
+    ("builtins", "dict_items"): TypeRef("typing", "ItemsView"),
+}
+
+
+def public_type(ref: TypeRef) -> TypeRef:
+    """Return *ref* with every class replaced by a name that can be imported, or ``Any``.
+
+    Classes of ``__main__``, classes defined inside functions (``<locals>``), names
+    that are not identifiers and classes of private C modules without a known public
+    alias become ``Any``.
+    """
+    args = tuple(public_type(arg) for arg in ref.args)
+    if ref.is_union:
+        # A member that became Any absorbs the others.
+        return union(args)
+    if ref in (NONE, ELLIPSIS):
+        return ref
+    mapped = _PUBLIC_NAMES.get((ref.module, ref.qualname))
+    if mapped is not None:
+        return mapped if mapped.args or not args else TypeRef(mapped.module, mapped.qualname, args)
+    if not _is_nameable(ref):
+        return ANY
+    if ref.module == "builtins" and not hasattr(builtins, ref.qualname):
+        # Types such as list_iterator report builtins as their module but are not
+        # attributes of it.
+        return TypeRef("typing", "Iterator") if ref.qualname.endswith("iterator") else ANY
+    return TypeRef(ref.module, ref.qualname, args)
+
+
+def _is_nameable(ref: TypeRef) -> bool:
+    if ref.module == "__main__":
+        return False
+    parts = [*ref.module.split("."), *ref.qualname.split(".")]
+    if not all(part.isidentifier() and not keyword.iskeyword(part) for part in parts):
+        return False
+    # A private C extension module such as _io or _thread; a private pure-Python
+    # package such as _pytest can be imported and stays.
+    root = ref.module.split(".")[0]
+    return not (root.startswith("_") and root in _PRIVATE_C_MODULES)
+
+
+_PRIVATE_C_MODULES = frozenset(
+    {
+        "_abc", "_asyncio", "_bz2", "_collections", "_collections_abc", "_contextvars",
+        "_csv", "_ctypes", "_datetime", "_decimal", "_elementtree", "_frozen_importlib",
+        "_frozen_importlib_external", "_functools", "_hashlib", "_io", "_json", "_lzma",
+        "_multiprocessing", "_operator", "_pickle", "_queue", "_random", "_socket",
+        "_sqlite3", "_sre", "_ssl", "_struct", "_thread", "_weakref", "_zoneinfo",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What a name bound by an import in the target module refers to."""
+
+    #: Dotted name of the module (``import x``) or object (``from m import x``).
+    target: str
+    is_module: bool
+    #: Whether the import runs at run time; ``False`` under ``if TYPE_CHECKING:``.
+    runtime: bool = True
+
+
+@dataclass(frozen=True, order=True)
+class NewImport:
+    """An import that annotations need and the target module does not have yet."""
+
+    module: str
+    #: Imported name for ``from module import name``; ``None`` for ``import module``.
+    name: Optional[str] = None
+    alias: Optional[str] = None
+
+    @property
+    def bound_name(self) -> str:
+        if self.alias is not None:
+            return self.alias
+        return self.name if self.name is not None else self.module.split(".")[0]
+
+    def binding(self, *, runtime: bool = True) -> Binding:
+        """Return what the bound name of this import refers to."""
+        if self.name is not None:
+            return Binding(f"{self.module}.{self.name}", is_module=False, runtime=runtime)
+        # ``import a.b`` binds ``a``; ``import a.b as x`` binds ``x`` to ``a.b``.
+        target = self.module if self.alias is not None else self.bound_name
+        return Binding(target, is_module=True, runtime=runtime)
+
+    def statement(self) -> str:
+        suffix = f" as {self.alias}" if self.alias is not None else ""
+        if self.name is None:
+            return f"import {self.module}{suffix}"
+        return f"from {self.module} import {self.name}{suffix}"
+
+
+@dataclass(frozen=True)
+class RenderedAnnotation:
+    """Annotation text, and whether it names something not defined at run time."""
+
+    text: str
+    #: The text uses a class of the module itself or a name imported only for type
+    #: checking, so it must be quoted unless annotations are not evaluated.
+    forward: bool
+
+
+@dataclass
+class AnnotationNamer:
+    """Names types in one target module and collects the imports the names need.
+
+    Each name it introduces is checked against *taken*, the names the module already
+    binds, so an added import never shadows one of them: it gets an alias instead.
+    """
+
+    #: Dotted name of the module the annotations are written in.
+    module: str
+    #: Qualified names of the classes that module defines, by which they are written.
+    local_classes: Collection[str] = ()
+    #: Names bound in the module (or a class body) that imports must not rebind.
+    taken: Collection[str] = ()
+    #: Imports the module already has, by bound name, reused where they fit.
+    bindings: Mapping[str, Binding] = field(default_factory=dict)
+    #: Whether unions are written ``X | Y``; otherwise ``Optional`` and ``Union``.
+    pep604: bool = True
+    #: Imports added so far.
+    imports: list[NewImport] = field(default_factory=list)
+    _names: dict[tuple[str, Optional[str]], str] = field(default_factory=dict)
+
+    def render(self, ref: TypeRef) -> RenderedAnnotation:
+        """Render *ref* as annotation text, adding the imports it needs."""
+        forward: list[bool] = []
+        text = self._render(public_type(ref), forward)
+        return RenderedAnnotation(text, any(forward))
+
+    def _render(self, ref: TypeRef, forward: list[bool]) -> str:
+        if ref == NONE:
+            return "None"
+        if ref == ELLIPSIS:
+            return "..."
+        if ref.is_union:
+            return self._render_union(ref, forward)
+        name = self._name(ref, forward)
+        if not ref.args:
+            return name
+        args = ", ".join(self._render(arg, forward) for arg in ref.args)
+        return f"{name}[{args}]"
+
+    def _render_union(self, ref: TypeRef, forward: list[bool]) -> str:
+        others, has_none = optional_members(ref)
+        parts = [self._render(member, forward) for member in others]
+        if self.pep604:
+            return " | ".join([*parts, "None"] if has_none else parts)
+        inner = parts[0] if len(parts) == 1 else f"{self.typing_name('Union', forward)}[{', '.join(parts)}]"
+        if has_none:
+            return f"{self.typing_name('Optional', forward)}[{inner}]"
+        return inner
+
+    def _name(self, ref: TypeRef, forward: list[bool]) -> str:
+        if ref.module == "builtins":
+            if ref.qualname not in self.taken:
+                return ref.qualname
+            return f"{self.module_expression('builtins', forward)}.{ref.qualname}"
+        if ref.module == "typing":
+            return self.typing_name(ref.qualname, forward)
+        if ref.module == self.module:
+            if ref.qualname in self.local_classes:
+                forward.append(True)
+                return ref.qualname
+            return self.typing_name("Any", forward)
+        return f"{self.module_expression(ref.module, forward)}.{ref.qualname}"
+
+    def typing_name(self, name: str, forward: Optional[list[bool]] = None) -> str:
+        """Return the expression for ``typing.<name>``, importing it if needed.
+
+        Names from :mod:`typing` are imported at run time: the module is loaded by
+        every program that uses ``TYPE_CHECKING``, so the import has no side effect.
+        """
+        for bound, binding in self.bindings.items():
+            if binding.target == f"typing.{name}" and not binding.is_module:
+                if not binding.runtime and forward is not None:
+                    forward.append(True)
+                return bound
+        key = ("typing", name)
+        if key not in self._names:
+            alias = self._free_name(name)
+            self._names[key] = alias
+            self.imports.append(NewImport("typing", name, None if alias == name else alias))
+        return self._names[key]
+
+    def module_expression(self, module: str, forward: Optional[list[bool]] = None) -> str:
+        """Return the expression that names *module*, importing it if needed."""
+        for bound, binding in self.bindings.items():
+            if binding.is_module and binding.target == module:
+                if forward is not None:
+                    forward.append(not binding.runtime)
+                return bound
+        if forward is not None:
+            forward.append(True)
+        key = (module, None)
+        if key not in self._names:
+            root = module.split(".")[0]
+            root_binding = self.bindings.get(root)
+            # A plain ``import a.b`` binds ``a`` to the package, so it may rebind a root
+            # that an import of the same package already binds.
+            root_is_package = root_binding is not None and root_binding.target == root
+            root_is_ours = any(
+                new.name is None and new.alias is None and new.bound_name == root
+                for new in self.imports
+            )
+            root_free = root not in self.taken and root not in self._allocated()
+            if root_free or root_is_package or root_is_ours:
+                self._names[key] = module
+                self.imports.append(NewImport(module))
+            else:
+                alias = self._free_name(module.replace(".", "_"))
+                self._names[key] = alias
+                self.imports.append(NewImport(module, alias=alias))
+        return self._names[key]
+
+    def _allocated(self) -> set[str]:
+        return {new.bound_name for new in self.imports}
+
+    def _free_name(self, name: str) -> str:
+        allocated = self._allocated()
+        candidate = name
+        while candidate in self.taken or candidate in allocated or candidate in self.bindings:
+            candidate = f"_{candidate}"
+        return candidate

@@ -1,0 +1,350 @@
+"""Stub building: combine the traces of a module with its source into a :class:`ModuleStub`."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable, Optional, Sequence, Union
+
+from typetrace.exceptions import TypeTraceError
+from typetrace.stubs.annotations import NewImport, public_type
+from typetrace.stubs.model import (
+    ClassStub,
+    FunctionStub,
+    ModuleStub,
+    ParameterKind,
+    ParameterStub,
+    PropertyAccessor,
+)
+from typetrace.stubs.scan import ClassNode, FunctionNode, ModuleScan, scan_module
+from typetrace.tracing import CallTrace
+from typetrace.typemodel import ANY, NONE, TypeRef, union
+
+__all__ = ["StubBuildError", "build_stub"]
+
+_ITERATOR = ("typing", "Iterator")
+_GENERATOR = ("typing", "Generator")
+_ASYNC_ITERATOR = ("typing", "AsyncIterator")
+_KEPT_DECORATORS = frozenset({"staticmethod", "classmethod", "property"})
+
+
+class StubBuildError(TypeTraceError):
+    """The source of a module cannot be read to build its stub."""
+
+
+def build_stub(
+    module: str,
+    traces: Sequence[CallTrace],
+    source: str,
+    *,
+    overwrite_existing: bool = False,
+) -> ModuleStub:
+    """Build the stub of *module* from its *traces* and its *source* text.
+
+    Only functions that appear both in the traces and in the source are stubbed.
+    Functions defined inside other functions (``<locals>`` in the qualified name) and
+    ``@overload`` signatures are skipped.
+
+    Raises:
+        StubBuildError: *source* is not valid Python.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        raise StubBuildError(f"Cannot build the stub of {module!r}: invalid source ({error})") from error
+    scan = scan_module(tree)
+    builder = _Builder(module, scan, overwrite_existing, _group_traces(module, traces))
+    functions, classes = builder.build_members(scan.members)
+    # Classes that annotations or bases name but that have no traced methods are
+    # stubbed without members, so the stub still defines every name it uses.
+    classes = builder.add_referenced_classes(scan.members, classes)
+    return ModuleStub(
+        module=module,
+        functions=tuple(functions),
+        classes=tuple(classes),
+        overwrite_existing=overwrite_existing,
+        source_imports=tuple(sorted(builder.needed_imports)),
+        source_names=frozenset(scan.names),
+    )
+
+
+def _group_traces(module: str, traces: Iterable[CallTrace]) -> dict[str, list[CallTrace]]:
+    grouped: dict[str, list[CallTrace]] = defaultdict(list)
+    for trace in traces:
+        if trace.module == module and "<locals>" not in trace.qualname:
+            grouped[trace.qualname].append(trace)
+    return grouped
+
+
+@dataclass
+class _Builder:
+    module: str
+    scan: ModuleScan
+    overwrite_existing: bool
+    traces: dict[str, list[CallTrace]]
+    needed_imports: set[NewImport] = field(default_factory=set)
+    referenced_classes: set[str] = field(default_factory=set)
+
+    def build_members(
+        self, members: list[Union[FunctionNode, ClassNode]]
+    ) -> tuple[list[FunctionStub], list[ClassStub]]:
+        functions: list[FunctionStub] = []
+        classes: list[ClassStub] = []
+        for member in members:
+            if isinstance(member, ClassNode):
+                methods, nested = self.build_members(member.members)
+                if methods or nested:
+                    classes.append(self.class_stub(member, methods, nested))
+            elif self._is_stubbed(member, members):
+                stub = self.function_stub(member)
+                if stub is not None:
+                    functions.append(stub)
+        return functions, classes
+
+    def _is_stubbed(self, function: FunctionNode, siblings: list[Union[FunctionNode, ClassNode]]) -> bool:
+        if function.qualname not in self.traces or function.is_overload:
+            return False
+        same_name = [
+            other
+            for other in siblings
+            if isinstance(other, FunctionNode) and other.qualname == function.qualname
+        ]
+        if any(other.is_overload for other in same_name):
+            return False
+        if function.accessor is not None:
+            return True
+        # A name defined twice is bound to its last definition at run time.
+        return same_name[-1] is function
+
+    def class_stub(
+        self, node: ClassNode, methods: list[FunctionStub], nested: list[ClassStub]
+    ) -> ClassStub:
+        kept = []
+        for base in node.node.bases:
+            text = self.resolve_expression(base)
+            if text is not None:
+                kept.append(text)
+        for keyword in node.node.keywords:
+            text = self.resolve_expression(keyword.value)
+            if text is not None and keyword.arg is not None:
+                kept.append(f"{keyword.arg}={text}")
+        return ClassStub(
+            name=node.node.name,
+            qualname=node.qualname,
+            functions=tuple(methods),
+            classes=tuple(nested),
+            bases=tuple(kept),
+        )
+
+    def add_referenced_classes(
+        self, members: list[Union[FunctionNode, ClassNode]], classes: list[ClassStub]
+    ) -> list[ClassStub]:
+        # Stubbing a class may name more classes through its bases, so repeat until
+        # no new class is added.
+        local_classes = {cls.qualname for cls in self.scan.iter_classes()}
+        while True:
+            present = {cls.qualname for cls in _walk_classes(classes)}
+            missing = (self.referenced_classes & local_classes) - present
+            if not missing:
+                return classes
+            classes = self._merge_skeletons(members, classes, missing)
+
+    def _merge_skeletons(
+        self,
+        members: list[Union[FunctionNode, ClassNode]],
+        classes: list[ClassStub],
+        missing: set[str],
+    ) -> list[ClassStub]:
+        by_name = {cls.qualname: cls for cls in classes}
+        result = []
+        for member in members:
+            if not isinstance(member, ClassNode):
+                continue
+            existing = by_name.get(member.qualname)
+            wanted = any(name == member.qualname or name.startswith(member.qualname + ".") for name in missing)
+            if existing is None and not wanted:
+                continue
+            nested = self._merge_skeletons(
+                member.members, list(existing.classes) if existing else [], missing
+            )
+            methods = list(existing.functions) if existing else []
+            result.append(self.class_stub(member, methods, nested))
+        return result
+
+    def function_stub(self, function: FunctionNode) -> Optional[FunctionStub]:
+        traces = self._traces_for(function)
+        if not traces:
+            return None
+        node = function.node
+        parameters = self.parameter_stubs(function, traces)
+        existing_return = self.existing_annotation(node.returns)
+        return_type = self.return_annotation(function, traces)
+        if existing_return is not None and not self.overwrite_existing:
+            return_type = None
+        elif return_type is not None:
+            existing_return = None
+        self.note_references(return_type)
+        for parameter in parameters:
+            self.note_references(parameter.annotation)
+        return FunctionStub(
+            name=node.name,
+            qualname=function.qualname,
+            parameters=parameters,
+            return_annotation=return_type,
+            existing_return=existing_return,
+            is_async=isinstance(node, ast.AsyncFunctionDef),
+            decorators=tuple(self.kept_decorators(function)),
+            accessor=function.accessor,
+        )
+
+    def _traces_for(self, function: FunctionNode) -> list[CallTrace]:
+        traces = self.traces[function.qualname]
+        if function.accessor is None:
+            return traces
+        # The getter, setter and deleter of a property share one qualified name, so
+        # traces are told apart by their parameters: a setter has two.
+        # NOTE: getter and deleter calls cannot be told apart; a traced deleter call
+        # adds None to the getter's return type, and deleters get no traces.
+        if function.accessor is PropertyAccessor.SETTER:
+            return [trace for trace in traces if len(trace.arg_types) >= 2]
+        if function.accessor is PropertyAccessor.GETTER:
+            return [trace for trace in traces if len(trace.arg_types) <= 1]
+        return []
+
+    def parameter_stubs(self, function: FunctionNode, traces: list[CallTrace]) -> tuple[ParameterStub, ...]:
+        args = function.node.args
+        positional = [*args.posonlyargs, *args.args]
+        defaults_start = len(positional) - len(args.defaults)
+        entries: list[tuple[ast.arg, ParameterKind, bool]] = []
+        for index, arg in enumerate(positional):
+            kind = ParameterKind.POSITIONAL_ONLY if index < len(args.posonlyargs) else ParameterKind.POSITIONAL_OR_KEYWORD
+            entries.append((arg, kind, index >= defaults_start))
+        if args.vararg is not None:
+            entries.append((args.vararg, ParameterKind.VAR_POSITIONAL, False))
+        for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+            entries.append((arg, ParameterKind.KEYWORD_ONLY, default is not None))
+        if args.kwarg is not None:
+            entries.append((args.kwarg, ParameterKind.VAR_KEYWORD, False))
+
+        skip_first = function.is_method and not function.is_staticmethod
+        stubs = []
+        for index, (arg, kind, has_default) in enumerate(entries):
+            traced = None
+            if not (skip_first and index == 0 and kind is not ParameterKind.VAR_POSITIONAL):
+                traced = _union_of(trace.arg_types.get(arg.arg) for trace in traces)
+            existing = self.existing_annotation(arg.annotation)
+            if existing is not None and not self.overwrite_existing:
+                traced = None
+            elif traced is not None:
+                existing = None
+            stubs.append(ParameterStub(arg.arg, kind, has_default, traced, existing))
+        return tuple(stubs)
+
+    def return_annotation(self, function: FunctionNode, traces: list[CallTrace]) -> Optional[TypeRef]:
+        returned = _union_of(trace.return_type for trace in traces)
+        if not function.is_generator:
+            return returned
+        yielded = _union_of(trace.yield_type for trace in traces)
+        if yielded is None:
+            return None
+        if isinstance(function.node, ast.AsyncFunctionDef):
+            return TypeRef(*_ASYNC_ITERATOR, (yielded,))
+        if returned is None or returned == NONE:
+            return TypeRef(*_ITERATOR, (yielded,))
+        return TypeRef(*_GENERATOR, (yielded, ANY, returned))
+
+    def note_references(self, ref: Optional[TypeRef]) -> None:
+        if ref is None:
+            return
+        for part in _walk_types(public_type(ref)):
+            if part.module == self.module:
+                self.referenced_classes.add(part.qualname)
+
+    def kept_decorators(self, function: FunctionNode) -> list[str]:
+        kept = []
+        for decorator, node in zip(function.decorators, function.node.decorator_list):
+            if decorator in _KEPT_DECORATORS and decorator not in self.scan.names:
+                kept.append(decorator)
+            elif function.accessor is not None and decorator == f"{function.node.name}.{function.accessor.value}":
+                kept.append(decorator)
+            elif not isinstance(node, ast.Call):
+                text = self.resolve_expression(node)
+                if text is not None:
+                    kept.append(text)
+        return kept
+
+    def existing_annotation(self, annotation: Optional[ast.expr]) -> Optional[str]:
+        """Return the source annotation as text the stub can use, or ``None``.
+
+        NOTE: an annotation that uses a name the module defines other than by import
+        or class (a type alias, a TypeVar) is dropped from the stub.
+        """
+        if annotation is None:
+            return None
+        if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+            try:
+                annotation = ast.parse(annotation.value, mode="eval").body
+            except SyntaxError:
+                return None
+        return self.resolve_expression(annotation)
+
+    def resolve_expression(self, expression: ast.expr) -> Optional[str]:
+        """Return *expression* as text if every name in it is defined in the stub.
+
+        Imports it needs are added to :attr:`needed_imports` and classes of the
+        module it names to :attr:`referenced_classes`.
+        """
+        imports = set()
+        classes = set()
+        local_classes = {cls.qualname for cls in self.scan.iter_classes()}
+        for node in ast.walk(expression):
+            if not isinstance(node, ast.Name):
+                continue
+            dotted = _dotted_name(expression, node)
+            if node.id in self.scan.imports:
+                imports.add(self.scan.imports[node.id])
+            elif dotted in local_classes:
+                classes.add(dotted)
+            elif node.id in local_classes:
+                classes.add(node.id)
+            elif node.id in self.scan.names or not hasattr(builtins, node.id):
+                return None
+        self.needed_imports |= imports
+        self.referenced_classes |= classes
+        return ast.unparse(expression)
+
+
+def _dotted_name(root: ast.expr, name: ast.Name) -> str:
+    # The longest attribute chain that starts at *name*: ``Outer.Inner`` for the
+    # ``Outer`` in ``list[Outer.Inner]``.
+    best = name.id
+    for node in ast.walk(root):
+        chain = []
+        current: ast.expr = node  # type: ignore[assignment]
+        while isinstance(current, ast.Attribute):
+            chain.append(current.attr)
+            current = current.value
+        if current is name and chain:
+            candidate = ".".join([name.id, *reversed(chain)])
+            if len(candidate) > len(best):
+                best = candidate
+    return best
+
+
+def _union_of(types: Iterable[Optional[TypeRef]]) -> Optional[TypeRef]:
+    observed = [ref for ref in types if ref is not None]
+    return union(observed) if observed else None
+
+
+def _walk_types(ref: TypeRef) -> Iterable[TypeRef]:
+    yield ref
+    for arg in ref.args:
+        yield from _walk_types(arg)
+
+
+def _walk_classes(classes: Iterable[ClassStub]) -> Iterable[ClassStub]:
+    for cls in classes:
+        yield cls
+        yield from _walk_classes(cls.classes)

@@ -1,0 +1,119 @@
+"""Stub rendering: the text of a ``.pyi`` file for a :class:`ModuleStub`."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable, Iterator, Optional
+
+from typetrace.stubs.annotations import AnnotationNamer, NewImport
+from typetrace.stubs.model import ClassStub, FunctionStub, ModuleStub, ParameterKind, ParameterStub
+from typetrace.typemodel import TypeRef
+
+__all__ = ["format_imports", "render_module_stub"]
+
+_INDENT = "    "
+
+
+def render_module_stub(stub: ModuleStub) -> str:
+    """Render *stub* as ``.pyi`` text, with the imports its annotations need."""
+    namer = AnnotationNamer(
+        module=stub.module,
+        local_classes={cls.qualname for cls in _walk_classes(stub.classes)},
+        taken=_stub_names(stub),
+        bindings={new.bound_name: new.binding() for new in stub.source_imports},
+    )
+    body: list[str] = []
+    for function in stub.functions:
+        body.append("")
+        body.extend(_render_function(function, namer, ""))
+    for cls in stub.classes:
+        body.append("")
+        body.extend(_render_class(cls, namer, ""))
+    header = format_imports([*stub.source_imports, *namer.imports])
+    lines = [*header, *body] if header else body[1:]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def format_imports(imports: Iterable[NewImport]) -> list[str]:
+    """Format *imports* as import statements, one ``from`` statement per module."""
+    plain = sorted({new.statement() for new in imports if new.name is None})
+    names: dict[str, set[str]] = defaultdict(set)
+    for new in imports:
+        if new.name is not None:
+            names[new.module].add(new.name if new.alias is None else f"{new.name} as {new.alias}")
+    from_lines = [f"from {module} import {', '.join(sorted(names[module]))}" for module in sorted(names)]
+    return [*plain, *from_lines]
+
+
+def _stub_names(stub: ModuleStub) -> set[str]:
+    # The names the .pyi binds at module level or in a class body.
+    names = {function.name for function in stub.iter_functions()}
+    for cls in _walk_classes(stub.classes):
+        names.add(cls.name)
+    names.update(new.bound_name for new in stub.source_imports)
+    return names
+
+
+def _walk_classes(classes: Iterable[ClassStub]) -> Iterator[ClassStub]:
+    for cls in classes:
+        yield cls
+        yield from _walk_classes(cls.classes)
+
+
+def _render_class(cls: ClassStub, namer: AnnotationNamer, indent: str) -> list[str]:
+    bases = f"({', '.join(cls.bases)})" if cls.bases else ""
+    if not cls.functions and not cls.classes:
+        return [f"{indent}class {cls.name}{bases}: ..."]
+    lines = [f"{indent}class {cls.name}{bases}:"]
+    for function in cls.functions:
+        lines.extend(_render_function(function, namer, indent + _INDENT))
+    for nested in cls.classes:
+        lines.extend(_render_class(nested, namer, indent + _INDENT))
+    return lines
+
+
+def _render_function(function: FunctionStub, namer: AnnotationNamer, indent: str) -> list[str]:
+    lines = [f"{indent}@{decorator}" for decorator in function.decorators]
+    keyword = "async def" if function.is_async else "def"
+    parameters = ", ".join(render_parameters(function.parameters, namer))
+    returns = _annotation_text(function.return_annotation, function.existing_return, namer)
+    arrow = f" -> {returns}" if returns is not None else ""
+    lines.append(f"{indent}{keyword} {function.name}({parameters}){arrow}: ...")
+    return lines
+
+
+def render_parameters(parameters: Iterable[ParameterStub], namer: AnnotationNamer) -> list[str]:
+    """Render the parameter list with ``/`` and ``*`` markers and ``...`` defaults."""
+    parameters = list(parameters)
+    texts: list[str] = []
+    kinds = [parameter.kind for parameter in parameters]
+    for index, parameter in enumerate(parameters):
+        if parameter.kind is ParameterKind.KEYWORD_ONLY and ParameterKind.VAR_POSITIONAL not in kinds:
+            if index == 0 or parameters[index - 1].kind is not ParameterKind.KEYWORD_ONLY:
+                texts.append("*")
+        texts.append(_render_parameter(parameter, namer))
+        is_last_positional_only = parameter.kind is ParameterKind.POSITIONAL_ONLY and (
+            index + 1 == len(parameters) or parameters[index + 1].kind is not ParameterKind.POSITIONAL_ONLY
+        )
+        if is_last_positional_only:
+            texts.append("/")
+    return texts
+
+
+def _render_parameter(parameter: ParameterStub, namer: AnnotationNamer) -> str:
+    stars = {ParameterKind.VAR_POSITIONAL: "*", ParameterKind.VAR_KEYWORD: "**"}.get(parameter.kind, "")
+    annotation = _annotation_text(parameter.annotation, parameter.existing, namer)
+    text = f"{stars}{parameter.name}"
+    if annotation is not None:
+        text += f": {annotation}"
+    if parameter.has_default:
+        text += " = ..." if annotation is not None else "=..."
+    return text
+
+
+def _annotation_text(
+    traced: Optional[TypeRef], existing: Optional[str], namer: AnnotationNamer
+) -> Optional[str]:
+    if traced is not None:
+        return namer.render(traced).text
+    return existing
