@@ -72,10 +72,16 @@ class ModuleScan:
 
     def bindings(self) -> dict[str, Binding]:
         """Return the imports as :class:`Binding` values, by bound name."""
-        return {
+        result = {
             name: new.binding(runtime=name not in self.type_checking_names)
             for name, new in self.imports.items()
         }
+        # ``import a.b`` makes the expression ``a.b`` name that module. Keyed by that
+        # expression, it is reused by :meth:`AnnotationNamer.module_expression`.
+        for name, new in self.imports.items():
+            if new.name is None and new.alias is None and "." in new.module:
+                result[new.module] = Binding(new.module, True, result[name].runtime)
+        return result
 
 
 def _iter_functions(members: list[Union[FunctionNode, ClassNode]]) -> Iterator[FunctionNode]:

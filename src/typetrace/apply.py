@@ -1,0 +1,287 @@
+"""Apply: write the annotations of a :class:`ModuleStub` into the module's source with libcst.
+
+The rewritten module behaves as before at run time. Names that annotations need are
+imported under ``if TYPE_CHECKING:``, except names from :mod:`typing` itself, and an
+annotation that uses such a name, or a class of the module, is written as a string
+unless the module has ``from __future__ import annotations``.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import os
+import stat
+import sys
+import tempfile
+import tokenize
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import libcst as cst
+
+from typetrace.exceptions import TypeTraceError
+from typetrace.stubs.annotations import AnnotationNamer
+from typetrace.stubs.model import FunctionStub, ModuleStub, ParameterStub, PropertyAccessor
+from typetrace.stubs.render import format_imports
+from typetrace.stubs.scan import scan_module
+from typetrace.typemodel import TypeRef
+
+__all__ = ["ApplyError", "ApplyResult", "apply_stub_to_file", "apply_stub_to_source"]
+
+
+class ApplyError(TypeTraceError):
+    """A stub cannot be applied to a source file; the file is left unchanged."""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """The outcome of applying a stub to one file."""
+
+    path: Path
+    old_source: str
+    new_source: str
+    #: Whether the annotations changed the source.
+    changed: bool
+
+    def diff(self) -> str:
+        """Return the change as a unified diff; empty when nothing changed."""
+        lines = difflib.unified_diff(
+            self.old_source.splitlines(keepends=True),
+            self.new_source.splitlines(keepends=True),
+            fromfile=str(self.path),
+            tofile=str(self.path),
+        )
+        return "".join(lines)
+
+
+def apply_stub_to_source(
+    source: str,
+    stub: ModuleStub,
+    *,
+    target_version: tuple[int, int] = (sys.version_info[0], sys.version_info[1]),
+) -> str:
+    """Return *source* with the annotations of *stub* added to its traced functions.
+
+    Functions without a stub, comments and formatting are left as they are, and
+    applying the same stub again returns the same text. *target_version* is the
+    oldest Python the module runs on: below 3.10, unions are written with
+    ``Optional`` and ``Union``.
+
+    Raises:
+        ApplyError: *source* cannot be parsed.
+    """
+    try:
+        module = cst.parse_module(source)
+        scan = scan_module(ast.parse(source))
+    except (cst.ParserSyntaxError, SyntaxError, ValueError) as error:
+        raise ApplyError(f"Cannot apply the stub of {stub.module!r}: invalid source ({error})") from error
+
+    namer = AnnotationNamer(
+        module=stub.module,
+        local_classes={cls.qualname for cls in scan.iter_classes()},
+        taken=scan.names,
+        bindings=scan.bindings(),
+        pep604=target_version >= (3, 10),
+    )
+    annotator = _Annotator(stub, namer, quote=not scan.future_annotations)
+    annotated = module.visit(annotator)
+    if not namer.imports:
+        return annotated.code
+    return _add_imports(annotated, namer).code
+
+
+def apply_stub_to_file(path: Path, stub: ModuleStub, *, write: bool = True) -> ApplyResult:
+    """Apply *stub* to the source file at *path*, rewriting the file if *write* is true.
+
+    The file is replaced atomically and keeps its encoding, line endings and mode.
+
+    Raises:
+        ApplyError: the file cannot be read, parsed or written; it is left unchanged.
+    """
+    try:
+        with tokenize.open(path) as file:
+            encoding = file.encoding
+        with open(path, encoding=encoding, newline="") as file:
+            old_source = file.read()
+    except (OSError, SyntaxError, UnicodeDecodeError) as error:
+        raise ApplyError(f"Failed to read {path}: {error}") from error
+    try:
+        new_source = apply_stub_to_source(old_source, stub)
+    except ApplyError as error:
+        raise ApplyError(f"Failed to apply annotations to {path}: {error}") from error
+    changed = new_source != old_source
+    if write and changed:
+        _write_atomic(path, new_source, encoding)
+    return ApplyResult(path, old_source, new_source, changed)
+
+
+def _write_atomic(path: Path, text: str, encoding: str) -> None:
+    temporary: Optional[str] = None
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with open(descriptor, "w", encoding=encoding, newline="") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except (OSError, UnicodeEncodeError) as error:
+        if temporary is not None and os.path.exists(temporary):
+            os.unlink(temporary)
+        raise ApplyError(f"Failed to write {path}: {error}") from error
+
+
+class _Annotator(cst.CSTTransformer):
+    """Adds annotations to the functions that *stub* has, found by qualified name."""
+
+    def __init__(self, stub: ModuleStub, namer: AnnotationNamer, *, quote: bool) -> None:
+        super().__init__()
+        self.stub = stub
+        self.namer = namer
+        self.quote = quote
+        #: Enclosing definitions: (name, whether it is a function).
+        self.scopes: list[tuple[str, bool]] = []
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        self.scopes.append((node.name.value, False))
+        return True
+
+    def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:
+        self.scopes.pop()
+        return updated_node
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        self.scopes.append((node.name.value, True))
+        # Functions inside functions have <locals> qualified names and get no stubs.
+        return False
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        is_nested = any(is_function for _, is_function in self.scopes[:-1])
+        qualname = ".".join(name for name, _ in self.scopes)
+        self.scopes.pop()
+        if is_nested:
+            return updated_node
+        function = self.stub.function(qualname, _accessor(updated_node))
+        if function is None:
+            return updated_node
+        return self._annotate(updated_node, function)
+
+    def _annotate(self, node: cst.FunctionDef, function: FunctionStub) -> cst.FunctionDef:
+        by_name = {parameter.name: parameter for parameter in function.parameters}
+        params = node.params
+        params = params.with_changes(
+            posonly_params=[self._param(p, by_name) for p in params.posonly_params],
+            params=[self._param(p, by_name) for p in params.params],
+            kwonly_params=[self._param(p, by_name) for p in params.kwonly_params],
+            star_arg=self._param(params.star_arg, by_name) if isinstance(params.star_arg, cst.Param) else params.star_arg,
+            star_kwarg=self._param(params.star_kwarg, by_name) if params.star_kwarg is not None else None,
+        )
+        returns = node.returns
+        if function.return_annotation is not None and (returns is None or self.stub.overwrite_existing):
+            returns = self._annotation(function.return_annotation)
+        return node.with_changes(params=params, returns=returns)
+
+    def _param(self, param: cst.Param, by_name: dict[str, ParameterStub]) -> cst.Param:
+        stub = by_name.get(param.name.value)
+        if stub is None or stub.annotation is None:
+            return param
+        if param.annotation is not None and not self.stub.overwrite_existing:
+            return param
+        changes: dict[str, object] = {"annotation": self._annotation(stub.annotation)}
+        if param.default is not None and param.annotation is None:
+            # PEP 8 spaces the = of a default only when the parameter is annotated.
+            changes["equal"] = cst.AssignEqual(
+                whitespace_before=cst.SimpleWhitespace(" "),
+                whitespace_after=cst.SimpleWhitespace(" "),
+            )
+        return param.with_changes(**changes)
+
+    def _annotation(self, ref: TypeRef) -> cst.Annotation:
+        rendered = self.namer.render(ref)
+        text = rendered.text
+        if rendered.forward and self.quote:
+            text = f'"{text}"'
+        return cst.Annotation(cst.parse_expression(text))
+
+
+def _accessor(node: cst.FunctionDef) -> Optional[PropertyAccessor]:
+    for decorator in node.decorators:
+        expression = decorator.decorator
+        if isinstance(expression, cst.Name) and expression.value in ("property", "cached_property"):
+            return PropertyAccessor.GETTER
+        if isinstance(expression, cst.Attribute) and isinstance(expression.value, cst.Name):
+            owner, attribute = expression.value.value, expression.attr.value
+            if owner == "functools" and attribute == "cached_property":
+                return PropertyAccessor.GETTER
+            if owner == node.name.value and attribute == "setter":
+                return PropertyAccessor.SETTER
+            if owner == node.name.value and attribute == "deleter":
+                return PropertyAccessor.DELETER
+    return None
+
+
+def _add_imports(module: cst.Module, namer: AnnotationNamer) -> cst.Module:
+    body = list(module.body)
+    checking_only = [new for new in namer.imports if new.module != "typing"]
+    block_index = _type_checking_block(body) if checking_only else None
+    new_statements: list[cst.BaseStatement] = []
+    if checking_only and block_index is not None:
+        block = body[block_index]
+        assert isinstance(block, cst.If) and isinstance(block.body, cst.IndentedBlock)
+        statements = [cst.parse_statement(line + "\n") for line in format_imports(checking_only)]
+        inner = block.body.with_changes(body=[*block.body.body, *statements])
+        body[block_index] = block.with_changes(body=inner)
+    elif checking_only:
+        type_checking = namer.typing_name("TYPE_CHECKING")
+        lines = "".join(f"    {line}\n" for line in format_imports(checking_only))
+        block = cst.parse_statement(f"if {type_checking}:\n{lines}")
+        new_statements.append(block.with_changes(leading_lines=[cst.EmptyLine()]))
+
+    # Read after typing_name("TYPE_CHECKING"), which may add that import.
+    runtime = [new for new in namer.imports if new.module == "typing"]
+    runtime_statements: list[cst.BaseStatement] = [
+        cst.parse_statement(line + "\n") for line in format_imports(runtime)
+    ]
+    position = _import_position(body)
+    body[position:position] = [*runtime_statements, *new_statements]
+    return module.with_changes(body=body)
+
+
+def _import_position(body: Sequence[cst.BaseStatement]) -> int:
+    """Return the index after the docstring and the imports at the top of the module."""
+    position = 0
+    for index, statement in enumerate(body):
+        if not isinstance(statement, cst.SimpleStatementLine):
+            break
+        is_docstring = index == 0 and _is_docstring(statement)
+        is_import = all(isinstance(small, (cst.Import, cst.ImportFrom)) for small in statement.body)
+        if not (is_docstring or is_import):
+            break
+        position = index + 1
+    return position
+
+
+def _is_docstring(statement: cst.SimpleStatementLine) -> bool:
+    return (
+        len(statement.body) == 1
+        and isinstance(statement.body[0], cst.Expr)
+        and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )
+
+
+def _type_checking_block(body: Sequence[cst.BaseStatement]) -> Optional[int]:
+    for index, statement in enumerate(body):
+        if not isinstance(statement, cst.If) or not isinstance(statement.body, cst.IndentedBlock):
+            continue
+        test: Union[cst.BaseExpression, None] = statement.test
+        if isinstance(test, cst.Name) and test.value == "TYPE_CHECKING":
+            return index
+        if isinstance(test, cst.Attribute) and test.attr.value == "TYPE_CHECKING":
+            return index
+    return None
+
