@@ -1,0 +1,332 @@
+"""Type inference: the :class:`~typetrace.typemodel.TypeRef` of a runtime value.
+
+Inference never runs code of the value itself: it reads ``type(value)`` and walks only
+the exact built-in containers through their C-level element access, so hostile
+``__eq__``, ``__hash__``, ``__len__``, ``__getattr__`` or ``__class__`` methods are never
+called and iterators are never consumed.
+
+The cost per value is bounded:
+
+* At most :data:`MAX_ELEMENTS` elements are inspected per top-level value.
+* Lists, tuples and deques contribute their first :data:`HEAD_ELEMENTS` elements plus
+  up to :data:`SPREAD_ELEMENTS` elements spread evenly over the rest (deques only the
+  first ones). Dicts and sets contribute their first :data:`HEAD_ELEMENTS` entries in
+  iteration order, because they cannot be indexed.
+* Containers nested deeper than :data:`MAX_DEPTH` become ``Any``, which also ends the
+  walk through self-referencing containers.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import itertools
+import logging
+import threading
+import types
+import weakref
+from typing import Any, Callable, Iterable, Optional, TypeVar
+
+from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
+
+__all__ = [
+    "HEAD_ELEMENTS",
+    "MAX_DEPTH",
+    "MAX_ELEMENTS",
+    "MAX_TUPLE_LENGTH",
+    "SPREAD_ELEMENTS",
+    "TypeInferrer",
+    "failure_counts",
+    "type_of",
+]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: Containers nested deeper than this many levels are typed ``Any``.
+MAX_DEPTH = 4
+#: Maximum number of container elements inspected for one top-level value.
+MAX_ELEMENTS = 64
+#: Leading elements of each container that are inspected.
+HEAD_ELEMENTS = 8
+#: Further elements of a list or tuple inspected at evenly spread positions.
+SPREAD_ELEMENTS = 8
+#: Tuples up to this length get one type per position; longer ones get ``tuple[T, ...]``.
+MAX_TUPLE_LENGTH = 10
+
+_CALLABLE = TypeRef("collections.abc", "Callable")
+_TYPE = ("builtins", "type")
+
+# Functions and methods of every kind, typed as a bare ``Callable``. Classes are
+# compared by id() here and below, because hashing or comparing a class may call its
+# metaclass's code.
+_FUNCTION_TYPE_IDS = frozenset(
+    id(cls)
+    for cls in (
+        types.FunctionType,
+        types.BuiltinFunctionType,
+        types.MethodType,
+        types.MethodWrapperType,
+        types.MethodDescriptorType,
+        types.WrapperDescriptorType,
+        types.ClassMethodDescriptorType,
+    )
+)
+
+# Built-in classes whose ``builtins.<name>`` cannot be imported, typed by the abstract
+# class that an annotation uses instead.
+_RENAMED = {
+    "generator": TypeRef("collections.abc", "Generator"),
+    "coroutine": TypeRef("collections.abc", "Coroutine"),
+    "async_generator": TypeRef("collections.abc", "AsyncGenerator"),
+    "dict_keys": TypeRef("collections.abc", "KeysView"),
+    "dict_values": TypeRef("collections.abc", "ValuesView"),
+    "dict_items": TypeRef("collections.abc", "ItemsView"),
+    "module": TypeRef("types", "ModuleType"),
+    "mappingproxy": TypeRef("types", "MappingProxyType"),
+    "NoneType": NONE,
+}
+_ITERATOR = TypeRef("collections.abc", "Iterator")
+
+# The C-level getters of ``type.__module__`` and ``type.__qualname__``. Calling them
+# directly skips any ``__getattribute__`` or property that a metaclass defines.
+_read_module: Callable[[type], object] = type.__dict__["__module__"].__get__
+_read_qualname: Callable[[type], object] = type.__dict__["__qualname__"].__get__
+
+_failures: collections.Counter[str] = collections.Counter()
+_failures_lock = threading.Lock()
+
+
+def failure_counts() -> dict[str, int]:
+    """Return how often inference failed and gave ``Any``, by kind of failure."""
+    with _failures_lock:
+        return dict(_failures)
+
+
+def _note_failure(kind: str, error: BaseException) -> None:
+    with _failures_lock:
+        _failures[kind] += 1
+        first = _failures[kind] == 1
+    if first:
+        logger.warning(
+            "Type inference failed (%s: %r); the value is typed Any. "
+            "Later failures of this kind are only counted.",
+            kind,
+            error,
+        )
+
+
+class TypeInferrer:
+    """Infers types of values, caching the names of the classes it has seen.
+
+    One inferrer may be used from many threads at once.
+
+    Args:
+        main_module: Module name to record for classes defined in ``__main__``.
+        max_elements: Maximum number of container elements inspected per value.
+    """
+
+    def __init__(self, main_module: Optional[str] = None, *, max_elements: int = MAX_ELEMENTS) -> None:
+        self.main_module = main_module
+        self.max_elements = max_elements
+        #: Container elements inspected so far, over all values. Updated without a lock,
+        #: so the total may undercount when threads infer at the same time.
+        self.elements_inspected = 0
+        # id(class) -> (weak reference to the class, its TypeRef). The weak reference
+        # tells a live entry from a stale one whose id now belongs to another class,
+        # and keeps no class alive.
+        self._class_refs: dict[int, tuple[Callable[[], object], TypeRef]] = {}
+
+    def type_of(self, value: object) -> TypeRef:
+        """Return the type of *value*; ``Any`` when it cannot be inferred. Never raises."""
+        try:
+            return _Walk(self).infer(value, 0)
+        except Exception as error:  # noqa: BLE001 - inference must never raise
+            _note_failure(type(error).__name__, error)
+            return ANY
+
+    def element_type(self, values: Iterable[object]) -> Optional[TypeRef]:
+        """Return the union of the types of the elements of a ``*args`` tuple or of the
+        values of a ``**kwargs`` dict; ``None`` when it is empty. Never raises."""
+        try:
+            walk = _Walk(self)
+            if type(values) is dict:
+                sampled = walk.sample_values(values)
+            else:
+                sampled = walk.sample_sequence(values)  # type: ignore[arg-type]
+            return walk.union_at(sampled, 0) if sampled else None
+        except Exception as error:  # noqa: BLE001 - inference must never raise
+            _note_failure(type(error).__name__, error)
+            return ANY
+
+    def class_ref(self, cls: type) -> TypeRef:
+        """Return the reference to *cls* by name, without type arguments."""
+        entry = self._class_refs.get(id(cls))
+        if entry is not None and entry[0]() is cls:
+            return entry[1]
+        ref = self._name_class(cls)
+        try:
+            alive: Callable[[], object] = weakref.ref(cls)
+        except TypeError:
+            return ref
+        if len(self._class_refs) >= 4096:
+            self._class_refs.clear()
+        self._class_refs[id(cls)] = (alive, ref)
+        return ref
+
+    def _name_class(self, cls: type) -> TypeRef:
+        module = _read_module(cls)
+        qualname = _read_qualname(cls)
+        if not isinstance(module, str) or not isinstance(qualname, str):
+            raise TypeError(f"class name is not a string: {module!r}.{qualname!r}")
+        if module == "builtins":
+            renamed = _RENAMED.get(qualname)
+            if renamed is not None:
+                return renamed
+            if qualname.endswith("iterator"):
+                return _ITERATOR
+        if module == "__main__" and self.main_module:
+            module = self.main_module
+        return TypeRef(module, qualname)
+
+
+class _Walk:
+    """One top-level inference, with its own element budget."""
+
+    __slots__ = ("inferrer", "budget")
+
+    def __init__(self, inferrer: TypeInferrer) -> None:
+        self.inferrer = inferrer
+        self.budget = inferrer.max_elements
+
+    def infer(self, value: object, depth: int) -> TypeRef:
+        if value is None:
+            return NONE
+        cls = type(value)
+        if issubclass(cls, type):
+            return TypeRef(*_TYPE, (self.inferrer.class_ref(value),))  # type: ignore[arg-type]
+        if id(cls) in _FUNCTION_TYPE_IDS:
+            return _CALLABLE
+        base = self.inferrer.class_ref(cls)
+        walker = _CONTAINERS.get(id(cls))
+        if walker is None:
+            return base
+        if depth >= MAX_DEPTH:
+            return ANY
+        return walker(self, value, base, depth + 1)
+
+    def take(self, count: int) -> int:
+        """Reserve up to *count* elements of the budget; return how many were granted."""
+        granted = max(0, min(count, self.budget))
+        self.budget -= granted
+        self.inferrer.elements_inspected += granted
+        return granted
+
+    def sample_sequence(self, values: list[object] | tuple[object, ...]) -> list[object]:
+        length = len(values)  # the C-level length: values is an exact list or tuple
+        positions = list(range(min(length, HEAD_ELEMENTS)))
+        if length > HEAD_ELEMENTS:
+            rest = length - HEAD_ELEMENTS
+            spread = {HEAD_ELEMENTS + rest * k // SPREAD_ELEMENTS for k in range(1, SPREAD_ELEMENTS)}
+            positions.extend(sorted(spread | {length - 1}))
+        granted = self.take(len(positions))
+        sampled = []
+        for position in positions[:granted]:
+            try:
+                sampled.append(values[position])
+            except IndexError:  # another thread shortened the list
+                break
+        return sampled
+
+    def sample_iterable(self, values: Iterable[_T]) -> list[_T]:
+        granted = self.take(HEAD_ELEMENTS)
+        return list(itertools.islice(values, granted))
+
+    def sample_values(self, values: dict[Any, object]) -> list[object]:
+        return self.sample_iterable(dict.values(values))
+
+    def union_at(self, values: Iterable[object], depth: int) -> TypeRef:
+        return union(self.infer(value, depth) for value in values)
+
+
+def _walk_sequence(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef:
+    sampled = walk.sample_sequence(value)
+    if not sampled:
+        return base
+    return TypeRef(base.module, base.qualname, (walk.union_at(sampled, depth),))
+
+
+def _walk_tuple(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef:
+    length = len(value)
+    if length == 0:
+        return base
+    if length <= MAX_TUPLE_LENGTH:
+        granted = walk.take(length)
+        members = [walk.infer(value[i], depth) if i < granted else ANY for i in range(length)]
+        return TypeRef(base.module, base.qualname, tuple(members))
+    sampled = walk.sample_sequence(value)
+    if not sampled:
+        return TypeRef(base.module, base.qualname, (ANY, ELLIPSIS))
+    return TypeRef(base.module, base.qualname, (walk.union_at(sampled, depth), ELLIPSIS))
+
+
+def _walk_iterable(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef:
+    # Sets and deques are iterated by their own C iterators, which call no Python code.
+    sampled = walk.sample_iterable(value)
+    if not sampled:
+        return base
+    return TypeRef(base.module, base.qualname, (walk.union_at(sampled, depth),))
+
+
+def _walk_mapping(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef:
+    # dict.items() unbound reads the C-level table even for subclasses of dict.
+    items = walk.sample_iterable(dict.items(value))
+    if not items:
+        return base
+    keys = walk.union_at((key for key, _ in items), depth)
+    if base.qualname == "Counter":
+        return TypeRef(base.module, base.qualname, (keys,))
+    values = walk.union_at((item for _, item in items), depth)
+    return TypeRef(base.module, base.qualname, (keys, values))
+
+
+_CONTAINERS: dict[int, Callable[[_Walk, Any, TypeRef, int], TypeRef]] = {
+    id(list): _walk_sequence,
+    id(tuple): _walk_tuple,
+    id(set): _walk_iterable,
+    id(frozenset): _walk_iterable,
+    id(collections.deque): _walk_iterable,
+    id(dict): _walk_mapping,
+    id(collections.defaultdict): _walk_mapping,
+    id(collections.OrderedDict): _walk_mapping,
+    id(collections.Counter): _walk_mapping,
+}
+
+
+def unwrap_async_yield(wrapper: object) -> object:
+    """Return the value inside CPython's ``async_generator_wrapped_value``.
+
+    An async generator's ``yield`` hands the tracer its value in this wrapper on
+    CPython 3.9 to 3.13. The wrapper has no Python attribute for the value, but its
+    GC traversal visits exactly that value.
+    """
+    referents = gc.get_referents(wrapper)
+    return referents[0] if referents else None
+
+
+def is_async_yield_wrapper(value: object) -> bool:
+    """Whether *value* is the wrapper of a value that an async generator yielded."""
+    cls = type(value)
+    return _read_qualname(cls) == "async_generator_wrapped_value" and _read_module(cls) == "builtins"
+
+
+_default_inferrer = TypeInferrer()
+
+
+def type_of(value: object) -> TypeRef:
+    """Return the type of *value*; ``Any`` when it cannot be inferred. Never raises.
+
+    See the module documentation for what is inspected and the bounds on the cost.
+    """
+    return _default_inferrer.type_of(value)
