@@ -1,0 +1,382 @@
+"""Tests for building stubs from traces and source, and rendering them as .pyi text."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Mapping, Optional
+
+import pytest
+
+from typetrace.stubs import ModuleStub, PropertyAccessor, StubBuildError, build_stub
+from typetrace.tracing import CallTrace
+from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef
+
+MODULE = "pkg.mod"
+INT = TypeRef("builtins", "int")
+STR = TypeRef("builtins", "str")
+BYTES = TypeRef("builtins", "bytes")
+
+
+def trace(
+    qualname: str,
+    args: Mapping[str, TypeRef],
+    returns: Optional[TypeRef] = NONE,
+    yields: Optional[TypeRef] = None,
+) -> CallTrace:
+    return CallTrace(MODULE, qualname, args, returns, yields)
+
+
+def stub_text(source: str, *traces: CallTrace, overwrite: bool = False) -> str:
+    stub = build_stub(MODULE, traces, textwrap.dedent(source), overwrite_existing=overwrite)
+    text = stub.render()
+    ast.parse(text)
+    return text
+
+
+def run_mypy(tmp_path: Path, text: str, name: str = "mod") -> None:
+    """Check the .pyi text with mypy in a subprocess, ignoring the project config."""
+    path = tmp_path / f"{name}.pyi"
+    path.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file=", "--no-incremental", "--strict", str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, f"{result.stdout}{result.stderr}\n--- stub ---\n{text}"
+
+
+class TestFunctions:
+    def test_plain_function(self) -> None:
+        text = stub_text("def f(a, b=1):\n    return a\n", trace("f", {"a": INT, "b": INT}, STR))
+        assert "def f(a: int, b: int = ...) -> str: ..." in text
+
+    def test_union_of_traces(self) -> None:
+        text = stub_text(
+            "def f(a):\n    return a\n",
+            trace("f", {"a": INT}, INT),
+            trace("f", {"a": STR}, STR),
+        )
+        assert "def f(a: int | str) -> int | str: ..." in text
+
+    def test_none_folds_into_optional(self) -> None:
+        text = stub_text(
+            "def f(a):\n    return a\n",
+            trace("f", {"a": INT}, INT),
+            trace("f", {"a": NONE}, NONE),
+        )
+        assert "def f(a: int | None) -> int | None: ..." in text
+
+    def test_only_raised_has_no_return(self) -> None:
+        text = stub_text("def f(a):\n    raise ValueError(a)\n", trace("f", {"a": INT}, None))
+        assert "def f(a: int): ..." in text
+
+    def test_raised_and_returned(self) -> None:
+        text = stub_text(
+            "def f(a):\n    return a\n",
+            trace("f", {"a": INT}, None),
+            trace("f", {"a": INT}, INT),
+        )
+        assert "def f(a: int) -> int: ..." in text
+
+    def test_untraced_function_left_out(self) -> None:
+        text = stub_text("def f(a):\n    pass\ndef g(a):\n    pass\n", trace("f", {"a": INT}))
+        assert "def g" not in text
+
+    def test_traced_function_missing_from_source(self) -> None:
+        stub = build_stub(MODULE, [trace("gone", {"a": INT})], "def f(a):\n    pass\n")
+        assert stub.function_count == 0
+        assert stub.render() == ""
+
+    def test_other_module_traces_ignored(self) -> None:
+        other = CallTrace("other", "f", {"a": INT}, NONE)
+        stub = build_stub(MODULE, [other], "def f(a):\n    pass\n")
+        assert stub.function_count == 0
+
+    def test_parameter_kinds(self) -> None:
+        source = "def f(a, /, b, *args, c, d=2, **kwargs):\n    pass\n"
+        types = {"a": INT, "b": STR, "args": BYTES, "c": INT, "d": INT, "kwargs": STR}
+        text = stub_text(source, trace("f", types))
+        expected = "def f(a: int, /, b: str, *args: bytes, c: int, d: int = ..., **kwargs: str) -> None: ..."
+        assert expected in text
+
+    def test_keyword_only_marker(self) -> None:
+        text = stub_text("def f(a, *, b):\n    pass\n", trace("f", {"a": INT, "b": INT}))
+        assert "def f(a: int, *, b: int) -> None: ..." in text
+
+    def test_untraced_parameter_unannotated(self) -> None:
+        text = stub_text("def f(a, b=None):\n    pass\n", trace("f", {"a": INT}))
+        assert "def f(a: int, b=...) -> None: ..." in text
+
+    def test_nested_function_skipped(self) -> None:
+        source = "def outer():\n    def inner(a):\n        return a\n    return inner\n"
+        stub = build_stub(MODULE, [trace("outer.<locals>.inner", {"a": INT}, INT)], source)
+        assert stub.function_count == 0
+
+    def test_overload_skipped(self) -> None:
+        source = """\
+            from typing import overload
+            @overload
+            def f(a: int) -> int: ...
+            @overload
+            def f(a: str) -> str: ...
+            def f(a):
+                return a
+        """
+        stub = build_stub(MODULE, [trace("f", {"a": INT}, INT)], textwrap.dedent(source))
+        assert stub.function_count == 0
+
+    def test_invalid_source(self) -> None:
+        with pytest.raises(StubBuildError, match="'pkg.mod'"):
+            build_stub(MODULE, [], "def f(:\n")
+
+
+class TestGenerators:
+    def test_iterator(self) -> None:
+        text = stub_text("def g():\n    yield 1\n", trace("g", {}, NONE, INT))
+        assert "def g() -> Iterator[int]: ..." in text
+        assert "from typing import Iterator" in text
+
+    def test_generator_with_return_value(self) -> None:
+        text = stub_text("def g():\n    yield 1\n    return 'x'\n", trace("g", {}, STR, INT))
+        assert "def g() -> Generator[int, Any, str]: ..." in text
+
+    def test_unfinished_generator(self) -> None:
+        text = stub_text("def g():\n    while True:\n        yield 1\n", trace("g", {}, None, INT))
+        assert "def g() -> Iterator[int]: ..." in text
+
+    def test_yield_in_nested_function_is_not_generator(self) -> None:
+        source = "def f():\n    def g():\n        yield 1\n    return 1\n"
+        text = stub_text(source, trace("f", {}, INT))
+        assert "def f() -> int: ..." in text
+
+    def test_async_def(self) -> None:
+        text = stub_text("async def f(a):\n    return a\n", trace("f", {"a": INT}, INT))
+        assert "async def f(a: int) -> int: ..." in text
+
+    def test_async_generator(self) -> None:
+        text = stub_text("async def f():\n    yield b''\n", trace("f", {}, None, BYTES))
+        assert "async def f() -> AsyncIterator[bytes]: ..." in text
+
+
+SOURCE_CLASSES = """\
+class Shape:
+    def __init__(self, size, *, name=None):
+        self.size = size
+
+    @property
+    def area(self):
+        return self.size ** 2
+
+    @area.setter
+    def area(self, value):
+        self.size = value ** 0.5
+
+    @classmethod
+    def unit(cls):
+        return cls(1)
+
+    @staticmethod
+    def parse(text):
+        return Shape(int(text))
+
+    def untraced(self):
+        pass
+
+    class Corner:
+        def angle(self):
+            return 90.0
+
+
+class Plain:
+    def nothing(self):
+        pass
+"""
+
+SHAPE = TypeRef(MODULE, "Shape")
+FLOAT = TypeRef("builtins", "float")
+CLASS_TRACES = [
+    trace("Shape.__init__", {"self": SHAPE, "size": INT, "name": STR}),
+    trace("Shape.area", {"self": SHAPE}, INT),
+    trace("Shape.area", {"self": SHAPE, "value": FLOAT}, NONE),
+    trace("Shape.unit", {"cls": TypeRef("builtins", "type", (SHAPE,))}, SHAPE),
+    trace("Shape.parse", {"text": STR}, SHAPE),
+    trace("Shape.Corner.angle", {"self": TypeRef(MODULE, "Shape.Corner")}, FLOAT),
+]
+
+
+class TestClasses:
+    def test_methods_render(self) -> None:
+        text = stub_text(SOURCE_CLASSES, *CLASS_TRACES)
+        expected = """\
+            class Shape:
+                def __init__(self, size: int, *, name: str = ...) -> None: ...
+                @property
+                def area(self) -> int: ...
+                @area.setter
+                def area(self, value: float) -> None: ...
+                @classmethod
+                def unit(cls) -> Shape: ...
+                @staticmethod
+                def parse(text: str) -> Shape: ...
+                class Corner:
+                    def angle(self) -> float: ...
+        """
+        assert textwrap.dedent(expected) in text
+
+    def test_untraced_members_left_out(self) -> None:
+        text = stub_text(SOURCE_CLASSES, *CLASS_TRACES)
+        assert "untraced" not in text
+        assert "Plain" not in text
+
+    def test_function_count(self) -> None:
+        stub = build_stub(MODULE, CLASS_TRACES, SOURCE_CLASSES)
+        assert stub.function_count == 6
+
+    def test_property_accessors_by_lookup(self) -> None:
+        stub = build_stub(MODULE, CLASS_TRACES, SOURCE_CLASSES)
+        getter = stub.function("Shape.area", PropertyAccessor.GETTER)
+        setter = stub.function("Shape.area", PropertyAccessor.SETTER)
+        assert getter is not None and getter.return_annotation == INT
+        assert setter is not None and setter.parameters[1].annotation == FLOAT
+
+    def test_referenced_untraced_class_is_declared(self) -> None:
+        source = "class Token:\n    pass\n\ndef make():\n    return Token()\n"
+        text = stub_text(source, trace("make", {}, TypeRef(MODULE, "Token")))
+        assert "def make() -> Token: ..." in text
+        assert "class Token: ..." in text
+
+    def test_class_bases_kept(self) -> None:
+        source = "import abc\nclass Base(abc.ABC):\n    def f(self):\n        return 1\n"
+        text = stub_text(source, trace("Base.f", {"self": ANY}, INT))
+        assert "import abc" in text
+        assert "class Base(abc.ABC):" in text
+
+    def test_mypy_accepts_classes(self, tmp_path: Path) -> None:
+        run_mypy(tmp_path, stub_text(SOURCE_CLASSES, *CLASS_TRACES), "mod")
+
+
+class TestExistingAnnotations:
+    SOURCE = "from pathlib import Path\n\ndef f(a: Path, b) -> 'Path':\n    return a\n"
+    TRACES = (trace("f", {"a": STR, "b": INT}, STR),)
+
+    def test_kept_by_default(self) -> None:
+        text = stub_text(self.SOURCE, *self.TRACES)
+        assert "def f(a: Path, b: int) -> Path: ..." in text
+        assert "from pathlib import Path" in text
+
+    def test_overwritten_on_request(self) -> None:
+        text = stub_text(self.SOURCE, *self.TRACES, overwrite=True)
+        assert "def f(a: str, b: int) -> str: ..." in text
+
+    def test_unresolvable_annotation_dropped(self) -> None:
+        source = "Alias = int\n\ndef f(a: Alias):\n    return a\n"
+        text = stub_text(source, trace("f", {"a": INT}, INT))
+        assert "def f(a: int) -> int: ..." in text
+
+
+class TestTypeNames:
+    @pytest.mark.parametrize(
+        ("ref", "expected", "import_line"),
+        [
+            pytest.param(TypeRef("_io", "StringIO"), "io.StringIO", "import io", id="io"),
+            pytest.param(TypeRef("_collections", "deque", (INT,)), "collections.deque[int]", "import collections", id="deque"),
+            pytest.param(TypeRef("_thread", "lock"), "threading.Lock", "import threading", id="lock"),
+            pytest.param(TypeRef("__main__", "Thing"), "Any", "from typing import Any", id="main"),
+            pytest.param(TypeRef("other", "f.<locals>.C"), "Any", "from typing import Any", id="locals"),
+            pytest.param(TypeRef("_hashlib", "HASH"), "Any", "from typing import Any", id="private-c"),
+            pytest.param(TypeRef("builtins", "function"), "Callable[..., Any]", "from typing import Any, Callable", id="function"),
+            pytest.param(TypeRef("builtins", "list_iterator"), "Iterator", "from typing import Iterator", id="iterator"),
+            pytest.param(TypeRef("builtins", "tuple", (INT, ELLIPSIS)), "tuple[int, ...]", None, id="tuple"),
+            pytest.param(TypeRef("builtins", "list"), "list", None, id="bare-list"),
+            pytest.param(TypeRef("builtins", "type", (TypeRef("decimal", "Decimal"),)), "type[decimal.Decimal]", "import decimal", id="type"),
+            pytest.param(TypeRef("builtins", "NoneType"), "None", None, id="nonetype"),
+            pytest.param(TypeRef(MODULE, "Missing"), "Any", "from typing import Any", id="own-missing"),
+        ],
+    )
+    def test_rendered_name(self, ref: TypeRef, expected: str, import_line: Optional[str]) -> None:
+        text = stub_text("def f(a):\n    pass\n", trace("f", {"a": ref}))
+        assert f"def f(a: {expected}) -> None: ..." in text
+        if import_line is not None:
+            assert import_line in text
+
+    def test_any_absorbs_unnameable_member(self) -> None:
+        ref = TypeRef("typing", "Union", (INT, TypeRef("__main__", "X")))
+        text = stub_text("def f(a):\n    pass\n", trace("f", {"a": ref}))
+        assert "def f(a: Any) -> None: ..." in text
+
+    def test_import_does_not_shadow_module_name(self) -> None:
+        source = "def Any(a):\n    pass\n"
+        text = stub_text(source, trace("Any", {"a": TypeRef("__main__", "X")}))
+        assert "from typing import Any as _Any" in text
+        assert "def Any(a: _Any) -> None: ..." in text
+
+    def test_shadowed_builtin_is_qualified(self) -> None:
+        source = "class C:\n    def list(self):\n        return []\n"
+        text = stub_text(source, trace("C.list", {"self": ANY}, TypeRef("builtins", "list", (INT,))))
+        assert "import builtins" in text
+        assert "def list(self) -> builtins.list[int]: ..." in text
+
+
+RICH_SOURCE = """\
+import collections
+from pathlib import Path
+
+
+def load(path: Path, *names, strict=False, **options):
+    pass
+
+
+def walk(root, /):
+    yield root
+
+
+async def fetch(url, *, retries=3):
+    return b""
+
+
+async def stream():
+    yield ""
+
+
+class Queue:
+    def __init__(self, items):
+        self.items = collections.deque(items)
+
+    def pop(self):
+        return self.items.popleft()
+
+    @property
+    def size(self):
+        return len(self.items)
+"""
+
+
+def test_rich_stub_passes_mypy(tmp_path: Path) -> None:
+    queue = TypeRef(MODULE, "Queue")
+    traces = [
+        trace("load", {"path": STR, "names": STR, "strict": TypeRef("builtins", "bool"), "options": INT}, TypeRef("builtins", "dict", (STR, INT))),
+        trace("walk", {"root": TypeRef("pathlib", "PosixPath")}, NONE, TypeRef("pathlib", "PosixPath")),
+        trace("fetch", {"url": STR, "retries": INT}, BYTES),
+        trace("stream", {}, None, STR),
+        trace("Queue.__init__", {"self": queue, "items": TypeRef("builtins", "list", (INT,))}),
+        trace("Queue.pop", {"self": queue}, INT),
+        trace("Queue.pop", {"self": queue}, NONE),
+        trace("Queue.size", {"self": queue}, INT),
+        trace("Queue.__init__", {"self": queue, "items": TypeRef("_collections", "deque", (INT,))}),
+    ]
+    text = stub_text(RICH_SOURCE, *traces)
+    assert "def walk(root: pathlib.PosixPath, /) -> Iterator[pathlib.PosixPath]: ..." in text
+    assert "def pop(self) -> int | None: ..." in text
+    run_mypy(tmp_path, text)
+
+
+def test_render_is_stable() -> None:
+    stub = build_stub(MODULE, CLASS_TRACES, SOURCE_CLASSES)
+    again = build_stub(MODULE, list(reversed(CLASS_TRACES)), SOURCE_CLASSES)
+    assert isinstance(stub, ModuleStub)
+    assert stub.render() == again.render()
