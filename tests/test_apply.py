@@ -1,0 +1,364 @@
+"""Tests for writing stub annotations into source files."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Mapping, Optional
+
+import pytest
+
+from typetrace.apply import ApplyError, apply_stub_to_file, apply_stub_to_source
+from typetrace.stubs import ModuleStub, build_stub
+from typetrace.tracing import CallTrace
+from typetrace.typemodel import ANY, NONE, TypeRef
+
+MODULE = "pkg.mod"
+INT = TypeRef("builtins", "int")
+STR = TypeRef("builtins", "str")
+PYTHON_39 = Path(__file__).resolve().parents[1] / ".venv-3.9" / "bin" / "python"
+
+
+def trace(
+    qualname: str,
+    args: Mapping[str, TypeRef],
+    returns: Optional[TypeRef] = NONE,
+    yields: Optional[TypeRef] = None,
+) -> CallTrace:
+    return CallTrace(MODULE, qualname, args, returns, yields)
+
+
+def apply(
+    source: str,
+    *traces: CallTrace,
+    overwrite: bool = False,
+    target: tuple[int, int] = (3, 12),
+) -> str:
+    source = textwrap.dedent(source)
+    stub = build_stub(MODULE, traces, source, overwrite_existing=overwrite)
+    return apply_stub_to_source(source, stub, target_version=target)
+
+
+GOLDEN = [
+    pytest.param(
+        "def f(a, b=1):\n    return a\n",
+        [trace("f", {"a": INT, "b": INT}, STR)],
+        (3, 12),
+        "def f(a: int, b: int = 1) -> str:\n    return a\n",
+        id="plain-function",
+    ),
+    pytest.param(
+        "def f(a):\n    return a\n",
+        [trace("f", {"a": INT}, INT), trace("f", {"a": NONE}, NONE)],
+        (3, 12),
+        "def f(a: int | None) -> int | None:\n    return a\n",
+        id="optional-pep604",
+    ),
+    pytest.param(
+        "def f(a):\n    return a\n",
+        [trace("f", {"a": INT}, INT), trace("f", {"a": NONE}, NONE)],
+        (3, 9),
+        "from typing import Optional\ndef f(a: Optional[int]) -> Optional[int]:\n    return a\n",
+        id="optional-py39",
+    ),
+    pytest.param(
+        "def f(a):\n    return a\n",
+        [trace("f", {"a": INT}, INT), trace("f", {"a": STR}, STR)],
+        (3, 9),
+        "from typing import Union\ndef f(a: Union[int, str]) -> Union[int, str]:\n    return a\n",
+        id="union-py39",
+    ),
+    pytest.param(
+        '"""Doc."""\nimport os\n\n\ndef f(a):\n    return a\n',
+        [trace("f", {"a": TypeRef("decimal", "Decimal")}, TypeRef("decimal", "Decimal"))],
+        (3, 12),
+        '"""Doc."""\nimport os\nfrom typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    import decimal\n\n\n'
+        'def f(a: "decimal.Decimal") -> "decimal.Decimal":\n    return a\n',
+        id="type-checking-import",
+    ),
+    pytest.param(
+        "from __future__ import annotations\n\ndef f(a):\n    return a\n",
+        [trace("f", {"a": TypeRef("decimal", "Decimal")}, NONE)],
+        (3, 12),
+        "from __future__ import annotations\nfrom typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    import decimal\n\n"
+        "def f(a: decimal.Decimal) -> None:\n    return a\n",
+        id="future-annotations-unquoted",
+    ),
+    pytest.param(
+        "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    import io\n\ndef f(a):\n    pass\n",
+        [trace("f", {"a": TypeRef("decimal", "Decimal")}, NONE)],
+        (3, 12),
+        "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    import io\n    import decimal\n\n"
+        'def f(a: "decimal.Decimal") -> None:\n    pass\n',
+        id="existing-type-checking-block",
+    ),
+    pytest.param(
+        "class A:\n    def copy(self, other):\n        return self\n",
+        [trace("A.copy", {"self": TypeRef(MODULE, "A"), "other": TypeRef(MODULE, "A")}, TypeRef(MODULE, "A"))],
+        (3, 12),
+        'class A:\n    def copy(self, other: "A") -> "A":\n        return self\n',
+        id="own-class-quoted",
+    ),
+    pytest.param(
+        "def f(a):  # keep me\n    # body comment\n    return  a\n\n\ndef g(b):\n    return b\n",
+        [trace("f", {"a": INT}, NONE)],
+        (3, 12),
+        "def f(a: int) -> None:  # keep me\n    # body comment\n    return  a\n\n\ndef g(b):\n    return b\n",
+        id="comments-and-untraced-kept",
+    ),
+    pytest.param(
+        "def f(a: 'Path', b):\n    return a\n",
+        [trace("f", {"a": STR, "b": INT}, STR)],
+        (3, 12),
+        "def f(a: 'Path', b: int) -> str:\n    return a\n",
+        id="existing-annotation-kept",
+    ),
+    pytest.param(
+        "def g():\n    yield 1\n",
+        [trace("g", {}, NONE, INT)],
+        (3, 12),
+        "from typing import Iterator\ndef g() -> Iterator[int]:\n    yield 1\n",
+        id="generator",
+    ),
+    pytest.param(
+        "def outer():\n    def inner(a):\n        return a\n    return inner\n",
+        [trace("outer.<locals>.inner", {"a": INT}, INT)],
+        (3, 12),
+        "def outer():\n    def inner(a):\n        return a\n    return inner\n",
+        id="nested-function-untouched",
+    ),
+    pytest.param(
+        "Any = 1\n\ndef f(a):\n    pass\n",
+        [trace("f", {"a": ANY}, NONE)],
+        (3, 12),
+        "from typing import Any as _Any\nAny = 1\n\ndef f(a: _Any) -> None:\n    pass\n",
+        id="no-shadowing",
+    ),
+]
+
+
+@pytest.mark.parametrize(("before", "traces", "target", "after"), GOLDEN)
+def test_golden(before: str, traces: list[CallTrace], target: tuple[int, int], after: str) -> None:
+    assert apply(before, *traces, target=target) == after
+
+
+@pytest.mark.parametrize(("before", "traces", "target", "after"), GOLDEN)
+def test_idempotent(before: str, traces: list[CallTrace], target: tuple[int, int], after: str) -> None:
+    stub = build_stub(MODULE, traces, before)
+    once = apply_stub_to_source(before, stub, target_version=target)
+    twice = apply_stub_to_source(once, build_stub(MODULE, traces, once), target_version=target)
+    assert twice == once
+    assert apply_stub_to_source(once, stub, target_version=target) == once
+
+
+def test_overwrite_existing() -> None:
+    source = "def f(a: bytes) -> bytes:\n    return a\n"
+    after = apply(source, trace("f", {"a": STR}, STR), overwrite=True)
+    assert after == "def f(a: str) -> str:\n    return a\n"
+
+
+def test_overwrite_is_idempotent() -> None:
+    source = "def f(a: bytes):\n    return a\n"
+    traces = [trace("f", {"a": TypeRef("decimal", "Decimal")}, NONE)]
+    once = apply(source, *traces, overwrite=True)
+    twice = apply(once, *traces, overwrite=True)
+    assert twice == once
+    assert once.count("import decimal") == 1
+
+
+def test_methods_and_properties() -> None:
+    source = """\
+        class Box:
+            def __init__(self, value):
+                self._value = value
+
+            @property
+            def value(self):
+                return self._value
+
+            @value.setter
+            def value(self, new):
+                self._value = new
+
+            @staticmethod
+            def empty(size, *, fill=0):
+                return Box(None)
+
+            @classmethod
+            def of(cls, value):
+                return cls(value)
+    """
+    box = TypeRef(MODULE, "Box")
+    after = apply(
+        source,
+        trace("Box.__init__", {"self": box, "value": INT}),
+        trace("Box.value", {"self": box}, INT),
+        trace("Box.value", {"self": box, "new": INT}),
+        trace("Box.empty", {"size": INT, "fill": INT}, box),
+        trace("Box.of", {"cls": ANY, "value": INT}, box),
+    )
+    assert "def __init__(self, value: int) -> None:" in after
+    assert "def value(self) -> int:" in after
+    assert "def value(self, new: int) -> None:" in after
+    assert 'def empty(size: int, *, fill: int = 0) -> "Box":' in after
+    assert 'def of(cls, value: int) -> "Box":' in after
+
+
+def test_parse_error_raises() -> None:
+    stub = build_stub(MODULE, [], "")
+    with pytest.raises(ApplyError, match="invalid source"):
+        apply_stub_to_source("def f(:\n", stub)
+
+
+class TestApplyToFile:
+    def stub_for(self, path: Path) -> ModuleStub:
+        return build_stub(MODULE, [trace("f", {"a": INT}, INT)], path.read_text())
+
+    def test_writes_and_reports(self, tmp_path: Path) -> None:
+        path = tmp_path / "mod.py"
+        path.write_text("def f(a):\n    return a\n")
+        result = apply_stub_to_file(path, self.stub_for(path))
+        assert result.changed
+        assert path.read_text() == "def f(a: int) -> int:\n    return a\n"
+        assert "+def f(a: int) -> int:" in result.diff()
+        assert "-def f(a):" in result.diff()
+
+    def test_dry_run_leaves_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "mod.py"
+        path.write_text("def f(a):\n    return a\n")
+        result = apply_stub_to_file(path, self.stub_for(path), write=False)
+        assert result.changed
+        assert path.read_text() == "def f(a):\n    return a\n"
+
+    def test_unchanged_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "mod.py"
+        path.write_text("def f(a: int) -> int:\n    return a\n")
+        result = apply_stub_to_file(path, self.stub_for(path))
+        assert not result.changed
+        assert result.diff() == ""
+
+    def test_keeps_mode_and_crlf(self, tmp_path: Path) -> None:
+        path = tmp_path / "mod.py"
+        path.write_bytes(b"def f(a):\r\n    return a\r\n")
+        path.chmod(0o750)
+        stub = build_stub(MODULE, [trace("f", {"a": INT}, INT)], "def f(a):\n    return a\n")
+        apply_stub_to_file(path, stub)
+        assert path.read_bytes() == b"def f(a: int) -> int:\r\n    return a\r\n"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o750
+
+    def test_parse_error_leaves_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "broken.py"
+        path.write_text("def f(:\n")
+        stub = build_stub(MODULE, [trace("f", {"a": INT}, INT)], "def f(a):\n    pass\n")
+        with pytest.raises(ApplyError) as info:
+            apply_stub_to_file(path, stub)
+        assert str(path) in str(info.value)
+        assert path.read_text() == "def f(:\n"
+
+    def test_missing_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "absent.py"
+        stub = build_stub(MODULE, [], "")
+        with pytest.raises(ApplyError, match="absent.py"):
+            apply_stub_to_file(path, stub)
+
+    @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a non-root POSIX user")
+    def test_write_error_leaves_file(self, tmp_path: Path) -> None:
+        folder = tmp_path / "locked"
+        folder.mkdir()
+        path = folder / "mod.py"
+        path.write_text("def f(a):\n    return a\n")
+        folder.chmod(0o500)
+        try:
+            with pytest.raises(ApplyError, match="Failed to write"):
+                apply_stub_to_file(path, self.stub_for(path))
+        finally:
+            folder.chmod(0o700)
+        assert path.read_text() == "def f(a):\n    return a\n"
+        assert os.listdir(folder) == ["mod.py"]
+
+
+RUNTIME_SOURCE = """\
+import collections
+
+
+class Node:
+    def __init__(self, children):
+        self.children = children
+
+    def first(self):
+        return self.children[0] if self.children else None
+
+
+def build(depth, counts=None):
+    return Node([])
+
+
+def drain(queue):
+    while queue:
+        yield queue.popleft()
+
+
+Any = "taken"
+"""
+
+
+@pytest.mark.skipif(not PYTHON_39.exists(), reason="needs the Python 3.9 environment")
+def test_applied_module_imports_on_python39(tmp_path: Path) -> None:
+    node = TypeRef("pkg.mod", "Node")
+    deque = TypeRef("_collections", "deque", (INT,))
+    traces = [
+        trace("Node.__init__", {"self": node, "children": TypeRef("builtins", "list", (node,))}),
+        trace("Node.first", {"self": node}, node),
+        trace("Node.first", {"self": node}, NONE),
+        trace("build", {"depth": INT, "counts": TypeRef("builtins", "dict", (STR, INT))}, node),
+        trace("build", {"depth": INT, "counts": NONE}, node),
+        trace("drain", {"queue": deque}, NONE, INT),
+        trace("drain", {"queue": TypeRef("__main__", "Local")}, NONE, STR),
+    ]
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    path = package / "mod.py"
+    path.write_text(RUNTIME_SOURCE)
+    stub = build_stub(MODULE, traces, RUNTIME_SOURCE)
+    new_source = apply_stub_to_source(RUNTIME_SOURCE, stub, target_version=(3, 9))
+    path.write_text(new_source)
+    check = (
+        "import typing, pkg.mod as m\n"
+        "hints = typing.get_type_hints(m.build)\n"
+        "assert m.Any == 'taken'\n"
+        "assert list(m.drain(__import__('collections').deque([1]))) == [1]\n"
+        "print(m.build(1).first(), sorted(hints))\n"
+    )
+    result = subprocess.run(
+        [str(PYTHON_39), "-c", check], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, f"{result.stderr}\n--- applied ---\n{new_source}"
+    assert "None ['counts', 'depth', 'return']" in result.stdout
+    assert "if TYPE_CHECKING:\n    import collections\n" not in new_source
+    assert "def drain(queue: _Any) -> Iterator[Union[int, str]]:" in new_source
+
+
+def test_applied_module_passes_mypy(tmp_path: Path) -> None:
+    node = TypeRef("pkg.mod", "Node")
+    traces = [
+        trace("Node.__init__", {"self": node, "children": TypeRef("builtins", "list", (node,))}),
+        trace("Node.first", {"self": node}, node),
+        trace("Node.first", {"self": node}, NONE),
+        trace("build", {"depth": INT, "counts": NONE}, node),
+        trace("drain", {"queue": TypeRef("_collections", "deque", (INT,))}, NONE, INT),
+    ]
+    stub = build_stub(MODULE, traces, RUNTIME_SOURCE)
+    path = tmp_path / "mod.py"
+    path.write_text(apply_stub_to_source(RUNTIME_SOURCE, stub, target_version=(3, 9)))
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file=", "--no-incremental", str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + path.read_text()
