@@ -319,6 +319,7 @@ def test_applied_module_imports_on_python39(tmp_path: Path) -> None:
         trace("drain", {"queue": deque}, NONE, INT),
         trace("drain", {"queue": TypeRef("__main__", "Local")}, NONE, STR),
     ]
+
     package = tmp_path / "pkg"
     package.mkdir()
     (package / "__init__.py").write_text("")
@@ -327,6 +328,7 @@ def test_applied_module_imports_on_python39(tmp_path: Path) -> None:
     stub = build_stub(MODULE, traces, RUNTIME_SOURCE)
     new_source = apply_stub_to_source(RUNTIME_SOURCE, stub, target_version=(3, 9))
     path.write_text(new_source)
+
     check = (
         "import typing, pkg.mod as m\n"
         "hints = typing.get_type_hints(m.build)\n"
@@ -337,6 +339,7 @@ def test_applied_module_imports_on_python39(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(PYTHON_39), "-c", check], cwd=tmp_path, capture_output=True, text=True
     )
+
     assert result.returncode == 0, f"{result.stderr}\n--- applied ---\n{new_source}"
     assert "None ['counts', 'depth', 'return']" in result.stdout
     assert "if TYPE_CHECKING:\n    import collections\n" not in new_source

@@ -28,6 +28,8 @@ from typetrace.stubs.render import format_imports
 from typetrace.stubs.scan import scan_module
 from typetrace.typemodel import TypeRef
 
+_Statement = Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]
+
 __all__ = ["ApplyError", "ApplyResult", "apply_stub_to_file", "apply_stub_to_source"]
 
 
@@ -229,7 +231,7 @@ def _add_imports(module: cst.Module, namer: AnnotationNamer) -> cst.Module:
     body = list(module.body)
     checking_only = [new for new in namer.imports if new.module != "typing"]
     block_index = _type_checking_block(body) if checking_only else None
-    new_statements: list[cst.BaseStatement] = []
+    new_statements: list[_Statement] = []
     if checking_only and block_index is not None:
         block = body[block_index]
         assert isinstance(block, cst.If) and isinstance(block.body, cst.IndentedBlock)
@@ -244,7 +246,7 @@ def _add_imports(module: cst.Module, namer: AnnotationNamer) -> cst.Module:
 
     # Read after typing_name("TYPE_CHECKING"), which may add that import.
     runtime = [new for new in namer.imports if new.module == "typing"]
-    runtime_statements: list[cst.BaseStatement] = [
+    runtime_statements: list[_Statement] = [
         cst.parse_statement(line + "\n") for line in format_imports(runtime)
     ]
     position = _import_position(body)
