@@ -16,6 +16,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
+from typetrace.db._sql import mask_password
 from store_backends import Backend, mysql_backend, postgresql_backend, sqlite_backend, user_backend
 
 POSTGRESQL_URL_VARIABLE = "TYPETRACE_TEST_POSTGRESQL_URL"
@@ -26,7 +27,7 @@ DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/test"
 
 def _server_unavailable(product: str, variable: str, url: str, error: Exception) -> None:
     message = (
-        f"{product} server at {url} is unreachable ({error}); set {variable} to the URL "
+        f"{product} server at {mask_password(url)} is unreachable ({error}); set {variable} to the URL "
         f"of a server where the user may create schemas and databases"
     )
     if os.environ.get("TYPETRACE_REQUIRE_SERVERS") == "1":

@@ -234,8 +234,8 @@ class ServerStore(CallTraceStore):
     product: ClassVar[str]
     #: ``INSERT`` statement that adds one row or adds its counts to the existing row.
     upsert_sql: ClassVar[str]
-    #: Name of the optional dependency group that installs the driver.
-    extra: ClassVar[str]
+    #: Statement that stores the schema version, doing nothing if a row exists.
+    insert_version_sql: ClassVar[str]
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -439,15 +439,11 @@ class ServerStore(CallTraceStore):
         return int(found[0]) == SCHEMA_VERSION
 
     def _check_or_write_version(self, cursor: Any) -> None:
+        # Another process may insert the row between a read and an insert, so insert
+        # first, ignoring an existing row, then check what is stored.
+        cursor.execute(self.insert_version_sql, (str(SCHEMA_VERSION),))
         cursor.execute(f"SELECT value FROM {META_TABLE} WHERE name = 'schema_version'")
-        found = cursor.fetchone()
-        if found is None:
-            cursor.execute(
-                f"INSERT INTO {META_TABLE} (name, value) VALUES ('schema_version', %s)",
-                (str(SCHEMA_VERSION),),
-            )
-        else:
-            check_schema_version(found[0], self.masked_url)
+        check_schema_version(cursor.fetchone()[0], self.masked_url)
 
 
 def _rolling_back(connection: Any, operation: Callable[[], None]) -> Callable[[], None]:

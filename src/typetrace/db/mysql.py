@@ -70,7 +70,10 @@ class MySQLStore(_sql.ServerStore):
     """
 
     product = "MySQL"
-    extra = "mysql"
+    insert_version_sql = (
+        f"INSERT INTO {_META} (name, value) VALUES ('schema_version', %s) "
+        "ON DUPLICATE KEY UPDATE name = name"
+    )
     # VALUES() in ON DUPLICATE KEY UPDATE is deprecated in MySQL 8.0.20 but still
     # works there, and it is the only form MariaDB supports.
     upsert_sql = f"""

@@ -53,7 +53,10 @@ class PostgresStore(_sql.ServerStore):
     """
 
     product = "PostgreSQL"
-    extra = "postgresql"
+    insert_version_sql = (
+        f"INSERT INTO {_META} (name, value) VALUES ('schema_version', %s) "
+        "ON CONFLICT (name) DO NOTHING"
+    )
     upsert_sql = f"""
     INSERT INTO {_TRACES} AS t (
         signature, module, qualname, arg_types, return_type, yield_type,
