@@ -1,0 +1,175 @@
+"""Tracing backend for Python 3.12 and later, built on :mod:`sys.monitoring` (PEP 669).
+
+The backend takes a tool id of its own and registers PY_START, PY_RESUME, PY_THROW,
+PY_RETURN, PY_YIELD and PY_UNWIND. Code that is not traced gets
+``sys.monitoring.DISABLE`` from its first event, so later calls of it cost nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import CodeType
+from typing import Any, Callable
+
+from typetrace._recorder import Recorder
+from typetrace.tracing import TracerError
+
+__all__ = ["MonitoringBackend"]
+
+assert sys.version_info >= (3, 12)
+_monitoring = sys.monitoring
+_events = _monitoring.events
+_DISABLE = _monitoring.DISABLE
+# Tool ids tried in order. 0 and 1 stay free for a debugger and coverage.py, which
+# look for sys.monitoring.DEBUGGER_ID and COVERAGE_ID.
+_CANDIDATE_TOOL_IDS = (_monitoring.PROFILER_ID, 3, 4, _monitoring.OPTIMIZER_ID)
+_TOOL_NAME = "typetrace"
+
+# Whether an earlier session returned DISABLE. Disabled locations stay disabled for
+# the tool id after it is freed, so the next session re-enables them.
+_disabled_before = False
+
+
+class MonitoringBackend:
+    """Feeds :mod:`sys.monitoring` events of all threads to a
+    :class:`~typetrace._recorder.Recorder`."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.tool_id = -1
+
+    def install(self) -> None:
+        global _disabled_before
+        self.tool_id = _claim_tool_id()
+        if _disabled_before:
+            _monitoring.restart_events()
+            _disabled_before = False
+        callbacks: dict[int, Callable[..., Any]] = {
+            _events.PY_START: self._on_start,
+            _events.PY_RESUME: self._on_resume,
+            _events.PY_THROW: self._on_throw,
+            _events.PY_RETURN: self._on_return,
+            _events.PY_YIELD: self._on_yield,
+            _events.PY_UNWIND: self._on_unwind,
+        }
+        mask = 0
+        for event, callback in callbacks.items():
+            _monitoring.register_callback(self.tool_id, event, callback)
+            mask |= event
+        _monitoring.set_events(self.tool_id, mask)
+
+    def uninstall(self) -> None:
+        global _disabled_before
+        if self.tool_id < 0:
+            return
+        _monitoring.set_events(self.tool_id, 0)
+        for event in (
+            _events.PY_START,
+            _events.PY_RESUME,
+            _events.PY_THROW,
+            _events.PY_RETURN,
+            _events.PY_YIELD,
+            _events.PY_UNWIND,
+        ):
+            _monitoring.register_callback(self.tool_id, event, None)
+        _monitoring.free_tool_id(self.tool_id)
+        self.tool_id = -1
+        _disabled_before = True
+
+    # The callbacks run for every traced event, so each one returns as early as it can.
+
+    def _on_start(self, code: CodeType, offset: int) -> Any:
+        recorder = self.recorder
+        try:
+            entry = recorder.codes.get(id(code))
+            if entry is not None:
+                info = entry[1]
+            else:
+                info = recorder.code_info(code, sys._getframe(1))
+            if info is None:
+                return _DISABLE
+            recorder.start(sys._getframe(1), info)
+        except Exception as error:  # noqa: BLE001 - the traced program must not see tracer errors
+            recorder.note_error("PY_START", error)
+        return None
+
+    def _on_resume(self, code: CodeType, offset: int) -> Any:
+        recorder = self.recorder
+        entry = recorder.codes.get(id(code))
+        if entry is None:
+            return None
+        info = entry[1]
+        if info is None:
+            return _DISABLE
+        if info.active:
+            try:
+                call = recorder.calls.get(sys._getframe(1))
+                if call is not None:
+                    recorder.resumed(call)
+            except Exception as error:  # noqa: BLE001
+                recorder.note_error("PY_RESUME", error)
+        return None
+
+    def _on_throw(self, code: CodeType, offset: int, exception: BaseException) -> None:
+        # PY_THROW cannot be disabled.
+        self._on_resume(code, offset)
+
+    def _on_return(self, code: CodeType, offset: int, value: object) -> Any:
+        recorder = self.recorder
+        entry = recorder.codes.get(id(code))
+        if entry is None:
+            return None
+        info = entry[1]
+        if info is None:
+            return _DISABLE
+        if info.active:
+            try:
+                recorder.returned(sys._getframe(1), value)
+            except Exception as error:  # noqa: BLE001
+                recorder.note_error("PY_RETURN", error)
+        return None
+
+    def _on_yield(self, code: CodeType, offset: int, value: object) -> Any:
+        recorder = self.recorder
+        entry = recorder.codes.get(id(code))
+        if entry is None:
+            return None
+        info = entry[1]
+        if info is None:
+            return _DISABLE
+        if info.active:
+            try:
+                frame = sys._getframe(1)
+                call = recorder.calls.get(frame)
+                if call is not None:
+                    recorder.suspended(frame, call, value, certain=True)
+            except Exception as error:  # noqa: BLE001
+                recorder.note_error("PY_YIELD", error)
+        return None
+
+    def _on_unwind(self, code: CodeType, offset: int, exception: BaseException) -> None:
+        # PY_UNWIND cannot be disabled, so it returns nothing.
+        recorder = self.recorder
+        entry = recorder.codes.get(id(code))
+        if entry is None or entry[1] is None or not entry[1].active:
+            return
+        try:
+            recorder.unwound(sys._getframe(1))
+        except Exception as error:  # noqa: BLE001
+            recorder.note_error("PY_UNWIND", error)
+
+
+def _claim_tool_id() -> int:
+    for tool_id in _CANDIDATE_TOOL_IDS:
+        if _monitoring.get_tool(tool_id) is not None:
+            continue
+        try:
+            _monitoring.use_tool_id(tool_id, _TOOL_NAME)
+        except ValueError:  # taken by another thread since get_tool()
+            continue
+        return tool_id
+    taken = {tool_id: _monitoring.get_tool(tool_id) for tool_id in _CANDIDATE_TOOL_IDS}
+    raise TracerError(
+        f"No sys.monitoring tool id is free for typetrace: ids and their tools are {taken!r}; "
+        "stop one of these tools before tracing"
+    )

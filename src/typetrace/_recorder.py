@@ -1,0 +1,320 @@
+"""Per-call bookkeeping shared by the tracing backends.
+
+A backend turns interpreter events into calls of :meth:`Recorder.start`,
+:meth:`Recorder.resumed`, :meth:`Recorder.suspended`, :meth:`Recorder.returned` and
+:meth:`Recorder.unwound`. The recorder keeps one :class:`Call` per traced frame,
+notes argument types when the call starts, and hands a
+:class:`~typetrace.tracing.CallTrace` to the sink when the call ends.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import random
+import sys
+import threading
+from types import CodeType, FrameType
+from typing import TYPE_CHECKING, Callable, Optional
+
+from typetrace._qualnames import qualname_of
+from typetrace.inference import TypeInferrer, is_async_yield_wrapper, unwrap_async_yield
+from typetrace.tracing import CallTrace
+from typetrace.typemodel import NONE, TypeRef, union
+
+if TYPE_CHECKING:
+    from typetrace.config import Sampling
+    from typetrace.tracing import TraceSink, TraceStats
+
+logger = logging.getLogger("typetrace.tracing")
+
+# Kinds of code, from the code object's flags.
+FUNCTION = 0
+GENERATOR = 1
+COROUTINE = 2
+ASYNC_GENERATOR = 3
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# Calls tracked before the recorder looks for generators that ended without an event.
+_FIRST_SWEEP = 1000
+
+
+class CodeInfo:
+    """What the recorder needs to know about one traced code object."""
+
+    __slots__ = ("code", "module", "qualname", "kind", "params", "varargs", "varkw", "calls", "active")
+
+    def __init__(self, code: CodeType, module: str, qualname: str) -> None:
+        flags = code.co_flags
+        self.code = code
+        self.module = module
+        self.qualname = qualname
+        if flags & inspect.CO_ASYNC_GENERATOR:
+            self.kind = ASYNC_GENERATOR
+        elif flags & (inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE):
+            self.kind = COROUTINE
+        elif flags & inspect.CO_GENERATOR:
+            self.kind = GENERATOR
+        else:
+            self.kind = FUNCTION
+        # co_varnames lists the positional parameters (positional-only first), then the
+        # keyword-only ones, then *args, then **kwargs, then the other local variables.
+        named = code.co_argcount + code.co_kwonlyargcount
+        self.params = code.co_varnames[:named]
+        position = named
+        self.varargs: Optional[str] = None
+        self.varkw: Optional[str] = None
+        if flags & inspect.CO_VARARGS:
+            self.varargs = code.co_varnames[position]
+            position += 1
+        if flags & inspect.CO_VARKEYWORDS:
+            self.varkw = code.co_varnames[position]
+        #: Calls started, for sampling.
+        self.calls = 0
+        #: Calls being recorded that have not ended.
+        self.active = 0
+
+
+class Call:
+    """The types noted so far in one call that is being recorded."""
+
+    __slots__ = ("info", "arg_types", "yield_type", "pending_none", "suspended")
+
+    def __init__(self, info: CodeInfo, arg_types: dict[str, TypeRef]) -> None:
+        self.info = info
+        self.arg_types = arg_types
+        self.yield_type: Optional[TypeRef] = None
+        # A generator suspended with the value None, where the event could also have
+        # been an exception leaving the frame (Python 3.9 to 3.11 report both alike).
+        # It counts as a yield once the generator resumes or is still alive.
+        self.pending_none = False
+        self.suspended = False
+
+    def add_yield(self, ref: TypeRef) -> None:
+        current = self.yield_type
+        if current is None:
+            self.yield_type = ref
+        elif current != ref:
+            self.yield_type = union((current, ref))
+
+
+def _finished_frame() -> FrameType:
+    return sys._getframe()
+
+
+def _reference_counts(frames: list[FrameType]) -> list[int]:
+    return [sys.getrefcount(frame) for frame in frames]
+
+
+def _measure_orphan_refcount() -> int:
+    # The reference count that _reference_counts() reports for a frame held only by a
+    # dict key and the list passed in; it differs between Python versions.
+    probe = {_finished_frame(): None}
+    return _reference_counts(list(probe))[0]
+
+
+_ORPHAN_REFCOUNT = _measure_orphan_refcount()
+
+
+class Recorder:
+    """Notes the types of traced calls and hands each finished call to a sink."""
+
+    def __init__(
+        self,
+        sink: TraceSink,
+        code_filter: Optional[Callable[[CodeType], bool]],
+        sampling: Sampling,
+        stats: TraceStats,
+        main_module: Optional[str] = None,
+    ) -> None:
+        self.sink = sink
+        self.code_filter = code_filter
+        self.sampling = sampling
+        self.stats = stats
+        self.main_module = main_module
+        self.inferrer = TypeInferrer(main_module)
+        #: Traced frames whose calls have not ended.
+        self.calls: dict[FrameType, Call] = {}
+        # id(code) -> (code, its info or None when it is not traced). The code object
+        # is kept so that its id is not reused while the entry exists.
+        self.codes: dict[int, tuple[CodeType, Optional[CodeInfo]]] = {}
+        #: Frames whose last event may have been an exception leaving them.
+        self.suspects: list[FrameType] = []
+        self._random = random.Random()
+        self._sweep_at = _FIRST_SWEEP
+        self._errors_lock = threading.Lock()
+
+    # Code selection
+
+    def code_info(self, code: CodeType, frame: FrameType) -> Optional[CodeInfo]:
+        """Return the info of *code*, or ``None`` when its calls are not traced."""
+        entry = self.codes.get(id(code))
+        if entry is not None:
+            return entry[1]
+        info = None
+        if self._accepts(code):
+            module = frame.f_globals.get("__name__")
+            if not isinstance(module, str):
+                module = "<unknown>"
+            elif module == "__main__" and self.main_module:
+                module = self.main_module
+            info = CodeInfo(code, module, qualname_of(code, frame.f_globals))
+        self.codes[id(code)] = (code, info)
+        return info
+
+    def _accepts(self, code: CodeType) -> bool:
+        # Module and class bodies lack CO_OPTIMIZED; lambdas, comprehensions and
+        # generator expressions have names like "<lambda>".
+        if not code.co_flags & inspect.CO_OPTIMIZED or code.co_name.startswith("<"):
+            return False
+        if os.path.abspath(code.co_filename).startswith(_PACKAGE_DIR):
+            return False
+        if self.code_filter is None:
+            return True
+        try:
+            return bool(self.code_filter(code))
+        except Exception as error:  # noqa: BLE001 - a user filter must not break the program
+            self.note_error("code filter", error)
+            return False
+
+    # Events
+
+    def start(self, frame: FrameType, info: CodeInfo) -> None:
+        """Start recording the call running in *frame* if sampling selects it."""
+        info.calls += 1
+        sampling = self.sampling
+        if not sampling.all_calls and info.calls > sampling.first_calls:
+            if self._random.random() >= sampling.rate:
+                return
+        if len(self.calls) >= self._sweep_at:
+            self.sweep()
+        self.calls[frame] = Call(info, self._argument_types(frame, info))
+        info.active += 1
+
+    def _argument_types(self, frame: FrameType, info: CodeInfo) -> dict[str, TypeRef]:
+        local_values = frame.f_locals
+        type_of = self.inferrer.type_of
+        arg_types: dict[str, TypeRef] = {}
+        for name in info.params:
+            if name in local_values:
+                arg_types[name] = type_of(local_values[name])
+        # *args and **kwargs are typed by their elements; with no elements there is
+        # nothing to record.
+        for packed in (info.varargs, info.varkw):
+            if packed is not None and packed in local_values:
+                element_type = self.inferrer.element_type(local_values[packed])
+                if element_type is not None:
+                    arg_types[packed] = element_type
+        return arg_types
+
+    def resumed(self, call: Call) -> None:
+        """Note that a suspended generator or coroutine runs again."""
+        call.suspended = False
+        if call.pending_none:
+            call.pending_none = False
+            call.add_yield(NONE)
+
+    def suspended(self, frame: FrameType, call: Call, value: object, certain: bool) -> None:
+        """Note that *frame* suspended with *value*: a yield, or an ``await`` that passed
+        *value* up to the event loop.
+
+        *certain* is false when the event may also have been an exception leaving the
+        frame, which Python 3.9 to 3.11 report like a yield of ``None``.
+        """
+        call.suspended = True
+        kind = call.info.kind
+        if kind == GENERATOR:
+            if value is not None:
+                call.add_yield(self.inferrer.type_of(value))
+                return
+            if certain:
+                call.add_yield(NONE)
+                return
+            call.pending_none = True
+        elif kind == ASYNC_GENERATOR and is_async_yield_wrapper(value):
+            call.add_yield(self.inferrer.type_of(unwrap_async_yield(value)))
+            return
+        if value is None and not certain:
+            self.suspects.append(frame)
+
+    def returned(self, frame: FrameType, value: object) -> None:
+        """Record the call in *frame*, which returned *value*."""
+        call = self.calls.pop(frame, None)
+        if call is not None:
+            self.emit(call, self.inferrer.type_of(value))
+
+    def unwound(self, frame: FrameType) -> None:
+        """Record the call in *frame*, which an exception left."""
+        call = self.calls.pop(frame, None)
+        if call is not None:
+            call.pending_none = False
+            self.emit(call, None)
+
+    def emit(self, call: Call, return_type: Optional[TypeRef]) -> None:
+        """Hand the trace of *call* to the sink."""
+        info = call.info
+        info.active -= 1
+        if call.pending_none:
+            call.add_yield(NONE)
+        trace = CallTrace(info.module, info.qualname, call.arg_types, return_type, call.yield_type)
+        try:
+            self.sink.record(trace)
+        except Exception as error:  # noqa: BLE001 - a failing sink must not break the program
+            self.note_error("sink", error)
+            return
+        self.stats.calls_recorded += 1
+
+    # Calls without a final event
+
+    def check_suspects(self) -> None:
+        """Record the suspect frames that have ended: no generator holds them any more."""
+        candidates = [frame for frame in self.suspects if frame in self.calls]
+        # The old list is dropped first: its references would hide an orphan.
+        self.suspects = []
+        self._release_orphans(candidates)
+
+    def sweep(self) -> None:
+        """Record suspended calls whose generator or coroutine is gone.
+
+        Python 3.13 closes a generator suspended outside any ``try`` block without an
+        event, so only the frame's reference count shows that it ended.
+        """
+        # list() copies the items in one step, so other threads may change the dict.
+        suspended = [frame for frame, call in list(self.calls.items()) if call.suspended]
+        self._release_orphans(suspended)
+        self._sweep_at = max(_FIRST_SWEEP, 2 * len(self.calls))
+
+    def _release_orphans(self, frames: list[FrameType]) -> None:
+        # *frames* must be the only list that holds them, as in the calibration.
+        counts = _reference_counts(frames)
+        for frame, count in zip(frames, counts):
+            if count <= _ORPHAN_REFCOUNT:
+                self.unwound(frame)
+
+    def finish_all(self) -> None:
+        """Record every call still open: suspended generators and coroutines, and calls
+        still running in other threads, with the types seen so far."""
+        self.suspects = []
+        self.sweep()
+        calls, self.calls = self.calls, {}
+        for call in calls.values():
+            self.emit(call, None)
+        self.codes.clear()
+
+    # Errors
+
+    def note_error(self, where: str, error: BaseException) -> None:
+        """Count an error caught in the tracer; log the first one of each kind."""
+        kind = f"{where}: {type(error).__name__}"
+        with self._errors_lock:
+            errors = self.stats.errors
+            errors[kind] = errors.get(kind, 0) + 1
+            first = errors[kind] == 1
+        if first:
+            logger.warning(
+                "Error in the tracer (%s); the traced program continues. "
+                "Later errors of this kind are only counted.",
+                kind,
+                exc_info=error,
+            )
