@@ -1,0 +1,237 @@
+"""Tests of typetrace.inference: runtime values to TypeRefs."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+
+import pytest
+
+from typetrace.inference import (
+    HEAD_ELEMENTS,
+    MAX_ELEMENTS,
+    MAX_TUPLE_LENGTH,
+    TypeInferrer,
+    failure_counts,
+    type_of,
+)
+from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
+
+INT = TypeRef("builtins", "int")
+STR = TypeRef("builtins", "str")
+FLOAT = TypeRef("builtins", "float")
+BYTES = TypeRef("builtins", "bytes")
+
+
+def builtin(name: str, *args: TypeRef) -> TypeRef:
+    return TypeRef("builtins", name, args)
+
+
+class Plain:
+    class Inner:
+        pass
+
+
+class Hostile:
+    """Raises from every special method that inference must not call."""
+
+    calls = 0
+
+    def _fail(self, *args: object) -> None:
+        Hostile.calls += 1
+        raise AssertionError("inference called a method of the value")
+
+    __eq__ = __hash__ = __len__ = __iter__ = __getitem__ = __getattr__ = __bool__ = _fail  # type: ignore[assignment]
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        Hostile.calls += 1
+        raise AssertionError("inference read __class__")
+
+
+class HostileMeta(type):
+    def __eq__(cls, other: object) -> bool:
+        raise AssertionError("inference compared a class")
+
+    def __hash__(cls) -> int:
+        raise AssertionError("inference hashed a class")
+
+    def __getattribute__(cls, name: str) -> object:
+        if name in ("__module__", "__qualname__", "__name__"):
+            raise AssertionError("inference read a class attribute through the metaclass")
+        return super().__getattribute__(name)
+
+
+class WithHostileMeta(metaclass=HostileMeta):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(1, INT, id="int"),
+        pytest.param(True, builtin("bool"), id="bool"),
+        pytest.param("s", STR, id="str"),
+        pytest.param(b"b", BYTES, id="bytes"),
+        pytest.param(1.5, FLOAT, id="float"),
+        pytest.param(None, NONE, id="None"),
+        pytest.param([1, 2], builtin("list", INT), id="list"),
+        pytest.param([1, "a"], builtin("list", union([INT, STR])), id="list of union"),
+        pytest.param([], builtin("list"), id="empty list"),
+        pytest.param({1.0}, builtin("set", FLOAT), id="set"),
+        pytest.param(frozenset({b""}), builtin("frozenset", BYTES), id="frozenset"),
+        pytest.param({"a": 1}, builtin("dict", STR, INT), id="dict"),
+        pytest.param({1: None, "a": 2}, builtin("dict", union([INT, STR]), union([INT, NONE])), id="mixed dict"),
+        pytest.param({}, builtin("dict"), id="empty dict"),
+        pytest.param((1, "x"), builtin("tuple", INT, STR), id="tuple"),
+        pytest.param((), builtin("tuple"), id="empty tuple"),
+        pytest.param(tuple(range(MAX_TUPLE_LENGTH + 1)), builtin("tuple", INT, ELLIPSIS), id="long tuple"),
+        pytest.param([[1], []], builtin("list", builtin("list", INT)), id="nested list"),
+        pytest.param(
+            collections.defaultdict(list, a=[1]),
+            TypeRef("collections", "defaultdict", (STR, builtin("list", INT))),
+            id="defaultdict",
+        ),
+        pytest.param(collections.Counter("ab"), TypeRef("collections", "Counter", (STR,)), id="Counter"),
+        pytest.param(collections.deque([1]), TypeRef("collections", "deque", (INT,)), id="deque"),
+        pytest.param(Plain(), TypeRef(__name__, "Plain"), id="instance"),
+        pytest.param(Plain.Inner(), TypeRef(__name__, "Plain.Inner"), id="nested class instance"),
+        pytest.param(int, builtin("type", INT), id="builtin class"),
+        pytest.param(Plain, builtin("type", TypeRef(__name__, "Plain")), id="class"),
+        pytest.param(len, TypeRef("collections.abc", "Callable"), id="builtin function"),
+        pytest.param(builtin, TypeRef("collections.abc", "Callable"), id="function"),
+        pytest.param(Plain().__init__, TypeRef("collections.abc", "Callable"), id="method-wrapper"),
+        pytest.param(iter([1]), TypeRef("collections.abc", "Iterator"), id="list iterator"),
+        pytest.param((x for x in ()), TypeRef("collections.abc", "Generator"), id="generator"),
+        pytest.param({}.keys(), TypeRef("collections.abc", "KeysView"), id="dict keys"),
+    ],
+)
+def test_type_of(value: object, expected: TypeRef) -> None:
+    assert type_of(value) == expected
+
+
+def test_hostile_value_methods_not_called() -> None:
+    Hostile.calls = 0
+
+    assert type_of(Hostile()) == TypeRef(__name__, "Hostile")
+    assert type_of([Hostile(), Hostile()]) == builtin("list", TypeRef(__name__, "Hostile"))
+    assert type_of({"k": Hostile()}) == builtin("dict", STR, TypeRef(__name__, "Hostile"))
+    assert type_of({Hostile: 1}) == builtin("dict", builtin("type", TypeRef(__name__, "Hostile")), INT)
+    assert Hostile.calls == 0
+
+
+def test_hostile_metaclass_not_called() -> None:
+    expected = TypeRef(__name__, "WithHostileMeta")
+
+    assert type_of(WithHostileMeta()) == expected
+    assert type_of(WithHostileMeta) == builtin("type", expected)
+    assert type_of([WithHostileMeta(), WithHostileMeta]) == builtin("list", union([expected, builtin("type", expected)]))
+
+
+def test_self_referencing_list_depth_limited() -> None:
+    looped: list[object] = []
+    looped.append(looped)
+
+    result = type_of(looped)
+
+    depth = 0
+    while result.args:
+        assert result.qualname == "list"
+        result = result.args[0]
+        depth += 1
+    assert result == ANY
+    assert depth == 4
+
+
+def test_self_referencing_dict_depth_limited() -> None:
+    looped: dict[str, object] = {}
+    looped["self"] = looped
+
+    result = type_of(looped)
+
+    assert result.qualname == "dict"
+    assert "Any" in str(result)
+
+
+def test_large_list_inspects_bounded_elements() -> None:
+    inferrer = TypeInferrer()
+    values: list[object] = list(range(1_000_000))
+
+    assert inferrer.type_of(values) == builtin("list", INT)
+    assert inferrer.elements_inspected <= MAX_ELEMENTS
+    assert inferrer.elements_inspected > HEAD_ELEMENTS
+
+
+def test_large_list_samples_spread_elements() -> None:
+    # Only the last element differs; the spread sample always includes it.
+    values: list[object] = [0] * 100_000
+    values[-1] = "last"
+
+    assert type_of(values) == builtin("list", union([INT, STR]))
+
+
+def test_nested_containers_share_budget() -> None:
+    inferrer = TypeInferrer()
+    nested = [[list(range(1000)) for _ in range(100)] for _ in range(100)]
+
+    inferrer.type_of(nested)
+
+    assert inferrer.elements_inspected <= MAX_ELEMENTS
+
+
+def test_large_dict_inspects_bounded_entries() -> None:
+    inferrer = TypeInferrer()
+
+    assert inferrer.type_of({i: str(i) for i in range(100_000)}) == builtin("dict", INT, STR)
+    assert inferrer.elements_inspected <= MAX_ELEMENTS
+
+
+def test_iterator_not_consumed() -> None:
+    numbers = iter([1, 2, 3])
+    counter = itertools.count()
+
+    type_of(numbers)
+    type_of(counter)
+
+    assert list(numbers) == [1, 2, 3]
+    assert next(counter) == 0
+
+
+def test_generator_not_started() -> None:
+    started = []
+
+    def generate() -> object:
+        started.append(True)
+        yield 1
+
+    type_of(generate())
+
+    assert started == []
+
+
+def test_main_module_renames_main_classes() -> None:
+    main_class = type("Script", (), {"__module__": "__main__"})
+    inferrer = TypeInferrer(main_module="script")
+
+    assert inferrer.type_of(main_class()) == TypeRef("script", "Script")
+    assert inferrer.type_of([main_class]) == builtin("list", builtin("type", TypeRef("script", "Script")))
+    assert type_of(main_class()) == TypeRef("__main__", "Script")
+
+
+def test_failure_gives_any_and_is_counted() -> None:
+    broken = type("Broken", (), {})
+    broken.__module__ = 5  # type: ignore[assignment]
+    before = sum(failure_counts().values())
+
+    assert type_of(broken()) == ANY
+    assert type_of([broken()]) == ANY
+    assert sum(failure_counts().values()) == before + 2
+
+
+def test_element_type_of_args_and_kwargs() -> None:
+    inferrer = TypeInferrer()
+
+    assert inferrer.element_type((1, "a")) == union([INT, STR])
+    assert inferrer.element_type({"x": 1.0}) == FLOAT
+    assert inferrer.element_type(()) is None
+    assert inferrer.element_type({}) is None
