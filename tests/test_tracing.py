@@ -1,0 +1,673 @@
+"""Tests of typetrace.tracing: the tracer on real code, on each supported Python."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import random
+import runpy
+import sys
+import textwrap
+import threading
+import weakref
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterator, Optional
+
+import pytest
+
+from typetrace.config import Config, Sampling, default_code_filter
+from typetrace.db.base import CallTraceStore
+from typetrace.tracing import CallTrace, TracerError, TraceStats, trace
+from typetrace.typemodel import NONE, TypeRef, union
+
+INT = TypeRef("builtins", "int")
+STR = TypeRef("builtins", "str")
+FLOAT = TypeRef("builtins", "float")
+BYTES = TypeRef("builtins", "bytes")
+BOOL = TypeRef("builtins", "bool")
+MODULE = __name__
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.traces: list[CallTrace] = []
+
+    def record(self, trace: CallTrace) -> None:
+        self.traces.append(trace)
+
+    def of(self, qualname: str) -> list[CallTrace]:
+        return [t for t in self.traces if t.qualname == qualname]
+
+    def one(self, qualname: str) -> CallTrace:
+        found = self.of(qualname)
+        assert len(found) == 1, f"{len(found)} traces of {qualname}: {self.traces}"
+        return found[0]
+
+
+class SinkOnlyConfig(Config):
+    def __init__(self, sampling: Optional[Sampling] = None) -> None:
+        self._sampling = sampling or Sampling(all_calls=True)
+
+    def trace_store(self) -> CallTraceStore:
+        raise AssertionError("the tests pass a sink")
+
+    def sampling(self) -> Sampling:
+        return self._sampling
+
+
+def record(body: Callable[[], object], sampling: Optional[Sampling] = None) -> ListSink:
+    sink = ListSink()
+    with trace(SinkOnlyConfig(sampling), sink=sink):
+        body()
+    return sink
+
+
+def args_of(trace: CallTrace) -> dict[str, TypeRef]:
+    return dict(trace.arg_types)
+
+
+# Traced code
+
+
+def positional(a, b=2.0):  # type: ignore[no-untyped-def]
+    return a
+
+
+def keyword_only(a, *, flag=False):  # type: ignore[no-untyped-def]
+    return flag
+
+
+def positional_only(a, /, b):  # type: ignore[no-untyped-def]
+    return b
+
+
+def star_args(first, *rest, **options):  # type: ignore[no-untyped-def]
+    return None
+
+
+def constant():  # type: ignore[no-untyped-def]
+    return "constant"
+
+
+def implicit_none(value):  # type: ignore[no-untyped-def]
+    value + 1
+
+
+def raises(value):  # type: ignore[no-untyped-def]
+    raise ValueError(value)
+
+
+def captured(value):  # type: ignore[no-untyped-def]
+    def read():  # type: ignore[no-untyped-def]
+        return value
+
+    return read()
+
+
+class Shape:
+    def __init__(self, side):  # type: ignore[no-untyped-def]
+        self._side = side
+
+    def area(self):  # type: ignore[no-untyped-def]
+        return self._side * self._side
+
+    @classmethod
+    def unit(cls):  # type: ignore[no-untyped-def]
+        return cls(1)
+
+    @staticmethod
+    def describe(name):  # type: ignore[no-untyped-def]
+        return len(name)
+
+    @property
+    def side(self):  # type: ignore[no-untyped-def]
+        return self._side
+
+    @side.setter
+    def side(self, value):  # type: ignore[no-untyped-def]
+        self._side = value
+
+    class Nested:
+        def method(self, x):  # type: ignore[no-untyped-def]
+            return str(x)
+
+
+def outer(x):  # type: ignore[no-untyped-def]
+    def inner(y):  # type: ignore[no-untyped-def]
+        return [y]
+
+    class Local:
+        def method(self):  # type: ignore[no-untyped-def]
+            return b""
+
+    Local().method()
+    return inner(x)
+
+
+def count_up(limit):  # type: ignore[no-untyped-def]
+    for i in range(limit):
+        yield i
+    return "finished"
+
+
+def yield_mixed():  # type: ignore[no-untyped-def]
+    yield 1
+    yield None
+    yield "s"
+
+
+def delegating():  # type: ignore[no-untyped-def]
+    result = yield from count_up(2)
+    return len(result)
+
+
+def suspends_in_try():  # type: ignore[no-untyped-def]
+    try:
+        yield 1
+        yield 2
+    finally:
+        pass
+
+
+def yields_none_then_stops():  # type: ignore[no-untyped-def]
+    yield None
+    yield None
+
+
+async def fetch(value):  # type: ignore[no-untyped-def]
+    await asyncio.sleep(0)
+    future = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    await future
+    return value * 2
+
+
+async def stream(count):  # type: ignore[no-untyped-def]
+    for i in range(count):
+        await asyncio.sleep(0)
+        yield i
+    await asyncio.sleep(0)
+    yield "end"
+
+
+async def consume_stream():  # type: ignore[no-untyped-def]
+    return [item async for item in stream(2)]
+
+
+def consume_iterator(items):  # type: ignore[no-untyped-def]
+    return None
+
+
+def in_thread(value):  # type: ignore[no-untyped-def]
+    return value
+
+
+def use_stdlib(data):  # type: ignore[no-untyped-def]
+    return json.dumps(data) + textwrap.dedent("  x")
+
+
+def sampled(value):  # type: ignore[no-untyped-def]
+    return value
+
+
+class Opaque:
+    pass
+
+
+def takes_opaque(value):  # type: ignore[no-untyped-def]
+    return None
+
+
+# Arguments
+
+
+def test_positional_and_default_arguments() -> None:
+    sink = record(lambda: (positional(1), positional("a", b=3)))
+
+    first, second = sink.of("positional")
+    assert args_of(first) == {"a": INT, "b": FLOAT}
+    assert first.return_type == INT
+    assert args_of(second) == {"a": STR, "b": INT}
+
+
+def test_keyword_only_arguments() -> None:
+    sink = record(lambda: keyword_only(1, flag=True))
+
+    assert args_of(sink.one("keyword_only")) == {"a": INT, "flag": BOOL}
+
+
+def test_positional_only_arguments() -> None:
+    sink = record(lambda: positional_only(1, b="x"))
+
+    assert args_of(sink.one("positional_only")) == {"a": INT, "b": STR}
+
+
+def test_star_args_record_element_types() -> None:
+    sink = record(lambda: star_args(1, 2.0, "s", key=b"", other=1))
+
+    assert args_of(sink.one("star_args")) == {
+        "first": INT,
+        "rest": union([FLOAT, STR]),
+        "options": union([BYTES, INT]),
+    }
+
+
+def test_empty_star_args_not_recorded() -> None:
+    sink = record(lambda: star_args(1))
+
+    assert args_of(sink.one("star_args")) == {"first": INT}
+
+
+def test_argument_captured_by_closure() -> None:
+    sink = record(lambda: captured(1))
+
+    assert args_of(sink.one("captured")) == {"value": INT}
+    assert sink.one("captured").return_type == INT
+    assert sink.one("captured.<locals>.read").return_type == INT
+
+
+# Returns
+
+
+def test_constant_return_recorded() -> None:
+    sink = record(constant)
+
+    assert sink.one("constant").return_type == STR
+
+
+def test_implicit_none_return_recorded() -> None:
+    sink = record(lambda: implicit_none(1))
+
+    assert sink.one("implicit_none").return_type == NONE
+
+
+def test_raise_recorded_without_return_type() -> None:
+    def body() -> None:
+        with pytest.raises(ValueError):
+            raises(1)
+
+    found = record(body).one("raises")
+
+    assert args_of(found) == {"value": INT}
+    assert found.return_type is None
+    assert found.yield_type is None
+
+
+def test_module_and_funcname() -> None:
+    found = record(constant).one("constant")
+
+    assert found.module == MODULE
+    assert found.funcname == f"{MODULE}:constant"
+
+
+# Qualified names
+
+
+def test_methods_record_self_and_cls() -> None:
+    shape_type = TypeRef(MODULE, "Shape")
+
+    def body() -> None:
+        shape = Shape.unit()
+        shape.area()
+        Shape.describe("square")
+
+    sink = record(body)
+
+    assert args_of(sink.one("Shape.unit")) == {"cls": TypeRef("builtins", "type", (shape_type,))}
+    assert sink.one("Shape.unit").return_type == shape_type
+    assert args_of(sink.one("Shape.__init__")) == {"self": shape_type, "side": INT}
+    assert sink.one("Shape.area").return_type == INT
+    assert args_of(sink.one("Shape.describe")) == {"name": STR}
+
+
+def test_property_getter_and_setter() -> None:
+    def body() -> None:
+        shape = Shape(2)
+        shape.side = 3.0
+        shape.side
+
+    getter, setter = sorted(record(body).of("Shape.side"), key=lambda t: len(t.arg_types))
+
+    assert args_of(getter) == {"self": TypeRef(MODULE, "Shape")}
+    assert getter.return_type == FLOAT
+    assert args_of(setter) == {"self": TypeRef(MODULE, "Shape"), "value": FLOAT}
+    assert setter.return_type == NONE
+
+
+def test_nested_functions_and_classes() -> None:
+    def body() -> None:
+        outer(1)
+        Shape.Nested().method(2)
+
+    sink = record(body)
+
+    assert sink.one("outer.<locals>.inner").return_type == TypeRef("builtins", "list", (INT,))
+    assert sink.one("outer.<locals>.Local.method").return_type == BYTES
+    assert args_of(sink.one("Shape.Nested.method")) == {"self": TypeRef(MODULE, "Shape.Nested"), "x": INT}
+
+
+def test_lambdas_and_comprehensions_skipped() -> None:
+    def body() -> None:
+        square = lambda x: x * x  # noqa: E731
+        [square(i) for i in range(3)]
+        list(i for i in range(3))
+
+    sink = record(body)
+
+    assert all(not t.qualname.split(".")[-1].startswith("<") for t in sink.traces)
+    assert [t.qualname for t in sink.traces] == ["test_lambdas_and_comprehensions_skipped.<locals>.body"]
+
+
+# Generators
+
+
+def test_generator_yield_and_return_types() -> None:
+    found = record(lambda: list(count_up(3))).one("count_up")
+
+    assert args_of(found) == {"limit": INT}
+    assert found.yield_type == INT
+    assert found.return_type == STR
+
+
+def test_generator_yields_none_among_values() -> None:
+    found = record(lambda: list(yield_mixed())).one("yield_mixed")
+
+    assert found.yield_type == union([INT, STR, NONE])
+    assert found.return_type == NONE
+
+
+def test_delegating_generator() -> None:
+    found = record(lambda: list(delegating())).one("delegating")
+
+    assert found.yield_type == INT
+    assert found.return_type == INT
+
+
+def test_generator_closed_early() -> None:
+    def body() -> None:
+        for _ in count_up(10):
+            break
+        explicit = suspends_in_try()
+        next(explicit)
+        explicit.close()
+
+    sink = record(body)
+
+    for qualname in ("count_up", "suspends_in_try"):
+        found = sink.one(qualname)
+        assert found.yield_type == INT, qualname
+        assert found.return_type is None, qualname
+
+
+def test_generator_closed_after_yielding_none() -> None:
+    def body() -> None:
+        for _ in yields_none_then_stops():
+            break
+
+    found = record(body).one("yields_none_then_stops")
+
+    assert found.yield_type == NONE
+    assert found.return_type is None
+
+
+def test_generator_thrown_into() -> None:
+    def body() -> None:
+        generator = count_up(5)
+        next(generator)
+        with pytest.raises(KeyError):
+            generator.throw(KeyError("stop"))
+
+    found = record(body).one("count_up")
+
+    assert found.yield_type == INT
+    assert found.return_type is None
+
+
+def test_suspended_generator_recorded_at_stop() -> None:
+    sink = ListSink()
+    with trace(SinkOnlyConfig(), sink=sink):
+        generator = count_up(5)
+        next(generator)
+        assert sink.of("count_up") == []
+    found = sink.one("count_up")
+
+    assert found.yield_type == INT
+    assert found.return_type is None
+    assert list(generator) == [1, 2, 3, 4]
+
+
+# Coroutines
+
+
+def test_coroutine_records_awaited_result() -> None:
+    found = record(lambda: asyncio.run(fetch(21))).one("fetch")
+
+    assert args_of(found) == {"value": INT}
+    assert found.return_type == INT
+    assert found.yield_type is None
+
+
+def test_async_generator_records_yields_not_awaits() -> None:
+    sink = record(lambda: asyncio.run(consume_stream()))
+
+    found = sink.one("stream")
+    assert args_of(found) == {"count": INT}
+    assert found.yield_type == union([INT, STR])
+    assert found.return_type == NONE
+    assert sink.one("consume_stream").return_type == TypeRef("builtins", "list", (union([INT, STR]),))
+
+
+# Threads, filter, sampling
+
+
+def test_thread_started_inside_block() -> None:
+    def body() -> None:
+        thread = threading.Thread(target=in_thread, args=(b"x",))
+        thread.start()
+        thread.join()
+
+    found = record(body).one("in_thread")
+
+    assert args_of(found) == {"value": BYTES}
+    assert found.return_type == BYTES
+
+
+def test_default_filter_skips_stdlib() -> None:
+    sink = record(lambda: use_stdlib({"a": 1}))
+
+    assert sink.one("use_stdlib").return_type == STR
+    assert {t.module for t in sink.traces} == {MODULE}
+
+
+def test_default_filter_accepts_tests_folder() -> None:
+    assert default_code_filter(use_stdlib.__code__)
+    assert not default_code_filter(json.dumps.__code__)
+
+
+def test_sampling_all_calls() -> None:
+    def body() -> None:
+        for i in range(300):
+            sampled(i)
+
+    assert len(record(body, Sampling(all_calls=True, first_calls=0, rate=0.0)).of("sampled")) == 300
+
+
+def test_sampling_first_calls_then_none() -> None:
+    def body() -> None:
+        for i in range(50):
+            sampled(i)
+
+    assert len(record(body, Sampling(first_calls=5, rate=0.0)).of("sampled")) == 5
+
+
+def test_sampling_rate() -> None:
+    def body() -> None:
+        for i in range(2000):
+            sampled(i)
+
+    count = len(record(body, Sampling(first_calls=10, rate=0.5)).of("sampled"))
+
+    # 10 + Binomial(1990, 0.5): mean 1005, standard deviation 22.
+    assert 850 < count < 1160
+
+
+def test_sampling_keeps_global_random_state() -> None:
+    random.seed(1234)
+    state = random.getstate()
+
+    record(lambda: [sampled(i) for i in range(100)], Sampling(first_calls=1, rate=0.5))
+
+    assert random.getstate() == state
+
+
+# Safety
+
+
+def test_hostile_argument_not_touched() -> None:
+    class Hostile:
+        def __eq__(self, other: object) -> bool:
+            raise AssertionError("__eq__ called")
+
+        def __hash__(self) -> int:
+            raise AssertionError("__hash__ called")
+
+        def __len__(self) -> int:
+            raise AssertionError("__len__ called")
+
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError("__getattr__ called")
+
+        @property  # type: ignore[misc]
+        def __class__(self) -> type:
+            raise AssertionError("__class__ called")
+
+    sink = record(lambda: takes_opaque(Hostile()))
+
+    assert sink.one("takes_opaque").arg_types["value"].qualname.endswith("Hostile")
+
+
+def test_self_referencing_argument() -> None:
+    looped: list[object] = []
+    looped.append(looped)
+
+    found = record(lambda: takes_opaque(looped)).one("takes_opaque")
+
+    assert found.arg_types["value"].qualname == "list"
+
+
+def test_iterator_argument_not_consumed() -> None:
+    numbers = iter([1, 2, 3])
+
+    sink = record(lambda: consume_iterator(numbers))
+
+    assert sink.one("consume_iterator").arg_types["items"] == TypeRef("collections.abc", "Iterator")
+    assert list(numbers) == [1, 2, 3]
+
+
+def test_no_reference_kept_after_call() -> None:
+    with trace(SinkOnlyConfig(), sink=ListSink()):
+        value = Opaque()
+        alive = weakref.ref(value)
+        takes_opaque(value)
+        del value
+        gc.collect()
+        assert alive() is None
+
+
+def test_failing_sink_counted_not_raised() -> None:
+    class FailingSink:
+        def record(self, trace: CallTrace) -> None:
+            raise OSError("disk full")
+
+    with trace(SinkOnlyConfig(), sink=FailingSink()) as stats:
+        assert constant() == "constant"
+
+    assert isinstance(stats, TraceStats)
+    assert stats.errors == {"sink: OSError": 1}
+    assert stats.calls_recorded == 0
+
+
+def test_failing_code_filter_counted_not_raised() -> None:
+    class FailingFilterConfig(SinkOnlyConfig):
+        def code_filter(self) -> Callable[[Any], bool]:
+            def reject(code: Any) -> bool:
+                raise RuntimeError("filter failed")
+
+            return reject
+
+    sink = ListSink()
+    with trace(FailingFilterConfig(), sink=sink) as stats:
+        assert constant() == "constant"
+
+    assert sink.traces == []
+    assert list(stats.errors) == ["code filter: RuntimeError"]
+
+
+# Sessions
+
+
+def test_second_session_raises() -> None:
+    with trace(SinkOnlyConfig(), sink=ListSink()):
+        with pytest.raises(TracerError, match="already active"):
+            with trace(SinkOnlyConfig(), sink=ListSink()):
+                pass
+
+
+def test_tracing_stops_when_block_raises() -> None:
+    sink = ListSink()
+
+    with pytest.raises(ZeroDivisionError):
+        with trace(SinkOnlyConfig(), sink=sink):
+            constant()
+            1 / 0
+    constant()
+
+    assert len(sink.of("constant")) == 1
+    if sys.version_info < (3, 12):
+        assert sys.getprofile() is None
+    else:
+        assert all(sys.monitoring.get_tool(tool) != "typetrace" for tool in range(6))
+    with trace(SinkOnlyConfig(), sink=sink):
+        constant()
+    assert len(sink.of("constant")) == 2
+
+
+def test_rejected_code_traced_by_later_session() -> None:
+    class OnlyConstant(SinkOnlyConfig):
+        def code_filter(self) -> Callable[[Any], bool]:
+            return lambda code: code.co_name == "constant"
+
+    first = ListSink()
+    with trace(OnlyConstant(), sink=first):
+        constant()
+        implicit_none(1)
+    second = record(lambda: implicit_none(1))
+
+    assert [t.qualname for t in first.traces] == ["constant"]
+    assert second.one("implicit_none").return_type == NONE
+
+
+def test_main_module_renames_script(tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            class Point:
+                pass
+
+            def make(x):
+                return Point()
+
+            make(1)
+            """
+        )
+    )
+    sink = ListSink()
+
+    with trace(SinkOnlyConfig(), sink=sink, main_module="script"):
+        runpy.run_path(str(script), run_name="__main__")
+
+    found = sink.one("make")
+    assert found.module == "script"
+    assert found.return_type == TypeRef("script", "Point")
