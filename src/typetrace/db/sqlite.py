@@ -220,7 +220,7 @@ class SQLiteStore(CallTraceStore):
         message = str(error)
         path = _file_path(location)
         if "not a database" in message:
-            hint = "it is not an SQLite database; remove it or choose another path"
+            hint = "choose another path for the trace store"
         elif "readonly" in message or "unable to open" in message:
             hint = _diagnose_open_failure(path)
         elif _is_busy(error):
@@ -314,11 +314,11 @@ def _diagnose_open_failure(path: Optional[str]) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         return f"the folder {folder} does not exist; create it or choose another path"
+    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+        return f"permission denied: {path} is not readable and writable; fix its permissions"
     if not os.access(folder, os.W_OK | os.X_OK):
         return (
             f"permission denied: the folder {folder} is not writable, and SQLite needs to "
             "create its journal files there; fix its permissions or choose another path"
         )
-    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
-        return f"permission denied: {path} is not readable and writable; fix its permissions"
     return "check that the path names a readable and writable file"

@@ -1,0 +1,234 @@
+"""SQLiteStore: file handling, schema versions, error messages and lock retries."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import sqlite3
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from typetrace.db import sqlite as sqlite_module
+from typetrace.db import store_from_url
+from typetrace.db.sqlite import SQLiteStore
+from typetrace.exceptions import StoreError
+from typetrace.tracing import CallTrace
+from typetrace.typemodel import TypeRef
+
+INT = TypeRef("builtins", "int")
+TRACE = CallTrace("pkg", "f", {"x": INT}, INT)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "traces.sqlite3"
+
+
+def read_meta(path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as connection:
+        return connection.execute("SELECT name, value FROM typetrace_meta").fetchall()
+
+
+class TestSchema:
+    def test_records_schema_version(self, path: Path) -> None:
+        SQLiteStore(str(path)).close()
+
+        assert read_meta(path) == [("schema_version", "1")]
+
+    def test_opening_twice_keeps_one_version_row(self, path: Path) -> None:
+        SQLiteStore(str(path)).close()
+        SQLiteStore(str(path)).close()
+
+        assert read_meta(path) == [("schema_version", "1")]
+
+    def test_newer_schema_is_rejected(self, path: Path) -> None:
+        SQLiteStore(str(path)).close()
+        with sqlite3.connect(path) as connection:
+            connection.execute("UPDATE typetrace_meta SET value = '2'")
+
+        with pytest.raises(StoreError, match="schema version 2") as raised:
+            SQLiteStore(str(path))
+
+        assert "Upgrade typetrace" in str(raised.value)
+        assert str(path) in str(raised.value)
+
+    def test_invalid_schema_version_is_rejected(self, path: Path) -> None:
+        SQLiteStore(str(path)).close()
+        with sqlite3.connect(path) as connection:
+            connection.execute("UPDATE typetrace_meta SET value = 'banana'")
+
+        with pytest.raises(StoreError, match="invalid schema version 'banana'"):
+            SQLiteStore(str(path))
+
+    def test_uses_wal_mode(self, path: Path) -> None:
+        SQLiteStore(str(path)).close()
+
+        with sqlite3.connect(path) as connection:
+            assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+    @pytest.mark.parametrize(
+        ("query", "params"),
+        [
+            pytest.param(
+                "SELECT module FROM typetrace_call_traces WHERE module = ? "
+                "AND (qualname = ? OR substr(qualname, 1, ?) = ?) "
+                "ORDER BY last_seen DESC, id DESC LIMIT ?",
+                ("pkg", "C", 2, "C.", 10),
+                id="filter",
+            ),
+            pytest.param("SELECT DISTINCT module FROM typetrace_call_traces", (), id="list-modules"),
+        ],
+    )
+    def test_queries_use_the_module_index(self, path: Path, query: str, params: tuple[object, ...]) -> None:
+        SQLiteStore(str(path)).close()
+
+        with sqlite3.connect(path) as connection:
+            plan = " ".join(row[-1] for row in connection.execute("EXPLAIN QUERY PLAN " + query, params))
+
+        assert "typetrace_call_traces_module_last_seen" in plan
+        assert "TEMP B-TREE" not in plan
+
+
+class TestConnectionStrings:
+    def test_file_uri(self, path: Path) -> None:
+        store = SQLiteStore(f"file:{path}?mode=rwc")
+        store.add([TRACE])
+        store.close()
+
+        reopened = SQLiteStore(str(path))
+        assert reopened.list_modules() == ["pkg"]
+        reopened.close()
+
+    def test_read_only_uri_reads_an_existing_store(self, path: Path) -> None:
+        writable = SQLiteStore(str(path))
+        writable.add([TRACE])
+        writable.close()
+
+        store = SQLiteStore(f"file:{path}?mode=ro")
+
+        assert store.list_modules() == ["pkg"]
+        with pytest.raises(StoreError, match="readonly"):
+            store.add([TRACE])
+        store.close()
+
+    def test_store_from_url_opens_sqlite_for_paths(self, path: Path) -> None:
+        store = store_from_url(str(path))
+
+        assert isinstance(store, SQLiteStore)
+        store.close()
+
+    def test_closed_store_raises(self, path: Path) -> None:
+        store = SQLiteStore(str(path))
+        store.close()
+
+        with pytest.raises(StoreError, match="is closed"):
+            store.list_modules()
+
+
+class TestOpenErrors:
+    def test_missing_folder(self, tmp_path: Path) -> None:
+        path = tmp_path / "missing" / "traces.sqlite3"
+
+        with pytest.raises(StoreError) as raised:
+            SQLiteStore(str(path))
+
+        message = str(raised.value)
+        assert str(path) in message
+        assert f"the folder {tmp_path / 'missing'} does not exist; create it" in message
+
+    def test_not_a_database(self, path: Path) -> None:
+        path.write_text("these are not the traces you are looking for\n" * 100)
+
+        with pytest.raises(StoreError) as raised:
+            SQLiteStore(str(path))
+
+        message = str(raised.value)
+        assert str(path) in message
+        assert "file is not a database; choose another path for the trace store" in message
+
+    @pytest.mark.parametrize(
+        ("file_mode", "folder_mode", "expected"),
+        [
+            pytest.param(0o600, 0o755, "is not readable and writable; fix its permissions", id="file"),
+            pytest.param(0o666, 0o555, "is not writable, and SQLite needs to create", id="folder"),
+        ],
+    )
+    def test_permission_denied(self, file_mode: int, folder_mode: int, expected: str) -> None:
+        # The folder lies outside pytest's, which other users cannot enter.
+        with tempfile.TemporaryDirectory() as base:
+            os.chmod(base, 0o755)
+            folder = Path(base) / "locked"
+            folder.mkdir()
+            path = folder / "traces.sqlite3"
+            SQLiteStore(str(path)).close()
+            os.chmod(path, file_mode)
+            os.chmod(folder, folder_mode)
+
+            message = open_in_unprivileged_child(path)
+
+            os.chmod(folder, 0o755)
+        assert str(path) in message
+        assert "permission denied" in message
+        assert expected in message
+
+
+def open_in_unprivileged_child(path: Path) -> str:
+    """Open *path* in a forked child as the user nobody; return the StoreError message.
+
+    Root ignores file modes, so the child gives up root first. It forks instead of
+    starting a new interpreter because nobody may not read this virtual environment.
+    """
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about fork() while other threads run; the child only
+        # opens a file and exits.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            if os.geteuid() == 0:
+                nobody = pwd.getpwnam("nobody")
+                os.setgroups([])
+                os.setgid(nobody.pw_gid)
+                os.setuid(nobody.pw_uid)
+            try:
+                SQLiteStore(str(path))
+                output = "opened without an error"
+            except StoreError as error:
+                output = str(error)
+            os.write(write_end, output.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        output = reader.read().decode()
+    os.waitpid(pid, 0)
+    return output
+
+
+class TestLockRetry:
+    def test_write_waits_for_another_writer(self, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        # A busy timeout far below the lock's hold time makes SQLite report
+        # "database is locked", which the store must retry.
+        monkeypatch.setattr(sqlite_module, "_BUSY_TIMEOUT_SECONDS", 0.01)
+        store = SQLiteStore(str(path))
+        blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        blocker.execute("BEGIN IMMEDIATE")
+        releaser = threading.Timer(0.5, lambda: blocker.execute("COMMIT"))
+        releaser.start()
+
+        started = time.monotonic()
+        store.add([TRACE])
+        waited = time.monotonic() - started
+
+        releaser.join()
+        blocker.close()
+        assert waited >= 0.4
+        assert store.filter("pkg")[0].to_trace().call_count == 1
+        store.close()
