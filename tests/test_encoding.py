@@ -1,0 +1,163 @@
+"""Encoding of call traces as JSON rows, and decoding them back."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from typetrace.encoding import (
+    FORMAT_VERSION,
+    CallTraceRow,
+    DecodeError,
+    serialize_traces,
+    type_from_json,
+    type_to_json,
+)
+from typetrace.tracing import CallTrace
+from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
+
+INT = TypeRef("builtins", "int")
+STR = TypeRef("builtins", "str")
+LIST_OF_INT = TypeRef("builtins", "list", (INT,))
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        pytest.param(INT, id="plain"),
+        pytest.param(NONE, id="none"),
+        pytest.param(ANY, id="any"),
+        pytest.param(TypeRef("builtins", "list"), id="container-without-args"),
+        pytest.param(TypeRef("builtins", "dict", (STR, TypeRef("builtins", "list", (LIST_OF_INT,)))), id="nested"),
+        pytest.param(union([INT, STR, NONE]), id="optional-union"),
+        pytest.param(TypeRef("builtins", "tuple", (INT, ELLIPSIS)), id="ellipsis-tuple"),
+        pytest.param(TypeRef("builtins", "tuple", (INT, STR, NONE)), id="fixed-tuple"),
+        pytest.param(TypeRef("builtins", "tuple", ()), id="empty-tuple"),
+        pytest.param(TypeRef("pkg.mod", "Outer.Inner", (union([INT, LIST_OF_INT]),)), id="user-generic"),
+        pytest.param(TypeRef("pkg.ünï", "Cödé"), id="non-ascii"),
+    ],
+)
+def test_type_round_trip(ref: TypeRef) -> None:
+    assert type_from_json(type_to_json(ref)) == ref
+
+
+def test_type_document_leaves_out_empty_args() -> None:
+    assert json.loads(type_to_json(INT)) == {"module": "builtins", "qualname": "int"}
+
+
+@pytest.mark.parametrize(
+    "trace",
+    [
+        pytest.param(CallTrace("m", "f", {}, None), id="no-args-no-return"),
+        pytest.param(CallTrace("m", "f", {"x": INT, "y": union([STR, NONE])}, NONE), id="returns-none"),
+        pytest.param(CallTrace("m", "C.gen", {"self": TypeRef("m", "C")}, None, LIST_OF_INT), id="generator"),
+        pytest.param(
+            CallTrace("m", "f", {"args": TypeRef("builtins", "tuple", (INT, ELLIPSIS))}, ANY, call_count=7),
+            id="ellipsis-and-count",
+        ),
+    ],
+)
+def test_row_round_trip(trace: CallTrace) -> None:
+    row = CallTraceRow.from_trace(trace)
+
+    decoded = row.to_trace()
+
+    assert decoded == trace
+    assert decoded.call_count == trace.call_count
+    assert row.format_version == FORMAT_VERSION
+
+
+def test_row_keeps_parameter_order() -> None:
+    trace = CallTrace("m", "f", {"z": INT, "a": STR, "m": NONE}, None)
+
+    assert list(CallTraceRow.from_trace(trace).to_trace().arg_types) == ["z", "a", "m"]
+
+
+def test_row_stores_none_as_null() -> None:
+    row = CallTraceRow.from_trace(CallTrace("m", "f", {}, None, None))
+
+    assert row.return_type is None
+    assert row.yield_type is None
+
+
+class TestDecodeErrors:
+    def test_newer_format_version(self) -> None:
+        row = CallTraceRow("m", "f", "{}", None, None, format_version=FORMAT_VERSION + 1)
+
+        with pytest.raises(DecodeError, match="upgrade typetrace"):
+            row.to_trace()
+
+    @pytest.mark.parametrize("version", [0, -1, "1", None])
+    def test_invalid_format_version(self, version: object) -> None:
+        row = CallTraceRow("m", "f", "{}", None, None, format_version=version)  # type: ignore[arg-type]
+
+        with pytest.raises(DecodeError, match="format version"):
+            row.to_trace()
+
+    @pytest.mark.parametrize(
+        ("field", "text"),
+        [
+            ("arg_types", "{not json"),
+            ("arg_types", ""),
+            ("return_type", '{"module": "builtins"'),
+            ("yield_type", "nul"),
+        ],
+    )
+    def test_invalid_json(self, field: str, text: str) -> None:
+        fields = {"arg_types": "{}", "return_type": None, "yield_type": None, field: text}
+        row = CallTraceRow("m", "f", **fields)  # type: ignore[arg-type]
+
+        with pytest.raises(DecodeError, match="invalid JSON"):
+            row.to_trace()
+
+    @pytest.mark.parametrize(
+        "document",
+        [
+            pytest.param('["builtins", "int"]', id="array"),
+            pytest.param('{"module": "builtins"}', id="missing-qualname"),
+            pytest.param('{"module": "builtins", "qualname": ""}', id="empty-qualname"),
+            pytest.param('{"module": 1, "qualname": "int"}', id="module-not-string"),
+            pytest.param('{"module": "builtins", "qualname": "list", "args": {}}', id="args-not-array"),
+            pytest.param('{"module": "builtins", "qualname": "int", "extra": 1}', id="unknown-key"),
+            pytest.param('{"module": "builtins", "qualname": "list", "args": [3]}', id="bad-nested"),
+        ],
+    )
+    def test_invalid_type_document(self, document: str) -> None:
+        with pytest.raises(DecodeError):
+            type_from_json(document)
+
+    def test_arg_types_must_be_an_object(self) -> None:
+        with pytest.raises(DecodeError, match="arg_types must be a JSON object"):
+            CallTraceRow("m", "f", "[]", None, None).to_trace()
+
+    def test_non_text_json_field(self) -> None:
+        with pytest.raises(DecodeError, match="expected JSON text"):
+            CallTraceRow("m", "f", 42, None, None).to_trace()  # type: ignore[arg-type]
+
+
+class TestSerializeTraces:
+    def test_skips_and_logs_a_failing_trace(self, caplog: pytest.LogCaptureFixture) -> None:
+        # A TypeRef whose qualname is an object, not a string, cannot be encoded as JSON.
+        broken = CallTrace("m", "broken", {"x": TypeRef("builtins", object())}, None)  # type: ignore[arg-type]
+        before = CallTrace("m", "before", {}, None)
+        after = CallTrace("m", "after", {"x": INT}, INT)
+
+        with caplog.at_level(logging.ERROR, logger="typetrace.encoding"):
+            rows = list(serialize_traces([before, broken, after]))
+
+        assert [row.qualname for row in rows] == ["before", "after"]
+        assert len(caplog.records) == 1
+        assert "Failed to serialize trace" in caplog.records[0].getMessage()
+        assert "broken" in caplog.records[0].getMessage()
+        assert caplog.records[0].exc_info is not None
+
+    def test_is_lazy(self) -> None:
+        def traces() -> object:
+            yield CallTrace("m", "f", {}, None)
+            raise AssertionError("serialize_traces read past the first trace")
+
+        rows = serialize_traces(traces())  # type: ignore[arg-type]
+
+        assert next(rows).qualname == "f"
