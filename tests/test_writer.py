@@ -1,0 +1,314 @@
+"""StoreWriter: batching, bounds, retries, closing and fork()."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import pytest
+
+from typetrace._writer import StoreWriter
+from typetrace.db.base import CallTraceStore, CallTraceThunk
+from typetrace.db.sqlite import SQLiteStore
+from typetrace.tracing import CallTrace
+from typetrace.typemodel import TypeRef
+
+INT = TypeRef("builtins", "int")
+NEVER = 3600.0
+
+
+def make_trace(qualname: str = "f", call_count: int = 1) -> CallTrace:
+    return CallTrace("pkg", qualname, {"x": INT}, INT, call_count=call_count)
+
+
+class ControlledStore(CallTraceStore):
+    """An SQLite store whose add() can fail a number of times or wait for an event."""
+
+    def __init__(self, failures: int = 0, release: Optional[threading.Event] = None) -> None:
+        self.inner = SQLiteStore(":memory:")
+        self.failures = failures
+        self.release = release
+        self.batches: list[list[CallTrace]] = []
+
+    @classmethod
+    def make_store(cls, connection_string: str) -> ControlledStore:
+        return cls()
+
+    def add(self, traces: Iterable[CallTrace]) -> None:
+        batch = list(traces)
+        if self.release is not None:
+            self.release.wait()
+        if self.failures:
+            self.failures -= 1
+            raise OSError("store unavailable")
+        self.batches.append(batch)
+        self.inner.add(batch)
+
+    def filter(
+        self, module: str, qualname_prefix: Optional[str] = None, limit: int = 2000
+    ) -> list[CallTraceThunk]:
+        return self.inner.filter(module, qualname_prefix, limit)
+
+    def list_modules(self) -> list[str]:
+        return self.inner.list_modules()
+
+    def counts(self) -> dict[str, int]:
+        traces = [thunk.to_trace() for thunk in self.inner.filter("pkg")]
+        return {trace.qualname: trace.call_count for trace in traces}
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def store() -> ControlledStore:
+    return ControlledStore()
+
+
+class TestAggregation:
+    def test_identical_traces_become_one_entry(self, store: ControlledStore) -> None:
+        writer = StoreWriter(store, flush_interval=NEVER)
+        for _ in range(1000):
+            writer.record(make_trace("a"))
+        writer.record(make_trace("a", call_count=5))
+        writer.record(make_trace("b"))
+
+        assert writer.flush()
+
+        assert len(store.batches) == 1
+        assert len(store.batches[0]) == 2
+        assert store.counts() == {"a": 1005, "b": 1}
+        stats = writer.stats()
+        assert (stats.recorded, stats.written, stats.dropped, stats.pending) == (1006, 1006, 0, 0)
+        writer.close()
+
+    def test_writes_every_flush_interval(self, store: ControlledStore) -> None:
+        writer = StoreWriter(store, flush_interval=0.05)
+        writer.record(make_trace("a"))
+
+        wait_for(lambda: writer.stats().written == 1)
+
+        assert store.counts() == {"a": 1}
+        writer.close()
+
+    def test_threads_record_concurrently(self, store: ControlledStore) -> None:
+        writer = StoreWriter(store, flush_interval=0.01)
+
+        def record_many(thread_index: int) -> None:
+            for number in range(5000):
+                writer.record(make_trace(f"f{(thread_index + number) % 10}"))
+
+        threads = [threading.Thread(target=record_many, args=(index,)) for index in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        writer.close()
+
+        assert writer.stats().written == 40_000
+        assert sum(store.counts().values()) == 40_000
+        assert store.counts() == {f"f{number}": 4000 for number in range(10)}
+
+    def test_thread_is_a_daemon(self, store: ControlledStore) -> None:
+        writer = StoreWriter(store, flush_interval=NEVER)
+        writer.record(make_trace())
+
+        assert writer._thread is not None
+        assert writer._thread.daemon
+        writer.close()
+
+        assert not writer._thread.is_alive()
+
+
+class TestBound:
+    def test_drops_are_counted_and_logged_once(
+        self, store: ControlledStore, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        writer = StoreWriter(store, flush_interval=NEVER, max_pending=2)
+
+        with caplog.at_level(logging.WARNING, logger="typetrace._writer"):
+            writer.record(make_trace("a"))
+            writer.record(make_trace("b"))
+            writer.record(make_trace("c"))
+            writer.record(make_trace("d", call_count=2))
+            writer.record(make_trace("a"))
+
+        stats = writer.stats()
+        assert stats.dropped == 3
+        assert stats.pending == 3
+        assert stats.recorded == 6
+        drop_messages = [r for r in caplog.records if "Dropping traces" in r.getMessage()]
+        assert len(drop_messages) == 1
+        assert "2 distinct traces are waiting" in drop_messages[0].getMessage()
+        writer.close()
+        assert store.counts() == {"a": 2, "b": 1}
+
+    def test_unhashable_trace_is_dropped(
+        self, store: ControlledStore, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        writer = StoreWriter(store, flush_interval=NEVER)
+        unhashable = TypeRef("builtins", "list", [INT])  # type: ignore[arg-type]
+
+        with caplog.at_level(logging.ERROR, logger="typetrace._writer"):
+            writer.record(CallTrace("pkg", "f", {"x": unhashable}, None))
+
+        assert writer.stats().dropped == 1
+        assert "Failed to record trace" in caplog.text
+        writer.close()
+
+    @pytest.mark.parametrize(
+        ("arguments", "message"),
+        [({"flush_interval": 0}, "flush_interval"), ({"max_pending": 0}, "max_pending")],
+    )
+    def test_invalid_settings_are_rejected(
+        self, store: ControlledStore, arguments: dict[str, float], message: str
+    ) -> None:
+        with pytest.raises(ValueError, match=message):
+            StoreWriter(store, **arguments)  # type: ignore[arg-type]
+
+
+class TestFailures:
+    def test_failed_writes_are_retried(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        store = ControlledStore(failures=3)
+        writer = StoreWriter(store, flush_interval=0.01)
+
+        with caplog.at_level(logging.INFO, logger="typetrace._writer"):
+            for _ in range(100):
+                writer.record(make_trace("a"))
+            wait_for(lambda: writer.stats().written == 100)
+
+        stats = writer.stats()
+        assert stats.failed_writes == 3
+        assert stats.dropped == 0
+        assert store.counts() == {"a": 100}
+        failures = [r for r in caplog.records if "Failed to write" in r.getMessage()]
+        assert len(failures) == 3
+        assert "store unavailable" in failures[0].getMessage()
+        assert "after 3 failed attempts" in caplog.text
+        writer.close()
+
+    def test_store_that_always_fails_keeps_the_bound(self, caplog: pytest.LogCaptureFixture) -> None:
+        store = ControlledStore(failures=10**9)
+        writer = StoreWriter(store, flush_interval=0.01, max_pending=3)
+
+        with caplog.at_level(logging.WARNING, logger="typetrace._writer"):
+            for name in "abcde":
+                writer.record(make_trace(name))
+            wait_for(lambda: writer.stats().failed_writes >= 3)
+            writer.record(make_trace("a"))
+            writer.close()
+
+        stats = writer.stats()
+        assert stats.written == 0
+        assert stats.pending == 4
+        assert stats.dropped == 2
+        assert "closed: 0 calls written, 2 dropped, 4 not written" in caplog.text
+
+
+class TestClose:
+    def test_close_writes_pending_traces(self, store: ControlledStore) -> None:
+        writer = StoreWriter(store, flush_interval=NEVER)
+        writer.record(make_trace("a"))
+        writer.record(make_trace("a"))
+
+        writer.close()
+
+        assert store.counts() == {"a": 2}
+        assert writer.stats().written == 2
+
+    def test_close_without_records(self, store: ControlledStore) -> None:
+        writer = StoreWriter(store, flush_interval=NEVER)
+
+        writer.close()
+
+        assert store.batches == []
+
+    def test_record_after_close_is_dropped(self, store: ControlledStore) -> None:
+        writer = StoreWriter(store, flush_interval=NEVER)
+        writer.close()
+
+        writer.record(make_trace())
+        writer.close()
+
+        assert writer.stats().dropped == 1
+        assert store.batches == []
+
+    def test_close_waits_a_bounded_time(self, caplog: pytest.LogCaptureFixture) -> None:
+        release = threading.Event()
+        store = ControlledStore(release=release)
+        writer = StoreWriter(store, flush_interval=0.01, close_timeout=0.2)
+        writer.record(make_trace())
+        wait_for(lambda: writer._write_lock.locked())
+
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="typetrace._writer"):
+            writer.close()
+        elapsed = time.monotonic() - started
+
+        release.set()
+        assert elapsed < 2.0
+        assert "did not finish within 0.2 s" in caplog.text
+
+
+FORK_SCRIPT = """
+import dataclasses, json, os, sys
+from typetrace._writer import StoreWriter
+from typetrace.db.sqlite import SQLiteStore
+from typetrace.tracing import CallTrace
+from typetrace.typemodel import TypeRef
+
+INT = TypeRef("builtins", "int")
+store = SQLiteStore(sys.argv[1])
+writer = StoreWriter(store, flush_interval=float(sys.argv[2]))
+for _ in range(3):
+    writer.record(CallTrace("pkg", "parent", {"x": INT}, INT))
+pid = os.fork()
+if pid == 0:
+    for _ in range(2):
+        writer.record(CallTrace("pkg", "child", {"x": INT}, INT))
+    writer.close()
+    print(json.dumps({"child": dataclasses.asdict(writer.stats())}), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+writer.record(CallTrace("pkg", "parent", {"x": INT}, INT))
+writer.close()
+print(json.dumps({"parent": dataclasses.asdict(writer.stats())}), flush=True)
+"""
+
+
+@pytest.mark.parametrize("flush_interval", [NEVER, 0.001], ids=["pending-at-fork", "writing-at-fork"])
+def test_fork_writes_each_trace_once(tmp_path: Path, flush_interval: float) -> None:
+    path = tmp_path / "traces.sqlite3"
+
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", FORK_SCRIPT, str(path), str(flush_interval)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    stats = {}
+    for line in result.stdout.splitlines():
+        stats.update(json.loads(line))
+    assert stats["child"]["recorded"] == 2
+    assert stats["child"]["written"] == 2
+    assert stats["parent"]["recorded"] == 4
+    assert stats["parent"]["written"] == 4
+    store = SQLiteStore(str(path))
+    counts = {t.to_trace().qualname: t.to_trace().call_count for t in store.filter("pkg")}
+    store.close()
+    assert counts == {"parent": 4, "child": 2}
