@@ -385,14 +385,19 @@ def test_delegating_generator() -> None:
 
 
 def test_generator_closed_early() -> None:
-    def body() -> None:
-        for _ in count_up(10):
-            break
+    sink = ListSink()
+    with trace(SinkOnlyConfig(), sink=sink):
         explicit = suspends_in_try()
         next(explicit)
         explicit.close()
-
-    sink = record(body)
+        # Recorded at once, because closing runs the generator's finally block.
+        assert len(sink.of("suspends_in_try")) == 1
+        for _ in count_up(10):
+            break
+        if sys.version_info < (3, 13):
+            assert len(sink.of("count_up")) == 1
+        # Python 3.13 closes a generator suspended outside any try block without an
+        # event, so count_up is recorded when tracing stops.
 
     for qualname in ("count_up", "suspends_in_try"):
         found = sink.one(qualname)

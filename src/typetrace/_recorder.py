@@ -43,7 +43,7 @@ _FIRST_SWEEP = 1000
 class CodeInfo:
     """What the recorder needs to know about one traced code object."""
 
-    __slots__ = ("code", "module", "qualname", "kind", "params", "varargs", "varkw", "calls", "active")
+    __slots__ = ("code", "module", "qualname", "kind", "params", "varargs", "varkw", "calls", "active", "last_trace")
 
     def __init__(self, code: CodeType, module: str, qualname: str) -> None:
         flags = code.co_flags
@@ -74,6 +74,8 @@ class CodeInfo:
         self.calls = 0
         #: Calls being recorded that have not ended.
         self.active = 0
+        #: The trace most recently handed to the sink.
+        self.last_trace: Optional[CallTrace] = None
 
 
 class Call:
@@ -257,7 +259,18 @@ class Recorder:
         info.active -= 1
         if call.pending_none:
             call.add_yield(NONE)
-        trace = CallTrace(info.module, info.qualname, call.arg_types, return_type, call.yield_type)
+        # A function called again with the same types reuses its last trace, which
+        # saves building a CallTrace; the types are cached objects, so the comparison
+        # mostly checks identities.
+        trace = info.last_trace
+        if (
+            trace is None
+            or trace.return_type != return_type
+            or trace.yield_type != call.yield_type
+            or trace.arg_types != call.arg_types
+        ):
+            trace = CallTrace(info.module, info.qualname, call.arg_types, return_type, call.yield_type)
+            info.last_trace = trace
         try:
             self.sink.record(trace)
         except Exception as error:  # noqa: BLE001 - a failing sink must not break the program

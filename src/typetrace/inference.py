@@ -55,6 +55,9 @@ SPREAD_ELEMENTS = 8
 #: Tuples up to this length get one type per position; longer ones get ``tuple[T, ...]``.
 MAX_TUPLE_LENGTH = 10
 
+# Classes whose names are cached per inferrer; the cache is emptied when full.
+_MAX_CACHED_CLASSES = 4096
+
 _CALLABLE = TypeRef("collections.abc", "Callable")
 _TYPE = ("builtins", "type")
 
@@ -137,9 +140,15 @@ class TypeInferrer:
         # tells a live entry from a stale one whose id now belongs to another class,
         # and keeps no class alive.
         self._class_refs: dict[int, tuple[Callable[[], object], TypeRef]] = {}
+        # The same, for classes whose instances are typed by the class alone.
+        self._plain_refs: dict[int, tuple[Callable[[], object], TypeRef]] = {}
 
     def type_of(self, value: object) -> TypeRef:
         """Return the type of *value*; ``Any`` when it cannot be inferred. Never raises."""
+        # Fast path: a class seen before that is not a container, class or function.
+        entry = self._plain_refs.get(id(type(value)))
+        if entry is not None and entry[0]() is type(value):
+            return entry[1]
         try:
             return _Walk(self).infer(value, 0)
         except Exception as error:  # noqa: BLE001 - inference must never raise
@@ -170,9 +179,12 @@ class TypeInferrer:
             alive: Callable[[], object] = weakref.ref(cls)
         except TypeError:
             return ref
-        if len(self._class_refs) >= 4096:
+        if len(self._class_refs) >= _MAX_CACHED_CLASSES:
             self._class_refs.clear()
+            self._plain_refs.clear()
         self._class_refs[id(cls)] = (alive, ref)
+        if id(cls) not in _CONTAINERS and id(cls) not in _FUNCTION_TYPE_IDS and not issubclass(cls, type):
+            self._plain_refs[id(cls)] = (alive, ref)
         return ref
 
     def _name_class(self, cls: type) -> TypeRef:
