@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import pytest
 
@@ -58,6 +58,9 @@ class ControlledStore(CallTraceStore):
     def list_modules(self) -> list[str]:
         return self.inner.list_modules()
 
+    def close(self) -> None:
+        self.inner.close()
+
     def counts(self) -> dict[str, int]:
         traces = [thunk.to_trace() for thunk in self.inner.filter("pkg")]
         return {trace.qualname: trace.call_count for trace in traces}
@@ -71,8 +74,10 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 @pytest.fixture
-def store() -> ControlledStore:
-    return ControlledStore()
+def store() -> Iterator[ControlledStore]:
+    created = ControlledStore()
+    yield created
+    created.close()
 
 
 class TestAggregation:
@@ -198,6 +203,7 @@ class TestFailures:
         assert "store unavailable" in failures[0].getMessage()
         assert "after 3 failed attempts" in caplog.text
         writer.close()
+        store.close()
 
     def test_store_that_always_fails_keeps_the_bound(self, caplog: pytest.LogCaptureFixture) -> None:
         store = ControlledStore(failures=10**9)
@@ -215,6 +221,7 @@ class TestFailures:
         assert stats.pending == 4
         assert stats.dropped == 2
         assert "closed: 0 calls written, 2 dropped, 4 not written" in caplog.text
+        store.close()
 
 
 class TestClose:
@@ -258,6 +265,8 @@ class TestClose:
         elapsed = time.monotonic() - started
 
         release.set()
+        writer._thread.join()  # type: ignore[union-attr]
+        store.close()
         assert elapsed < 2.0
         assert "did not finish within 0.2 s" in caplog.text
 

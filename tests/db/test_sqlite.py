@@ -9,6 +9,7 @@ import tempfile
 import threading
 import time
 import warnings
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def path(tmp_path: Path) -> Path:
 
 
 def read_meta(path: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         return connection.execute("SELECT name, value FROM typetrace_meta").fetchall()
 
 
@@ -48,7 +49,7 @@ class TestSchema:
 
     def test_newer_schema_is_rejected(self, path: Path) -> None:
         SQLiteStore(str(path)).close()
-        with sqlite3.connect(path) as connection:
+        with closing(sqlite3.connect(path)) as connection, connection:
             connection.execute("UPDATE typetrace_meta SET value = '2'")
 
         with pytest.raises(StoreError, match="schema version 2") as raised:
@@ -59,7 +60,7 @@ class TestSchema:
 
     def test_invalid_schema_version_is_rejected(self, path: Path) -> None:
         SQLiteStore(str(path)).close()
-        with sqlite3.connect(path) as connection:
+        with closing(sqlite3.connect(path)) as connection, connection:
             connection.execute("UPDATE typetrace_meta SET value = 'banana'")
 
         with pytest.raises(StoreError, match="invalid schema version 'banana'"):
@@ -68,7 +69,7 @@ class TestSchema:
     def test_uses_wal_mode(self, path: Path) -> None:
         SQLiteStore(str(path)).close()
 
-        with sqlite3.connect(path) as connection:
+        with closing(sqlite3.connect(path)) as connection, connection:
             assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
     @pytest.mark.parametrize(
@@ -87,7 +88,7 @@ class TestSchema:
     def test_queries_use_the_module_index(self, path: Path, query: str, params: tuple[object, ...]) -> None:
         SQLiteStore(str(path)).close()
 
-        with sqlite3.connect(path) as connection:
+        with closing(sqlite3.connect(path)) as connection, connection:
             plan = " ".join(row[-1] for row in connection.execute("EXPLAIN QUERY PLAN " + query, params))
 
         assert "typetrace_call_traces_module_last_seen" in plan
