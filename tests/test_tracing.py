@@ -86,6 +86,11 @@ def star_args(first, *rest, **options):  # type: ignore[no-untyped-def]
     return None
 
 
+def every_kind(a, /, b, *rest, c, d=None, **options):  # type: ignore[no-untyped-def]
+    local = a
+    return local
+
+
 def constant():  # type: ignore[no-untyped-def]
     return "constant"
 
@@ -250,6 +255,19 @@ def test_star_args_record_element_types() -> None:
         "first": INT,
         "rest": union([FLOAT, STR]),
         "options": union([BYTES, INT]),
+    }
+
+
+def test_every_parameter_kind() -> None:
+    sink = record(lambda: every_kind(1, "b", 2.0, c=b"", extra=True))
+
+    assert args_of(sink.one("every_kind")) == {
+        "a": INT,
+        "b": STR,
+        "rest": FLOAT,
+        "c": BYTES,
+        "d": NONE,
+        "options": BOOL,
     }
 
 
@@ -450,6 +468,33 @@ def test_coroutine_records_awaited_result() -> None:
 
     assert args_of(found) == {"value": INT}
     assert found.return_type == INT
+    assert found.yield_type is None
+
+
+async def sleeps_forever(value):  # type: ignore[no-untyped-def]
+    await asyncio.sleep(3600)
+
+
+async def cancel_sleeper():  # type: ignore[no-untyped-def]
+    task = asyncio.ensure_future(sleeps_forever(1))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_cancelled_coroutine_recorded() -> None:
+    sink = ListSink()
+    with trace(SinkOnlyConfig(), sink=sink):
+        asyncio.run(cancel_sleeper())
+        if sys.version_info >= (3, 11):
+            assert len(sink.of("sleeps_forever")) == 1
+        # On 3.9 and 3.10 the CancelledError that asyncio keeps references the frame,
+        # so the call is recorded once that error is gone, here when tracing stops.
+    found = sink.one("sleeps_forever")
+
+    assert args_of(found) == {"value": INT}
+    assert found.return_type is None
     assert found.yield_type is None
 
 

@@ -168,8 +168,8 @@ def _claim_tool_id() -> int:
         except ValueError:  # taken by another thread since get_tool()
             continue
         return tool_id
-    taken = {tool_id: _monitoring.get_tool(tool_id) for tool_id in _CANDIDATE_TOOL_IDS}
+    tools_in_use = {tool_id: _monitoring.get_tool(tool_id) for tool_id in _CANDIDATE_TOOL_IDS}
     raise TracerError(
-        f"No sys.monitoring tool id is free for typetrace: ids and their tools are {taken!r}; "
+        f"No sys.monitoring tool id is free for typetrace: ids and their tools are {tools_in_use!r}; "
         "stop one of these tools before tracing"
     )

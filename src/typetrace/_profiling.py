@@ -1,6 +1,6 @@
 """Tracing backend for Python 3.9 to 3.11, built on :func:`sys.setprofile`.
 
-The profile function sees a ``"call"`` event when a frame starts or resumes and a
+The profile function receives a ``"call"`` event when a frame starts or resumes and a
 ``"return"`` event when it returns, yields, awaits or is left by an exception. The
 instruction at ``frame.f_lasti`` tells these apart: ``RETURN_VALUE`` for a return, a
 yield instruction for a suspension, anything else for an exception. An exception
@@ -61,7 +61,7 @@ class ProfileBackend:
 
     def uninstall(self) -> None:
         # Threads started while tracing keep the profile function until their next
-        # event, when _profile sees _active is false and removes itself.
+        # event. There _profile finds _active false and removes itself.
         self._active = False
         sys.setprofile(None)
         threading.setprofile(None)

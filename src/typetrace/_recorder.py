@@ -38,10 +38,13 @@ ASYNC_GENERATOR = 3
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # Calls tracked before the recorder looks for generators that ended without an event.
 _FIRST_SWEEP = 1000
+# Events after which a suspect frame is checked again. An exception that left the frame
+# keeps it alive through its traceback until the handler that caught it finishes.
+_SUSPECT_CHECKS = 32
 
 
 class CodeInfo:
-    """What the recorder needs to know about one traced code object."""
+    """The recorder's facts about one traced code object."""
 
     __slots__ = ("code", "module", "qualname", "kind", "params", "varargs", "varkw", "calls", "active", "last_trace")
 
@@ -58,6 +61,7 @@ class CodeInfo:
             self.kind = GENERATOR
         else:
             self.kind = FUNCTION
+
         # co_varnames lists the positional parameters (positional-only first), then the
         # keyword-only ones, then *args, then **kwargs, then the other local variables.
         named = code.co_argcount + code.co_kwonlyargcount
@@ -70,6 +74,7 @@ class CodeInfo:
             position += 1
         if flags & inspect.CO_VARKEYWORDS:
             self.varkw = code.co_varnames[position]
+
         #: Calls started, for sampling.
         self.calls = 0
         #: Calls being recorded that have not ended.
@@ -141,8 +146,9 @@ class Recorder:
         # id(code) -> (code, its info or None when it is not traced). The code object
         # is kept so that its id is not reused while the entry exists.
         self.codes: dict[int, tuple[CodeType, Optional[CodeInfo]]] = {}
-        #: Frames whose last event may have been an exception leaving them.
-        self.suspects: list[FrameType] = []
+        #: Frames whose last event may have been an exception leaving them, each with
+        #: the number of checks left before the recorder waits for the next sweep.
+        self.suspects: dict[FrameType, int] = {}
         self._random = random.Random()
         self._sweep_at = _FIRST_SWEEP
         self._errors_lock = threading.Lock()
@@ -238,7 +244,7 @@ class Recorder:
             call.add_yield(self.inferrer.type_of(unwrap_async_yield(value)))
             return
         if value is None and not certain:
-            self.suspects.append(frame)
+            self.suspects[frame] = _SUSPECT_CHECKS
 
     def returned(self, frame: FrameType, value: object) -> None:
         """Record the call in *frame*, which returned *value*."""
@@ -260,7 +266,7 @@ class Recorder:
         if call.pending_none:
             call.add_yield(NONE)
         # A function called again with the same types reuses its last trace, which
-        # saves building a CallTrace; the types are cached objects, so the comparison
+        # saves building a CallTrace. The types are cached objects, so the comparison
         # mostly checks identities.
         trace = info.last_trace
         if (
@@ -281,11 +287,27 @@ class Recorder:
     # Calls without a final event
 
     def check_suspects(self) -> None:
-        """Record the suspect frames that have ended: no generator holds them any more."""
-        candidates = [frame for frame in self.suspects if frame in self.calls]
-        # The old list is dropped first: its references would hide an orphan.
-        self.suspects = []
-        self._release_orphans(candidates)
+        """Record the suspect frames that have ended, because no generator references
+        them any more."""
+        candidates = self._due_suspects()
+        # The suspects dict is one more reference to each candidate.
+        self._release_orphans(candidates, extra_references=1)
+        for frame in candidates:
+            if frame not in self.calls:
+                self.suspects.pop(frame, None)
+
+    def _due_suspects(self) -> list[FrameType]:
+        # A function of its own, so that no loop variable outlives it and adds a
+        # reference to a frame that is about to be counted.
+        candidates = []
+        for frame, checks_left in list(self.suspects.items()):
+            call = self.calls.get(frame)
+            if call is None or not call.suspended or checks_left <= 1:
+                del self.suspects[frame]
+            else:
+                self.suspects[frame] = checks_left - 1
+                candidates.append(frame)
+        return candidates
 
     def sweep(self) -> None:
         """Record suspended calls whose generator or coroutine is gone.
@@ -298,17 +320,18 @@ class Recorder:
         self._release_orphans(suspended)
         self._sweep_at = max(_FIRST_SWEEP, 2 * len(self.calls))
 
-    def _release_orphans(self, frames: list[FrameType]) -> None:
-        # *frames* must be the only list that holds them, as in the calibration.
+    def _release_orphans(self, frames: list[FrameType], extra_references: int = 0) -> None:
+        # Besides self.calls and *frames*, which the calibration also counts, only
+        # *extra_references* known references to each frame may exist.
         counts = _reference_counts(frames)
         for frame, count in zip(frames, counts):
-            if count <= _ORPHAN_REFCOUNT:
+            if count <= _ORPHAN_REFCOUNT + extra_references:
                 self.unwound(frame)
 
     def finish_all(self) -> None:
         """Record every call still open: suspended generators and coroutines, and calls
         still running in other threads, with the types seen so far."""
-        self.suspects = []
+        self.suspects = {}
         self.sweep()
         calls, self.calls = self.calls, {}
         for call in calls.values():

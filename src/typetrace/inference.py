@@ -137,8 +137,8 @@ class TypeInferrer:
         #: so the total may undercount when threads infer at the same time.
         self.elements_inspected = 0
         # id(class) -> (weak reference to the class, its TypeRef). The weak reference
-        # tells a live entry from a stale one whose id now belongs to another class,
-        # and keeps no class alive.
+        # distinguishes a live entry from a stale one whose id now belongs to another
+        # class, and keeps no class alive.
         self._class_refs: dict[int, tuple[Callable[[], object], TypeRef]] = {}
         # The same, for classes whose instances are typed by the class alone.
         self._plain_refs: dict[int, tuple[Callable[[], object], TypeRef]] = {}
@@ -156,8 +156,8 @@ class TypeInferrer:
             return ANY
 
     def element_type(self, values: Iterable[object]) -> Optional[TypeRef]:
-        """Return the union of the types of the elements of a ``*args`` tuple or of the
-        values of a ``**kwargs`` dict; ``None`` when it is empty. Never raises."""
+        """Return the union of the element types of a ``*args`` tuple or of the value
+        types of a ``**kwargs`` dict. Return ``None`` when it is empty. Never raises."""
         try:
             walk = _Walk(self)
             if type(values) is dict:

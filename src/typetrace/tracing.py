@@ -68,7 +68,7 @@ class _FrozenDict(dict):  # type: ignore[type-arg]
 
 
 class TraceSink(Protocol):
-    """Where the tracer hands each recorded call.
+    """The receiver of the calls that the tracer records.
 
     :meth:`record` is called from the traced program's threads, so it must be quick and
     thread-safe. An exception it raises is logged, counted in
@@ -131,8 +131,9 @@ def trace(
 
     Raises:
         TracerError: Another session is active, or the interpreter's tracing hooks are
-            taken (on 3.12 and later: no free :mod:`sys.monitoring` tool id; on 3.9 to
-            3.11: another :func:`sys.setprofile` function is set).
+            taken by another tool. On 3.12 and later that means no
+            :mod:`sys.monitoring` tool id is free. On 3.9 to 3.11 it means another
+            :func:`sys.setprofile` function is set.
     """
     global _session_active
     from typetrace._recorder import Recorder
