@@ -721,3 +721,21 @@ def test_main_module_renames_script(tmp_path: Path) -> None:
     found = sink.one("make")
     assert found.module == "script"
     assert found.return_type == TypeRef("script", "Point")
+
+
+def test_default_sink_writes_to_store(tmp_path: Path) -> None:
+    from typetrace.config import DefaultConfig
+
+    config = DefaultConfig(db=str(tmp_path / "traces.sqlite3"))
+
+    with trace(config):
+        constant()
+        constant()
+
+    store = config.trace_store()
+    try:
+        stored = [thunk.to_trace() for thunk in store.filter(MODULE, "constant")]
+    finally:
+        store.close()
+    assert [t.return_type for t in stored] == [STR]
+    assert [t.call_count for t in stored] == [2]
