@@ -30,12 +30,17 @@ LIST_OF_INT = TypeRef("builtins", "list", (INT,))
         pytest.param(NONE, id="none"),
         pytest.param(ANY, id="any"),
         pytest.param(TypeRef("builtins", "list"), id="container-without-args"),
-        pytest.param(TypeRef("builtins", "dict", (STR, TypeRef("builtins", "list", (LIST_OF_INT,)))), id="nested"),
+        pytest.param(
+            TypeRef("builtins", "dict", (STR, TypeRef("builtins", "list", (LIST_OF_INT,)))),
+            id="nested",
+        ),
         pytest.param(union([INT, STR, NONE]), id="optional-union"),
         pytest.param(TypeRef("builtins", "tuple", (INT, ELLIPSIS)), id="ellipsis-tuple"),
         pytest.param(TypeRef("builtins", "tuple", (INT, STR, NONE)), id="fixed-tuple"),
         pytest.param(TypeRef("builtins", "tuple", ()), id="empty-tuple"),
-        pytest.param(TypeRef("pkg.mod", "Outer.Inner", (union([INT, LIST_OF_INT]),)), id="user-generic"),
+        pytest.param(
+            TypeRef("pkg.mod", "Outer.Inner", (union([INT, LIST_OF_INT]),)), id="user-generic"
+        ),
         pytest.param(TypeRef("pkg.ünï", "Cödé"), id="non-ascii"),
     ],
 )
@@ -51,10 +56,16 @@ def test_type_document_leaves_out_empty_args() -> None:
     "trace",
     [
         pytest.param(CallTrace("m", "f", {}, None), id="no-args-no-return"),
-        pytest.param(CallTrace("m", "f", {"x": INT, "y": union([STR, NONE])}, NONE), id="returns-none"),
-        pytest.param(CallTrace("m", "C.gen", {"self": TypeRef("m", "C")}, None, LIST_OF_INT), id="generator"),
         pytest.param(
-            CallTrace("m", "f", {"args": TypeRef("builtins", "tuple", (INT, ELLIPSIS))}, ANY, call_count=7),
+            CallTrace("m", "f", {"x": INT, "y": union([STR, NONE])}, NONE), id="returns-none"
+        ),
+        pytest.param(
+            CallTrace("m", "C.gen", {"self": TypeRef("m", "C")}, None, LIST_OF_INT), id="generator"
+        ),
+        pytest.param(
+            CallTrace(
+                "m", "f", {"args": TypeRef("builtins", "tuple", (INT, ELLIPSIS))}, ANY, call_count=7
+            ),
             id="ellipsis-and-count",
         ),
     ],
@@ -119,9 +130,13 @@ class TestDecodeErrors:
             pytest.param('{"module": "builtins"}', id="missing-qualname"),
             pytest.param('{"module": "builtins", "qualname": ""}', id="empty-qualname"),
             pytest.param('{"module": 1, "qualname": "int"}', id="module-not-string"),
-            pytest.param('{"module": "builtins", "qualname": "list", "args": {}}', id="args-not-array"),
+            pytest.param(
+                '{"module": "builtins", "qualname": "list", "args": {}}', id="args-not-array"
+            ),
             pytest.param('{"module": "builtins", "qualname": "int", "extra": 1}', id="unknown-key"),
-            pytest.param('{"module": "builtins", "qualname": "list", "args": [3]}', id="bad-nested"),
+            pytest.param(
+                '{"module": "builtins", "qualname": "list", "args": [3]}', id="bad-nested"
+            ),
         ],
     )
     def test_invalid_type_document(self, document: str) -> None:

@@ -183,9 +183,7 @@ class TestBound:
 
 
 class TestFailures:
-    def test_failed_writes_are_retried(
-        self, caplog: pytest.LogCaptureFixture
-    ) -> None:
+    def test_failed_writes_are_retried(self, caplog: pytest.LogCaptureFixture) -> None:
         store = ControlledStore(failures=3)
         writer = StoreWriter(store, flush_interval=0.01)
 
@@ -205,7 +203,9 @@ class TestFailures:
         writer.close()
         store.close()
 
-    def test_store_that_always_fails_keeps_the_bound(self, caplog: pytest.LogCaptureFixture) -> None:
+    def test_store_that_always_fails_keeps_the_bound(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
         store = ControlledStore(failures=10**9)
         writer = StoreWriter(store, flush_interval=0.01, max_pending=3)
 
@@ -297,12 +297,22 @@ print(json.dumps({"parent": dataclasses.asdict(writer.stats())}), flush=True)
 """
 
 
-@pytest.mark.parametrize("flush_interval", [NEVER, 0.001], ids=["pending-at-fork", "writing-at-fork"])
+@pytest.mark.parametrize(
+    "flush_interval", [NEVER, 0.001], ids=["pending-at-fork", "writing-at-fork"]
+)
 def test_fork_writes_each_trace_once(tmp_path: Path, flush_interval: float) -> None:
     path = tmp_path / "traces.sqlite3"
 
     result = subprocess.run(
-        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", FORK_SCRIPT, str(path), str(flush_interval)],
+        [
+            sys.executable,
+            "-W",
+            "ignore::DeprecationWarning",
+            "-c",
+            FORK_SCRIPT,
+            str(path),
+            str(flush_interval),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

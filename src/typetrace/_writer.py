@@ -18,7 +18,7 @@ __all__ = ["StoreWriter", "WriterStats"]
 
 logger = logging.getLogger(__name__)
 
-#: Longest wait in seconds between two attempts to write after failures.
+#: Maximum wait in seconds between two attempts to write after failures.
 MAX_RETRY_DELAY = 30.0
 
 
@@ -45,8 +45,8 @@ class WriterStats:
 class StoreWriter:
     """Collect traces in memory and write them to *store* from a daemon thread.
 
-    :meth:`record` only updates a dictionary under a lock, so the traced program
-    never waits for the store. Identical traces are merged into one entry with a call
+    :meth:`record` only updates a dictionary under a lock that other threads hold for
+    dictionary updates alone, so the traced program never waits for store I/O. Identical traces are merged into one entry with a call
     count. At most *max_pending* distinct traces wait; calls beyond that are dropped
     and counted. A failed write is logged and retried with exponential backoff, and
     its traces stay buffered within the same bound.
@@ -103,7 +103,11 @@ class StoreWriter:
         self._drop_logged = False
 
     def record(self, trace: CallTrace) -> None:
-        """Queue *trace* for writing. Never raises and never waits for the store."""
+        """Queue *trace* for writing.
+
+        Catches every :class:`Exception`, which it logs and counts as a drop, and does
+        not wait for store I/O.
+        """
         try:
             with self._lock:
                 count = trace.call_count

@@ -3,9 +3,10 @@
 Usage: python concurrent_writer.py URL WORKER_INDEX BATCHES START_AT
 
 Waits until the wall-clock time START_AT (epoch seconds), so that all workers start
-writing together, then calls ``add()`` BATCHES times with 100 traces: 5 calls of each
-of the shared traces ``shared0`` to ``shared18``, and 5 calls of ``unique`` in a
-module private to this worker and batch. Prints the seconds spent writing.
+writing together. Then calls ``add()`` BATCHES times with 100 traces each: 5 calls of
+each of the shared traces ``shared:shared0`` to ``shared:shared18``, and 5 calls of
+``workerN:batchM``, a trace private to this worker and batch. Prints the seconds
+spent writing.
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ def batch(worker: int, index: int) -> list[CallTrace]:
 
 
 def main() -> None:
-    url, worker, batches, start_at = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    url, worker, batches, start_at = (
+        sys.argv[1],
+        int(sys.argv[2]),
+        int(sys.argv[3]),
+        float(sys.argv[4]),
+    )
     store = store_from_url(url)
     time.sleep(max(0.0, start_at - time.time()))
     started = time.perf_counter()

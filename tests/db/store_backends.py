@@ -82,7 +82,9 @@ def postgresql_backend(url: str) -> Backend:
                 _sql_row_params(row),
             )
 
-    return Backend("postgresql", lambda: PostgresStore.make_store(url), insert, PostgresStore.make_store(url))
+    return Backend(
+        "postgresql", lambda: PostgresStore.make_store(url), insert, PostgresStore.make_store(url)
+    )
 
 
 def mysql_backend(url: str) -> Backend:
@@ -109,5 +111,8 @@ def user_backend(path: Path) -> Backend:
             file.write(json.dumps(dataclasses.asdict(row)) + "\n")
 
     return Backend(
-        "user-jsonl", lambda: UserJsonLinesStore.make_store(str(path)), insert, UserJsonLinesStore(path)
+        "user-jsonl",
+        lambda: UserJsonLinesStore.make_store(str(path)),
+        insert,
+        UserJsonLinesStore(path),
     )

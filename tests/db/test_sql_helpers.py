@@ -18,13 +18,18 @@ INT = TypeRef("builtins", "int")
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("postgresql://user:secret@db.example:5432/traces", "postgresql://user:***@db.example:5432/traces"),
+        (
+            "postgresql://user:secret@db.example:5432/traces",
+            "postgresql://user:***@db.example:5432/traces",
+        ),
         ("mysql://root:p%40ss@127.0.0.1:3306/test", "mysql://root:***@127.0.0.1:3306/test"),
         ("postgresql://user:pa:ss@host/db", "postgresql://user:***@host/db"),
         ("postgresql://:secret@host/db", "postgresql://:***@host/db"),
         ("postgresql://user:se@cret@host/db", "postgresql://user:***@host/db"),
-        ("postgresql://user@host/db?password=secret&sslmode=require",
-         "postgresql://user@host/db?password=***&sslmode=require"),
+        (
+            "postgresql://user@host/db?password=secret&sslmode=require",
+            "postgresql://user@host/db?password=***&sslmode=require",
+        ),
         ("postgresql://host/db?PASSWORD=secret", "postgresql://host/db?password=***"),
         ("mysql://root@127.0.0.1:3306/test", "mysql://root@127.0.0.1:3306/test"),
         ("/var/lib/traces.sqlite3", "/var/lib/traces.sqlite3"),
@@ -45,7 +50,9 @@ class TestSignature:
     def test_ignores_call_count(self) -> None:
         row = CallTraceRow("m", "f", "{}", None, None)
 
-        assert _sql.trace_signature(row) == _sql.trace_signature(CallTraceRow("m", "f", "{}", None, None, call_count=9))
+        assert _sql.trace_signature(row) == _sql.trace_signature(
+            CallTraceRow("m", "f", "{}", None, None, call_count=9)
+        )
 
     @pytest.mark.parametrize(
         "other",
@@ -75,7 +82,12 @@ class TestSignature:
 class TestAggregateRows:
     def test_sums_call_counts(self) -> None:
         trace = CallTrace("m", "f", {"x": INT}, INT)
-        traces = [trace, trace, CallTrace("m", "f", {"x": INT}, INT, call_count=5), CallTrace("m", "g", {}, None)]
+        traces = [
+            trace,
+            trace,
+            CallTrace("m", "f", {"x": INT}, INT, call_count=5),
+            CallTrace("m", "g", {}, None),
+        ]
 
         rows = dict(_sql.aggregate_rows(traces))
 

@@ -82,14 +82,20 @@ class TestSchema:
                 ("pkg", "C", 2, "C.", 10),
                 id="filter",
             ),
-            pytest.param("SELECT DISTINCT module FROM typetrace_call_traces", (), id="list-modules"),
+            pytest.param(
+                "SELECT DISTINCT module FROM typetrace_call_traces", (), id="list-modules"
+            ),
         ],
     )
-    def test_queries_use_the_module_index(self, path: Path, query: str, params: tuple[object, ...]) -> None:
+    def test_queries_use_the_module_index(
+        self, path: Path, query: str, params: tuple[object, ...]
+    ) -> None:
         SQLiteStore(str(path)).close()
 
         with closing(sqlite3.connect(path)) as connection, connection:
-            plan = " ".join(row[-1] for row in connection.execute("EXPLAIN QUERY PLAN " + query, params))
+            plan = " ".join(
+                row[-1] for row in connection.execute("EXPLAIN QUERY PLAN " + query, params)
+            )
 
         assert "typetrace_call_traces_module_last_seen" in plan
         assert "TEMP B-TREE" not in plan
@@ -155,7 +161,9 @@ class TestOpenErrors:
     @pytest.mark.parametrize(
         ("file_mode", "folder_mode", "expected"),
         [
-            pytest.param(0o600, 0o755, "is not readable and writable; fix its permissions", id="file"),
+            pytest.param(
+                0o600, 0o755, "is not readable and writable; fix its permissions", id="file"
+            ),
             pytest.param(0o666, 0o555, "is not writable, and SQLite needs to create", id="folder"),
         ],
     )
@@ -182,7 +190,8 @@ def open_in_unprivileged_child(path: Path) -> str:
     """Open *path* in a forked child as the user nobody; return the StoreError message.
 
     Root ignores file modes, so the child gives up root first. It forks instead of
-    starting a new interpreter because nobody may not read this virtual environment.
+    starting a new interpreter because that user may lack read access to this
+    virtual environment.
     """
     read_end, write_end = os.pipe()
     with warnings.catch_warnings():
@@ -214,7 +223,9 @@ def open_in_unprivileged_child(path: Path) -> str:
 
 
 class TestLockRetry:
-    def test_write_waits_for_another_writer(self, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_write_waits_for_another_writer(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         # A busy timeout far below the lock's hold time makes SQLite report
         # "database is locked", which the store must retry.
         monkeypatch.setattr(sqlite_module, "_BUSY_TIMEOUT_SECONDS", 0.01)

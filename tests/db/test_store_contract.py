@@ -37,10 +37,19 @@ def rows_by_qualname(thunks: list[CallTraceThunk]) -> dict[str, CallTraceRow]:
 
 class TestRoundTrip:
     def test_traces_come_back_equal(self, backend: Backend) -> None:
-        nested = TypeRef("builtins", "dict", (STR, TypeRef("builtins", "list", (union([INT, NONE]),))))
+        nested = TypeRef(
+            "builtins", "dict", (STR, TypeRef("builtins", "list", (union([INT, NONE]),)))
+        )
         traces = [
-            CallTrace("pkg.mod", "f", {"a": nested, "b": TypeRef("builtins", "tuple", (INT, ELLIPSIS))}, NONE),
-            CallTrace("pkg.mod", "C.gen", {"self": TypeRef("pkg.mod", "C")}, None, union([INT, BYTES])),
+            CallTrace(
+                "pkg.mod",
+                "f",
+                {"a": nested, "b": TypeRef("builtins", "tuple", (INT, ELLIPSIS))},
+                NONE,
+            ),
+            CallTrace(
+                "pkg.mod", "C.gen", {"self": TypeRef("pkg.mod", "C")}, None, union([INT, BYTES])
+            ),
             CallTrace("pkg.mod", "g", {}, None),
             CallTrace("pkg.mod", "ünï.cödé", {"λ": INT}, INT),
         ]
@@ -94,11 +103,13 @@ class TestAggregation:
         assert counts_by_qualname(thunks) == {"f": 7, "g": 1}
 
     def test_different_return_types_stay_apart(self, backend: Backend) -> None:
-        backend.store.add([
-            CallTrace("pkg.mod", "f", {"x": INT}, INT),
-            CallTrace("pkg.mod", "f", {"x": INT}, STR),
-            CallTrace("pkg.mod", "f", {"x": INT}, None, INT),
-        ])
+        backend.store.add(
+            [
+                CallTrace("pkg.mod", "f", {"x": INT}, INT),
+                CallTrace("pkg.mod", "f", {"x": INT}, STR),
+                CallTrace("pkg.mod", "f", {"x": INT}, None, INT),
+            ]
+        )
 
         assert len(backend.store.filter("pkg.mod")) == 3
 
@@ -132,8 +143,25 @@ class TestOrderAndLimit:
 class TestFilter:
     @pytest.fixture
     def stored(self, backend: Backend) -> Backend:
-        names = ["C", "C.m", "C.m.inner", "Cx", "Cx.m", "c", "c.m", "D.C", "D.C.m", "a_b", "a_b.m",
-                 "axb", "axb.m", "a%", "aXYZ", "C_", "C%"]
+        names = [
+            "C",
+            "C.m",
+            "C.m.inner",
+            "Cx",
+            "Cx.m",
+            "c",
+            "c.m",
+            "D.C",
+            "D.C.m",
+            "a_b",
+            "a_b.m",
+            "axb",
+            "axb.m",
+            "a%",
+            "aXYZ",
+            "C_",
+            "C%",
+        ]
         backend.store.add([make_trace(name) for name in names])
         return backend
 
@@ -179,7 +207,9 @@ class TestFilter:
 class TestListModules:
     def test_sorted_and_distinct(self, backend: Backend) -> None:
         backend.store.add([make_trace(module="b"), make_trace("g", module="b")])
-        backend.store.add([make_trace(module="a.x"), make_trace(module="B"), make_trace(module="a")])
+        backend.store.add(
+            [make_trace(module="a.x"), make_trace(module="B"), make_trace(module="a")]
+        )
 
         assert backend.store.list_modules() == ["B", "a", "a.x", "b"]
 
@@ -200,10 +230,16 @@ class TestCorruptRows:
     def test_newer_format_version_fails_only_its_own_row(self, backend: Backend) -> None:
         backend.store.add([make_trace("good")])
         row = CallTraceRow.from_trace(make_trace("future"))
-        backend.insert_raw_row(CallTraceRow(
-            row.module, row.qualname, row.arg_types, row.return_type, row.yield_type,
-            format_version=FORMAT_VERSION + 1,
-        ))
+        backend.insert_raw_row(
+            CallTraceRow(
+                row.module,
+                row.qualname,
+                row.arg_types,
+                row.return_type,
+                row.yield_type,
+                format_version=FORMAT_VERSION + 1,
+            )
+        )
 
         thunks = rows_by_qualname(backend.store.filter("pkg.mod"))
 

@@ -8,9 +8,9 @@ Every SQL store keeps two tables:
 
 ``typetrace_call_traces``
     One row per distinct trace: the fields of :class:`~typetrace.encoding.CallTraceRow`
-    plus ``signature`` (unique, see :func:`trace_signature`), ``call_count`` (calls
-    the row stands for), and ``first_seen`` and ``last_seen``, both seconds since the
-    Unix epoch (UTC) as a floating-point number, taken from the writing process's clock.
+    plus ``signature`` (unique, see :func:`trace_signature`) and ``call_count``, the
+    number of calls the row counts. ``first_seen`` and ``last_seen`` are seconds since
+    the Unix epoch (UTC) as floating-point numbers, from the writing process's clock.
     An index on ``(module, last_seen)`` serves :meth:`~CallTraceStore.filter` and
     :meth:`~CallTraceStore.list_modules`.
 
@@ -338,15 +338,15 @@ class ServerStore(CallTraceStore):
         raise NotImplementedError
 
     def is_usable(self, connection: Any) -> bool:
-        """Whether *connection* is still open and not broken."""
+        """Return whether *connection* is still open and not broken."""
         raise NotImplementedError
 
     def is_transient(self, error: Exception) -> bool:
-        """Whether *error* rolled back the transaction and a retry can succeed."""
+        """Return whether *error* rolled back the transaction and a retry can succeed."""
         raise NotImplementedError
 
     def driver_errors(self) -> tuple[type[Exception], ...]:
-        """The driver's exception classes that become :class:`StoreError`."""
+        """Return the driver's exception classes, which become :class:`StoreError`."""
         raise NotImplementedError
 
     def prepare_rows(self, rows: list[tuple[str, CallTraceRow]]) -> list[tuple[str, CallTraceRow]]:

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 _TRACES = _sql.TRACES_TABLE
 _META = _sql.META_TABLE
 
-#: Maximum length in characters of a module name; the column is indexed, and InnoDB
+#: Maximum length in characters of a module name. The column is indexed, and InnoDB
 #: limits an index key to 3072 bytes, which is 768 four-byte characters.
 MAX_MODULE_LENGTH = 512
 
@@ -98,16 +98,19 @@ class MySQLStore(_sql.ServerStore):
             cursor.execute(statement)
 
     def is_usable(self, connection: Any) -> bool:
-        """Whether *connection* still has its socket."""
+        """Return whether *connection* still has its socket."""
         return bool(connection.open)
 
     def is_transient(self, error: Exception) -> bool:
-        """Whether *error* is a deadlock or a lock wait timeout."""
-        return bool(isinstance(error, _import_pymysql().err.OperationalError)
-                    and error.args and error.args[0] in _TRANSIENT_ERRNOS)
+        """Return whether *error* is a deadlock or a lock wait timeout."""
+        return bool(
+            isinstance(error, _import_pymysql().err.OperationalError)
+            and error.args
+            and error.args[0] in _TRANSIENT_ERRNOS
+        )
 
     def driver_errors(self) -> tuple[type[Exception], ...]:
-        """PyMySQL's base error class."""
+        """Return PyMySQL's base error class."""
         return (_import_pymysql().err.Error,)
 
     def prepare_rows(self, rows: list[tuple[str, CallTraceRow]]) -> list[tuple[str, CallTraceRow]]:

@@ -80,15 +80,15 @@ class PostgresStore(_sql.ServerStore):
             cursor.execute(statement)
 
     def is_usable(self, connection: Any) -> bool:
-        """Whether *connection* is neither closed nor broken."""
+        """Return whether *connection* is neither closed nor broken."""
         return not (connection.closed or connection.broken)
 
     def is_transient(self, error: Exception) -> bool:
-        """Whether *error* is a deadlock, serialization failure or lock timeout."""
+        """Return whether *error* is a deadlock, serialization failure or lock timeout."""
         return getattr(error, "sqlstate", None) in _TRANSIENT_SQLSTATES
 
     def driver_errors(self) -> tuple[type[Exception], ...]:
-        """psycopg's base error class."""
+        """Return psycopg's base error class."""
         return (_import_psycopg().Error,)
 
 

@@ -67,10 +67,10 @@ _RETRY_DEADLINE_SECONDS = 120.0
 class SQLiteStore(CallTraceStore):
     """Traces in an SQLite database, aggregated into one row per distinct trace.
 
-    The database runs in WAL mode with ``synchronous=NORMAL``, so readers never block
-    writers, and a crash of the writing process loses no committed trace (a power
-    loss can lose the last transactions). WAL needs a local file system: SQLite
-    documents that it does not work over a network file system.
+    The database runs in WAL mode with ``synchronous=NORMAL``. SQLite's documentation
+    of WAL states that readers then do not block writers, that a crash of the writing
+    process loses no committed transaction, and that a power loss can roll back the
+    last ones. It also states that WAL does not work over a network file system.
 
     Args:
         connection_string: A file path, ``:memory:``, or an SQLite ``file:`` URI.
@@ -150,7 +150,9 @@ class SQLiteStore(CallTraceStore):
         """Return the modules that have traces, sorted by code point."""
 
         def read(connection: sqlite3.Connection) -> list[str]:
-            return sorted(name for (name,) in connection.execute(f"SELECT DISTINCT module FROM {_TRACES}"))
+            return sorted(
+                name for (name,) in connection.execute(f"SELECT DISTINCT module FROM {_TRACES}")
+            )
 
         return self._run("list modules in", read)
 
@@ -230,7 +232,9 @@ class SQLiteStore(CallTraceStore):
             )
         else:
             hint = "check the file, or choose another path"
-        return StoreError(f"Failed to {action} the SQLite trace store {location}: {message}; {hint}.")
+        return StoreError(
+            f"Failed to {action} the SQLite trace store {location}: {message}; {hint}."
+        )
 
 
 def _create_schema(connection: sqlite3.Connection, location: str) -> None:
@@ -240,7 +244,9 @@ def _create_schema(connection: sqlite3.Connection, location: str) -> None:
     connection.execute("BEGIN IMMEDIATE")
     try:
         connection.execute(_CREATE_META)
-        found = connection.execute(f"SELECT value FROM {_META} WHERE name = 'schema_version'").fetchone()
+        found = connection.execute(
+            f"SELECT value FROM {_META} WHERE name = 'schema_version'"
+        ).fetchone()
         if found is None:
             connection.execute(
                 f"INSERT INTO {_META} (name, value) VALUES ('schema_version', ?)",
@@ -261,12 +267,15 @@ def _schema_is_current(connection: sqlite3.Connection, location: str) -> bool:
     tables = {
         name
         for (name,) in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)", (_META, _TRACES)
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
+            (_META, _TRACES),
         )
     }
     if _META not in tables:
         return False
-    found = connection.execute(f"SELECT value FROM {_META} WHERE name = 'schema_version'").fetchone()
+    found = connection.execute(
+        f"SELECT value FROM {_META} WHERE name = 'schema_version'"
+    ).fetchone()
     if found is None:
         return False
     _sql.check_schema_version(found[0], location)
@@ -279,8 +288,8 @@ def _set_wal_mode(connection: sqlite3.Connection) -> None:
     except sqlite3.OperationalError as error:
         if "readonly" not in str(error):
             raise
-    # Per connection; in WAL mode it keeps committed data safe from a crash of the
-    # process and only a power loss can undo the last transactions.
+    # A per-connection setting. In WAL mode it keeps committed data safe from a crash
+    # of the process, and only a power loss can undo the last transactions.
     connection.execute("PRAGMA synchronous=NORMAL")
 
 
