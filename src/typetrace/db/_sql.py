@@ -370,6 +370,9 @@ class ServerStore(CallTraceStore):
                 _rollback_quietly(connection)
                 raise
 
+        # NOTE: a connection lost during COMMIT leaves unknown whether the write
+        # happened. The error reaches the caller, and a caller that retries the same
+        # traces (StoreWriter does) may count them twice.
         with self._lock:
             try:
                 return retry_transient(attempt, self.is_transient, self.masked_url)
