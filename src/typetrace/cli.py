@@ -195,7 +195,7 @@ def stub_command(ctx: Context) -> int:
         destination = output_dir / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         destination.write_text(text, encoding="utf-8")
-        ctx.stderr.write(f"Wrote {destination} ({stub.function_count} functions)\n")
+        ctx.stderr.write(f"Wrote {destination} ({_plural(stub.function_count, 'function')})\n")
     return 0
 
 
@@ -210,7 +210,7 @@ def apply_command(ctx: Context) -> int:
         if ctx.args.diff:
             ctx.stdout.write(result.diff())
         elif result.changed:
-            ctx.stderr.write(f"Annotated {target.path} ({stub.function_count} functions)\n")
+            ctx.stderr.write(f"Annotated {target.path} ({_plural(stub.function_count, 'function')})\n")
         else:
             ctx.stderr.write(f"{target.path} already has these annotations\n")
     return 0
@@ -219,27 +219,43 @@ def apply_command(ctx: Context) -> int:
 # --- parser ------------------------------------------------------------------------
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _describe_store(ctx: Context) -> str:
     """Name the store for messages; stores show their path or masked URL with ``str()``."""
     text = str(ctx.store)
     return type(ctx.store).__name__ if text.startswith("<") else text
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with its subcommands."""
+def _common_options(default: object) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config",
         metavar="MODULE:ATTRIBUTE",
+        default=default,
         help="the Config to use (default: CONFIG in a typetrace_config module, if importable)",
     )
     common.add_argument(
         "--db",
         metavar="STORE",
+        default=default,
         help="the trace store: a SQLite path, or a postgresql:// or mysql:// URL "
-        "(default: $TYPETRACE_DB, else the config's store, else ./typetrace.sqlite3)",
+        "(default: the config's store; the default config reads $TYPETRACE_DB, else ./typetrace.sqlite3)",
     )
-    common.add_argument("-v", "--verbose", action="store_true", help="print more detail")
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=False if default is None else default, help="print more detail"
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with its subcommands."""
+    common = _common_options(default=None)
+    # Subcommands accept the same options; SUPPRESS keeps a value given before the
+    # subcommand from being reset by the subcommand's default.
+    sub_common = _common_options(default=argparse.SUPPRESS)
 
     parser = argparse.ArgumentParser(
         prog="typetrace",
@@ -250,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser(
-        "run", parents=[common], help="run a script or module and record the types of its calls"
+        "run", parents=[sub_common], help="run a script or module and record the types of its calls"
     )
     run.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m does")
     run.add_argument("--all-calls", action="store_true", help="record every call instead of a sample")
@@ -258,14 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("program_args", nargs="*", metavar="ARGS", help="arguments for the program")
     run.set_defaults(handler=run_command)
 
-    listing = commands.add_parser("list-modules", parents=[common], help="list the modules that have traces")
+    listing = commands.add_parser("list-modules", parents=[sub_common], help="list the modules that have traces")
     listing.set_defaults(handler=list_modules_command)
 
     for name, handler, summary in (
         ("stub", stub_command, "print a .pyi stub built from the traces of a module"),
         ("apply", apply_command, "write annotations from the traces into a module's source"),
     ):
-        sub = commands.add_parser(name, parents=[common], help=summary)
+        sub = commands.add_parser(name, parents=[sub_common], help=summary)
         sub.add_argument("module", metavar="MODULE|PATH", help="a module or package name, or a .py file")
         sub.add_argument(
             "--overwrite-existing",

@@ -1,0 +1,337 @@
+"""The command line, run as a real subprocess on real files and a real SQLite store."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).parent
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def typetrace(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m typetrace ARGS`` in *cwd* with the store in ``cwd/traces.sqlite3``."""
+    environment = {**os.environ, "TYPETRACE_DB": str(cwd / "traces.sqlite3"), **(env or {})}
+    environment.pop("PYTHONPATH", None)
+    return subprocess.run(
+        [sys.executable, "-m", "typetrace", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+SCRIPT = """
+    import sys
+
+    from pkg.util import scale
+
+
+    class Point:
+        def __init__(self, x, y):
+            self.x = x
+            self.y = y
+
+        def moved(self, dx):
+            return Point(self.x + dx, self.y)
+
+
+    def greet(name, excited=False):
+        return name + ("!" if excited else "")
+
+
+    def main():
+        print(greet("world", excited=True))
+        print(scale([1, 2], 3))
+        Point(1, 2).moved(0.5)
+        return int(sys.argv[1]) if len(sys.argv) > 1 else 0
+
+
+    if __name__ == "__main__":
+        sys.exit(main())
+"""
+
+UTIL = """
+    def scale(values, factor):
+        return [value * factor for value in values]
+
+
+    def unused(value):
+        return value
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    write(tmp_path / "app.py", SCRIPT)
+    write(tmp_path / "pkg" / "__init__.py", "")
+    write(tmp_path / "pkg" / "util.py", UTIL)
+    return tmp_path
+
+
+@pytest.fixture
+def traced(project: Path) -> Path:
+    result = typetrace(project, "run", "--all-calls", "app.py")
+    assert result.returncode == 0, result.stderr
+    return project
+
+
+class TestRun:
+    def test_program_output_unchanged(self, project: Path) -> None:
+        """The traced program prints what it prints untraced."""
+        result = typetrace(project, "run", "app.py")
+        assert result.stdout == "world!\n[3, 6]\n"
+
+    def test_exit_code_propagated(self, project: Path) -> None:
+        """The exit code of the program is the exit code of typetrace run."""
+        result = typetrace(project, "run", "app.py", "7")
+        assert result.returncode == 7
+
+    def test_program_arguments_passed(self, project: Path) -> None:
+        """Arguments after the script, even option-like ones, go to the program."""
+        write(project / "echo.py", "import sys\nprint(sys.argv[1:])\n")
+        result = typetrace(project, "run", "echo.py", "-v", "--db", "x")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "['-v', '--db', 'x']\n"
+
+    def test_uncaught_exception(self, project: Path) -> None:
+        """A program that raises exits with 1 and prints its traceback, as python does."""
+        write(project / "boom.py", "def fail():\n    raise ValueError('boom')\n\nfail()\n")
+        result = typetrace(project, "run", "boom.py")
+        assert result.returncode == 1
+        assert "ValueError: boom" in result.stderr
+
+    def test_run_module(self, project: Path) -> None:
+        """``run -m`` runs a module as ``python -m`` does and records its calls."""
+        write(project / "pkg" / "__main__.py", "from pkg.util import scale\nprint(scale([2], 2))\n")
+        result = typetrace(project, "run", "-m", "pkg")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "[4]\n"
+        assert "pkg.util" in typetrace(project, "list-modules").stdout.split()
+
+    def test_missing_script(self, project: Path) -> None:
+        """A script that does not exist is an error that names it."""
+        result = typetrace(project, "run", "nope.py")
+        assert result.returncode == 1
+        assert "'nope.py' not found" in result.stderr
+
+    def test_missing_module(self, project: Path) -> None:
+        """A module that does not exist is an error that names it."""
+        result = typetrace(project, "run", "-m", "no_such_module")
+        assert result.returncode == 1
+        assert "'no_such_module' not found" in result.stderr
+
+
+class TestListModules:
+    def test_lists_script_and_package(self, traced: Path) -> None:
+        """The script is listed under its file stem, next to the modules it imported."""
+        result = typetrace(traced, "list-modules")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["app", "pkg.util"]
+
+    def test_empty_store(self, project: Path) -> None:
+        """An empty store is reported as an error, not as an empty list."""
+        result = typetrace(project, "list-modules")
+        assert result.returncode == 1
+        assert "No traces in" in result.stderr
+
+
+class TestStub:
+    def test_module_stub(self, traced: Path) -> None:
+        """The stub of a module annotates its traced functions only."""
+        result = typetrace(traced, "stub", "pkg.util")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == STUB_UTIL
+        ast.parse(result.stdout)
+
+    def test_script_stub_by_path(self, traced: Path) -> None:
+        """A script is stubbed by its path, with its classes and methods."""
+        result = typetrace(traced, "stub", "app.py")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == STUB_APP
+
+    def test_output_dir(self, traced: Path) -> None:
+        """--output-dir writes one .pyi per traced module of a package, laid out like it."""
+        result = typetrace(traced, "stub", "pkg", "--output-dir", "stubs")
+        assert result.returncode == 0, result.stderr
+        assert (traced / "stubs" / "pkg" / "util.pyi").read_text() == STUB_UTIL
+
+    def test_package_without_output_dir(self, traced: Path) -> None:
+        """A package name without --output-dir is an error that suggests it."""
+        result = typetrace(traced, "stub", "pkg")
+        assert result.returncode == 1
+        assert "--output-dir" in result.stderr
+
+    def test_stub_passes_mypy(self, traced: Path) -> None:
+        """mypy accepts the generated stubs."""
+        assert typetrace(traced, "stub", "pkg", "--output-dir", "stubs").returncode == 0
+        checked = subprocess.run(
+            [sys.executable, "-m", "mypy", "--strict", "stubs/pkg/util.pyi"],
+            cwd=traced,
+            capture_output=True,
+            text=True,
+        )
+        assert checked.returncode == 0, checked.stdout
+
+    def test_untraced_module(self, traced: Path) -> None:
+        """A module without traces is an error that points at list-modules."""
+        result = typetrace(traced, "stub", "pkg.other")
+        assert result.returncode == 1
+        assert "No traces for module 'pkg.other'" in result.stderr
+        assert "list-modules" in result.stderr
+
+    def test_module_source_missing(self, traced: Path) -> None:
+        """A traced module whose source cannot be found is an error naming the module."""
+        (traced / "pkg" / "util.py").unlink()
+        result = typetrace(traced, "stub", "pkg.util")
+        assert result.returncode == 1
+        assert "pkg.util" in result.stderr
+
+    def test_corrupt_row_skipped(self, traced: Path) -> None:
+        """A row that cannot be decoded is skipped and counted; the other rows still count."""
+        import sqlite3
+
+        with sqlite3.connect(traced / "traces.sqlite3") as connection:
+            updated = connection.execute(
+                "UPDATE typetrace_call_traces SET arg_types = '{not json' WHERE qualname = 'greet'"
+            ).rowcount
+        assert updated == 1
+        result = typetrace(traced, "stub", "app.py", "--verbose")
+        assert result.returncode == 0, result.stderr
+        assert "Skipped 1 undecodable trace(s) of app" in result.stderr
+        assert "{not json" in result.stderr
+        assert "def greet" not in result.stdout
+        assert "def main() -> int: ..." in result.stdout
+
+
+class TestApply:
+    def test_apply_writes_annotations(self, traced: Path) -> None:
+        """apply writes the annotations into the module's source file."""
+        result = typetrace(traced, "apply", "pkg.util")
+        assert result.returncode == 0, result.stderr
+        assert (traced / "pkg" / "util.py").read_text() == APPLIED_UTIL
+
+    def test_apply_is_idempotent(self, traced: Path) -> None:
+        """Applying twice changes nothing the second time."""
+        assert typetrace(traced, "apply", "pkg.util").returncode == 0
+        first = (traced / "pkg" / "util.py").read_text()
+        assert typetrace(traced, "apply", "pkg.util").returncode == 0
+        assert (traced / "pkg" / "util.py").read_text() == first
+
+    def test_diff_does_not_write(self, traced: Path) -> None:
+        """--diff prints the change and leaves the file alone."""
+        before = (traced / "pkg" / "util.py").read_text()
+        result = typetrace(traced, "apply", "pkg.util", "--diff")
+        assert result.returncode == 0, result.stderr
+        assert "+def scale(values: list[int], factor: int) -> list[int]:" in result.stdout
+        assert (traced / "pkg" / "util.py").read_text() == before
+
+    def test_applied_script_still_runs(self, traced: Path) -> None:
+        """The annotated script and module run with the same output."""
+        assert typetrace(traced, "apply", "pkg.util").returncode == 0
+        assert typetrace(traced, "apply", "app.py").returncode == 0
+        result = subprocess.run([sys.executable, "app.py"], cwd=traced, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "world!\n[3, 6]\n"
+
+
+class TestErrors:
+    def test_unreadable_database(self, project: Path) -> None:
+        """A file that is not a database is an error naming the file; it is not overwritten."""
+        (project / "traces.sqlite3").write_bytes(b"this is not a database" * 100)
+        result = typetrace(project, "list-modules")
+        assert result.returncode == 1
+        assert "traces.sqlite3" in result.stderr
+        assert (project / "traces.sqlite3").read_bytes() == b"this is not a database" * 100
+
+    def test_config_module_missing(self, project: Path) -> None:
+        """--config naming a missing module is an error naming it."""
+        result = typetrace(project, "--config", "nope_config:CONFIG", "list-modules")
+        assert result.returncode == 1
+        assert "'nope_config' not found" in result.stderr
+
+    def test_config_not_a_config(self, project: Path) -> None:
+        """--config naming something other than a Config says what to do."""
+        write(project / "bad_config.py", "CONFIG = 42\n")
+        result = typetrace(project, "--config", "bad_config:CONFIG", "list-modules")
+        assert result.returncode == 1
+        assert "not a typetrace.config.Config" in result.stderr
+
+    def test_config_raises_on_import(self, project: Path) -> None:
+        """A typetrace_config.py that fails to import is reported, not ignored."""
+        write(project / "typetrace_config.py", "raise RuntimeError('broken config')\n")
+        result = typetrace(project, "list-modules")
+        assert result.returncode == 1
+        assert "broken config" in result.stderr
+
+    def test_invalid_config_syntax(self, project: Path) -> None:
+        """--config without a colon is rejected with the expected form."""
+        result = typetrace(project, "--config", "just_a_module", "list-modules")
+        assert result.returncode == 1
+        assert "module:attribute" in result.stderr
+
+
+USER_CONFIG = """
+    import sys
+    sys.path.insert(0, {tests_dir!r})
+
+    from jsonl_store import JsonLinesStore
+    from typetrace.config import Config
+
+
+    class JsonConfig(Config):
+        def trace_store(self):
+            return JsonLinesStore.make_store("traces.jsonl")
+
+
+    CONFIG = JsonConfig()
+"""
+
+
+def test_user_store_serves_every_command(project: Path) -> None:
+    """A store the user writes and returns from trace_store() works for every command."""
+    write(project / "typetrace_config.py", USER_CONFIG.format(tests_dir=str(TESTS_DIR)))
+    assert typetrace(project, "run", "--all-calls", "app.py").returncode == 0
+    assert (project / "traces.jsonl").exists()
+    assert not (project / "traces.sqlite3").exists()
+    assert typetrace(project, "list-modules").stdout.split() == ["app", "pkg.util"]
+    assert typetrace(project, "stub", "pkg.util").stdout == STUB_UTIL
+    assert typetrace(project, "apply", "pkg.util").returncode == 0
+    assert (project / "pkg" / "util.py").read_text() == APPLIED_UTIL
+
+
+STUB_UTIL = """\
+def scale(values: list[int], factor: int) -> list[int]: ...
+"""
+
+STUB_APP = """\
+def greet(name: str, excited: bool = ...) -> str: ...
+
+def main() -> int: ...
+
+class Point:
+    def __init__(self, x: float | int, y: int) -> None: ...
+    def moved(self, dx: float) -> Point: ...
+"""
+
+APPLIED_UTIL = """\
+def scale(values: list[int], factor: int) -> list[int]:
+    return [value * factor for value in values]
+
+
+def unused(value):
+    return value
+"""
