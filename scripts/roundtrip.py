@@ -20,6 +20,7 @@ The Python running this script needs typetrace, pytest and mypy installed.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -82,7 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     for module in library_modules:
         run([*typetrace, "stub", module, "--output-dir", str(stubs)], cwd=traced)
     stub_files = sorted(str(path) for path in stubs.rglob("*.pyi"))
-    run([sys.executable, "-m", "mypy", "--no-incremental", *stub_files], cwd=stubs)
+    # The stubs come first on mypy's path; modules without a stub (untraced ones, and
+    # other top-level packages of the sdist) are read from the unannotated source,
+    # whose own errors are not reported.
+    mypy_env = {**os.environ, "MYPYPATH": os.pathsep.join([str(stubs), str(pristine)])}
+    run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--follow-imports=silent", *stub_files],
+        cwd=work,
+        env=mypy_env,
+    )
     print(f"mypy accepts {len(stub_files)} stubs")
 
     annotated = work / "annotated"

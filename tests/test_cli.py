@@ -288,13 +288,13 @@ USER_CONFIG = """
     import sys
     sys.path.insert(0, {tests_dir!r})
 
-    from jsonl_store import JsonLinesStore
+    from db.user_store import UserJsonLinesStore
     from typetrace.config import Config
 
 
     class JsonConfig(Config):
         def trace_store(self):
-            return JsonLinesStore.make_store("traces.jsonl")
+            return UserJsonLinesStore.make_store("traces.jsonl")
 
 
     CONFIG = JsonConfig()
@@ -314,10 +314,17 @@ def test_user_store_serves_every_command(project: Path) -> None:
 
 
 STUB_UTIL = """\
+from typing import Any
+
 def scale(values: list[int], factor: int) -> list[int]: ...
+
+# Functions that were not traced are left out; their names resolve to Any.
+def __getattr__(name: str) -> Any: ...
 """
 
 STUB_APP = """\
+from typing import Any
+
 def greet(name: str, excited: bool = ...) -> str: ...
 
 def main() -> int: ...
@@ -325,6 +332,9 @@ def main() -> int: ...
 class Point:
     def __init__(self, x: float | int, y: int) -> None: ...
     def moved(self, dx: float) -> Point: ...
+
+# Functions that were not traced are left out; their names resolve to Any.
+def __getattr__(name: str) -> Any: ...
 """
 
 APPLIED_UTIL = """\

@@ -90,7 +90,8 @@ class TestFunctions:
     def test_traced_function_missing_from_source(self) -> None:
         stub = build_stub(MODULE, [trace("gone", {"a": INT})], "def f(a):\n    pass\n")
         assert stub.function_count == 0
-        assert stub.render() == ""
+        assert "gone" not in stub.render()
+        assert stub.render().endswith("def __getattr__(name: str) -> Any: ...\n")
 
     def test_other_module_traces_ignored(self) -> None:
         other = CallTrace("other", "f", {"a": INT}, NONE)
@@ -139,7 +140,7 @@ class TestGenerators:
     def test_iterator(self) -> None:
         text = stub_text("def g():\n    yield 1\n", trace("g", {}, NONE, INT))
         assert "def g() -> Iterator[int]: ..." in text
-        assert "from typing import Iterator" in text
+        assert "from typing import Any, Iterator" in text
 
     def test_generator_with_return_value(self) -> None:
         text = stub_text("def g():\n    yield 1\n    return 'x'\n", trace("g", {}, STR, INT))
@@ -231,7 +232,11 @@ class TestClasses:
     def test_untraced_members_left_out(self) -> None:
         text = stub_text(SOURCE_CLASSES, *CLASS_TRACES)
         assert "untraced" not in text
-        assert "Plain" not in text
+
+    def test_untraced_class_kept_empty(self) -> None:
+        """A class without traced methods stays, empty, so other stubs can name it."""
+        text = stub_text(SOURCE_CLASSES, *CLASS_TRACES)
+        assert "class Plain: ...\n" in text
 
     def test_function_count(self) -> None:
         stub = build_stub(MODULE, CLASS_TRACES, SOURCE_CLASSES)
@@ -290,7 +295,7 @@ class TestTypeNames:
             pytest.param(TypeRef("other", "f.<locals>.C"), "Any", "from typing import Any", id="locals"),
             pytest.param(TypeRef("_hashlib", "HASH"), "Any", "from typing import Any", id="private-c"),
             pytest.param(TypeRef("builtins", "function"), "Callable[..., Any]", "from typing import Any, Callable", id="function"),
-            pytest.param(TypeRef("builtins", "list_iterator"), "Iterator", "from typing import Iterator", id="iterator"),
+            pytest.param(TypeRef("builtins", "list_iterator"), "Iterator", "from typing import Any, Iterator", id="iterator"),
             pytest.param(TypeRef("builtins", "tuple", (INT, ELLIPSIS)), "tuple[int, ...]", None, id="tuple"),
             pytest.param(TypeRef("builtins", "list"), "list", None, id="bare-list"),
             pytest.param(TypeRef("builtins", "type", (TypeRef("decimal", "Decimal"),)), "type[decimal.Decimal]", "import decimal", id="type"),
@@ -380,3 +385,72 @@ def test_render_is_stable() -> None:
     again = build_stub(MODULE, list(reversed(CLASS_TRACES)), SOURCE_CLASSES)
     assert isinstance(stub, ModuleStub)
     assert stub.render() == again.render()
+
+
+OVERRIDES_SOURCE = """
+class Key:
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    @property
+    def __doc__(self):
+        return "doc"
+
+
+class Lazy(property):
+    def __get__(self, obj, owner=None):
+        return 1
+
+    def extra(self, value):
+        return value
+"""
+
+OVERRIDES_TRACES = (
+    trace("Key.__eq__", {"self": TypeRef(MODULE, "Key"), "other": TypeRef(MODULE, "Key")}, TypeRef("builtins", "bool")),
+    trace("Key.__ne__", {"self": TypeRef(MODULE, "Key"), "other": TypeRef(MODULE, "Key")}, TypeRef("builtins", "bool")),
+    trace("Key.__doc__", {"self": TypeRef(MODULE, "Key")}, STR),
+    trace("Lazy.__get__", {"self": TypeRef(MODULE, "Lazy"), "obj": INT, "owner": NONE}, INT),
+    trace("Lazy.extra", {"self": TypeRef(MODULE, "Lazy"), "value": INT}, INT),
+)
+
+
+class TestIncompleteMarker:
+    def test_stub_ends_with_module_getattr(self) -> None:
+        """Every stub ends with a module __getattr__ that marks it incomplete."""
+        text = stub_text("def f(a):\n    pass\n\ndef g(b):\n    pass\n", trace("f", {"a": INT}))
+        assert text.endswith("def __getattr__(name: str) -> Any: ...\n")
+        assert "from typing import Any" in text
+        assert "def g" not in text
+
+    def test_own_module_getattr_replaced(self) -> None:
+        """A traced module-level __getattr__ gives way to the marker, never appearing twice."""
+        source = "def __getattr__(name):\n    return name\n\ndef f(a):\n    pass\n"
+        text = stub_text(source, trace("__getattr__", {"name": STR}, STR), trace("f", {"a": INT}))
+        assert text.count("def __getattr__") == 1
+        assert "def __getattr__(name: str) -> Any: ..." in text
+
+
+class TestOverrides:
+    def test_eq_takes_object(self) -> None:
+        """__eq__ and __ne__ accept object, as typeshed declares them on object."""
+        text = stub_text(OVERRIDES_SOURCE, *OVERRIDES_TRACES)
+        assert "def __eq__(self, other: object) -> bool: ..." in text
+        assert "def __ne__(self, other: object) -> bool: ..." in text
+
+    def test_object_attribute_left_out(self) -> None:
+        """A def named like a data attribute of object, such as __doc__, is left out."""
+        text = stub_text(OVERRIDES_SOURCE, *OVERRIDES_TRACES)
+        assert "__doc__" not in text
+
+    def test_builtin_base_override_left_out(self) -> None:
+        """A method that a builtin base class defines is not annotated; others are."""
+        text = stub_text(OVERRIDES_SOURCE, *OVERRIDES_TRACES)
+        assert "__get__" not in text
+        assert "def extra(self, value: int) -> int: ..." in text
+
+    def test_overrides_pass_mypy(self, tmp_path: Path) -> None:
+        """mypy reports no incompatible override in the stub."""
+        run_mypy(tmp_path, stub_text(OVERRIDES_SOURCE, *OVERRIDES_TRACES))

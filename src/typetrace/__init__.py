@@ -1,4 +1,9 @@
-"""typetrace: record the types that flow through a running program and turn them into annotations."""
+"""typetrace: record the types that flow through a running program and turn them into annotations.
+
+PYTEST_DONT_REWRITE: ``typetrace run -m pytest`` imports this package before pytest
+starts, so pytest must not try to rewrite it as a plugin (it would warn that it
+cannot).
+"""
 
 from __future__ import annotations
 

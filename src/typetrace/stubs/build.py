@@ -24,10 +24,21 @@ from typetrace.typemodel import ANY, NONE, TypeRef, union
 
 __all__ = ["StubBuildError", "build_stub"]
 
+_OBJECT = TypeRef("builtins", "object")
 _ITERATOR = ("typing", "Iterator")
 _GENERATOR = ("typing", "Generator")
 _ASYNC_ITERATOR = ("typing", "AsyncIterator")
 _KEPT_DECORATORS = frozenset({"staticmethod", "classmethod", "property"})
+#: Attributes of ``object`` that are not methods, such as ``__doc__``. A ``def`` with
+#: such a name (usually under a property-like decorator) would clash with the type
+#: that typeshed gives the attribute, so it is left out of the stub.
+_OBJECT_DATA_ATTRIBUTES = frozenset(
+    {name for name in dir(object) if not callable(getattr(object, name))} | {"__slots__", "__annotations__"}
+)
+#: Methods whose parameters typeshed declares as ``object`` on every class.
+_OBJECT_PARAMETER_METHODS = frozenset({"__eq__", "__ne__"})
+#: Methods that mypy does not check against the base class's signature.
+_CONSTRUCTORS = frozenset({"__init__", "__new__", "__init_subclass__"})
 
 
 class StubBuildError(TypeTraceError):
@@ -88,20 +99,49 @@ class _Builder:
     referenced_classes: set[str] = field(default_factory=set)
 
     def build_members(
-        self, members: list[Union[FunctionNode, ClassNode]]
+        self, members: list[Union[FunctionNode, ClassNode]], owner: Optional[ClassNode] = None
     ) -> tuple[list[FunctionStub], list[ClassStub]]:
         functions: list[FunctionStub] = []
         classes: list[ClassStub] = []
         for member in members:
             if isinstance(member, ClassNode):
-                methods, nested = self.build_members(member.members)
-                if methods or nested:
-                    classes.append(self.class_stub(member, methods, nested))
-            elif self._is_stubbed(member, members):
+                methods, nested = self.build_members(member.members, member)
+                # Every class is stubbed, even without traced methods, because
+                # annotations in other modules' stubs may name it.
+                classes.append(self.class_stub(member, methods, nested))
+            elif owner is None and member.node.name == "__getattr__":
+                # Every stub declares a module __getattr__ of its own; see render.py.
+                continue
+            elif self._is_stubbed(member, members) and not self._overrides_builtin(member, owner):
                 stub = self.function_stub(member)
                 if stub is not None:
                     functions.append(stub)
         return functions, classes
+
+    def _overrides_builtin(self, function: FunctionNode, owner: Optional[ClassNode]) -> bool:
+        """Whether *function* redefines an attribute of a builtin base class.
+
+        Traced types are usually narrower than the base's signature, which mypy reports
+        as an incompatible override, so such methods are not annotated. ``object``'s own
+        methods are exempt: their typeshed signatures accept what tracing observes,
+        except the parameters of ``__eq__`` and ``__ne__``, which are handled when the
+        parameters are built.
+        """
+        name = function.node.name
+        if owner is None or name in _CONSTRUCTORS:
+            return False
+        if name in _OBJECT_DATA_ATTRIBUTES:
+            return True
+        for base in owner.node.bases:
+            base_class = getattr(builtins, base.id, None) if isinstance(base, ast.Name) else None
+            if (
+                isinstance(base_class, type)
+                and base_class is not object
+                and base.id not in self.scan.names
+                and hasattr(base_class, name)
+            ):
+                return True
+        return False
 
     def _is_stubbed(self, function: FunctionNode, siblings: list[Union[FunctionNode, ClassNode]]) -> bool:
         if function.qualname not in self.traces or function.is_overload:
@@ -229,11 +269,14 @@ class _Builder:
             entries.append((args.kwarg, ParameterKind.VAR_KEYWORD, False))
 
         skip_first = function.is_method and not function.is_staticmethod
+        takes_object = function.is_method and function.node.name in _OBJECT_PARAMETER_METHODS
         stubs = []
         for index, (arg, kind, has_default) in enumerate(entries):
             traced = None
             if not (skip_first and index == 0 and kind is not ParameterKind.VAR_POSITIONAL):
                 traced = _union_of(trace.arg_types.get(arg.arg) for trace in traces)
+                if takes_object and traced is not None:
+                    traced = _OBJECT
             existing = self.existing_annotation(arg.annotation)
             if existing is not None and not self.overwrite_existing:
                 traced = None

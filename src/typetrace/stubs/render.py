@@ -7,11 +7,13 @@ from typing import Iterable, Iterator, Optional
 
 from typetrace.stubs.annotations import AnnotationNamer, NewImport
 from typetrace.stubs.model import ClassStub, FunctionStub, ModuleStub, ParameterKind, ParameterStub
-from typetrace.typemodel import TypeRef
+from typetrace.typemodel import ANY, TypeRef
 
 __all__ = ["format_imports", "render_module_stub"]
 
 _INDENT = "    "
+#: The comment above the module ``__getattr__`` that every stub ends with.
+INCOMPLETE_MARKER_COMMENT = "# Functions that were not traced are left out; their names resolve to Any."
 
 
 def render_module_stub(stub: ModuleStub) -> str:
@@ -29,6 +31,12 @@ def render_module_stub(stub: ModuleStub) -> str:
     for cls in stub.classes:
         body.append("")
         body.extend(_render_class(cls, namer, ""))
+    # The stub holds only traced functions; this marks it incomplete (PEP 484), so
+    # mypy reads every other name of the module as Any instead of reporting it
+    # missing when another stub or the user's code refers to it.
+    body.append("")
+    body.append(INCOMPLETE_MARKER_COMMENT)
+    body.append(f"def __getattr__(name: str) -> {namer.render(ANY).text}: ...")
     header = format_imports([*stub.source_imports, *namer.imports])
     lines = [*header, *body] if header else body[1:]
     return "\n".join(lines) + "\n" if lines else ""
@@ -47,7 +55,7 @@ def format_imports(imports: Iterable[NewImport]) -> list[str]:
 
 def _stub_names(stub: ModuleStub) -> set[str]:
     # The names the .pyi binds at module level or in a class body.
-    names = {function.name for function in stub.iter_functions()}
+    names = {function.name for function in stub.iter_functions()} | {"__getattr__"}
     for cls in _walk_classes(stub.classes):
         names.add(cls.name)
     names.update(new.bound_name for new in stub.source_imports)
