@@ -1,9 +1,11 @@
 """Apply: write the annotations of a :class:`ModuleStub` into the module's source with libcst.
 
 The rewritten module behaves as before at run time. Names that annotations need are
-imported under ``if TYPE_CHECKING:``, except names from :mod:`typing` itself, and an
+imported under ``if TYPE_CHECKING:``, names from :mod:`typing` included, and an
 annotation that uses such a name, or a class of the module, is written as a string
-unless the module has ``from __future__ import annotations``.
+unless the module has ``from __future__ import annotations``. The only name added at
+run time is a private alias of :mod:`typing` for the ``TYPE_CHECKING`` test, when the
+module has no runtime import of ``typing`` to reuse.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def apply_stub_to_source(
         taken=scan.names,
         bindings=scan.bindings(),
         pep604=target_version >= (3, 10),
+        typing_at_runtime=False,
     )
     annotator = _Annotator(stub, namer, quote=not scan.future_annotations)
     annotated = module.visit(annotator)
@@ -229,29 +232,56 @@ def _accessor(node: cst.FunctionDef) -> Optional[PropertyAccessor]:
 
 def _add_imports(module: cst.Module, namer: AnnotationNamer) -> cst.Module:
     body = list(module.body)
-    checking_only = [new for new in namer.imports if new.module != "typing"]
-    block_index = _type_checking_block(body) if checking_only else None
+    lines = format_imports(namer.imports)
+    block_index = _type_checking_block(body)
     new_statements: list[_Statement] = []
-    if checking_only and block_index is not None:
+    if block_index is not None:
         block = body[block_index]
         assert isinstance(block, cst.If) and isinstance(block.body, cst.IndentedBlock)
-        statements = [cst.parse_statement(line + "\n") for line in format_imports(checking_only)]
+        statements = [cst.parse_statement(line + "\n") for line in lines]
         inner = block.body.with_changes(body=[*block.body.body, *statements])
         body[block_index] = block.with_changes(body=inner)
-    elif checking_only:
-        type_checking = namer.typing_name("TYPE_CHECKING")
-        lines = "".join(f"    {line}\n" for line in format_imports(checking_only))
-        block = cst.parse_statement(f"if {type_checking}:\n{lines}")
+    else:
+        test, typing_import = _type_checking_test(namer)
+        if typing_import is not None:
+            new_statements.append(cst.parse_statement(typing_import + "\n"))
+        indented = "".join(f"    {line}\n" for line in lines)
+        block = cst.parse_statement(f"if {test}:\n{indented}")
         new_statements.append(block.with_changes(leading_lines=[cst.EmptyLine()]))
-
-    # Read after typing_name("TYPE_CHECKING"), which may add that import.
-    runtime = [new for new in namer.imports if new.module == "typing"]
-    runtime_statements: list[_Statement] = [
-        cst.parse_statement(line + "\n") for line in format_imports(runtime)
-    ]
     position = _import_position(body)
-    body[position:position] = [*runtime_statements, *new_statements]
+    body[position:position] = new_statements
+    following = position + len(new_statements)
+    if new_statements and following < len(body):
+        body[following] = _separated(body[following])
     return module.with_changes(body=body)
+
+
+def _separated(statement: cst.BaseStatement) -> cst.BaseStatement:
+    """Give *statement* the blank lines PEP 8 puts after an import block, if it has none."""
+    if not isinstance(statement, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+        return statement
+    if statement.leading_lines:
+        return statement
+    count = 2 if isinstance(statement, (cst.FunctionDef, cst.ClassDef)) else 1
+    return statement.with_changes(leading_lines=[cst.EmptyLine() for _ in range(count)])
+
+
+def _type_checking_test(namer: AnnotationNamer) -> tuple[str, Optional[str]]:
+    """Return the condition of a new ``if TYPE_CHECKING:`` block, and the import it needs.
+
+    An existing runtime import of ``typing`` or ``TYPE_CHECKING`` is reused. Otherwise
+    ``typing`` is imported under a private name, which ``from m import *`` skips; mypy
+    and pyright read ``<alias>.TYPE_CHECKING`` as ``typing.TYPE_CHECKING``.
+    """
+    for bound, binding in namer.bindings.items():
+        if not binding.runtime:
+            continue
+        if not binding.is_module and binding.target == "typing.TYPE_CHECKING":
+            return bound, None
+        if binding.is_module and binding.target == "typing":
+            return f"{bound}.TYPE_CHECKING", None
+    alias = namer.free_name("_typing")
+    return f"{alias}.TYPE_CHECKING", f"import typing as {alias}"
 
 
 def _import_position(body: Sequence[cst.BaseStatement]) -> int:

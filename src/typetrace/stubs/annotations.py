@@ -192,6 +192,10 @@ class AnnotationNamer:
     bindings: Mapping[str, Binding] = field(default_factory=dict)
     #: Whether unions are written ``X | Y``; otherwise ``Optional`` and ``Union``.
     pep604: bool = True
+    #: Whether added ``typing`` imports run at run time. ``apply`` sets it to False so
+    #: that it binds no new public name in the module, which ``from m import *`` of a
+    #: module without ``__all__`` would pass on.
+    typing_at_runtime: bool = True
     #: Imports added so far.
     imports: list[NewImport] = field(default_factory=list)
     _names: dict[tuple[str, Optional[str]], str] = field(default_factory=dict)
@@ -240,17 +244,15 @@ class AnnotationNamer:
         return f"{self.module_expression(ref.module, forward)}.{ref.qualname}"
 
     def typing_name(self, name: str, forward: Optional[list[bool]] = None) -> str:
-        """Return the expression for ``typing.<name>``, importing it if needed.
-
-        Names from :mod:`typing` are imported at run time: the module is loaded by
-        every program that uses ``TYPE_CHECKING``, so the import has no side effect.
-        """
+        """Return the expression for ``typing.<name>``, importing it if needed."""
         for bound, binding in self.bindings.items():
             if binding.target == f"typing.{name}" and not binding.is_module:
                 if not binding.runtime and forward is not None:
                     forward.append(True)
                 return bound
         key = ("typing", name)
+        if not self.typing_at_runtime and forward is not None:
+            forward.append(True)
         if key not in self._names:
             alias = self._free_name(name)
             self._names[key] = alias
@@ -289,6 +291,10 @@ class AnnotationNamer:
 
     def _allocated(self) -> set[str]:
         return {new.bound_name for new in self.imports}
+
+    def free_name(self, name: str) -> str:
+        """Return *name*, or *name* with leading underscores, so that it binds nothing taken."""
+        return self._free_name(name)
 
     def _free_name(self, name: str) -> str:
         allocated = self._allocated()
