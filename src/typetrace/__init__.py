@@ -14,17 +14,6 @@ from typetrace.config import DefaultConfig as DefaultConfig
 from typetrace.config import Sampling as Sampling
 from typetrace.db.base import CallTraceStore as CallTraceStore
 from typetrace.tracing import CallTrace as CallTrace
-
-
-
-def __getattr__(name: str) -> object:
-    # ``trace`` is loaded on first use, so that importing a submodule of typetrace
-    # does not load the tracing backends.
-    if name == "trace":
-        from typetrace.tracing import trace
-
-        return trace
-    raise AttributeError(f"module 'typetrace' has no attribute {name!r}")
-
+from typetrace.tracing import trace as trace
 
 __all__ = ["CallTrace", "CallTraceStore", "Config", "DefaultConfig", "Sampling", "__version__", "trace"]

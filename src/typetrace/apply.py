@@ -256,7 +256,7 @@ def _add_imports(module: cst.Module, namer: AnnotationNamer) -> cst.Module:
     return module.with_changes(body=body)
 
 
-def _separated(statement: cst.BaseStatement) -> cst.BaseStatement:
+def _separated(statement: _Statement) -> _Statement:
     """Give *statement* the blank lines PEP 8 puts after an import block, if it has none."""
     if not isinstance(statement, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
         return statement

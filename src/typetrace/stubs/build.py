@@ -133,13 +133,10 @@ class _Builder:
         if name in _OBJECT_DATA_ATTRIBUTES:
             return True
         for base in owner.node.bases:
-            base_class = getattr(builtins, base.id, None) if isinstance(base, ast.Name) else None
-            if (
-                isinstance(base_class, type)
-                and base_class is not object
-                and base.id not in self.scan.names
-                and hasattr(base_class, name)
-            ):
+            if not isinstance(base, ast.Name) or base.id in self.scan.names:
+                continue
+            base_class = getattr(builtins, base.id, None)
+            if isinstance(base_class, type) and base_class is not object and hasattr(base_class, name):
                 return True
         return False
 
