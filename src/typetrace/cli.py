@@ -22,12 +22,12 @@ logger = logging.getLogger(__name__)
 
 
 class CommandError(TypeTraceError):
-    """A command cannot do what was requested; the message says why and what to do."""
+    """A command failed on its input; the message names the cause and the fix."""
 
 
 @dataclass
 class Context:
-    """What every command handler receives: parsed options and the output streams."""
+    """The parsed options and output streams passed to every command handler."""
 
     args: argparse.Namespace
     stdout: TextIO

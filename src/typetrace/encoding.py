@@ -13,7 +13,7 @@ names are reserved for special forms (see :mod:`typetrace.typemodel`):
 ``typing.Any``, ``builtins.None``, ``typing.Union`` (``args`` are the members) and
 ``builtins.Ellipsis`` (only as the last argument of ``builtins.tuple``).
 
-A row (:class:`CallTraceRow`) holds three JSON texts:
+A row (:class:`CallTraceRow`) contains three JSON texts:
 
 * ``arg_types``: an object mapping each parameter name to a type document, for
   example ``{"x": {"module": "builtins", "qualname": "int"}}``.

@@ -1,7 +1,7 @@
 """Type references: the plain, importable-free form in which typetrace keeps types.
 
 A :class:`TypeRef` names a class by module and qualified name, with optional type
-arguments. It never holds the class object itself, so traces can be stored, decoded,
+arguments. It never stores the class object itself, so traces can be stored, decoded,
 combined and rendered without importing the traced program.
 
 Special forms use reserved names:
