@@ -123,10 +123,24 @@ class TestRun:
         assert "pkg.util" in typetrace(project, "list-modules").stdout.split()
 
     def test_missing_script(self, project: Path) -> None:
-        """A script that does not exist is an error that names it."""
+        """A script that does not exist is an error that names it, with python's exit code 2."""
         result = typetrace(project, "run", "nope.py")
-        assert result.returncode == 1
+        assert result.returncode == 2
         assert "'nope.py' not found" in result.stderr
+
+    def test_traceback_as_python_prints_it(self, project: Path) -> None:
+        """The traceback of an uncaught error matches python's, with no typetrace frames."""
+        write(project / "boom.py", "def fail():\n    raise ValueError('boom')\n\nfail()\n")
+        traced = typetrace(project, "run", "boom.py")
+        plain = subprocess.run([sys.executable, "boom.py"], cwd=project, capture_output=True, text=True)
+        assert traced.stderr == plain.stderr
+        assert traced.returncode == plain.returncode
+
+    def test_file_is_absolute(self, project: Path) -> None:
+        """__file__ of the script is absolute, as under python."""
+        write(project / "where.py", "print(__file__)\n")
+        result = typetrace(project, "run", "where.py")
+        assert result.stdout == f"{project / 'where.py'}\n"
 
     def test_missing_module(self, project: Path) -> None:
         """A module that does not exist is an error that names it."""
@@ -168,6 +182,22 @@ class TestStub:
         result = typetrace(traced, "stub", "pkg", "--output-dir", "stubs")
         assert result.returncode == 0, result.stderr
         assert (traced / "stubs" / "pkg" / "util.pyi").read_text() == STUB_UTIL
+
+    def test_output_dir_package_init(self, traced: Path) -> None:
+        """A package folder in the output gets an __init__.pyi even without traces."""
+        assert typetrace(traced, "stub", "pkg", "--output-dir", "stubs").returncode == 0
+        init = (traced / "stubs" / "pkg" / "__init__.pyi").read_text()
+        assert init.endswith("def __getattr__(name: str) -> Any: ...\n")
+
+    def test_syntax_error_names_file(self, traced: Path) -> None:
+        """A module that no longer parses is an error naming its file, and stays untouched."""
+        path = traced / "pkg" / "util.py"
+        path.write_text(path.read_text() + "\ndef broken(:\n")
+        before = path.read_bytes()
+        result = typetrace(traced, "apply", "pkg.util")
+        assert result.returncode == 1
+        assert f"Cannot read {path}: invalid syntax" in result.stderr
+        assert path.read_bytes() == before
 
     def test_package_without_output_dir(self, traced: Path) -> None:
         """A package name without --output-dir is an error that suggests it."""

@@ -215,7 +215,7 @@ class TestClasses:
         text = stub_text(SOURCE_CLASSES, *CLASS_TRACES)
         expected = """\
             class Shape:
-                def __init__(self, size: int, *, name: str = ...) -> None: ...
+                def __init__(self, size: int, *, name: str | None = ...) -> None: ...
                 @property
                 def area(self) -> int: ...
                 @area.setter
@@ -454,3 +454,15 @@ class TestOverrides:
     def test_overrides_pass_mypy(self, tmp_path: Path) -> None:
         """mypy reports no incompatible override in the stub."""
         run_mypy(tmp_path, stub_text(OVERRIDES_SOURCE, *OVERRIDES_TRACES))
+
+
+class TestNoneDefault:
+    def test_none_default_adds_none(self) -> None:
+        """A parameter whose default is None accepts None even if no call passed it."""
+        text = stub_text("def f(a=None, *, b=None):\n    pass\n", trace("f", {"a": INT, "b": STR}))
+        assert "def f(a: int | None = ..., *, b: str | None = ...) -> None: ..." in text
+
+    def test_other_default_unchanged(self) -> None:
+        """A default other than None adds nothing to the observed type."""
+        text = stub_text("def f(a=0):\n    pass\n", trace("f", {"a": INT}))
+        assert "def f(a: int = ...) -> None: ..." in text

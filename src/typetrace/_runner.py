@@ -25,11 +25,18 @@ def run_script(script: str, args: Sequence[str], config: Config) -> int:
 
     path = Path(script)
     if not path.is_file():
-        raise TypeTraceError(f"Script {script!r} not found; pass the path of a Python file, or -m MODULE")
+        # Exit code 2, as python gives for a script it cannot open.
+        print(
+            f"typetrace: error: Script {script!r} not found; pass the path of a Python file, or -m MODULE",
+            file=sys.stderr,
+        )
+        return 2
     main_module = module_name_for_path(path)
     sys.argv = [script, *args]
     sys.path.insert(0, str(path.resolve().parent))
-    return _run(lambda: runpy.run_path(script, run_name="__main__"), config, main_module)
+    # An absolute path, so that __file__ and tracebacks read as under python 3.9+.
+    absolute = os.path.abspath(script)
+    return _run(lambda: runpy.run_path(absolute, run_name="__main__"), config, main_module)
 
 
 def run_module(module: str, args: Sequence[str], config: Config) -> int:
@@ -60,14 +67,26 @@ def _run(target: Callable[[], object], config: Config, main_module: str) -> int:
             target()
         except SystemExit as exit_:
             exit_code = _exit_code(exit_)
-        except KeyboardInterrupt:
-            traceback.print_exc()
+        except KeyboardInterrupt as error:
+            _print_program_traceback(error)
             exit_code = 130
-        except BaseException:  # the program's own error: report it as python would
-            traceback.print_exc()
+        except BaseException as error:  # the program's own error: report it as python would
+            _print_program_traceback(error)
             exit_code = 1
     sys.stdout.flush()
     return exit_code
+
+
+def _print_program_traceback(error: BaseException) -> None:
+    """Print the traceback of *error* without the frames of typetrace and runpy."""
+    tb = error.__traceback__
+    while tb is not None and _is_runner_frame(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    traceback.print_exception(type(error), error, tb)
+
+
+def _is_runner_frame(filename: str) -> bool:
+    return filename == __file__ or filename == runpy.__file__ or filename.endswith("runpy>")
 
 
 def _exit_code(exit_: SystemExit) -> int:

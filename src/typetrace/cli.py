@@ -8,13 +8,16 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, TextIO
 
 from typetrace import __version__
 from typetrace.config import Config, get_default_config, load_config, override_config
 from typetrace.db.base import CallTraceStore
 from typetrace.exceptions import ConfigError, TypeTraceError
 from typetrace.tracing import CallTrace
+
+if TYPE_CHECKING:
+    from typetrace.stubs import ModuleStub
 
 __all__ = ["entry_point", "main"]
 
@@ -164,8 +167,8 @@ def _load_traces(ctx: Context, module: str) -> list[CallTrace]:
     return traces
 
 
-def _build(ctx: Context, target: ModuleTarget):  # type: ignore[no-untyped-def]
-    from typetrace.stubs import build_stub
+def _build(ctx: Context, target: ModuleTarget) -> ModuleStub:
+    from typetrace.stubs import StubBuildError, build_stub
 
     traces = _load_traces(ctx, target.module)
     if not traces:
@@ -174,7 +177,10 @@ def _build(ctx: Context, target: ModuleTarget):  # type: ignore[no-untyped-def]
         source = target.path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise CommandError(f"Cannot read source of {target.module} at {target.path}: {error}") from error
-    return build_stub(target.module, traces, source, overwrite_existing=ctx.args.overwrite_existing)
+    try:
+        return build_stub(target.module, traces, source, overwrite_existing=ctx.args.overwrite_existing)
+    except StubBuildError as error:
+        raise CommandError(f"Cannot read {target.path}: {error.__cause__ or error}") from error
 
 
 def stub_command(ctx: Context) -> int:
@@ -196,7 +202,26 @@ def stub_command(ctx: Context) -> int:
         destination.parent.mkdir(parents=True, exist_ok=True)
         destination.write_text(text, encoding="utf-8")
         ctx.stderr.write(f"Wrote {destination} ({_plural(stub.function_count, 'function')})\n")
+    if output_dir is not None:
+        _write_package_stubs(output_dir, targets)
     return 0
+
+
+def _write_package_stubs(output_dir: Path, targets: Sequence[ModuleTarget]) -> None:
+    """Give every package folder under *output_dir* an ``__init__.pyi``.
+
+    Without one, type checkers take a folder of stubs for a namespace package, and
+    the stubs stop describing the real package. A package with no traces of its own
+    gets a stub that only marks it incomplete.
+    """
+    from typetrace.stubs import build_stub
+
+    for target in targets:
+        parts = target.module.split(".")
+        for depth in range(1, len(parts)):
+            init = output_dir.joinpath(*parts[:depth], "__init__.pyi")
+            if not init.exists():
+                init.write_text(build_stub(".".join(parts[:depth]), [], "").render(), encoding="utf-8")
 
 
 def apply_command(ctx: Context) -> int:

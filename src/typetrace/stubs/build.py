@@ -254,26 +254,32 @@ class _Builder:
         args = function.node.args
         positional = [*args.posonlyargs, *args.args]
         defaults_start = len(positional) - len(args.defaults)
-        entries: list[tuple[ast.arg, ParameterKind, bool]] = []
+        entries: list[tuple[ast.arg, ParameterKind, Optional[ast.expr]]] = []
         for index, arg in enumerate(positional):
             kind = ParameterKind.POSITIONAL_ONLY if index < len(args.posonlyargs) else ParameterKind.POSITIONAL_OR_KEYWORD
-            entries.append((arg, kind, index >= defaults_start))
+            default = args.defaults[index - defaults_start] if index >= defaults_start else None
+            entries.append((arg, kind, default))
         if args.vararg is not None:
-            entries.append((args.vararg, ParameterKind.VAR_POSITIONAL, False))
+            entries.append((args.vararg, ParameterKind.VAR_POSITIONAL, None))
         for arg, default in zip(args.kwonlyargs, args.kw_defaults):
-            entries.append((arg, ParameterKind.KEYWORD_ONLY, default is not None))
+            entries.append((arg, ParameterKind.KEYWORD_ONLY, default))
         if args.kwarg is not None:
-            entries.append((args.kwarg, ParameterKind.VAR_KEYWORD, False))
+            entries.append((args.kwarg, ParameterKind.VAR_KEYWORD, None))
 
         skip_first = function.is_method and not function.is_staticmethod
         takes_object = function.is_method and function.node.name in _OBJECT_PARAMETER_METHODS
         stubs = []
-        for index, (arg, kind, has_default) in enumerate(entries):
+        for index, (arg, kind, default) in enumerate(entries):
+            has_default = default is not None
             traced = None
             if not (skip_first and index == 0 and kind is not ParameterKind.VAR_POSITIONAL):
                 traced = _union_of(trace.arg_types.get(arg.arg) for trace in traces)
                 if takes_object and traced is not None:
                     traced = _OBJECT
+                elif traced is not None and _is_none_literal(default):
+                    # The default is a value of the parameter too, even if no call
+                    # left it in place while tracing.
+                    traced = union([traced, NONE])
             existing = self.existing_annotation(arg.annotation)
             if existing is not None and not self.overwrite_existing:
                 traced = None
@@ -371,6 +377,10 @@ def _dotted_name(root: ast.expr, name: ast.Name) -> str:
             if len(candidate) > len(best):
                 best = candidate
     return best
+
+
+def _is_none_literal(node: Optional[ast.expr]) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
 
 
 def _union_of(types: Iterable[Optional[TypeRef]]) -> Optional[TypeRef]:
