@@ -220,7 +220,7 @@ class TestFailures:
         assert stats.written == 0
         assert stats.pending == 4
         assert stats.dropped == 2
-        assert "closed: 0 calls written, 2 dropped, 4 not written" in caplog.text
+        assert "closed: of the recorded calls, 0 were written, 2 dropped and 4 not written" in caplog.text
         store.close()
 
 

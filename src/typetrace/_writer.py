@@ -171,7 +171,8 @@ class StoreWriter:
         stats = self.stats()
         if stats.dropped or stats.pending:
             logger.warning(
-                "Trace writer to %r closed: %d calls written, %d dropped, %d not written",
+                "Trace writer to %r closed: of the recorded calls, %d were written, "
+                "%d dropped and %d not written",
                 self.store,
                 stats.written,
                 stats.dropped,
@@ -260,14 +261,16 @@ class StoreWriter:
         # does not flood the log.
         if failures <= 3 or failures & (failures - 1) == 0:
             logger.warning(
-                "Failed to write %d traces to %r (attempt %d); retrying in %.1f s: %s",
+                "Failed to write %d distinct traces to %r (attempt %d); retrying in %.1f s: %s",
                 len(batch),
                 self.store,
                 failures,
                 self._next_delay(),
                 error,
-                exc_info=failures == 1,
             )
+            # The traced program's stderr gets the message; the traceback only
+            # with debug logging on.
+            logger.debug("Traceback of the failed write", exc_info=error)
 
     def _drop(self, count: int, reason: str) -> None:
         # The caller holds self._lock.
