@@ -466,3 +466,38 @@ class TestNoneDefault:
         """A default other than None adds nothing to the observed type."""
         text = stub_text("def f(a=0):\n    pass\n", trace("f", {"a": INT}))
         assert "def f(a: int = ...) -> None: ..." in text
+
+
+FLOAT = TypeRef("builtins", "float")
+DECIMAL = TypeRef("decimal", "Decimal")
+
+
+class TestCombining:
+    def test_parameter_and_return_merged(self) -> None:
+        """Observed int and float merge into float for a parameter and a return."""
+        text = stub_text(
+            "def f(a):\n    return a\n",
+            trace("f", {"a": INT}, INT),
+            trace("f", {"a": FLOAT}, FLOAT),
+        )
+        assert "def f(a: float) -> float: ..." in text
+
+    def test_yield_elements_merged(self) -> None:
+        """Yielded lists of different element types merge into one list type."""
+        source = "def g(a):\n    yield [a]\n"
+        text = stub_text(
+            source,
+            trace("g", {"a": INT}, NONE, TypeRef("builtins", "list", (INT,))),
+            trace("g", {"a": STR}, NONE, TypeRef("builtins", "list", (STR,))),
+        )
+        assert "def g(a: int | str) -> Iterator[list[int | str]]: ..." in text
+
+    def test_max_union_size(self) -> None:
+        """A union past max_union_size becomes Any; None from a default stays out of the count."""
+        source = "def f(a=None):\n    return a\n"
+        traces = [trace("f", {"a": ref}, ref) for ref in (INT, STR, BYTES)]
+        stub = build_stub(MODULE, traces, source, max_union_size=2)
+        text = stub.render()
+        assert "def f(a: Any = ...) -> Any: ..." in text
+        stub = build_stub(MODULE, traces, source, max_union_size=3)
+        assert "def f(a: bytes | int | str | None = ...) -> bytes | int | str: ..." in stub.render()

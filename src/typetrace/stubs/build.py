@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence, Union
 
+from typetrace.combining import DEFAULT_MAX_UNION_SIZE, combine_types
 from typetrace.exceptions import TypeTraceError
 from typetrace.stubs.annotations import NewImport, public_type
 from typetrace.stubs.model import (
@@ -20,7 +21,7 @@ from typetrace.stubs.model import (
 )
 from typetrace.stubs.scan import ClassNode, FunctionNode, ModuleScan, scan_module
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import ANY, NONE, TypeRef, union
+from typetrace.typemodel import ANY, NONE, TypeRef
 
 __all__ = ["StubBuildError", "build_stub"]
 
@@ -51,12 +52,15 @@ def build_stub(
     source: str,
     *,
     overwrite_existing: bool = False,
+    max_union_size: int = DEFAULT_MAX_UNION_SIZE,
 ) -> ModuleStub:
     """Build the stub of *module* from its *traces* and its *source* text.
 
     Only functions that appear both in the traces and in the source are stubbed.
     Functions defined inside other functions (``<locals>`` in the qualified name) and
-    ``@overload`` signatures are skipped.
+    ``@overload`` signatures are skipped. The types observed for each parameter,
+    return and yield are combined by :func:`typetrace.combining.combine_types`, which
+    widens unions of more than *max_union_size* members.
 
     Raises:
         StubBuildError: *source* is not valid Python.
@@ -66,7 +70,7 @@ def build_stub(
     except SyntaxError as error:
         raise StubBuildError(f"Cannot build the stub of {module!r}: invalid source ({error})") from error
     scan = scan_module(tree)
-    builder = _Builder(module, scan, overwrite_existing, _group_traces(module, traces))
+    builder = _Builder(module, scan, overwrite_existing, _group_traces(module, traces), max_union_size)
     functions, classes = builder.build_members(scan.members)
     # Classes that annotations or bases name but that have no traced methods are
     # stubbed without members, so the stub still defines every name it uses.
@@ -95,6 +99,7 @@ class _Builder:
     scan: ModuleScan
     overwrite_existing: bool
     traces: dict[str, list[CallTrace]]
+    max_union_size: int = DEFAULT_MAX_UNION_SIZE
     needed_imports: set[NewImport] = field(default_factory=set)
     referenced_classes: set[str] = field(default_factory=set)
 
@@ -273,13 +278,13 @@ class _Builder:
             has_default = default is not None
             traced = None
             if not (skip_first and index == 0 and kind is not ParameterKind.VAR_POSITIONAL):
-                traced = _union_of(trace.arg_types.get(arg.arg) for trace in traces)
+                traced = self.combine(trace.arg_types.get(arg.arg) for trace in traces)
                 if takes_object and traced is not None:
                     traced = _OBJECT
                 elif traced is not None and _is_none_literal(default):
                     # The default is a value of the parameter too, even if no call
                     # left it in place while tracing.
-                    traced = union([traced, NONE])
+                    traced = self.combine([traced, NONE])
             existing = self.existing_annotation(arg.annotation)
             if existing is not None and not self.overwrite_existing:
                 traced = None
@@ -289,10 +294,10 @@ class _Builder:
         return tuple(stubs)
 
     def return_annotation(self, function: FunctionNode, traces: list[CallTrace]) -> Optional[TypeRef]:
-        returned = _union_of(trace.return_type for trace in traces)
+        returned = self.combine(trace.return_type for trace in traces)
         if not function.is_generator:
             return returned
-        yielded = _union_of(trace.yield_type for trace in traces)
+        yielded = self.combine(trace.yield_type for trace in traces)
         if yielded is None:
             return None
         if isinstance(function.node, ast.AsyncFunctionDef):
@@ -300,6 +305,13 @@ class _Builder:
         if returned is None or returned == NONE:
             return TypeRef(*_ITERATOR, (yielded,))
         return TypeRef(*_GENERATOR, (yielded, ANY, returned))
+
+    def combine(self, types: Iterable[Optional[TypeRef]]) -> Optional[TypeRef]:
+        """Combine the observed *types* of one slot; ``None`` when none was observed."""
+        observed = [ref for ref in types if ref is not None]
+        if not observed:
+            return None
+        return combine_types(observed, max_union_size=self.max_union_size)
 
     def note_references(self, ref: Optional[TypeRef]) -> None:
         if ref is None:
@@ -381,11 +393,6 @@ def _dotted_name(root: ast.expr, name: ast.Name) -> str:
 
 def _is_none_literal(node: Optional[ast.expr]) -> bool:
     return isinstance(node, ast.Constant) and node.value is None
-
-
-def _union_of(types: Iterable[Optional[TypeRef]]) -> Optional[TypeRef]:
-    observed = [ref for ref in types if ref is not None]
-    return union(observed) if observed else None
 
 
 def _walk_types(ref: TypeRef) -> Iterable[TypeRef]:

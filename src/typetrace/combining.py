@@ -1,0 +1,177 @@
+"""Combining: turn the types observed in one slot (a parameter, a return, a yield) into one type.
+
+:func:`combine_types` starts from the union of the observed types and then makes it
+shorter where a type checker accepts the shorter form for every observed value:
+
+* Numeric tower (PEP 484): where ``float`` appears, ``int`` is dropped, and where
+  ``complex`` appears, ``int`` and ``float`` are, because type checkers accept an
+  ``int`` for ``float`` and both for ``complex``. ``bool`` is a subclass of ``int``,
+  so it is dropped next to any of the three.
+* ``None`` stays a member, so ``X | None`` is kept.
+* An empty container next to a non-empty one of the same class is dropped
+  (``list | list[int]`` is ``list[int]``), as :func:`typetrace.typemodel.union` does.
+* Generic classes that differ only in their arguments are merged argument by argument:
+  ``list[int] | list[str]`` becomes ``list[int | str]`` and
+  ``dict[str, int] | dict[str, str]`` becomes ``dict[str, int | str]``.
+* Tuples of one fixed length are merged position by position
+  (``tuple[int, str] | tuple[float, str]`` is ``tuple[float, str]``). Tuples of
+  different lengths, or next to a ``tuple[T, ...]`` or an empty tuple, become
+  ``tuple[T, ...]`` with ``T`` the combined type of all their elements.
+* A union with more than *max_union_size* members other than ``None`` is widened. When
+  every member is a built-in container (``list``, ``tuple``, ``set``, ``frozenset``,
+  ``dict``), it becomes the most specific :mod:`collections.abc` class they all
+  derive from, with the combined element type: past the limit,
+  ``list[int] | tuple[str]`` widens to ``Sequence[int | str]``. Any other union
+  widens to ``Any``. ``object`` would be the tighter bound, but every use of an
+  ``object`` value is a type error, in the function body for a parameter and at the
+  call sites for a return. ``Any`` only stops checking, as an unannotated slot does.
+
+The rules apply at every depth, so the arguments of a container are combined the same
+way. Members keep the order of :func:`~typetrace.typemodel.union`, so the result does
+not depend on the order in which the types were observed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable
+
+from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
+
+__all__ = ["DEFAULT_MAX_UNION_SIZE", "combine_types"]
+
+#: Default maximum number of members other than ``None`` that a combined union keeps.
+DEFAULT_MAX_UNION_SIZE = 5
+
+_BOOL = TypeRef("builtins", "bool")
+_INT = TypeRef("builtins", "int")
+_FLOAT = TypeRef("builtins", "float")
+_COMPLEX = TypeRef("builtins", "complex")
+#: Each numeric type and the types it makes redundant in a union.
+_NUMERIC_TOWER = (
+    (_COMPLEX, frozenset({_FLOAT, _INT, _BOOL})),
+    (_FLOAT, frozenset({_INT, _BOOL})),
+    (_INT, frozenset({_BOOL})),
+)
+_TUPLE = ("builtins", "tuple")
+
+#: For each built-in container, the :mod:`collections.abc` classes it derives from,
+#: most specific first. ``dict`` is the only built-in mapping and the dicts of a union
+#: are merged into one, so a widened union never ends in ``Mapping``.
+_CONTAINER_ABCS: dict[str, tuple[str, ...]] = {
+    "list": ("MutableSequence", "Sequence", "Collection", "Iterable"),
+    "tuple": ("Sequence", "Collection", "Iterable"),
+    "set": ("MutableSet", "Set", "Collection", "Iterable"),
+    "frozenset": ("Set", "Collection", "Iterable"),
+    "dict": ("Collection", "Iterable"),
+}
+
+
+def combine_types(types: Iterable[TypeRef], *, max_union_size: int = DEFAULT_MAX_UNION_SIZE) -> TypeRef:
+    """Combine the observed *types* of one slot into one type, by the rules of this module.
+
+    Raises:
+        ValueError: *types* is empty, or *max_union_size* is less than 1.
+    """
+    if max_union_size < 1:
+        raise ValueError(f"max_union_size must be at least 1, not {max_union_size!r}")
+    members = _flatten(types)
+    if not members:
+        raise ValueError("combine_types() needs at least one type")
+    if ANY in members:
+        return ANY
+    has_none = NONE in members
+    others = [member for member in members if member != NONE]
+    if others:
+        others = _merge_tuples(others, max_union_size)
+        others = _merge_generics(others, max_union_size)
+        others = _drop_numeric_subtypes(others)
+        # union() drops empty containers next to non-empty ones, so count after it.
+        combined = union(others)
+        others = list(combined.args) if combined.is_union else [combined]
+        if len(others) > max_union_size:
+            others = [_widen(others, max_union_size)]
+    return union([*others, NONE] if has_none else others)
+
+
+def _flatten(types: Iterable[TypeRef]) -> list[TypeRef]:
+    # Unions nested in the input are opened, and duplicates dropped in first-seen order.
+    seen: dict[TypeRef, None] = {}
+    for ref in types:
+        for member in ref.args if ref.is_union else (ref,):
+            seen.setdefault(member, None)
+    return list(seen)
+
+
+def _combine_args(ref: TypeRef, max_union_size: int) -> TypeRef:
+    """Return *ref* with each type argument combined on its own."""
+    if not ref.args:
+        return ref
+    args = tuple(arg if arg == ELLIPSIS else combine_types([arg], max_union_size=max_union_size) for arg in ref.args)
+    return TypeRef(ref.module, ref.qualname, args)
+
+
+def _merge_tuples(members: list[TypeRef], max_union_size: int) -> list[TypeRef]:
+    tuples = [member for member in members if (member.module, member.qualname) == _TUPLE]
+    parameterized = [member for member in tuples if member.args]
+    if not parameterized:
+        return members
+    rest = [member for member in members if (member.module, member.qualname) != _TUPLE]
+    lengths = {len(member.args) for member in tuples}
+    is_variadic = any(member.args[-1:] == (ELLIPSIS,) for member in parameterized)
+    if len(lengths) == 1 and not is_variadic:
+        # One fixed length, and no empty tuple since that would be a second length.
+        positions = zip(*(member.args for member in parameterized))
+        args = tuple(combine_types(position, max_union_size=max_union_size) for position in positions)
+    else:
+        elements = [arg for member in parameterized for arg in member.args if arg != ELLIPSIS]
+        args = (combine_types(elements, max_union_size=max_union_size), ELLIPSIS)
+    return [*rest, TypeRef(*_TUPLE, args)]
+
+
+def _merge_generics(members: list[TypeRef], max_union_size: int) -> list[TypeRef]:
+    """Merge the members that differ only in their type arguments, argument by argument."""
+    groups: dict[tuple[str, str, int], list[TypeRef]] = defaultdict(list)
+    for member in members:
+        groups[(member.module, member.qualname, len(member.args))].append(member)
+    merged: list[TypeRef] = []
+    for (module, qualname, arity), group in groups.items():
+        if arity == 0 or (module, qualname) == _TUPLE:
+            # Tuples were merged already: their arguments are positions, not one
+            # element type, and a second tuple member cannot remain.
+            merged.extend(_combine_args(member, max_union_size) for member in group)
+            continue
+        args = tuple(
+            arg_group[0] if ELLIPSIS in arg_group else combine_types(arg_group, max_union_size=max_union_size)
+            for arg_group in zip(*(member.args for member in group))
+        )
+        merged.append(TypeRef(module, qualname, args))
+    return merged
+
+
+def _drop_numeric_subtypes(members: list[TypeRef]) -> list[TypeRef]:
+    present = set(members)
+    redundant: set[TypeRef] = set()
+    for wider, narrower in _NUMERIC_TOWER:
+        if wider in present:
+            redundant |= narrower
+    return [member for member in members if member not in redundant]
+
+
+def _widen(members: list[TypeRef], max_union_size: int) -> TypeRef:
+    """Return one type that covers every member: a common container ABC, or ``Any``."""
+    if not all(member.module == "builtins" and member.qualname in _CONTAINER_ABCS for member in members):
+        return ANY
+    candidates = _CONTAINER_ABCS[members[0].qualname]
+    common = next(abc for abc in candidates if all(abc in _CONTAINER_ABCS[m.qualname] for m in members))
+    elements = [element for member in members for element in _elements(member)]
+    # Empty containers contribute no element types.
+    element = combine_types(elements, max_union_size=max_union_size) if elements else ANY
+    return TypeRef("collections.abc", common, (element,))
+
+
+def _elements(container: TypeRef) -> list[TypeRef]:
+    """Return the types that iterating over *container* yields; dicts yield their keys."""
+    if (container.module, container.qualname) == _TUPLE:
+        return [arg for arg in container.args if arg != ELLIPSIS]
+    return list(container.args[:1])

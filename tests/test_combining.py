@@ -1,0 +1,185 @@
+"""Tests for combining the observed types of one slot into one annotation."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from typetrace.combining import DEFAULT_MAX_UNION_SIZE, combine_types
+from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
+
+BOOL = TypeRef("builtins", "bool")
+INT = TypeRef("builtins", "int")
+FLOAT = TypeRef("builtins", "float")
+COMPLEX = TypeRef("builtins", "complex")
+STR = TypeRef("builtins", "str")
+BYTES = TypeRef("builtins", "bytes")
+DECIMAL = TypeRef("decimal", "Decimal")
+PATH = TypeRef("pathlib", "Path")
+
+
+def generic(name: str, *args: TypeRef) -> TypeRef:
+    return TypeRef("builtins", name, args)
+
+
+def text(*types: TypeRef, max_union_size: int = DEFAULT_MAX_UNION_SIZE) -> str:
+    return str(combine_types(types, max_union_size=max_union_size))
+
+
+class TestNumericTower:
+    @pytest.mark.parametrize(
+        ("types", "expected"),
+        [
+            ((INT, FLOAT), "float"),
+            ((INT, FLOAT, COMPLEX), "complex"),
+            ((FLOAT, COMPLEX), "complex"),
+            ((INT, COMPLEX), "complex"),
+            ((BOOL, INT), "int"),
+            ((BOOL, FLOAT), "float"),
+            ((BOOL, INT, FLOAT, COMPLEX), "complex"),
+            ((BOOL,), "bool"),
+            ((BOOL, STR), "bool | str"),
+            ((INT, STR), "int | str"),
+            ((INT, FLOAT, STR), "float | str"),
+            ((INT, DECIMAL), "int | decimal.Decimal"),
+        ],
+    )
+    def test_merged(self, types: tuple[TypeRef, ...], expected: str) -> None:
+        assert text(*types) == expected
+
+    def test_inside_containers(self) -> None:
+        assert text(generic("list", union([INT, FLOAT]))) == "list[float]"
+
+    def test_none_kept(self) -> None:
+        assert text(INT, FLOAT, NONE) == "float | None"
+
+
+class TestNone:
+    def test_optional_kept(self) -> None:
+        assert text(STR, NONE) == "str | None"
+
+    def test_only_none(self) -> None:
+        assert combine_types([NONE]) == NONE
+
+    def test_none_not_counted_in_size(self) -> None:
+        assert text(INT, STR, NONE, max_union_size=2) == "int | str | None"
+
+
+class TestContainers:
+    def test_empty_merged_with_non_empty(self) -> None:
+        assert text(generic("list"), generic("list", INT)) == "list[int]"
+
+    def test_empty_alone_kept(self) -> None:
+        assert text(generic("dict")) == "dict"
+
+    def test_list_elements_merged(self) -> None:
+        assert text(generic("list", INT), generic("list", STR)) == "list[int | str]"
+
+    def test_dict_values_merged(self) -> None:
+        assert text(generic("dict", STR, INT), generic("dict", STR, STR)) == "dict[str, int | str]"
+
+    def test_nested_merged(self) -> None:
+        inner_int = generic("list", INT)
+        inner_str = generic("list", STR)
+        assert text(generic("dict", STR, inner_int), generic("dict", STR, inner_str)) == "dict[str, list[int | str]]"
+
+    def test_different_classes_kept_apart(self) -> None:
+        assert text(generic("list", INT), generic("set", STR)) == "list[int] | set[str]"
+
+    def test_callable_ellipsis_kept(self) -> None:
+        callable_ref = TypeRef("typing", "Callable", (ELLIPSIS, ANY))
+        assert combine_types([callable_ref, callable_ref]) == callable_ref
+
+
+class TestTuples:
+    def test_same_length_elementwise(self) -> None:
+        first = generic("tuple", INT, STR)
+        second = generic("tuple", BYTES, STR)
+        assert text(first, second) == "tuple[bytes | int, str]"
+
+    def test_same_length_numeric(self) -> None:
+        assert text(generic("tuple", INT, STR), generic("tuple", FLOAT, STR)) == "tuple[float, str]"
+
+    def test_varying_length_becomes_variadic(self) -> None:
+        assert text(generic("tuple", INT), generic("tuple", INT, STR)) == "tuple[int | str, ...]"
+
+    def test_empty_tuple_makes_variadic(self) -> None:
+        assert text(generic("tuple"), generic("tuple", INT)) == "tuple[int, ...]"
+
+    def test_variadic_with_fixed(self) -> None:
+        variadic = generic("tuple", STR, ELLIPSIS)
+        assert text(variadic, generic("tuple", INT, INT)) == "tuple[int | str, ...]"
+
+    def test_variadic_pair_not_elementwise(self) -> None:
+        # tuple[int, ...] has two arguments, like a pair, but is not one.
+        assert text(generic("tuple", INT, ELLIPSIS), generic("tuple", STR, ELLIPSIS)) == "tuple[int | str, ...]"
+
+    def test_tuple_next_to_other_types(self) -> None:
+        assert text(generic("tuple", INT), generic("tuple", STR), NONE) == "tuple[int | str] | None"
+
+
+class TestWidening:
+    def test_default_size_kept(self) -> None:
+        five = (INT, STR, BYTES, DECIMAL, PATH)
+        assert text(*five) == "bytes | int | str | decimal.Decimal | pathlib.Path"
+
+    def test_past_size_becomes_any(self) -> None:
+        six = (INT, STR, BYTES, DECIMAL, PATH, TypeRef("uuid", "UUID"))
+        assert combine_types(six) == ANY
+
+    def test_any_absorbs_none(self) -> None:
+        assert combine_types([INT, STR, BYTES, NONE], max_union_size=2) == ANY
+
+    def test_mixed_containers_widen_to_collection(self) -> None:
+        widened = text(generic("list", INT), generic("tuple", STR, STR), generic("set", INT), max_union_size=2)
+        assert widened == "collections.abc.Collection[int | str]"
+
+    def test_list_and_tuple_widen_to_sequence(self) -> None:
+        widened = text(generic("list", INT), generic("tuple", FLOAT, FLOAT), max_union_size=1)
+        assert widened == "collections.abc.Sequence[float]"
+
+    def test_sets_widen_to_set_of_any(self) -> None:
+        widened = text(generic("set", INT), generic("frozenset", STR), max_union_size=1)
+        assert widened == "collections.abc.Set[typing.Any]"
+
+    def test_dict_keys_iterated(self) -> None:
+        widened = text(generic("dict", STR, INT), generic("list", STR), max_union_size=1)
+        assert widened == "collections.abc.Collection[str]"
+
+    def test_empty_containers_give_any_elements(self) -> None:
+        widened = text(generic("list"), generic("tuple"), max_union_size=1)
+        assert widened == "collections.abc.Sequence[typing.Any]"
+
+    def test_widened_keeps_none(self) -> None:
+        widened = text(generic("list", INT), generic("tuple", INT), NONE, max_union_size=1)
+        assert widened == "collections.abc.Sequence[int] | None"
+
+    def test_element_union_widened(self) -> None:
+        assert text(generic("list", INT), generic("list", STR), generic("list", BYTES), max_union_size=2) == "list[typing.Any]"
+
+    def test_mixed_members_become_any(self) -> None:
+        assert combine_types([generic("list", INT), STR], max_union_size=1) == ANY
+
+    def test_invalid_size_raises(self) -> None:
+        with pytest.raises(ValueError, match="at least 1"):
+            combine_types([INT], max_union_size=0)
+
+
+def test_empty_input_raises() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        combine_types([])
+
+
+def test_any_absorbs() -> None:
+    assert combine_types([INT, ANY]) == ANY
+
+
+def test_order_independent() -> None:
+    types = [INT, STR, NONE, generic("list", BYTES), generic("list", INT), DECIMAL]
+    results = {combine_types(order) for order in itertools.permutations(types)}
+    assert len(results) == 1
+
+
+def test_nested_unions_flattened() -> None:
+    assert text(union([INT, STR]), union([BYTES, FLOAT])) == "bytes | float | str"
