@@ -101,22 +101,36 @@ def mysql_url() -> Iterator[str]:
 
 
 BACKEND_NAMES = ["sqlite-file", "sqlite-memory", "postgresql", "mysql", "user-jsonl"]
+#: The stores that implement the optional methods iter_rows, add_rows and prune.
+SQL_BACKEND_NAMES = [name for name in BACKEND_NAMES if name != "user-jsonl"]
+
+
+def _open_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if name == "sqlite-file":
+        return sqlite_backend(name, str(tmp_path / "traces.sqlite3"))
+    if name == "sqlite-memory":
+        return sqlite_backend(name, ":memory:")
+    if name == "postgresql":
+        return postgresql_backend(request.getfixturevalue("postgresql_url"))
+    if name == "mysql":
+        return mysql_backend(request.getfixturevalue("mysql_url"))
+    return user_backend(tmp_path / "traces.jsonl")
 
 
 @pytest.fixture(params=BACKEND_NAMES)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """Every store implementation, each on an empty location."""
-    name = request.param
-    if name == "sqlite-file":
-        created = sqlite_backend(name, str(tmp_path / "traces.sqlite3"))
-    elif name == "sqlite-memory":
-        created = sqlite_backend(name, ":memory:")
-    elif name == "postgresql":
-        created = postgresql_backend(request.getfixturevalue("postgresql_url"))
-    elif name == "mysql":
-        created = mysql_backend(request.getfixturevalue("mysql_url"))
-    else:
-        created = user_backend(tmp_path / "traces.jsonl")
+    created = _open_backend(request.param, request, tmp_path)
+    try:
+        yield created
+    finally:
+        created.store.close()
+
+
+@pytest.fixture(params=SQL_BACKEND_NAMES)
+def sql_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """Every store that typetrace ships, each on an empty location."""
+    created = _open_backend(request.param, request, tmp_path)
     try:
         yield created
     finally:

@@ -29,10 +29,10 @@ import os
 import random
 import threading
 import time
-from typing import Any, Callable, ClassVar, Iterable, Optional, TypeVar
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Optional, Sequence, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from typetrace.db.base import CallTraceStore, CallTraceThunk
+from typetrace.db.base import CallTraceStore, CallTraceThunk, StoredRow
 from typetrace.encoding import CallTraceRow, serialize_traces
 from typetrace.exceptions import StoreError
 from typetrace.tracing import CallTrace
@@ -44,11 +44,13 @@ __all__ = [
     "ServerStore",
     "UtcClock",
     "aggregate_rows",
+    "aggregate_stored_rows",
     "check_schema_version",
     "mask_password",
     "qualname_prefix_params",
     "redact",
     "retry_transient",
+    "stored_row_from_record",
     "trace_signature",
 ]
 
@@ -70,6 +72,12 @@ ROW_COLUMNS = (
     "format_version",
     "call_count",
 )
+
+#: Columns that :func:`stored_row_from_record` reads, after the ``id`` column.
+STORED_ROW_COLUMNS = (*ROW_COLUMNS, "first_seen", "last_seen")
+
+#: Rows read per query by ``iter_rows``, so that no query holds a store's lock for long.
+ITER_PAGE_SIZE = 1000
 
 T = TypeVar("T")
 
@@ -111,6 +119,89 @@ def aggregate_rows(traces: Iterable[CallTrace]) -> list[tuple[str, CallTraceRow]
             row = dataclasses.replace(row, call_count=previous.call_count + row.call_count)
         merged[signature] = row
     return sorted(merged.items())
+
+
+def aggregate_stored_rows(rows: Iterable[StoredRow]) -> list[tuple[str, StoredRow]]:
+    """Merge rows of the same trace, summing call counts and widening the times seen.
+
+    The result is sorted by signature, for the reason :func:`aggregate_rows` gives.
+    """
+    merged: dict[str, StoredRow] = {}
+    for stored in rows:
+        signature = trace_signature(stored.row)
+        previous = merged.get(signature)
+        if previous is not None:
+            count = previous.row.call_count + stored.row.call_count
+            stored = StoredRow(
+                dataclasses.replace(stored.row, call_count=count),
+                min(previous.first_seen, stored.first_seen),
+                max(previous.last_seen, stored.last_seen),
+            )
+        merged[signature] = stored
+    return sorted(merged.items())
+
+
+def upsert_params(signature: str, row: CallTraceRow, first_seen: float, last_seen: float) -> tuple[Any, ...]:
+    """Return the parameters of a store's upsert statement, in column order."""
+    return (
+        signature,
+        row.module,
+        row.qualname,
+        row.arg_types,
+        row.return_type,
+        row.yield_type,
+        row.format_version,
+        row.call_count,
+        first_seen,
+        last_seen,
+    )
+
+
+def stored_row_from_record(record: Sequence[Any]) -> StoredRow:
+    """Build a :class:`StoredRow` from the values of :data:`STORED_ROW_COLUMNS`."""
+    *row_values, first_seen, last_seen = record
+    return StoredRow(CallTraceRow(*row_values), float(first_seen), float(last_seen))
+
+
+def page_query(placeholder: str, module: Optional[str]) -> str:
+    """Return the query of one page of ``iter_rows``: rows after an id, in id order.
+
+    Its parameters are the last id read, then *module* if it is given, then the page size.
+    """
+    query = f"SELECT id, {', '.join(STORED_ROW_COLUMNS)} FROM {TRACES_TABLE} WHERE id > {placeholder}"
+    if module is not None:
+        query += f" AND module = {placeholder}"
+    return query + f" ORDER BY id LIMIT {placeholder}"
+
+
+def prune_query(placeholder: str, module: Optional[str]) -> str:
+    """Return the ``DELETE`` of ``prune``; its parameters are the time, then *module*."""
+    query = f"DELETE FROM {TRACES_TABLE} WHERE last_seen < {placeholder}"
+    if module is not None:
+        query += f" AND module = {placeholder}"
+    return query
+
+
+def iterate_pages(
+    read_page: Callable[[list[Any]], list[Sequence[Any]]], module: Optional[str]
+) -> Iterator[StoredRow]:
+    """Yield the rows of every page that *read_page* returns for a :func:`page_query`.
+
+    Each page is read in a call of its own, so a caller that stops iterating, or is
+    slow, holds no lock or transaction of the store between pages.
+    """
+    last_id = 0
+    while True:
+        params: list[Any] = [last_id]
+        if module is not None:
+            params.append(module)
+        params.append(ITER_PAGE_SIZE)
+        records = read_page(params)
+        for record in records:
+            yield stored_row_from_record(record[1:])
+        if len(records) < ITER_PAGE_SIZE:
+            return
+        last_id = records[-1][0]
 
 
 def qualname_prefix_params(prefix: str) -> tuple[str, int, str]:
@@ -266,26 +357,42 @@ class ServerStore(CallTraceStore):
         if not rows:
             return
         now = self._clock.now()
-        params = [
-            (
-                signature,
-                row.module,
-                row.qualname,
-                row.arg_types,
-                row.return_type,
-                row.yield_type,
-                row.format_version,
-                row.call_count,
-                now,
-                now,
-            )
-            for signature, row in rows
-        ]
+        self._upsert([upsert_params(signature, row, now, now) for signature, row in rows])
 
-        def write(cursor: Any) -> None:
-            cursor.executemany(self.upsert_sql, params)
+    def add_rows(self, rows: Iterable[StoredRow]) -> None:
+        """Store *rows* with their counts and times, merging identical ones, in one transaction."""
+        merged = aggregate_stored_rows(rows)
+        kept = {signature for signature, _ in self.prepare_rows([(s, r.row) for s, r in merged])}
+        self._upsert(
+            [
+                upsert_params(signature, stored.row, stored.first_seen, stored.last_seen)
+                for signature, stored in merged
+                if signature in kept
+            ]
+        )
 
-        self._transaction("write traces to", write)
+    def iter_rows(self, module: Optional[str] = None) -> Iterator[StoredRow]:
+        """Yield the stored rows, or those of *module*, in pages of :data:`ITER_PAGE_SIZE`."""
+        query = page_query("%s", module)
+
+        def read_page(params: list[Any]) -> list[Sequence[Any]]:
+            def read(cursor: Any) -> list[Sequence[Any]]:
+                cursor.execute(query, params)
+                return list(cursor.fetchall())
+
+            return self._transaction("read traces from", read)
+
+        return iterate_pages(read_page, module)
+
+    def prune(self, last_seen_before: float, module: Optional[str] = None) -> int:
+        """Delete the traces last seen before *last_seen_before* and return how many."""
+        params: list[Any] = [last_seen_before] if module is None else [last_seen_before, module]
+
+        def delete(cursor: Any) -> int:
+            cursor.execute(prune_query("%s", module), params)
+            return int(cursor.rowcount)
+
+        return self._transaction("prune traces in", delete)
 
     def filter(
         self, module: str, qualname_prefix: Optional[str] = None, limit: int = 2000
@@ -326,6 +433,15 @@ class ServerStore(CallTraceStore):
                 except Exception:
                     logger.debug("Ignoring an error closing %s", self.masked_url, exc_info=True)
             self._connection = None
+
+    def _upsert(self, params: list[tuple[Any, ...]]) -> None:
+        if not params:
+            return
+
+        def write(cursor: Any) -> None:
+            cursor.executemany(self.upsert_sql, params)
+
+        self._transaction("write traces to", write)
 
     # Hooks for subclasses
 

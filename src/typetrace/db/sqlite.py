@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from typing import Any, Callable, Iterable, Optional, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from typetrace.db import _sql
-from typetrace.db.base import CallTraceStore, CallTraceThunk
+from typetrace.db.base import CallTraceStore, CallTraceThunk, StoredRow
 from typetrace.encoding import CallTraceRow
 from typetrace.exceptions import StoreError
 from typetrace.tracing import CallTrace
@@ -100,32 +100,44 @@ class SQLiteStore(CallTraceStore):
         if not rows:
             return
         now = self._clock.now()
-        params = [
-            (
-                signature,
-                row.module,
-                row.qualname,
-                row.arg_types,
-                row.return_type,
-                row.yield_type,
-                row.format_version,
-                row.call_count,
-                now,
-                now,
-            )
-            for signature, row in rows
-        ]
+        self._upsert([_sql.upsert_params(signature, row, now, now) for signature, row in rows])
 
-        def write(connection: sqlite3.Connection) -> None:
+    def add_rows(self, rows: Iterable[StoredRow]) -> None:
+        """Store *rows* with their counts and times, merging identical ones, in one transaction."""
+        self._upsert(
+            [
+                _sql.upsert_params(signature, stored.row, stored.first_seen, stored.last_seen)
+                for signature, stored in _sql.aggregate_stored_rows(rows)
+            ]
+        )
+
+    def iter_rows(self, module: Optional[str] = None) -> Iterator[StoredRow]:
+        """Yield the stored rows, or those of *module*, in pages of ``ITER_PAGE_SIZE``."""
+        query = _sql.page_query("?", module)
+
+        def read_page(params: list[Any]) -> list[Sequence[Any]]:
+            return self._run(
+                "read traces from", lambda connection: connection.execute(query, params).fetchall()
+            )
+
+        return _sql.iterate_pages(read_page, module)
+
+    def prune(self, last_seen_before: float, module: Optional[str] = None) -> int:
+        """Delete the traces last seen before *last_seen_before* and return how many."""
+        query = _sql.prune_query("?", module)
+        params: list[Any] = [last_seen_before] if module is None else [last_seen_before, module]
+
+        def delete(connection: sqlite3.Connection) -> int:
             connection.execute("BEGIN IMMEDIATE")
             try:
-                connection.executemany(_UPSERT, params)
+                removed = connection.execute(query, params).rowcount
                 connection.execute("COMMIT")
             except BaseException:
                 _rollback(connection)
                 raise
+            return removed
 
-        self._run("write traces to", write)
+        return self._run("prune traces in", delete)
 
     def filter(
         self, module: str, qualname_prefix: Optional[str] = None, limit: int = 2000
@@ -162,6 +174,21 @@ class SQLiteStore(CallTraceStore):
             if self._connection is not None and self._pid == os.getpid():
                 self._connection.close()
             self._connection = None
+
+    def _upsert(self, params: list[tuple[Any, ...]]) -> None:
+        if not params:
+            return
+
+        def write(connection: sqlite3.Connection) -> None:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.executemany(_UPSERT, params)
+                connection.execute("COMMIT")
+            except BaseException:
+                _rollback(connection)
+                raise
+
+        self._run("write traces to", write)
 
     # Connection handling
 
