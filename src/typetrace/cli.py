@@ -323,6 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
             )
         else:
             sub.add_argument("--diff", action="store_true", help="print the change as a diff instead of writing it")
+
+    from typetrace import _store_commands
+
+    _store_commands.add_commands(commands, sub_common)
     return parser
 
 
