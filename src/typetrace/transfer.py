@@ -447,6 +447,9 @@ _BUILTIN_RENAMES = {
 
 _MONKEYTYPE_KEYS = frozenset({"module", "qualname", "elem_types", "is_typed_dict"})
 
+# Name of the TypedDict that MonkeyType 23.3.0 builds for a dict with text keys.
+_ANONYMOUS_TYPED_DICT = ("monkeytype.typing", "DUMMY_NAME")
+
 
 def convert_monkeytype_type(document: object) -> TypeRef:
     """Convert a type document of MonkeyType 23.3.0's JSON encoding to a :class:`TypeRef`.
@@ -519,10 +522,23 @@ def _tuple(args: tuple[TypeRef, ...]) -> TypeRef:
 
 
 def _typed_dict(elements: object, document: dict[str, Any]) -> TypeRef:
-    if not isinstance(elements, dict):
-        raise ValueError(f"a TypedDict needs an 'elem_types' object: {document!r}")
-    values = [convert_monkeytype_type(value) for value in elements.values()]
+    values = _typed_dict_values(elements, document)
     if not values:
         return TypeRef("builtins", "dict")
     return TypeRef("builtins", "dict", (TypeRef("builtins", "str"), union(values)))
 
+
+def _typed_dict_values(elements: object, document: dict[str, Any]) -> list[TypeRef]:
+    if not isinstance(elements, dict):
+        raise ValueError(f"a TypedDict needs an 'elem_types' object: {document!r}")
+    if (document.get("module"), document.get("qualname")) != _ANONYMOUS_TYPED_DICT:
+        return [convert_monkeytype_type(value) for value in elements.values()]
+    # MonkeyType records a dict with text keys as an anonymous TypedDict whose two
+    # fields are TypedDicts of the required and of the optional keys.
+    values: list[TypeRef] = []
+    for part in ("required_fields", "optional_fields"):
+        fields = elements.get(part)
+        if not isinstance(fields, dict) or not fields.get("is_typed_dict"):
+            raise ValueError(f"an anonymous TypedDict needs a TypedDict {part!r}: {document!r}")
+        values.extend(_typed_dict_values(fields.get("elem_types"), fields))
+    return values
