@@ -3,6 +3,10 @@
 The backend takes a tool id of its own and registers PY_START, PY_RESUME, PY_THROW,
 PY_RETURN, PY_YIELD and PY_UNWIND. Code that is not traced gets
 ``sys.monitoring.DISABLE`` from its first event, so later calls of it cost nothing.
+So does a function that sampling has paused, once none of its recorded calls is
+open. When paused functions resume, :func:`sys.monitoring.restart_events` turns their
+events on again; it does so for every tool, so a tool such as coverage.py then sees
+one more event at each location it had disabled.
 """
 
 from __future__ import annotations
@@ -57,11 +61,13 @@ class MonitoringBackend:
             _monitoring.register_callback(self.tool_id, event, callback)
             mask |= event
         _monitoring.set_events(self.tool_id, mask)
+        self.recorder.on_resume = _monitoring.restart_events
 
     def uninstall(self) -> None:
         global _disabled_before
         if self.tool_id < 0:
             return
+        self.recorder.on_resume = None
         _monitoring.set_events(self.tool_id, 0)
         for event in (
             _events.PY_START,
@@ -88,7 +94,8 @@ class MonitoringBackend:
                 info = recorder.code_info(code, sys._getframe(1))
             if info is None:
                 return _DISABLE
-            recorder.start(sys._getframe(1), info)
+            if not recorder.start(sys._getframe(1), info):
+                return _DISABLE
         except Exception as error:  # noqa: BLE001 - the traced program must not see tracer errors
             recorder.note_error("PY_START", error)
         return None
@@ -108,6 +115,8 @@ class MonitoringBackend:
                     recorder.resumed(call)
             except Exception as error:  # noqa: BLE001
                 recorder.note_error("PY_RESUME", error)
+        elif info.paused:
+            return _DISABLE
         return None
 
     def _on_throw(self, code: CodeType, offset: int, exception: BaseException) -> None:
@@ -127,6 +136,8 @@ class MonitoringBackend:
                 recorder.returned(sys._getframe(1), value)
             except Exception as error:  # noqa: BLE001
                 recorder.note_error("PY_RETURN", error)
+        elif info.paused:
+            return _DISABLE
         return None
 
     def _on_yield(self, code: CodeType, offset: int, value: object) -> Any:
@@ -145,6 +156,8 @@ class MonitoringBackend:
                     recorder.suspended(frame, call, value, certain=True)
             except Exception as error:  # noqa: BLE001
                 recorder.note_error("PY_YIELD", error)
+        elif info.paused:
+            return _DISABLE
         return None
 
     def _on_unwind(self, code: CodeType, offset: int, exception: BaseException) -> None:

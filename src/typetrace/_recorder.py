@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import inspect
 import logging
+import operator
 import os
 import random
 import sys
 import threading
 from types import CodeType, FrameType
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 from typetrace._qualnames import qualname_of
 from typetrace.inference import TypeInferrer, is_async_yield_wrapper, unwrap_async_yield
@@ -38,6 +39,8 @@ ASYNC_GENERATOR = 3
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # Calls tracked before the recorder looks for generators that ended without an event.
 _FIRST_SWEEP = 1000
+# Distinct argument-type keys kept per function; the set starts over when full.
+_MAX_SEEN_KEYS = 1024
 # Events after which a suspect frame is checked again. An exception that left the frame
 # keeps it alive through its traceback until the handler that caught it finishes.
 _SUSPECT_CHECKS = 32
@@ -46,9 +49,25 @@ _SUSPECT_CHECKS = 32
 class CodeInfo:
     """The recorder's facts about one traced code object."""
 
-    __slots__ = ("code", "module", "qualname", "kind", "params", "varargs", "varkw", "calls", "active", "last_trace")
+    __slots__ = (
+        "code",
+        "module",
+        "qualname",
+        "kind",
+        "params",
+        "varargs",
+        "varkw",
+        "calls",
+        "active",
+        "last_trace",
+        "always",
+        "key_of",
+        "seen_keys",
+        "quiet",
+        "paused",
+    )
 
-    def __init__(self, code: CodeType, module: str, qualname: str) -> None:
+    def __init__(self, code: CodeType, module: str, qualname: str, always: bool = False) -> None:
         flags = code.co_flags
         self.code = code
         self.module = module
@@ -81,6 +100,31 @@ class CodeInfo:
         self.active = 0
         #: The trace most recently handed to the sink.
         self.last_trace: Optional[CallTrace] = None
+        #: Whether every call is recorded, whatever the sampling.
+        self.always = always
+        #: Maps the frame's locals at the start of a call to its argument-type key.
+        self.key_of = _key_function(self.params)
+        #: Argument-type keys seen so far.
+        self.seen_keys: set[object] = set()
+        #: Calls since the last call with new argument types.
+        self.quiet = 0
+        #: Whether sampling ignores the function until the recorder resumes it.
+        self.paused = False
+
+
+def _key_function(params: tuple[str, ...]) -> Callable[[Mapping[str, object]], object]:
+    """Build the function that computes a call's argument-type key from its locals.
+
+    The key holds the ids of the argument classes, because hashing a class may run
+    its metaclass's code. An id reused by a later class makes a new type look seen;
+    the recorder accepts that rare miss.
+    """
+    if not params:
+        return lambda local_values: ()
+    getter = operator.itemgetter(*params)
+    if len(params) == 1:
+        return lambda local_values: id(type(getter(local_values)))
+    return lambda local_values: tuple(map(id, map(type, getter(local_values))))
 
 
 class Call:
@@ -123,6 +167,26 @@ def _measure_orphan_refcount() -> int:
 
 _ORPHAN_REFCOUNT = _measure_orphan_refcount()
 
+# Module names under which a program's main script runs.
+_MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
+
+
+def _name_of_main(module: str, module_globals: Mapping[str, object]) -> str:
+    """Return the name of the module a main script runs as: the module of ``-m``, or
+    the name of its file on the import path, or *module* when neither is known."""
+    from pathlib import Path
+
+    from typetrace._source import module_name_for_path
+
+    spec = module_globals.get("__spec__")
+    spec_name = getattr(spec, "name", None)
+    if isinstance(spec_name, str) and spec_name not in _MAIN_NAMES:
+        return spec_name[: -len(".__main__")] if spec_name.endswith(".__main__") else spec_name
+    filename = module_globals.get("__file__")
+    if isinstance(filename, str) and filename.endswith(".py"):
+        return module_name_for_path(Path(filename))
+    return module
+
 
 class Recorder:
     """Notes the types of traced calls and hands each finished call to a sink."""
@@ -134,12 +198,16 @@ class Recorder:
         sampling: Sampling,
         stats: TraceStats,
         main_module: Optional[str] = None,
+        resolve_main: bool = False,
     ) -> None:
         self.sink = sink
         self.code_filter = code_filter
         self.sampling = sampling
         self.stats = stats
         self.main_module = main_module
+        #: Whether functions of "__main__" are recorded under the name of the script's
+        #: file when main_module is None, as in child processes.
+        self.resolve_main = resolve_main
         self.inferrer = TypeInferrer(main_module)
         #: Traced frames whose calls have not ended.
         self.calls: dict[FrameType, Call] = {}
@@ -151,6 +219,16 @@ class Recorder:
         self.suspects: dict[FrameType, int] = {}
         self._random = random.Random()
         self._sweep_at = _FIRST_SWEEP
+        #: Functions paused by sampling, until resume_paused().
+        self.paused: list[CodeInfo] = []
+        # Serializes pausing, which the traced threads do, with resume_paused(), which
+        # the session's resume thread also calls.
+        self._pause_lock = threading.Lock()
+        #: Called after paused functions resume; the backend sets it to re-enable the
+        #: events it disabled for them.
+        self.on_resume: Optional[Callable[[], None]] = None
+        # Module names resolved for "__main__" and "__mp_main__" when main_module is None.
+        self._main_names: dict[str, str] = {}
         self._errors_lock = threading.Lock()
 
     # Code selection
@@ -165,11 +243,32 @@ class Recorder:
             module = frame.f_globals.get("__name__")
             if not isinstance(module, str):
                 module = "<unknown>"
-            elif module == "__main__" and self.main_module:
-                module = self.main_module
-            info = CodeInfo(code, module, qualname_of(code, frame.f_globals))
+            elif module in _MAIN_NAMES:
+                module = self._main_module_name(module, frame.f_globals)
+            qualname = qualname_of(code, frame.f_globals)
+            info = CodeInfo(code, module, qualname, self.sampling.records_always(f"{module}:{qualname}"))
+            # New code often means a new phase of the program, with new callers.
+            if self.paused:
+                self.resume_paused()
         self.codes[id(code)] = (code, info)
         return info
+
+    def _main_module_name(self, module: str, module_globals: Mapping[str, object]) -> str:
+        """Name the module that a program's main script runs as.
+
+        ``__mp_main__`` is the parent's main script re-imported in a child started by
+        :mod:`multiprocessing` with spawn or forkserver.
+        """
+        if self.main_module:
+            return self.main_module
+        if not self.resolve_main and module == "__main__":
+            return module
+        name = self._main_names.get(module)
+        if name is None:
+            name = _name_of_main(module, module_globals)
+            self._main_names[module] = name
+            self.inferrer.rename_main(module, name)
+        return name
 
     def _accepts(self, code: CodeType) -> bool:
         # Module and class bodies lack CO_OPTIMIZED; lambdas, comprehensions and
@@ -188,17 +287,66 @@ class Recorder:
 
     # Events
 
-    def start(self, frame: FrameType, info: CodeInfo) -> None:
-        """Start recording the call running in *frame* if sampling selects it."""
+    def start(self, frame: FrameType, info: CodeInfo) -> bool:
+        """Start recording the call running in *frame* if sampling selects it.
+
+        Returns false when the function is paused, so that the backend may stop
+        reporting its calls until :meth:`resume_paused`.
+        """
         info.calls += 1
         sampling = self.sampling
-        if not sampling.all_calls and info.calls > sampling.first_calls:
-            if self._random.random() >= sampling.rate:
-                return
+        if not (info.always or sampling.all_calls):
+            if info.paused:
+                return False
+            if info.calls > sampling.first_calls:
+                if not self._selects_later_call(frame, info, sampling):
+                    return not info.paused
+            elif sampling.new_types:
+                self._is_new_key(frame, info)
         if len(self.calls) >= self._sweep_at:
             self.sweep()
         self.calls[frame] = Call(info, self._argument_types(frame, info))
         info.active += 1
+        return True
+
+    def _selects_later_call(self, frame: FrameType, info: CodeInfo, sampling: Sampling) -> bool:
+        if sampling.new_types and self._is_new_key(frame, info):
+            info.quiet = 0
+            return True
+        info.quiet += 1
+        if self._random.random() < sampling.rate:
+            return True
+        if sampling.pause_after is not None and info.quiet >= sampling.pause_after:
+            with self._pause_lock:
+                info.paused = True
+                self.paused.append(info)
+        return False
+
+    def _is_new_key(self, frame: FrameType, info: CodeInfo) -> bool:
+        try:
+            key = info.key_of(frame.f_locals)
+        except (KeyError, NameError):
+            # A parameter deleted before the event; such calls are not keyed.
+            return False
+        seen = info.seen_keys
+        if key in seen:
+            return False
+        if len(seen) >= _MAX_SEEN_KEYS:
+            seen.clear()
+        seen.add(key)
+        return True
+
+    def resume_paused(self) -> None:
+        """Watch the paused functions again for ``resume_calls`` calls each."""
+        pause_after = self.sampling.pause_after or 0
+        window = self.sampling.resume_calls
+        with self._pause_lock:
+            paused, self.paused = self.paused, []
+            for info in paused:
+                info.quiet = max(0, pause_after - window)
+                info.paused = False
+        if paused and self.on_resume is not None:
+            self.on_resume()
 
     def _argument_types(self, frame: FrameType, info: CodeInfo) -> dict[str, TypeRef]:
         local_values = frame.f_locals
@@ -337,6 +485,15 @@ class Recorder:
         for call in calls.values():
             self.emit(call, None)
         self.codes.clear()
+
+    def forget_calls(self) -> None:
+        """Drop the open calls, which in a child made by :func:`os.fork` belong to the
+        parent; the parent records them."""
+        self.suspects = {}
+        self.calls = {}
+        for _code, info in list(self.codes.values()):
+            if info is not None:
+                info.active = 0
 
     # Errors
 

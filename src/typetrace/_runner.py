@@ -59,10 +59,15 @@ def run_module(module: str, args: Sequence[str], config: Config) -> int:
 
 
 def _run(target: Callable[[], object], config: Config, main_module: str) -> int:
-    from typetrace.tracing import trace
+    from typetrace.tracing import active_session, trace
 
+    # A session started at start-up, because this process is a child of a traced
+    # program, gives way to the one this command asks for.
+    started_at_startup = active_session()
+    if started_at_startup is not None:
+        started_at_startup.stop()
     exit_code = 0
-    with trace(config, main_module=main_module):
+    with trace(config, main_module=main_module, follow_children=True):
         try:
             target()
         except SystemExit as exit_:

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Collection, Optional
 
 from typetrace.exceptions import ConfigError
 
@@ -44,20 +44,67 @@ CodeFilter = Callable[[CodeType], bool]
 
 @dataclass(frozen=True)
 class Sampling:
-    """How many calls of each function the tracer records."""
+    """How many calls of each function the tracer records.
+
+    A function's first :attr:`first_calls` calls are recorded. After that, a call is
+    recorded when its argument types were not seen before for that function (with
+    :attr:`new_types`), or else with probability :attr:`rate`. A function that has gone
+    :attr:`pause_after` calls without new argument types is paused: its calls are not
+    looked at, and on Python 3.12 and later they cost nothing. Paused functions resume
+    for :attr:`resume_calls` more calls whenever code that has not run before starts,
+    and after 1, 2, 4 ... seconds, at most every :attr:`max_resume_interval` seconds.
+    """
 
     #: Record every call; the other fields are then ignored.
     all_calls: bool = False
     #: Calls of each function that are always recorded before sampling starts.
     first_calls: int = 100
-    #: Probability of recording each later call, from 0.0 to 1.0.
+    #: Probability of recording a later call whose argument types were seen before,
+    #: from 0.0 to 1.0.
     rate: float = 0.01
+    #: Record every call whose argument types (the classes of its named parameters)
+    #: were not seen before for the function.
+    new_types: bool = True
+    #: Calls in a row without new argument types after which a function is paused;
+    #: ``None`` never pauses.
+    pause_after: Optional[int] = 10_000
+    #: Calls a paused function is watched for after it resumes.
+    resume_calls: int = 1_000
+    #: Longest wait in seconds between two timed resumes.
+    max_resume_interval: float = 60.0
+    #: Functions whose calls are all recorded, as ``module:qualname`` prefixes that end
+    #: at a dot or colon: ``"shop"`` selects ``shop.cart:total`` and ``"shop.cart:Cart"``
+    #: selects ``shop.cart:Cart.add``.
+    always_record: Collection[str] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
             raise ConfigError(f"Sampling rate must be between 0.0 and 1.0, got {self.rate!r}")
         if self.first_calls < 0:
             raise ConfigError(f"Sampling first_calls must be 0 or more, got {self.first_calls!r}")
+        if self.pause_after is not None and self.pause_after < 1:
+            raise ConfigError(f"Sampling pause_after must be 1 or more, or None, got {self.pause_after!r}")
+        if self.resume_calls < 1:
+            raise ConfigError(f"Sampling resume_calls must be 1 or more, got {self.resume_calls!r}")
+        if not self.max_resume_interval > 0:
+            raise ConfigError(
+                f"Sampling max_resume_interval must be positive, got {self.max_resume_interval!r}"
+            )
+        if isinstance(self.always_record, str):
+            raise ConfigError(
+                f"Sampling always_record must be a collection of names, got the string {self.always_record!r}; "
+                "wrap it in a tuple"
+            )
+        object.__setattr__(self, "always_record", tuple(self.always_record))
+
+    def records_always(self, funcname: str) -> bool:
+        """Return whether every call of *funcname* (``module:qualname``) is recorded."""
+        for prefix in self.always_record:
+            if funcname == prefix:
+                return True
+            if funcname.startswith(prefix) and (prefix[-1] in ".:" or funcname[len(prefix)] in ".:"):
+                return True
+        return False
 
 
 class Config(ABC):

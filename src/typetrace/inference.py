@@ -132,6 +132,9 @@ class TypeInferrer:
 
     def __init__(self, main_module: Optional[str] = None, *, max_elements: int = MAX_ELEMENTS) -> None:
         self.main_module = main_module
+        #: Module names of main scripts, such as ``"__mp_main__"``, to the names
+        #: recorded for their classes; used where *main_module* is not given.
+        self.main_names: dict[str, str] = {}
         self.max_elements = max_elements
         #: Container elements inspected so far, over all values. Updated without a lock,
         #: so the total may undercount when threads infer at the same time.
@@ -142,6 +145,13 @@ class TypeInferrer:
         self._class_refs: dict[int, tuple[Callable[[], object], TypeRef]] = {}
         # The same, for classes whose instances are typed by the class alone.
         self._plain_refs: dict[int, tuple[Callable[[], object], TypeRef]] = {}
+
+    def rename_main(self, module: str, name: str) -> None:
+        """Record the classes of the main-script module *module* under *name*."""
+        self.main_names[module] = name
+        # Forget the names cached before, which may hold the old module name.
+        self._class_refs.clear()
+        self._plain_refs.clear()
 
     def type_of(self, value: object) -> TypeRef:
         """Return the type of *value*; ``Any`` when it cannot be inferred. Never raises."""
@@ -200,6 +210,8 @@ class TypeInferrer:
                 return _ITERATOR
         if module == "__main__" and self.main_module:
             module = self.main_module
+        elif module in self.main_names:
+            module = self.main_names[module]
         return TypeRef(module, qualname)
 
 

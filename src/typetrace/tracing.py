@@ -8,11 +8,14 @@ per recorded call to a :class:`TraceSink`. Python 3.12 and later are traced thro
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import logging
+import os
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Mapping, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, NoReturn, Optional, Protocol
 
 from typetrace.exceptions import TypeTraceError
 from typetrace.typemodel import TypeRef
@@ -21,7 +24,19 @@ if TYPE_CHECKING:
     from typetrace._recorder import Recorder
     from typetrace.config import Config
 
-__all__ = ["CallTrace", "TraceSink", "TraceStats", "TracerError", "trace"]
+__all__ = [
+    "CallTrace",
+    "TraceSession",
+    "TraceSink",
+    "TraceStats",
+    "TracerError",
+    "active_session",
+    "start",
+    "stop",
+    "trace",
+]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,7 +111,154 @@ class TraceStats:
 
 
 _session_lock = threading.Lock()
-_session_active = False
+_active_session: Optional[TraceSession] = None
+_stop_registered_at_exit = False
+
+
+class TraceSession:
+    """A running trace session, from :func:`start` or :func:`trace` until :meth:`stop`.
+
+    While it runs, a call of :func:`os._exit` first stops the session, so that the
+    traces of a process that ends that way are written; :mod:`multiprocessing` ends
+    its forked workers so. In a child made by :func:`os.fork`, the session goes on
+    with the calls the child makes, and the child's traces go to the same store.
+    """
+
+    def __init__(
+        self,
+        config: Optional[Config],
+        sink: Optional[TraceSink],
+        main_module: Optional[str],
+        follow_children: bool,
+        resolve_main: bool = False,
+    ) -> None:
+        from typetrace._recorder import Recorder
+        from typetrace.config import get_default_config
+
+        if config is None:
+            config = get_default_config()
+        #: The session's counters, updated while it runs.
+        self.stats = TraceStats()
+        self._stopped = False
+        self._cleanup = contextlib.ExitStack()
+        self._resumer: Optional[_ResumeTimer] = None
+        try:
+            if sink is None:
+                sink = _open_store_writer(config, self._cleanup)
+            if follow_children:
+                from typetrace._subprocess import export_child_settings
+
+                self._cleanup.enter_context(export_child_settings(config))
+            sampling = config.sampling()
+            self._recorder = Recorder(sink, config.code_filter(), sampling, self.stats, main_module, resolve_main)
+            if sampling.pause_after is not None and not sampling.all_calls:
+                self._resumer = _ResumeTimer(self._recorder, sampling.max_resume_interval)
+            self._backend = _make_backend(self._recorder)
+            self._backend.install()
+        except BaseException:
+            if self._resumer is not None:
+                self._resumer.stop()
+            self._cleanup.close()
+            raise
+
+    def stop(self) -> None:
+        """Stop tracing, record the calls still open with the types seen so far, and
+        write the pending traces. Calling it again does nothing."""
+        global _active_session
+        with _session_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        try:
+            self._backend.uninstall()
+            if self._resumer is not None:
+                self._resumer.stop()
+            self._recorder.finish_all()
+            self._cleanup.close()
+        finally:
+            with _session_lock:
+                if _active_session is self:
+                    _active_session = None
+                    _os_exit_hook.uninstall()
+
+    @property
+    def active(self) -> bool:
+        """Whether the session is still tracing."""
+        return not self._stopped
+
+    def _after_fork_in_child(self) -> None:
+        self._recorder.forget_calls()
+        if self._resumer is not None:
+            self._resumer = self._resumer.restart()
+
+
+def start(
+    config: Optional[Config] = None,
+    *,
+    main_module: Optional[str] = None,
+    follow_children: bool = False,
+) -> TraceSession:
+    """Start tracing the calls of the selected code until :func:`stop` or exit.
+
+    This is the form for long-running programs, such as a service that traces a
+    sample of its calls in production. The session is stopped, and its traces are
+    written, when :func:`stop` is called or the interpreter exits.
+
+    Args:
+        config: Code filter, sampling and store, as for :func:`trace`.
+        main_module: Module name to record for code and classes of ``__main__``.
+        follow_children: Also trace the Python processes that the program starts
+            (see :func:`trace`).
+
+    Returns:
+        The session; ``session.stats`` holds its counters.
+
+    Raises:
+        TracerError: As :func:`trace` raises it.
+    """
+    return _start_session(config, None, main_module, follow_children)
+
+
+def stop() -> Optional[TraceStats]:
+    """Stop the active trace session, if any, and return its counters."""
+    session = _active_session
+    if session is None:
+        return None
+    session.stop()
+    return session.stats
+
+
+def active_session() -> Optional[TraceSession]:
+    """Return the trace session running in this process, or ``None``."""
+    return _active_session
+
+
+def _start_session(
+    config: Optional[Config],
+    sink: Optional[TraceSink],
+    main_module: Optional[str],
+    follow_children: bool,
+    resolve_main: bool = False,
+) -> TraceSession:
+    global _active_session, _stop_registered_at_exit
+    with _session_lock:
+        if _active_session is not None:
+            raise TracerError("A trace session is already active; end it before starting another one")
+        # Reserves the slot while the session starts, outside the lock.
+        _active_session = _STARTING
+    try:
+        session = TraceSession(config, sink, main_module, follow_children, resolve_main)
+    except BaseException:
+        with _session_lock:
+            _active_session = None
+        raise
+    with _session_lock:
+        _active_session = session
+        _os_exit_hook.install()
+        if not _stop_registered_at_exit:
+            _stop_registered_at_exit = True
+            atexit.register(_stop_at_exit)
+    return session
 
 
 @contextlib.contextmanager
@@ -105,6 +267,7 @@ def trace(
     *,
     sink: Optional[TraceSink] = None,
     main_module: Optional[str] = None,
+    follow_children: bool = False,
 ) -> Iterator[TraceStats]:
     """Record the types of the calls made while the block runs.
 
@@ -125,6 +288,11 @@ def trace(
             store, when the block exits.
         main_module: Module name to record for code and classes of ``__main__``, for
             example the file stem of a script run as ``__main__``.
+        follow_children: Also trace the Python processes that the program starts
+            while the block runs, writing to the same store: children of
+            :mod:`multiprocessing` with any start method, and interpreters started
+            with :mod:`subprocess` that inherit the environment. Needs a config that
+            a child can load again (see :mod:`typetrace._subprocess`).
 
     Yields:
         The session's counters.
@@ -135,32 +303,11 @@ def trace(
             :mod:`sys.monitoring` tool id is free. On 3.9 to 3.11 it means another
             :func:`sys.setprofile` function is set.
     """
-    global _session_active
-    from typetrace._recorder import Recorder
-    from typetrace.config import get_default_config
-
-    with _session_lock:
-        if _session_active:
-            raise TracerError("A trace session is already active; end it before starting another one")
-        _session_active = True
+    session = _start_session(config, sink, main_module, follow_children)
     try:
-        if config is None:
-            config = get_default_config()
-        stats = TraceStats()
-        with contextlib.ExitStack() as cleanup:
-            if sink is None:
-                sink = _open_store_writer(config, cleanup)
-            recorder = Recorder(sink, config.code_filter(), config.sampling(), stats, main_module)
-            backend = _make_backend(recorder)
-            backend.install()
-            try:
-                yield stats
-            finally:
-                backend.uninstall()
-                recorder.finish_all()
+        yield session.stats
     finally:
-        with _session_lock:
-            _session_active = False
+        session.stop()
 
 
 def _open_store_writer(config: Config, cleanup: contextlib.ExitStack) -> TraceSink:
@@ -181,6 +328,99 @@ def _make_backend(recorder: Recorder) -> _Backend:
     from typetrace._profiling import ProfileBackend
 
     return ProfileBackend(recorder)
+
+
+class _ResumeTimer:
+    """Resumes the functions that sampling paused, after 1, 2, 4 ... seconds, at most
+    *max_interval* apart."""
+
+    def __init__(self, recorder: Recorder, max_interval: float) -> None:
+        self._recorder = recorder
+        self._max_interval = max_interval
+        self._stopped = threading.Event()
+        # Started before the backend installs, so that on 3.9 to 3.11 the thread has
+        # no profile function.
+        self._thread = threading.Thread(target=self._run, name="typetrace-resume", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        interval = 1.0
+        while not self._stopped.wait(interval):
+            try:
+                self._recorder.resume_paused()
+            except Exception as error:  # noqa: BLE001 - the timer must keep running
+                self._recorder.note_error("resume", error)
+            interval = min(2 * interval, self._max_interval)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def restart(self) -> _ResumeTimer:
+        """Return a new timer for this process: in a child made by :func:`os.fork`,
+        the parent's thread does not exist."""
+        return _ResumeTimer(self._recorder, self._max_interval)
+
+
+class _OsExitHook:
+    """Replaces :func:`os._exit` while a session runs, to stop the session first."""
+
+    def __init__(self) -> None:
+        self._original: Optional[Callable[[int], NoReturn]] = None
+
+    def install(self) -> None:
+        if self._original is None:
+            self._original = os._exit
+            os._exit = self._exit
+
+    def uninstall(self) -> None:
+        original = self._original
+        # A hook that another tool set over ours stays; ours then only passes through.
+        if original is not None and os._exit == self._exit:
+            os._exit = original  # type: ignore[assignment]  # restores the function replaced
+            self._original = None
+
+    def _exit(self, status: int) -> NoReturn:
+        original = self._original or _real_os_exit
+        session = _active_session
+        if session is not None and session is not _STARTING:
+            try:
+                session.stop()
+            except Exception:
+                logger.exception("Failed to stop tracing before os._exit(); traces may be lost")
+        original(status)
+
+
+_real_os_exit = os._exit
+_os_exit_hook = _OsExitHook()
+
+
+class _Starting:
+    """Stands in the active-session slot while a session starts."""
+
+    def stop(self) -> None:
+        pass
+
+
+_STARTING: Any = _Starting()
+
+
+def _stop_at_exit() -> None:
+    session = _active_session
+    if session is not None and session is not _STARTING:
+        session.stop()
+
+
+def _after_fork_in_child() -> None:
+    global _session_lock
+    # The lock may have been held by a thread that does not exist in the child.
+    _session_lock = threading.Lock()
+    session = _active_session
+    if session is not None and session is not _STARTING:
+        session._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Backend(Protocol):
