@@ -14,6 +14,18 @@ from typetrace.config import DefaultConfig as DefaultConfig
 from typetrace.config import Sampling as Sampling
 from typetrace.db.base import CallTraceStore as CallTraceStore
 from typetrace.tracing import CallTrace as CallTrace
+from typetrace.tracing import start as start
+from typetrace.tracing import stop as stop
 from typetrace.tracing import trace as trace
 
-__all__ = ["CallTrace", "CallTraceStore", "Config", "DefaultConfig", "Sampling", "__version__", "trace"]
+__all__ = [
+    "CallTrace",
+    "CallTraceStore",
+    "Config",
+    "DefaultConfig",
+    "Sampling",
+    "__version__",
+    "start",
+    "stop",
+    "trace",
+]

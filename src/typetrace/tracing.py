@@ -206,7 +206,9 @@ def start(
 
     Args:
         config: Code filter, sampling and store, as for :func:`trace`.
-        main_module: Module name to record for code and classes of ``__main__``.
+        main_module: Module name to record for code and classes of ``__main__``; by
+            default the module the main script runs as, from ``python -m`` or from its
+            file's place on the import path.
         follow_children: Also trace the Python processes that the program starts
             (see :func:`trace`).
 
@@ -216,7 +218,7 @@ def start(
     Raises:
         TracerError: As :func:`trace` raises it.
     """
-    return _start_session(config, None, main_module, follow_children)
+    return _start_session(config, None, main_module, follow_children, resolve_main=True)
 
 
 def stop() -> Optional[TraceStats]:

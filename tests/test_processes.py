@@ -1,0 +1,341 @@
+"""Child processes of a traced program, run for real: multiprocessing with each start
+method, process pools, subprocesses, os._exit() and the environment switch."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from typetrace._subprocess import STARTUP_DIR, SUBPROCESS_ENV_VAR, ChildSettings, settings_for
+from typetrace.config import DefaultConfig, override_config
+from typetrace.db.sqlite import SQLiteStore
+from typetrace.tracing import CallTrace
+from typetrace.typemodel import TypeRef
+
+INT = TypeRef("builtins", "int")
+STR = TypeRef("builtins", "str")
+FLOAT = TypeRef("builtins", "float")
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses fork and POSIX start methods")
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """The test process's environment without typetrace's variables, so that a traced
+    test run does not leak into the programs under test."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TYPETRACE")}
+    env.pop("PYTHONPATH", None)
+    env.update(extra)
+    return env
+
+
+def run_python(args: list[str], cwd: Path, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env if env is not None else clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def traced_run(tmp_path: Path, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_python(["-m", "typetrace", "run", "--db", str(tmp_path / "traces.sqlite3"), script, *args], tmp_path)
+
+
+def stored(db: Path) -> list[CallTrace]:
+    store = SQLiteStore.make_store(str(db))
+    try:
+        return [thunk.to_trace() for module in store.list_modules() for thunk in store.filter(module)]
+    finally:
+        store.close()
+
+
+def calls_of(traces: list[CallTrace], funcname: str) -> int:
+    return sum(trace.call_count for trace in traces if trace.funcname == funcname)
+
+
+def write(path: Path, source: str) -> None:
+    path.write_text(textwrap.dedent(source))
+
+
+WORKER = """
+    import multiprocessing
+    import sys
+
+
+    def in_child(label):
+        return len(label)
+
+
+    if __name__ == "__main__":
+        context = multiprocessing.get_context(sys.argv[1])
+        process = context.Process(target=in_child, args=(sys.argv[1],))
+        process.start()
+        process.join()
+        print("child exit code", process.exitcode)
+        sys.exit(7)
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_multiprocessing_child_traced(tmp_path: Path, method: str) -> None:
+    """A multiprocessing child writes its calls to the parent's store, and the
+    program's output and exit code stay as they are untraced."""
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"start method {method} is not available here")
+    write(tmp_path / "worker.py", WORKER)
+
+    untraced = run_python(["worker.py", method], tmp_path)
+    traced = traced_run(tmp_path, "worker.py", method)
+
+    assert traced.returncode == untraced.returncode == 7
+    assert traced.stdout == untraced.stdout == "child exit code 0\n"
+    assert traced.stderr == untraced.stderr
+    traces = stored(tmp_path / "traces.sqlite3")
+    assert calls_of(traces, "worker:in_child") == 1
+    [trace] = [trace for trace in traces if trace.funcname == "worker:in_child"]
+    assert dict(trace.arg_types) == {"label": STR}
+    assert trace.return_type == INT
+
+
+POOL = """
+    import multiprocessing
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+
+
+    def double(value):
+        return value * 2
+
+
+    if __name__ == "__main__":
+        context = multiprocessing.get_context(sys.argv[1])
+        with ProcessPoolExecutor(2, mp_context=context) as executor:
+            print(sum(executor.map(double, [0.5] * 40)))
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_process_pool_workers_traced(tmp_path: Path, method: str) -> None:
+    """Every call a ProcessPoolExecutor worker runs is counted once."""
+    write(tmp_path / "pool.py", POOL)
+
+    traced = traced_run(tmp_path, "pool.py", method)
+
+    assert traced.returncode == 0, traced.stderr
+    assert traced.stdout == "40.0\n"
+    traces = stored(tmp_path / "traces.sqlite3")
+    assert calls_of(traces, "pool:double") == 40
+    assert {trace.return_type for trace in traces if trace.funcname == "pool:double"} == {FLOAT}
+
+
+def test_python_subprocess_traced(tmp_path: Path) -> None:
+    """A Python subprocess that inherits the environment is traced under its own
+    script's name, and its output reaches the parent unchanged."""
+    write(
+        tmp_path / "parent.py",
+        """
+        import subprocess
+        import sys
+
+        result = subprocess.run([sys.executable, "child.py", "abc"])
+        print("child returned", result.returncode)
+        """,
+    )
+    write(
+        tmp_path / "child.py",
+        """
+        import sys
+
+
+        def measure(text):
+            return len(text)
+
+
+        print("length", measure(sys.argv[1]))
+        sys.exit(5)
+        """,
+    )
+
+    traced = traced_run(tmp_path, "parent.py")
+
+    assert traced.returncode == 0, traced.stderr
+    assert traced.stdout == "length 3\nchild returned 5\n"
+    assert traced.stderr == ""
+    traces = stored(tmp_path / "traces.sqlite3")
+    [trace] = [trace for trace in traces if trace.funcname == "child:measure"]
+    assert dict(trace.arg_types) == {"text": STR}
+    assert trace.return_type == INT
+
+
+def test_subprocess_sees_untraced_sys_path(tmp_path: Path) -> None:
+    """The startup hook's folder is gone from a child's sys.path once it has run."""
+    write(tmp_path / "parent.py", "import subprocess, sys\nsubprocess.run([sys.executable, 'child.py'])\n")
+    write(tmp_path / "child.py", "import sys\nprint(any('_startup' in entry for entry in sys.path))\n")
+
+    traced = traced_run(tmp_path, "parent.py")
+
+    assert traced.stdout == "False\n"
+
+
+def test_hidden_sitecustomize_still_runs(tmp_path: Path) -> None:
+    """A sitecustomize that the startup hook hides on the path still runs in the child."""
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    write(site_dir / "sitecustomize.py", "import builtins\nbuiltins.SITE_MARK = 'ran'\n")
+    write(tmp_path / "parent.py", "import subprocess, sys\nsubprocess.run([sys.executable, 'child.py'])\n")
+    write(tmp_path / "child.py", "def mark():\n    return SITE_MARK\n\nprint(mark())\n")
+    env = clean_environment(PYTHONPATH=str(site_dir))
+
+    traced = run_python(["-m", "typetrace", "run", "--db", str(tmp_path / "traces.sqlite3"), "parent.py"], tmp_path, env)
+
+    assert traced.stdout == "ran\n", traced.stderr
+    traces = stored(tmp_path / "traces.sqlite3")
+    assert calls_of(traces, "child:mark") == 1
+
+
+def test_plain_fork_with_os_exit(tmp_path: Path) -> None:
+    """A child of os.fork() that ends with os._exit() writes its traces, and so does a
+    parent that ends that way."""
+    write(
+        tmp_path / "forker.py",
+        """
+        import os
+        import sys
+
+
+        def in_child(value):
+            return value
+
+
+        def in_parent(value):
+            return value
+
+
+        pid = os.fork()
+        if pid == 0:
+            in_child(1)
+            os._exit(3)
+        _, status = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8)
+        in_parent("x")
+        sys.stdout.flush()
+        os._exit(4)
+        """,
+    )
+
+    traced = traced_run(tmp_path, "forker.py")
+
+    assert traced.returncode == 4
+    assert traced.stdout == "child 3\n"
+    traces = stored(tmp_path / "traces.sqlite3")
+    assert calls_of(traces, "forker:in_child") == 1
+    assert calls_of(traces, "forker:in_parent") == 1
+
+
+def test_auto_import_starts_tracing(tmp_path: Path) -> None:
+    """TYPETRACE=1 with ``import typetrace.auto`` traces until the process exits."""
+    write(
+        tmp_path / "service.py",
+        """
+        import typetrace.auto
+
+
+        def handle(request):
+            return {"ok": request}
+
+
+        for index in range(3):
+            handle(index)
+        """,
+    )
+    db = tmp_path / "auto.sqlite3"
+
+    untraced = run_python(["service.py"], tmp_path, clean_environment(TYPETRACE_DB=str(db)))
+    traced = run_python(["service.py"], tmp_path, clean_environment(TYPETRACE="1", TYPETRACE_DB=str(db)))
+
+    assert untraced.returncode == traced.returncode == 0
+    assert traced.stdout == traced.stderr == ""
+    assert calls_of(stored(db), "service:handle") == 3
+
+
+def test_auto_import_off_by_default(tmp_path: Path) -> None:
+    write(tmp_path / "service.py", "import typetrace.auto\n\ndef handle():\n    return 1\n\nhandle()\n")
+    db = tmp_path / "auto.sqlite3"
+
+    result = run_python(["service.py"], tmp_path, clean_environment(TYPETRACE_DB=str(db)))
+
+    assert result.returncode == 0
+    assert not db.exists()
+
+
+def test_start_and_stop_in_program(tmp_path: Path) -> None:
+    """typetrace.start() returns a session that typetrace.stop() ends."""
+    write(
+        tmp_path / "program.py",
+        """
+        import typetrace
+
+
+        def traced(value):
+            return value
+
+
+        def untraced(value):
+            return value
+
+
+        session = typetrace.start()
+        traced(1.0)
+        stats = typetrace.stop()
+        untraced(1)
+        print(session.active, stats is session.stats, stats.calls_recorded)
+        """,
+    )
+    db = tmp_path / "session.sqlite3"
+
+    result = run_python(["program.py"], tmp_path, clean_environment(TYPETRACE_DB=str(db)))
+
+    assert result.stdout == "False True 1\n", result.stderr
+    traces = stored(db)
+    assert calls_of(traces, "program:traced") == 1
+    assert calls_of(traces, "program:untraced") == 0
+
+
+def test_broken_settings_leave_child_untraced(tmp_path: Path) -> None:
+    """Settings a child cannot read are logged, and the child runs as usual."""
+    write(tmp_path / "child.py", "print('ran')\n")
+    env = clean_environment(PYTHONPATH=STARTUP_DIR, **{SUBPROCESS_ENV_VAR: "not json"})
+
+    result = run_python(["child.py"], tmp_path, env)
+
+    assert result.returncode == 0
+    assert result.stdout == "ran\n"
+    assert "Failed to start tracing" in result.stderr
+
+
+def test_settings_resolve_relative_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative SQLite path is made absolute, so a child in another folder finds it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TYPETRACE_DB", raising=False)
+
+    settings = settings_for(override_config(DefaultConfig(), db="rel.sqlite3", all_calls=True))
+
+    assert settings == ChildSettings(db=str(tmp_path / "rel.sqlite3"), all_calls=True)
+    assert ChildSettings.from_json(settings.to_json()) == settings
+
+
+def test_settings_keep_urls() -> None:
+    settings = settings_for(DefaultConfig("postgresql://user@127.0.0.1:5432/test"))
+
+    assert settings is not None
+    assert settings.db == "postgresql://user@127.0.0.1:5432/test"
+
