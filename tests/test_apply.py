@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -67,7 +68,7 @@ GOLDEN = [
     ),
     pytest.param(
         "def f(a):\n    return a\n",
-        [trace("f", {"a": INT}, INT), trace("f", {"a": STR}, STR)],
+        [trace("f", {"a": INT}, STR), trace("f", {"a": STR}, INT)],
         (3, 9),
         'import typing as _typing\n\nif _typing.TYPE_CHECKING:\n    from typing import Union\n\n\ndef f(a: "Union[int, str]") -> "Union[int, str]":\n    return a\n',
         id="union-py39",
@@ -365,3 +366,101 @@ def test_applied_module_passes_mypy(tmp_path: Path) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout + path.read_text()
+
+
+TYPE_VAR_SOURCE = """\
+def add(a, b):
+    return a + b
+
+
+def pick(x, flag=False):
+    return x if flag else x
+
+
+class Node:
+    pass
+"""
+NODE = TypeRef(MODULE, "Node")
+BOOL = TypeRef("builtins", "bool")
+TYPE_VAR_TRACES = [
+    trace("add", {"a": INT, "b": INT}, INT),
+    trace("add", {"a": STR, "b": STR}, STR),
+    trace("pick", {"x": INT, "flag": BOOL}, INT),
+    trace("pick", {"x": NODE, "flag": BOOL}, NODE),
+]
+
+
+class TestTypeVars:
+    def test_declared_for_type_checkers_only(self) -> None:
+        """The TypeVar is declared under TYPE_CHECKING and the annotations are quoted."""
+        after = apply(TYPE_VAR_SOURCE, *TYPE_VAR_TRACES)
+        assert after.startswith(
+            "import typing as _typing\n\n"
+            "if _typing.TYPE_CHECKING:\n"
+            "    from typing import TypeVar\n"
+            '    _T = TypeVar("_T", int, str)\n'
+            '    _T1 = TypeVar("_T1", int, "Node")\n'
+        )
+        assert 'def add(a: "_T", b: "_T") -> "_T":' in after
+        assert 'def pick(x: "_T1", flag: bool = False) -> "_T1":' in after
+
+    def test_future_annotations_unquoted(self) -> None:
+        """Annotations stay unquoted under postponed evaluation; class constraints stay quoted."""
+        source = "from __future__ import annotations\n\n" + TYPE_VAR_SOURCE
+        after = apply(source, *TYPE_VAR_TRACES)
+        assert "def add(a: _T, b: _T) -> _T:" in after
+        assert '    _T1 = TypeVar("_T1", int, "Node")\n' in after
+
+    def test_existing_type_checking_block(self) -> None:
+        source = "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    import io\n\n" + TYPE_VAR_SOURCE
+        after = apply(source, *TYPE_VAR_TRACES[:2])
+        assert (
+            "if TYPE_CHECKING:\n"
+            "    import io\n"
+            "    from typing import TypeVar\n"
+            '    _T = TypeVar("_T", int, str)\n'
+        ) in after
+
+    def test_name_avoids_module_names(self) -> None:
+        after = apply("_T = 0\n\n" + TYPE_VAR_SOURCE, *TYPE_VAR_TRACES[:2])
+        assert '_T1 = TypeVar("_T1", int, str)' in after
+        assert "\n_T = 0\n" in after
+
+    def test_idempotent(self) -> None:
+        once = apply(TYPE_VAR_SOURCE, *TYPE_VAR_TRACES)
+        assert apply(once, *TYPE_VAR_TRACES) == once
+
+    @pytest.mark.skipif(not PYTHON_39.exists(), reason="needs the Python 3.9 environment")
+    def test_runs_unchanged_on_python39(self, tmp_path: Path) -> None:
+        """The annotated module binds no new public name and behaves as before."""
+        package = tmp_path / "pkg"
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        (package / "original.py").write_text(TYPE_VAR_SOURCE)
+        new_source = apply(TYPE_VAR_SOURCE, *TYPE_VAR_TRACES, target=(3, 9))
+        (package / "mod.py").write_text(new_source)
+        check = (
+            "import typing, pkg.mod as m, pkg.original as original\n"
+            "public = lambda module: sorted(n for n in vars(module) if not n.startswith('_'))\n"
+            "assert public(m) == public(original), (public(m), public(original))\n"
+            "assert not hasattr(m, '_T')\n"
+            "print(m.add(1, 2), m.add('a', 'b'), type(m.pick(m.Node(), True)).__name__)\n"
+        )
+        result = subprocess.run([str(PYTHON_39), "-c", check], cwd=tmp_path, capture_output=True, text=True)
+        assert result.returncode == 0, f"{result.stderr}\n--- applied ---\n{new_source}"
+        assert result.stdout == "3 ab Node\n"
+
+    def test_passes_mypy(self, tmp_path: Path) -> None:
+        """mypy accepts the TypeVar and infers the return type from the arguments."""
+        path = tmp_path / "mod.py"
+        usage = "\nreveal_type(add(1, 2))\nreveal_type(pick(Node()))\n"
+        path.write_text(apply(TYPE_VAR_SOURCE, *TYPE_VAR_TRACES) + usage)
+        result = subprocess.run(
+            [sys.executable, "-m", "mypy", "--config-file=", "--no-incremental", "--strict", str(path)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
+        assert re.search(r'Revealed type is "(builtins\.)?int"', result.stdout), result.stdout
+        assert 'Revealed type is "mod.Node"' in result.stdout
+        assert "Success: no issues found" in result.stdout, result.stdout + path.read_text()

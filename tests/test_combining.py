@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from typing import Optional
 
 import pytest
 
-from typetrace.combining import DEFAULT_MAX_UNION_SIZE, combine_types
+from typetrace.combining import DEFAULT_MAX_UNION_SIZE, TypeVarMatch, combine_types, match_type_var
 from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
 
 BOOL = TypeRef("builtins", "bool")
@@ -183,3 +184,59 @@ def test_order_independent() -> None:
 
 def test_nested_unions_flattened() -> None:
     assert text(union([INT, STR]), union([BYTES, FLOAT])) == "bytes | float | str"
+
+
+def call(returned: Optional[TypeRef], **arg_types: TypeRef) -> tuple[dict[str, TypeRef], Optional[TypeRef]]:
+    return dict(arg_types), returned
+
+
+class TestMatchTypeVar:
+    def test_add_matches(self) -> None:
+        calls = [call(INT, a=INT, b=INT), call(STR, a=STR, b=STR)]
+        match = match_type_var(calls, ["a", "b"])
+        assert match == TypeVarMatch(("a", "b"), (INT, STR))
+
+    def test_constraints_in_union_order(self) -> None:
+        calls = [call(STR, a=STR), call(BYTES, a=BYTES), call(INT, a=INT)]
+        match = match_type_var(calls, ["a"])
+        assert match is not None
+        assert match.constraints == (BYTES, INT, STR)
+
+    def test_only_some_parameters_linked(self) -> None:
+        calls = [call(INT, a=INT, n=INT), call(STR, a=STR, n=INT)]
+        assert match_type_var(calls, ["a", "n"]) == TypeVarMatch(("a",), (INT, STR))
+
+    def test_one_call_is_no_match(self) -> None:
+        assert match_type_var([call(INT, a=INT)], ["a"]) is None
+
+    def test_one_return_type_is_no_match(self) -> None:
+        assert match_type_var([call(INT, a=INT), call(INT, a=INT, b=STR)], ["a"]) is None
+
+    def test_mismatched_call_is_no_match(self) -> None:
+        calls = [call(INT, a=INT, b=INT), call(STR, a=STR, b=STR), call(STR, a=INT, b=STR)]
+        # b still matches, but a varies without matching, so the call does not fit.
+        assert match_type_var(calls, ["a", "b"]) is None
+
+    def test_other_varying_parameter_is_no_match(self) -> None:
+        # The return could depend on b as well, which the pattern cannot express.
+        calls = [call(INT, a=INT, b=INT), call(STR, a=STR, b=BYTES)]
+        assert match_type_var(calls, ["a"]) is None
+
+    def test_raised_call_is_no_match(self) -> None:
+        assert match_type_var([call(INT, a=INT), call(STR, a=STR), call(None, a=STR)], ["a"]) is None
+
+    def test_none_return_is_no_match(self) -> None:
+        assert match_type_var([call(INT, a=INT), call(NONE, a=NONE)], ["a"]) is None
+
+    def test_same_class_twice_is_no_match(self) -> None:
+        calls = [call(generic("list", INT), a=generic("list", INT)), call(generic("list", STR), a=generic("list", STR))]
+        assert match_type_var(calls, ["a"]) is None
+
+    def test_too_many_constraints(self) -> None:
+        calls = [call(ref, a=ref) for ref in (INT, STR, BYTES)]
+        assert match_type_var(calls, ["a"], max_constraints=2) is None
+        assert match_type_var(calls, ["a"], max_constraints=3) is not None
+
+    def test_non_candidate_not_linked(self) -> None:
+        calls = [call(INT, a=INT, b=INT), call(STR, a=STR, b=STR)]
+        assert match_type_var(calls, ["a"]) is None

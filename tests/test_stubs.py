@@ -58,8 +58,8 @@ class TestFunctions:
     def test_union_of_traces(self) -> None:
         text = stub_text(
             "def f(a):\n    return a\n",
-            trace("f", {"a": INT}, INT),
-            trace("f", {"a": STR}, STR),
+            trace("f", {"a": INT}, STR),
+            trace("f", {"a": STR}, INT),
         )
         assert "def f(a: int | str) -> int | str: ..." in text
 
@@ -477,8 +477,8 @@ class TestCombining:
         """Observed int and float merge into float for a parameter and a return."""
         text = stub_text(
             "def f(a):\n    return a\n",
-            trace("f", {"a": INT}, INT),
-            trace("f", {"a": FLOAT}, FLOAT),
+            trace("f", {"a": INT}, FLOAT),
+            trace("f", {"a": FLOAT}, INT),
         )
         assert "def f(a: float) -> float: ..." in text
 
@@ -501,3 +501,68 @@ class TestCombining:
         assert "def f(a: Any = ...) -> Any: ..." in text
         stub = build_stub(MODULE, traces, source, max_union_size=3)
         assert "def f(a: bytes | int | str | None = ...) -> bytes | int | str: ..." in stub.render()
+
+
+TYPE_VAR_SOURCE = """\
+class Node:
+    pass
+
+
+def add(a, b):
+    return a + b
+
+
+def pick(x, flag=False):
+    return x
+
+
+def describe(a=None):
+    return a
+"""
+NODE = TypeRef(MODULE, "Node")
+TYPE_VAR_TRACES = [
+    trace("add", {"a": INT, "b": INT}, INT),
+    trace("add", {"a": STR, "b": STR}, STR),
+    trace("pick", {"x": INT, "flag": TypeRef("builtins", "bool")}, INT),
+    trace("pick", {"x": NODE, "flag": TypeRef("builtins", "bool")}, NODE),
+    trace("describe", {"a": INT}, INT),
+    trace("describe", {"a": STR}, STR),
+]
+
+
+class TestTypeVars:
+    def test_declared_and_used(self) -> None:
+        """Arguments and return that move together share a constrained TypeVar."""
+        text = stub_text(TYPE_VAR_SOURCE, *TYPE_VAR_TRACES)
+        assert 'from typing import Any, TypeVar\n\n_T = TypeVar("_T", int, str)\n' in text
+        assert "def add(a: _T, b: _T) -> _T: ..." in text
+
+    def test_one_declaration_per_constraint_set(self) -> None:
+        text = stub_text(TYPE_VAR_SOURCE, *TYPE_VAR_TRACES)
+        assert '_T1 = TypeVar("_T1", int, Node)' in text
+        assert "def pick(x: _T1, flag: bool = ...) -> _T1: ..." in text
+        assert text.count("TypeVar(") == 2
+
+    def test_default_parameter_not_linked(self) -> None:
+        """A parameter with a default keeps the union, so no TypeVar is declared for it."""
+        text = stub_text(TYPE_VAR_SOURCE, *TYPE_VAR_TRACES)
+        assert "def describe(a: int | str | None = ...) -> int | str: ..." in text
+
+    def test_name_avoids_module_names(self) -> None:
+        source = "_T = 1\n\ndef add(a, b):\n    return a + b\n"
+        text = stub_text(source, *TYPE_VAR_TRACES[:2])
+        assert '_T1 = TypeVar("_T1", int, str)' in text
+        assert "def add(a: _T1, b: _T1) -> _T1: ..." in text
+
+    def test_generator_not_linked(self) -> None:
+        source = "def g(a):\n    yield a\n    return a\n"
+        text = stub_text(source, trace("g", {"a": INT}, INT, INT), trace("g", {"a": STR}, STR, STR))
+        assert "TypeVar" not in text
+
+    def test_existing_return_not_linked(self) -> None:
+        source = "def add(a, b) -> object:\n    return a + b\n"
+        text = stub_text(source, *TYPE_VAR_TRACES[:2])
+        assert "def add(a: int | str, b: int | str) -> object: ..." in text
+
+    def test_passes_mypy(self, tmp_path: Path) -> None:
+        run_mypy(tmp_path, stub_text(TYPE_VAR_SOURCE, *TYPE_VAR_TRACES))

@@ -5,7 +5,8 @@ imported under ``if TYPE_CHECKING:``, names from :mod:`typing` included, and an
 annotation that uses such a name, or a class of the module, is written as a string
 unless the module has ``from __future__ import annotations``. The only name added at
 run time is a private alias of :mod:`typing` for the ``TYPE_CHECKING`` test, when the
-module has no runtime import of ``typing`` to reuse.
+module has no runtime import of ``typing`` to reuse. Constrained ``TypeVar`` declarations
+go into the same ``if TYPE_CHECKING:`` block as the imports.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def apply_stub_to_source(
     )
     annotator = _Annotator(stub, namer, quote=not scan.future_annotations)
     annotated = module.visit(annotator)
-    if not namer.imports:
+    if not namer.imports and not namer.type_vars:
         return annotated.code
     return _add_imports(annotated, namer).code
 
@@ -232,7 +233,12 @@ def _accessor(node: cst.FunctionDef) -> Optional[PropertyAccessor]:
 
 def _add_imports(module: cst.Module, namer: AnnotationNamer) -> cst.Module:
     body = list(module.body)
-    lines = format_imports(namer.imports)
+    # TypeVar declarations go after the imports they need, in the same block, so
+    # they exist only for type checkers, like the imports. A constraint that names a
+    # class of the module is quoted even under ``from __future__ import annotations``,
+    # because TypeVar arguments are not annotations and the class comes later.
+    declarations = namer.type_var_declarations(quote_forward=True)
+    lines = [*format_imports(namer.imports), *declarations]
     block_index = _type_checking_block(body)
     new_statements: list[_Statement] = []
     if block_index is not None:

@@ -29,16 +29,21 @@ shorter where a type checker accepts the shorter form for every observed value:
 The rules apply at every depth, so the arguments of a container are combined the same
 way. Members keep the order of :func:`~typetrace.typemodel.union`, so the result does
 not depend on the order in which the types were observed.
+
+:func:`match_type_var` looks across the calls of one function instead of one slot: it
+finds parameters whose type is the return type in every call, which a stub writes
+with a constrained ``TypeVar``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Optional, Sequence
 
 from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
 
-__all__ = ["DEFAULT_MAX_UNION_SIZE", "combine_types"]
+__all__ = ["DEFAULT_MAX_UNION_SIZE", "TypeVarMatch", "combine_types", "match_type_var"]
 
 #: Default maximum number of members other than ``None`` that a combined union keeps.
 DEFAULT_MAX_UNION_SIZE = 5
@@ -175,3 +180,60 @@ def _elements(container: TypeRef) -> list[TypeRef]:
     if (container.module, container.qualname) == _TUPLE:
         return [arg for arg in container.args if arg != ELLIPSIS]
     return list(container.args[:1])
+
+
+@dataclass(frozen=True)
+class TypeVarMatch:
+    """Parameters whose type is the return type in every observed call."""
+
+    #: Names of the parameters that take the type variable, in the order given.
+    parameters: tuple[str, ...]
+    #: The distinct types the return took, in union order: the constraints of the
+    #: type variable.
+    constraints: tuple[TypeRef, ...]
+
+
+def match_type_var(
+    calls: Sequence[tuple[Mapping[str, TypeRef], Optional[TypeRef]]],
+    candidates: Iterable[str],
+    *,
+    max_constraints: int = DEFAULT_MAX_UNION_SIZE,
+) -> Optional[TypeVarMatch]:
+    """Find parameters whose type moves together with the return type across *calls*.
+
+    Each call is its argument types by parameter name and its return type (``None``
+    when the call raised). A match needs every call to fit the pattern:
+
+    * every call returned a single type other than ``None`` and ``Any``;
+    * at least one of the *candidates* had exactly the return type in every call;
+    * every other parameter, the candidates that do not match included, had one and
+      the same type in all calls, so nothing else can explain the return type;
+    * the return took between 2 and *max_constraints* types, each of a different class,
+      because a constrained type variable needs two constraints and ``list`` next to
+      ``list[int]`` would be one class twice.
+
+    ``add(int, int) -> int`` and ``add(str, str) -> str`` match with the constraints
+    ``(int, str)``, so the stub can read ``def add(a: T, b: T) -> T``.
+    """
+    if len(calls) < 2:
+        return None
+    linked = list(dict.fromkeys(candidates))
+    returned_types: list[TypeRef] = []
+    for arg_types, returned in calls:
+        if returned is None or returned in (NONE, ANY) or returned.is_union:
+            return None
+        linked = [name for name in linked if arg_types.get(name) == returned]
+        returned_types.append(returned)
+    if not linked:
+        return None
+    names = {name for arg_types, _ in calls for name in arg_types}
+    for name in names - set(linked):
+        if len({arg_types.get(name) for arg_types, _ in calls}) != 1:
+            return None
+    constraints = union(returned_types)
+    if not constraints.is_union or len(constraints.args) > max_constraints:
+        return None
+    classes = {(ref.module, ref.qualname) for ref in constraints.args}
+    if len(classes) != len(constraints.args):
+        return None
+    return TypeVarMatch(tuple(linked), constraints.args)

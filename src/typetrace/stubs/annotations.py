@@ -14,12 +14,18 @@ from typing import Collection, Mapping, Optional
 from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, optional_members, union
 
 __all__ = [
+    "TYPE_VAR_MODULE",
     "AnnotationNamer",
     "Binding",
     "NewImport",
     "RenderedAnnotation",
+    "constrained_type_var",
     "public_type",
 ]
+
+#: Reserved module of a :class:`TypeRef` that is a constrained ``TypeVar``, whose
+#: arguments are the constraints. :class:`AnnotationNamer` names and declares it.
+TYPE_VAR_MODULE = "<TypeVar>"
 
 _CALLABLE = TypeRef("typing", "Callable", (ELLIPSIS, ANY))
 
@@ -75,6 +81,11 @@ _PUBLIC_NAMES: dict[tuple[str, str], TypeRef] = {
 }
 
 
+def constrained_type_var(constraints: tuple[TypeRef, ...]) -> TypeRef:
+    """Return the reference to a ``TypeVar`` constrained to *constraints*."""
+    return TypeRef(TYPE_VAR_MODULE, "TypeVar", constraints)
+
+
 def public_type(ref: TypeRef) -> TypeRef:
     """Return *ref* with every class replaced by a name that can be imported, or ``Any``.
 
@@ -83,6 +94,8 @@ def public_type(ref: TypeRef) -> TypeRef:
     alias become ``Any``.
     """
     args = tuple(public_type(arg) for arg in ref.args)
+    if ref.module == TYPE_VAR_MODULE:
+        return TypeRef(ref.module, ref.qualname, args)
     if ref.is_union:
         # A member that became Any absorbs the others.
         return union(args)
@@ -188,6 +201,9 @@ class AnnotationNamer:
     local_classes: Collection[str] = ()
     #: Names bound in the module (or a class body) that imports must not rebind.
     taken: Collection[str] = ()
+    #: Further names that a declared ``TypeVar`` must not rebind. A ``.pyi`` stub does
+    #: not bind every name of its module, but must not give any of them a new meaning.
+    type_var_taken: Collection[str] = ()
     #: Imports the module already has, by bound name, reused where they fit.
     bindings: Mapping[str, Binding] = field(default_factory=dict)
     #: Whether unions are written ``X | Y``; otherwise ``Optional`` and ``Union``.
@@ -198,6 +214,8 @@ class AnnotationNamer:
     typing_at_runtime: bool = True
     #: Imports added so far.
     imports: list[NewImport] = field(default_factory=list)
+    #: Names of the type variables used so far, by their reference.
+    type_vars: dict[TypeRef, str] = field(default_factory=dict)
     _names: dict[tuple[str, Optional[str]], str] = field(default_factory=dict)
 
     def render(self, ref: TypeRef) -> RenderedAnnotation:
@@ -213,6 +231,8 @@ class AnnotationNamer:
             return "..."
         if ref.is_union:
             return self._render_union(ref, forward)
+        if ref.module == TYPE_VAR_MODULE:
+            return self._type_var_name(ref, forward)
         name = self._name(ref, forward)
         if not ref.args:
             return name
@@ -289,8 +309,48 @@ class AnnotationNamer:
                 self.imports.append(NewImport(module, alias=alias))
         return self._names[key]
 
+    def _type_var_name(self, ref: TypeRef, forward: list[bool]) -> str:
+        # Declared where the typing imports go, so it exists at run time only when
+        # they do.
+        if not self.typing_at_runtime:
+            forward.append(True)
+        if ref not in self.type_vars:
+            number = 0
+            name = "_T"
+            unavailable = {*self.taken, *self.type_var_taken, *self._allocated(), *self.bindings}
+            while name in unavailable:
+                number += 1
+                name = f"_T{number}"
+            self.type_vars[ref] = name
+        return self.type_vars[ref]
+
+    def type_var_declarations(self, *, quote_forward: bool) -> list[str]:
+        """Return the ``TypeVar`` assignments for the type variables used so far.
+
+        Call it after the annotations are rendered and before the imports are read,
+        because the constraints may add imports, ``TypeVar`` itself included. With
+        *quote_forward*, a constraint that names a class of the module is quoted, since
+        the declaration may come before the class definition.
+        """
+        lines = []
+        for ref, name in self.type_vars.items():
+            constraints = []
+            for constraint in ref.args:
+                rendered = self.render(constraint)
+                quoted = rendered.forward and quote_forward and self._names_local_class(constraint)
+                constraints.append(f'"{rendered.text}"' if quoted else rendered.text)
+            type_var = self.typing_name("TypeVar")
+            arguments = ", ".join([f'"{name}"', *constraints])
+            lines.append(f"{name} = {type_var}({arguments})")
+        return lines
+
+    def _names_local_class(self, ref: TypeRef) -> bool:
+        if ref.module == self.module:
+            return True
+        return any(self._names_local_class(arg) for arg in ref.args)
+
     def _allocated(self) -> set[str]:
-        return {new.bound_name for new in self.imports}
+        return {new.bound_name for new in self.imports} | set(self.type_vars.values())
 
     def free_name(self, name: str) -> str:
         """Return *name*, or *name* with leading underscores, so that it binds nothing taken."""

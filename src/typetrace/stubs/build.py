@@ -5,12 +5,12 @@ from __future__ import annotations
 import ast
 import builtins
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Optional, Sequence, Union
 
-from typetrace.combining import DEFAULT_MAX_UNION_SIZE, combine_types
+from typetrace.combining import DEFAULT_MAX_UNION_SIZE, combine_types, match_type_var
 from typetrace.exceptions import TypeTraceError
-from typetrace.stubs.annotations import NewImport, public_type
+from typetrace.stubs.annotations import NewImport, constrained_type_var, public_type
 from typetrace.stubs.model import (
     ClassStub,
     FunctionStub,
@@ -227,6 +227,15 @@ class _Builder:
             return_type = None
         elif return_type is not None:
             existing_return = None
+        if return_type is not None and not function.is_generator:
+            linked = self.linked_type_var(function, traces, parameters)
+            if linked is not None:
+                type_var, names = linked
+                parameters = tuple(
+                    replace(parameter, annotation=type_var) if parameter.name in names else parameter
+                    for parameter in parameters
+                )
+                return_type = type_var
         self.note_references(return_type)
         for parameter in parameters:
             self.note_references(parameter.annotation)
@@ -292,6 +301,35 @@ class _Builder:
                 existing = None
             stubs.append(ParameterStub(arg.arg, kind, has_default, traced, existing))
         return tuple(stubs)
+
+    def linked_type_var(
+        self, function: FunctionNode, traces: list[CallTrace], parameters: tuple[ParameterStub, ...]
+    ) -> Optional[tuple[TypeRef, tuple[str, ...]]]:
+        """Return a constrained ``TypeVar`` for the return and the parameters that move with it.
+
+        See :func:`typetrace.combining.match_type_var` for when they do. Only
+        parameters with an annotation to write and without a default, which would have
+        to fit every constraint, are candidates.
+        """
+        if function.accessor is not None or function.node.name in _OBJECT_PARAMETER_METHODS:
+            return None
+        candidates = [
+            parameter.name
+            for parameter in parameters
+            if parameter.annotation is not None
+            and not parameter.has_default
+            and parameter.kind not in (ParameterKind.VAR_POSITIONAL, ParameterKind.VAR_KEYWORD)
+        ]
+        calls = [(trace.arg_types, trace.return_type) for trace in traces]
+        match = match_type_var(calls, candidates, max_constraints=self.max_union_size)
+        if match is None:
+            return None
+        constraints = tuple(self.combine([constraint]) or ANY for constraint in match.constraints)
+        public = [public_type(constraint) for constraint in constraints]
+        # Constraints that become Any, or the same public class, cannot be told apart.
+        if ANY in public or len(set(public)) != len(public):
+            return None
+        return constrained_type_var(constraints), match.parameters
 
     def return_annotation(self, function: FunctionNode, traces: list[CallTrace]) -> Optional[TypeRef]:
         returned = self.combine(trace.return_type for trace in traces)

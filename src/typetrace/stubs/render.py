@@ -22,6 +22,7 @@ def render_module_stub(stub: ModuleStub) -> str:
         module=stub.module,
         local_classes={cls.qualname for cls in _walk_classes(stub.classes)},
         taken=_stub_names(stub),
+        type_var_taken=stub.source_names,
         bindings={new.bound_name: new.binding() for new in stub.source_imports},
     )
     body: list[str] = []
@@ -37,6 +38,10 @@ def render_module_stub(stub: ModuleStub) -> str:
     body.append("")
     body.append(INCOMPLETE_MARKER_COMMENT)
     body.append(f"def __getattr__(name: str) -> {namer.render(ANY).text}: ...")
+    # Declarations may add imports, so they are rendered before the header.
+    declarations = namer.type_var_declarations(quote_forward=False)
+    if declarations:
+        body[0:0] = ["", *declarations]
     header = format_imports([*stub.source_imports, *namer.imports])
     lines = [*header, *body] if header else body[1:]
     return "\n".join(lines) + "\n" if lines else ""
