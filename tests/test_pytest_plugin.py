@@ -65,3 +65,38 @@ def test_off_by_default(suite: pytest.Pytester) -> None:
     result = suite.runpytest_subprocess()
     result.assert_outcomes(passed=2)
     assert not (suite.path / "typetrace.sqlite3").exists()
+
+
+def test_xdist_workers_record_once(suite: pytest.Pytester) -> None:
+    """With -n 2 the workers write the calls and the controller counts none twice."""
+    pytest.importorskip("xdist")
+    db = suite.path / "xdist.sqlite3"
+    suite.makepyfile(
+        test_more="""
+        from mylib import double
+
+
+        def test_double_float():
+            assert double(1.5) == 3.0
+
+
+        def test_double_list():
+            assert double([1]) == [1, 1]
+        """
+    )
+
+    result = suite.runpytest_subprocess("-n", "2", "--typetrace", f"--typetrace-db={db}", "--typetrace-all-calls")
+
+    result.assert_outcomes(passed=4)
+    store = SQLiteStore.make_store(str(db))
+    try:
+        traces = [thunk.to_trace() for thunk in store.filter("mylib", "double")]
+    finally:
+        store.close()
+    assert sum(trace.call_count for trace in traces) == 4
+    assert {trace.arg_types["value"] for trace in traces} == {
+        TypeRef("builtins", "int"),
+        TypeRef("builtins", "str"),
+        TypeRef("builtins", "float"),
+        TypeRef("builtins", "list", (TypeRef("builtins", "int"),)),
+    }

@@ -1,4 +1,9 @@
-"""The pytest plugin: ``pytest --typetrace`` records the types seen while tests run."""
+"""The pytest plugin: ``pytest --typetrace`` records the types seen while tests run.
+
+With pytest-xdist (``-n``), each worker traces the tests it runs and writes to the
+store itself. The controller runs no tests and does not trace, so no call is counted
+twice.
+"""
 
 from __future__ import annotations
 
@@ -46,8 +51,19 @@ class _SessionTracer:
             context.__exit__(None, None, None)
 
 
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    if hasattr(config, "workerinput"):
+        return False
+    return bool(getattr(config.option, "numprocesses", None)) or getattr(config.option, "dist", "no") != "no"
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    if not _option(config, "typetrace"):
+    from typetrace.tracing import active_session
+
+    if not _option(config, "typetrace") or _is_xdist_controller(config):
+        return
+    # Already traced, for example under "typetrace run -m pytest": that session records.
+    if active_session() is not None:
         return
     config_path = _option(config, "typetrace_config")
     db = _option(config, "typetrace_db")
