@@ -339,3 +339,31 @@ def test_settings_keep_urls() -> None:
     assert settings is not None
     assert settings.db == "postgresql://user@127.0.0.1:5432/test"
 
+
+
+def test_traced_under_coverage(tmp_path: Path) -> None:
+    """Under ``coverage run``, typetrace records the calls and coverage measures the
+    lines; on 3.12+ coverage uses sys.monitoring too."""
+    pytest.importorskip("coverage")
+    write(
+        tmp_path / "covered.py",
+        """
+        def branch(value):
+            if value:
+                return "yes"
+            return "no"
+
+
+        print(branch(1), branch(0))
+        """,
+    )
+    env = clean_environment(COVERAGE_CORE="sysmon", COVERAGE_FILE=str(tmp_path / ".coverage"))
+    db = tmp_path / "traces.sqlite3"
+
+    result = run_python(["-m", "coverage", "run", "-m", "typetrace", "run", "--db", str(db), "covered.py"], tmp_path, env)
+    report = run_python(["-m", "coverage", "report", "--include=covered.py", "--format=total"], tmp_path, env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "yes no\n"
+    assert report.stdout.strip() == "100", report.stdout + report.stderr
+    assert calls_of(stored(db), "covered:branch") == 2

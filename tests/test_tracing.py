@@ -739,3 +739,36 @@ def test_default_sink_writes_to_store(tmp_path: Path) -> None:
         store.close()
     assert [t.return_type for t in stored] == [STR]
     assert [t.call_count for t in stored] == [2]
+
+
+# Other sys.monitoring tools
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is new in Python 3.12")
+def test_other_monitoring_tool_keeps_id_and_events() -> None:
+    """A sys.monitoring tool registered first keeps its tool id, its events and its
+    callbacks while typetrace traces, and after."""
+    monitoring = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+    tool_id = monitoring.PROFILER_ID
+    starts: list[str] = []
+
+    def on_start(code: Any, offset: int) -> None:
+        if code is positional.__code__:
+            starts.append(code.co_name)
+
+    monitoring.use_tool_id(tool_id, "other-tool")
+    try:
+        monitoring.register_callback(tool_id, monitoring.events.PY_START, on_start)
+        monitoring.set_events(tool_id, monitoring.events.PY_START)
+
+        sink = record(lambda: positional(1))
+        positional(2)
+
+        assert monitoring.get_tool(tool_id) == "other-tool"
+        assert monitoring.get_events(tool_id) == monitoring.events.PY_START
+        assert starts == ["positional", "positional"]
+        assert args_of(sink.one("positional")) == {"a": INT, "b": FLOAT}
+    finally:
+        monitoring.set_events(tool_id, 0)
+        monitoring.register_callback(tool_id, monitoring.events.PY_START, None)
+        monitoring.free_tool_id(tool_id)
