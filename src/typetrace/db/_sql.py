@@ -33,7 +33,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Optional, Sequen
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from typetrace.db.base import CallTraceStore, CallTraceThunk, StoredRow
-from typetrace.encoding import CallTraceRow, serialize_traces
+from typetrace.encoding import CallTraceRow
 from typetrace.exceptions import StoreError
 from typetrace.tracing import CallTrace
 
@@ -107,18 +107,52 @@ def aggregate_rows(traces: Iterable[CallTrace]) -> list[tuple[str, CallTraceRow]
     signature, so concurrent writers lock rows in the same order, which keeps
     deadlocks between them rare.
     """
-    counts: dict[CallTrace, int] = {}
+    # A batch of recorded calls often repeats one CallTrace object. Grouping by id()
+    # first hashes each object's nested types once instead of once per call. Each
+    # entry keeps its trace alive, so no id is reused during the loop.
+    by_identity: dict[int, list[Any]] = {}
     for trace in traces:
-        counts[trace] = counts.get(trace, 0) + trace.call_count
+        entry = by_identity.get(id(trace))
+        if entry is None:
+            by_identity[id(trace)] = [trace, trace.call_count]
+        else:
+            entry[1] += trace.call_count
+    # Equal traces held in different objects meet again under their signature.
     merged: dict[str, CallTraceRow] = {}
-    distinct = (dataclasses.replace(trace, call_count=count) for trace, count in counts.items())
-    for row in serialize_traces(distinct):
-        signature = trace_signature(row)
+    for trace, count in by_identity.values():
+        encoded = _encode_cached(trace)
+        if encoded is None:
+            continue
+        signature, row = encoded
         previous = merged.get(signature)
-        if previous is not None:
-            row = dataclasses.replace(row, call_count=previous.call_count + row.call_count)
-        merged[signature] = row
+        total = count if previous is None else previous.call_count + count
+        merged[signature] = dataclasses.replace(row, call_count=total)
     return sorted(merged.items())
+
+
+#: Maximum number of traces in the cache of encoded rows; the cache is emptied when full.
+ENCODED_CACHE_SIZE = 20_000
+
+# Signature and row (with a call count of one) of recently written traces, so that a
+# trace that is written again in later batches is not encoded and hashed again.
+# Encoding is deterministic, so every store can share one cache.
+_encoded_rows: dict[CallTrace, tuple[str, CallTraceRow]] = {}
+
+
+def _encode_cached(trace: CallTrace) -> Optional[tuple[str, CallTraceRow]]:
+    encoded = _encoded_rows.get(trace)
+    if encoded is not None:
+        return encoded
+    try:
+        row = CallTraceRow.from_trace(dataclasses.replace(trace, call_count=1))
+    except Exception:
+        logger.exception("Failed to serialize trace %r; skipping it", trace)
+        return None
+    encoded = (trace_signature(row), row)
+    if len(_encoded_rows) >= ENCODED_CACHE_SIZE:
+        _encoded_rows.clear()
+    _encoded_rows[trace] = encoded
+    return encoded
 
 
 def aggregate_stored_rows(rows: Iterable[StoredRow]) -> list[tuple[str, StoredRow]]:
