@@ -67,7 +67,9 @@ def add_commands(
     export.set_defaults(handler=export_command)
 
     importing = commands.add_parser(
-        "import", parents=[common], help="add the traces of an export file to the store"
+        "import",
+        parents=[common],
+        help="add the traces of an export file, or of a MonkeyType store, to the store",
     )
     importing.add_argument("file", type=Path, metavar="FILE", help="an export file, or - for stdin")
     importing.add_argument(

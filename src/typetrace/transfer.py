@@ -82,16 +82,16 @@ class TransferError(TypeTraceError):
 class Skipped:
     """A row or line that an export or import left out, and why."""
 
-    #: Where it is: ``line 7`` of an export file, ``row 12`` of a MonkeyType table,
-    #: or ``pkg.mod:f`` for a stored trace.
+    #: Position of the row or line: ``line 7`` of an export file, ``row 12`` (the
+    #: rowid) of a MonkeyType table, or ``pkg.mod:f`` for a stored trace.
     location: str
-    #: Why it could not be read or converted.
+    #: Reason it could not be read or converted.
     reason: str
 
 
 @dataclass
 class TransferResult:
-    """What an export or import wrote, and what it skipped."""
+    """Counts of the rows that an export or import wrote, and the rows it skipped."""
 
     #: Rows written: stored traces for an export and an import of an export, calls
     #: recorded by MonkeyType for an import of a MonkeyType store.
@@ -219,12 +219,14 @@ def _row_from_line(line: Union[str, bytes]) -> StoredRow:
         raise ValueError(f"invalid JSON: {error}") from error
     if not isinstance(document, dict):
         raise ValueError(f"expected a JSON object, got {type(document).__name__}")
+
     missing = sorted(_ROW_KEYS - set(document))
     if missing:
         raise ValueError(f"missing keys {missing!r}")
     unknown = sorted(set(document) - _ROW_KEYS)
     if unknown:
         raise ValueError(f"unknown keys {unknown!r}")
+
     call_count = document["call_count"]
     if not _is_int(call_count) or call_count < 1:
         raise ValueError(f"call_count must be a positive integer, got {call_count!r}")
@@ -232,6 +234,7 @@ def _row_from_line(line: Union[str, bytes]) -> StoredRow:
     last_seen = _timestamp(document, "last_seen")
     if first_seen > last_seen:
         raise ValueError(f"first_seen {first_seen!r} is later than last_seen {last_seen!r}")
+
     format_version = document["format_version"]
     if not _is_int(format_version):
         raise ValueError(f"format_version must be an integer, got {format_version!r}")
@@ -239,6 +242,7 @@ def _row_from_line(line: Union[str, bytes]) -> StoredRow:
     qualname = document["qualname"]
     if not isinstance(module, str) or not isinstance(qualname, str) or not module or not qualname:
         raise ValueError(f"module and qualname must be non-empty strings, got {module!r}, {qualname!r}")
+
     row = CallTraceRow(
         module=module,
         qualname=qualname,
