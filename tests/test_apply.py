@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import stat
@@ -21,6 +22,7 @@ from typetrace.typemodel import ANY, NONE, TypeRef
 MODULE = "pkg.mod"
 INT = TypeRef("builtins", "int")
 STR = TypeRef("builtins", "str")
+BYTES = TypeRef("builtins", "bytes")
 PYTHON_39 = Path(__file__).resolve().parents[1] / ".venv-3.9" / "bin" / "python"
 
 
@@ -72,6 +74,21 @@ GOLDEN = [
         (3, 9),
         'import typing as _typing\n\nif _typing.TYPE_CHECKING:\n    from typing import Union\n\n\ndef f(a: "Union[int, str]") -> "Union[int, str]":\n    return a\n',
         id="union-py39",
+    ),
+    pytest.param(
+        "def f(a, b):\n    return a\n",
+        [trace("f", {"a": TypeRef("builtins", "list", (INT,)), "b": NONE}, TypeRef("builtins", "dict", (STR, INT)))],
+        (3, 8),
+        'import typing as _typing\n\nif _typing.TYPE_CHECKING:\n    from typing import Dict, List\n\n\n'
+        'def f(a: "List[int]", b: None) -> "Dict[str, int]":\n    return a\n',
+        id="generics-py38",
+    ),
+    pytest.param(
+        "def f(a):\n    return a\n",
+        [trace("f", {"a": TypeRef("builtins", "list", (INT,))}, TypeRef("builtins", "tuple", (INT, STR)))],
+        (3, 9),
+        "def f(a: list[int]) -> tuple[int, str]:\n    return a\n",
+        id="generics-py39",
     ),
     pytest.param(
         '"""Doc."""\nimport os\n\n\ndef f(a):\n    return a\n',
@@ -464,3 +481,60 @@ class TestTypeVars:
         assert re.search(r'Revealed type is "(builtins\.)?int"', result.stdout), result.stdout
         assert 'Revealed type is "mod.Node"' in result.stdout
         assert "Success: no issues found" in result.stdout, result.stdout + path.read_text()
+
+
+def test_target_version_too_old() -> None:
+    with pytest.raises(ApplyError, match="3.6 is not supported"):
+        apply("def f(a):\n    return a\n", trace("f", {"a": INT}, INT), target=(3, 6))
+
+
+class TestCommandOptions:
+    """The apply options of the command line, run in process against a SQLite store."""
+
+    SOURCE = "def f(a, b):\n    return a\n"
+
+    @pytest.fixture()
+    def project(self, tmp_path: Path) -> Path:
+        from typetrace.db.sqlite import SQLiteStore
+
+        (tmp_path / "mod.py").write_text(self.SOURCE)
+        store = SQLiteStore.make_store(str(tmp_path / "traces.sqlite3"))
+        list_int = TypeRef("builtins", "list", (INT,))
+        store.add(
+            [
+                CallTrace("mod", "f", {"a": list_int, "b": INT}, NONE),
+                CallTrace("mod", "f", {"a": NONE, "b": STR}, NONE),
+                CallTrace("mod", "f", {"a": NONE, "b": BYTES}, NONE),
+            ]
+        )
+        store.close()
+        return tmp_path
+
+    def run(self, project: Path, *args: str) -> tuple[int, str, str]:
+        from typetrace.cli import main
+
+        stdout, stderr = io.StringIO(), io.StringIO()
+        path = str(project / "mod.py")
+        code = main(["--db", str(project / "traces.sqlite3"), "apply", path, *args], stdout, stderr)
+        return code, stdout.getvalue(), stderr.getvalue()
+
+    def test_target_version(self, project: Path) -> None:
+        code, out, err = self.run(project, "--diff", "--target-version", "3.8")
+        assert code == 0, err
+        assert '+def f(a: "Optional[List[int]]", b: "Union[bytes, int, str]") -> None:' in out
+
+    def test_max_union_size(self, project: Path) -> None:
+        code, out, err = self.run(project, "--diff", "--max-union-size", "2", "--target-version", "3.10")
+        assert code == 0, err
+        assert '+def f(a: list[int] | None, b: "Any") -> None:' in out
+
+    def test_invalid_target_version(self, project: Path) -> None:
+        code, _, err = self.run(project, "--target-version", "3")
+        assert code == 1
+        assert "Invalid target version '3': expected MAJOR.MINOR, such as 3.9 (option --target-version)" in err
+        assert (project / "mod.py").read_text() == self.SOURCE
+
+    def test_invalid_max_union_size(self, project: Path) -> None:
+        code, _, err = self.run(project, "--max-union-size", "0")
+        assert code == 1
+        assert "Invalid --max-union-size 0: it must be at least 1" in err

@@ -12,6 +12,7 @@ from typing import Mapping, Optional
 import pytest
 
 from typetrace.stubs import ModuleStub, PropertyAccessor, StubBuildError, build_stub
+from typetrace.stubs.annotations import parse_target_version
 from typetrace.tracing import CallTrace
 from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef
 
@@ -566,3 +567,104 @@ class TestTypeVars:
 
     def test_passes_mypy(self, tmp_path: Path) -> None:
         run_mypy(tmp_path, stub_text(TYPE_VAR_SOURCE, *TYPE_VAR_TRACES))
+
+
+def list_of(*args: TypeRef) -> TypeRef:
+    return TypeRef("builtins", "list", args)
+
+
+TARGET_SOURCE = "def f(a, b, c, d):\n    return a\n"
+TARGET_TRACES = [
+    trace(
+        "f",
+        {
+            "a": list_of(INT),
+            "b": TypeRef("builtins", "dict", (STR, TypeRef("builtins", "tuple", (INT, ELLIPSIS)))),
+            "c": TypeRef("_collections", "deque", (INT,)),
+            "d": TypeRef("collections.abc", "Set", (STR,)),
+        },
+        list_of(INT),
+    ),
+    trace("f", {"a": NONE, "b": TypeRef("builtins", "dict"), "c": STR, "d": TypeRef("collections.abc", "Set", (STR,))}, BYTES),
+]
+
+
+class TestTargetVersion:
+    @pytest.mark.parametrize(
+        ("target", "expected"),
+        [
+            (
+                (3, 12),
+                "def f(a: list[int] | None, b: dict[str, tuple[int, ...]], c: str | collections.deque[int], "
+                "d: collections.abc.Set[str]) -> bytes | list[int]: ...",
+            ),
+            (
+                (3, 9),
+                "def f(a: Optional[list[int]], b: dict[str, tuple[int, ...]], c: Union[str, collections.deque[int]], "
+                "d: collections.abc.Set[str]) -> Union[bytes, list[int]]: ...",
+            ),
+            (
+                (3, 8),
+                "def f(a: Optional[List[int]], b: Dict[str, Tuple[int, ...]], c: Union[str, Deque[int]], "
+                "d: AbstractSet[str]) -> Union[bytes, List[int]]: ...",
+            ),
+        ],
+    )
+    def test_rendered_syntax(self, target: tuple[int, int], expected: str) -> None:
+        stub = build_stub(MODULE, TARGET_TRACES, TARGET_SOURCE)
+        assert expected in stub.render(target_version=target)
+
+    def test_typing_imports_below_39(self) -> None:
+        text = build_stub(MODULE, TARGET_TRACES, TARGET_SOURCE).render(target_version=(3, 8))
+        assert "from typing import AbstractSet, Any, Deque, Dict, List, Optional, Tuple, Union\n" in text
+        assert "import collections" not in text
+
+    def test_default_is_newest_syntax(self) -> None:
+        stub = build_stub(MODULE, TARGET_TRACES, TARGET_SOURCE)
+        assert stub.render() == stub.render(target_version=(3, 12))
+
+    def test_too_old_raises(self) -> None:
+        stub = build_stub(MODULE, TARGET_TRACES, TARGET_SOURCE)
+        with pytest.raises(ValueError, match="3.6 is not supported; use 3.7 or newer"):
+            stub.render(target_version=(3, 6))
+
+    def test_bare_containers_unchanged(self) -> None:
+        text = stub_text("def f(a):\n    pass\n", trace("f", {"a": list_of()}))
+        stub = build_stub(MODULE, [trace("f", {"a": list_of()})], "def f(a):\n    pass\n")
+        assert "def f(a: list) -> None: ..." in text
+        assert "def f(a: list) -> None: ..." in stub.render(target_version=(3, 8))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("3.8", (3, 8)), ("3.13", (3, 13)), (" 3.10 ", (3, 10)), ("4.0", (4, 0))],
+)
+def test_parse_target_version(text: str, expected: tuple[int, int]) -> None:
+    assert parse_target_version(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("3", "expected MAJOR.MINOR"), ("3.x", "expected MAJOR.MINOR"), ("3.9.1", "expected MAJOR.MINOR"), ("2.7", "not supported")],
+)
+def test_parse_target_version_invalid(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_target_version(text)
+
+
+def test_stub_command_target_version(tmp_path: Path) -> None:
+    """`typetrace stub --target-version 3.8` writes typing aliases and Optional."""
+    import io
+
+    from typetrace.cli import main
+    from typetrace.db.sqlite import SQLiteStore
+
+    (tmp_path / "mod.py").write_text("def f(a):\n    return a\n")
+    store = SQLiteStore.make_store(str(tmp_path / "traces.sqlite3"))
+    store.add([CallTrace("mod", "f", {"a": list_of(INT)}, NONE), CallTrace("mod", "f", {"a": NONE}, NONE)])
+    store.close()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    arguments = ["--db", str(tmp_path / "traces.sqlite3"), "stub", str(tmp_path / "mod.py"), "--target-version", "3.8"]
+    code = main(arguments, stdout, stderr)
+    assert code == 0, stderr.getvalue()
+    assert "def f(a: Optional[List[int]]) -> None: ..." in stdout.getvalue()

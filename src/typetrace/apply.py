@@ -25,7 +25,7 @@ from typing import Optional, Sequence, Union
 import libcst as cst
 
 from typetrace.exceptions import TypeTraceError
-from typetrace.stubs.annotations import AnnotationNamer
+from typetrace.stubs.annotations import AnnotationNamer, syntax_for_target
 from typetrace.stubs.model import FunctionStub, ModuleStub, ParameterStub, PropertyAccessor
 from typetrace.stubs.render import format_imports
 from typetrace.stubs.scan import scan_module
@@ -72,11 +72,16 @@ def apply_stub_to_source(
     Functions without a stub, comments and formatting are left as they are, and
     applying the same stub again returns the same text. *target_version* is the
     oldest Python the module runs on: below 3.10, unions are written with
-    ``Optional`` and ``Union``.
+    ``Optional`` and ``Union``, and below 3.9 generic classes with their
+    :mod:`typing` aliases such as ``List``.
 
     Raises:
-        ApplyError: *source* cannot be parsed.
+        ApplyError: *source* cannot be parsed, or *target_version* is older than 3.7.
     """
+    try:
+        pep604, pep585 = syntax_for_target(target_version)
+    except ValueError as error:
+        raise ApplyError(str(error)) from error
     try:
         module = cst.parse_module(source)
         scan = scan_module(ast.parse(source))
@@ -88,7 +93,8 @@ def apply_stub_to_source(
         local_classes={cls.qualname for cls in scan.iter_classes()},
         taken=scan.names,
         bindings=scan.bindings(),
-        pep604=target_version >= (3, 10),
+        pep604=pep604,
+        pep585=pep585,
         typing_at_runtime=False,
     )
     annotator = _Annotator(stub, namer, quote=not scan.future_annotations)
@@ -98,10 +104,17 @@ def apply_stub_to_source(
     return _add_imports(annotated, namer).code
 
 
-def apply_stub_to_file(path: Path, stub: ModuleStub, *, write: bool = True) -> ApplyResult:
+def apply_stub_to_file(
+    path: Path,
+    stub: ModuleStub,
+    *,
+    write: bool = True,
+    target_version: tuple[int, int] = (sys.version_info[0], sys.version_info[1]),
+) -> ApplyResult:
     """Apply *stub* to the source file at *path*, rewriting the file if *write* is true.
 
     The file is replaced atomically and keeps its encoding, line endings and mode.
+    *target_version* is as for :func:`apply_stub_to_source`.
 
     Raises:
         ApplyError: the file cannot be read, parsed or written; it is left unchanged.
@@ -114,7 +127,7 @@ def apply_stub_to_file(path: Path, stub: ModuleStub, *, write: bool = True) -> A
     except (OSError, SyntaxError, UnicodeDecodeError) as error:
         raise ApplyError(f"Failed to read {path}: {error}") from error
     try:
-        new_source = apply_stub_to_source(old_source, stub)
+        new_source = apply_stub_to_source(old_source, stub, target_version=target_version)
     except ApplyError as error:
         raise ApplyError(f"Failed to apply annotations to {path}: {error}") from error
     changed = new_source != old_source

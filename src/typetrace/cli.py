@@ -177,19 +177,35 @@ def _build(ctx: Context, target: ModuleTarget) -> ModuleStub:
         source = target.path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise CommandError(f"Cannot read source of {target.module} at {target.path}: {error}") from error
+    if ctx.args.max_union_size < 1:
+        raise CommandError(f"Invalid --max-union-size {ctx.args.max_union_size}: it must be at least 1")
     try:
-        return build_stub(target.module, traces, source, overwrite_existing=ctx.args.overwrite_existing)
+        return build_stub(
+            target.module,
+            traces,
+            source,
+            overwrite_existing=ctx.args.overwrite_existing,
+            max_union_size=ctx.args.max_union_size,
+        )
     except StubBuildError as error:
         raise CommandError(f"Cannot read {target.path}: {error.__cause__ or error}") from error
 
 
 def stub_command(ctx: Context) -> int:
     """Print a stub, or write one ``.pyi`` per module under ``--output-dir``."""
+    from typetrace.stubs.annotations import parse_target_version
+
     output_dir: Optional[Path] = ctx.args.output_dir
+    target_version = None
+    if ctx.args.target_version is not None:
+        try:
+            target_version = parse_target_version(ctx.args.target_version)
+        except ValueError as error:
+            raise CommandError(f"{error} (option --target-version)") from error
     targets = _resolve_targets(ctx, ctx.args.module, allow_package=output_dir is not None)
     for target in targets:
         stub = _build(ctx, target)
-        text = stub.render()
+        text = stub.render(target_version=target_version)
         if output_dir is None:
             ctx.stdout.write(text)
             continue
@@ -227,11 +243,17 @@ def _write_package_stubs(output_dir: Path, targets: Sequence[ModuleTarget]) -> N
 def apply_command(ctx: Context) -> int:
     """Write annotations into the source of a module, or show them with ``--diff``."""
     from typetrace.apply import apply_stub_to_file
+    from typetrace.stubs.annotations import parse_target_version
 
+    running = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    try:
+        target_version = parse_target_version(ctx.args.target_version or running)
+    except ValueError as error:
+        raise CommandError(f"{error} (option --target-version)") from error
     targets = _resolve_targets(ctx, ctx.args.module, allow_package=True)
     for target in targets:
         stub = _build(ctx, target)
-        result = apply_stub_to_file(target.path, stub, write=not ctx.args.diff)
+        result = apply_stub_to_file(target.path, stub, write=not ctx.args.diff, target_version=target_version)
         if ctx.args.diff:
             ctx.stdout.write(result.diff())
         elif result.changed:
@@ -314,6 +336,22 @@ def build_parser() -> argparse.ArgumentParser:
             help="replace annotations already in the source (default: keep them)",
         )
         sub.add_argument("--limit", type=int, help="maximum number of distinct traces read per module")
+        sub.add_argument(
+            "--target-version",
+            metavar="X.Y",
+            help="oldest Python the annotations must work on: below 3.10 unions are written with "
+            "Optional and Union, below 3.9 generics with List, Dict and the other typing aliases "
+            "(default for apply: the Python running typetrace; for stub: X | Y and list[X], which "
+            "type checkers accept in .pyi files for every Python)",
+        )
+        sub.add_argument(
+            "--max-union-size",
+            type=int,
+            default=5,
+            metavar="N",
+            help="maximum number of members, None not counted, of a union before it is widened to a "
+            "collections.abc class or Any (default: 5)",
+        )
         sub.set_defaults(handler=handler)
         if name == "stub":
             sub.add_argument(

@@ -19,8 +19,11 @@ __all__ = [
     "Binding",
     "NewImport",
     "RenderedAnnotation",
+    "MIN_TARGET_VERSION",
     "constrained_type_var",
+    "parse_target_version",
     "public_type",
+    "syntax_for_target",
 ]
 
 #: Reserved module of a :class:`TypeRef` that is a constrained ``TypeVar``, whose
@@ -28,6 +31,28 @@ __all__ = [
 TYPE_VAR_MODULE = "<TypeVar>"
 
 _CALLABLE = TypeRef("typing", "Callable", (ELLIPSIS, ANY))
+
+#: Oldest Python that annotations can target: ``typing.OrderedDict`` and
+#: ``from __future__ import annotations`` are new in 3.7.
+MIN_TARGET_VERSION = (3, 7)
+
+#: Generic classes that cannot be subscripted before Python 3.9 (PEP 585), mapped to
+#: the :mod:`typing` alias that annotations use instead. Every class of
+#: :mod:`collections.abc` maps to the :mod:`typing` name of the same name, except ``Set``.
+_PRE_PEP585_NAMES: dict[tuple[str, str], str] = {
+    ("builtins", "list"): "List",
+    ("builtins", "dict"): "Dict",
+    ("builtins", "set"): "Set",
+    ("builtins", "frozenset"): "FrozenSet",
+    ("builtins", "tuple"): "Tuple",
+    ("builtins", "type"): "Type",
+    ("collections", "deque"): "Deque",
+    ("collections", "defaultdict"): "DefaultDict",
+    ("collections", "OrderedDict"): "OrderedDict",
+    ("collections", "Counter"): "Counter",
+    ("collections", "ChainMap"): "ChainMap",
+    ("collections.abc", "Set"): "AbstractSet",
+}
 
 #: Classes whose ``__module__`` cannot be imported from, or is not the name the
 #: standard library documents, mapped to the public name (CPython 3.9 to 3.13).
@@ -111,6 +136,40 @@ def public_type(ref: TypeRef) -> TypeRef:
         # attributes of it.
         return TypeRef("typing", "Iterator") if ref.qualname.endswith("iterator") else ANY
     return TypeRef(ref.module, ref.qualname, args)
+
+
+def syntax_for_target(target_version: tuple[int, int]) -> tuple[bool, bool]:
+    """Return the ``pep604`` and ``pep585`` flags of :class:`AnnotationNamer` for *target_version*.
+
+    Raises:
+        ValueError: *target_version* is older than :data:`MIN_TARGET_VERSION`.
+    """
+    if tuple(target_version) < MIN_TARGET_VERSION:
+        oldest = ".".join(map(str, MIN_TARGET_VERSION))
+        raise ValueError(f"Target version {target_version[0]}.{target_version[1]} is not supported; use {oldest} or newer")
+    return target_version >= (3, 10), target_version >= (3, 9)
+
+
+def parse_target_version(text: str) -> tuple[int, int]:
+    """Parse a Python version written ``X.Y``, such as ``3.9``, and check it is supported.
+
+    Raises:
+        ValueError: *text* is not of the form ``X.Y``, or names a version older than
+            :data:`MIN_TARGET_VERSION`.
+    """
+    parts = text.strip().split(".")
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        raise ValueError(f"Invalid target version {text!r}: expected MAJOR.MINOR, such as 3.9")
+    version = (int(parts[0]), int(parts[1]))
+    syntax_for_target(version)
+    return version
+
+
+def _pre_pep585_name(ref: TypeRef) -> Optional[str]:
+    alias = _PRE_PEP585_NAMES.get((ref.module, ref.qualname))
+    if alias is None and ref.module == "collections.abc":
+        return ref.qualname
+    return alias
 
 
 def _is_nameable(ref: TypeRef) -> bool:
@@ -208,6 +267,9 @@ class AnnotationNamer:
     bindings: Mapping[str, Binding] = field(default_factory=dict)
     #: Whether unions are written ``X | Y``; otherwise ``Optional`` and ``Union``.
     pep604: bool = True
+    #: Whether built-in and :mod:`collections` classes are subscripted themselves
+    #: (``list[int]``); otherwise through their :mod:`typing` aliases (``List[int]``).
+    pep585: bool = True
     #: Whether added ``typing`` imports run at run time. ``apply`` sets it to False so
     #: that it binds no new public name in the module, which ``from m import *`` of a
     #: module without ``__all__`` would pass on.
@@ -233,9 +295,10 @@ class AnnotationNamer:
             return self._render_union(ref, forward)
         if ref.module == TYPE_VAR_MODULE:
             return self._type_var_name(ref, forward)
-        name = self._name(ref, forward)
         if not ref.args:
-            return name
+            return self._name(ref, forward)
+        alias = None if self.pep585 else _pre_pep585_name(ref)
+        name = self._name(ref, forward) if alias is None else self.typing_name(alias, forward)
         args = ", ".join(self._render(arg, forward) for arg in ref.args)
         return f"{name}[{args}]"
 

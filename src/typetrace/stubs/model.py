@@ -138,8 +138,11 @@ class ModuleStub:
                 return function
         return None
 
-    def render(self) -> str:
-        """Render the stub as the text of a ``.pyi`` file."""
+    def render(self, *, target_version: Optional[tuple[int, int]] = None) -> str:
+        """Render the stub as the text of a ``.pyi`` file for Python *target_version*.
+
+        See :func:`~typetrace.stubs.render.render_module_stub` for the syntax used.
+        """
         from typetrace.stubs.render import render_module_stub
 
-        return render_module_stub(self)
+        return render_module_stub(self, target_version=target_version)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable, Iterator, Optional
 
-from typetrace.stubs.annotations import AnnotationNamer, NewImport
+from typetrace.stubs.annotations import AnnotationNamer, NewImport, syntax_for_target
 from typetrace.stubs.model import ClassStub, FunctionStub, ModuleStub, ParameterKind, ParameterStub
 from typetrace.typemodel import ANY, TypeRef
 
@@ -16,14 +16,31 @@ _INDENT = "    "
 INCOMPLETE_MARKER_COMMENT = "# Functions that were not traced are left out; their names resolve to Any."
 
 
-def render_module_stub(stub: ModuleStub) -> str:
-    """Render *stub* as ``.pyi`` text, with the imports its annotations need."""
+def render_module_stub(
+    stub: ModuleStub,
+    *,
+    target_version: Optional[tuple[int, int]] = None,
+) -> str:
+    """Render *stub* as ``.pyi`` text, with the imports its annotations need.
+
+    With a *target_version*, the annotations use only syntax and :mod:`typing` names
+    that this Python has: ``Optional`` and ``Union`` below 3.10, and ``List`` and the
+    other :mod:`typing` aliases of generic classes below 3.9. Without one, they are
+    written ``X | Y`` and ``list[X]``, which mypy and pyright accept in ``.pyi`` files
+    whatever Python version they check for.
+
+    Raises:
+        ValueError: *target_version* is older than 3.7.
+    """
+    pep604, pep585 = (True, True) if target_version is None else syntax_for_target(target_version)
     namer = AnnotationNamer(
         module=stub.module,
         local_classes={cls.qualname for cls in _walk_classes(stub.classes)},
         taken=_stub_names(stub),
         type_var_taken=stub.source_names,
         bindings={new.bound_name: new.binding() for new in stub.source_imports},
+        pep604=pep604,
+        pep585=pep585,
     )
     body: list[str] = []
     for function in stub.functions:
