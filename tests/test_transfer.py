@@ -354,6 +354,7 @@ class TestImportExport:
         source = SQLiteStore(":memory:")
         source.add_rows([stored(f"f{i}", i + 1) for i in range(7)])
         text, _ = export_text(source)
+        source.close()
 
         result = transfer.import_export(store, text.splitlines())
 
