@@ -205,6 +205,12 @@ def stub_command(ctx: Context) -> int:
     targets = _resolve_targets(ctx, ctx.args.module, allow_package=output_dir is not None)
     for target in targets:
         stub = _build(ctx, target)
+        if ctx.args.verify:
+            from typetrace.verify import verify_stub
+
+            verified = verify_stub(stub, target.path)
+            ctx.stderr.write(verified.report(verbose=ctx.args.verbose))
+            stub = verified.stub
         text = stub.render(target_version=target_version)
         if output_dir is None:
             ctx.stdout.write(text)
@@ -253,6 +259,12 @@ def apply_command(ctx: Context) -> int:
     targets = _resolve_targets(ctx, ctx.args.module, allow_package=True)
     for target in targets:
         stub = _build(ctx, target)
+        if ctx.args.verify:
+            from typetrace.verify import verify_stub
+
+            verified = verify_stub(stub, target.path, target_version=target_version)
+            ctx.stderr.write(verified.report(verbose=ctx.args.verbose))
+            stub = verified.stub
         result = apply_stub_to_file(target.path, stub, write=not ctx.args.diff, target_version=target_version)
         if ctx.args.diff:
             ctx.stdout.write(result.diff())
@@ -351,6 +363,13 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="N",
             help="maximum number of members, None not counted, of a union before it is widened to a "
             "collections.abc class or Any (default: 5)",
+        )
+        sub.add_argument(
+            "--verify",
+            action="store_true",
+            help="type-check the module with mypy (and pyright, if on PATH) without and with the "
+            "annotations, and leave out each annotation that adds an error; the source file is "
+            "written only at the end",
         )
         sub.set_defaults(handler=handler)
         if name == "stub":
