@@ -196,6 +196,13 @@ def test_new_errors_count_repeats() -> None:
     assert _new_errors([other], baseline) == [other]
 
 
+def test_new_errors_skip_completeness_codes() -> None:
+    """Errors about missing annotations are never new: dropping annotations causes them."""
+    partial = CheckerError("mypy", 3, 1, "Function is missing a type annotation for one or more parameters", "no-untyped-def")
+    call = CheckerError("mypy", 5, 1, 'Call to untyped function "f" in typed context', "no-untyped-call")
+    assert _new_errors([partial, call], __import__("collections").Counter()) == []
+
+
 class TestCommand:
     """``--verify`` on the command line, run in process against a SQLite store."""
 

@@ -55,6 +55,11 @@ MAX_RESTORES = 20
 CHECK_TIMEOUT = 600
 
 _MYPY_LINE = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<column>\d+): error: (?P<message>.*?)(?:  \[(?P<code>[\w-]+)\])?$")
+#: mypy error codes that report missing annotations, not wrong ones. Dropping one
+#: annotation of a function makes it partly annotated, which these codes report under
+#: ``disallow_untyped_defs`` and ``disallow_untyped_calls`` with new messages, so
+#: they are never counted as new errors.
+_COMPLETENESS_CODES = frozenset({"no-untyped-def", "no-untyped-call"})
 _QUOTED_NAME = re.compile(r'"([A-Za-z_][A-Za-z0-9_]*)"')
 
 
@@ -243,6 +248,8 @@ def _new_errors(errors: list[CheckerError], baseline: collections.Counter[tuple[
     remaining = collections.Counter(baseline)
     new = []
     for error in errors:
+        if error.code in _COMPLETENESS_CODES:
+            continue
         if remaining[error.key] > 0:
             remaining[error.key] -= 1
         else:
