@@ -375,6 +375,8 @@ class AnnotationNamer:
     def _type_var_name(self, ref: TypeRef, forward: list[bool]) -> str:
         # Declared where the typing imports go, so it exists at run time only when
         # they do.
+        # NOTE: an existing TypeVar of the module is never reused, so applying again
+        # with overwrite_existing declares _T1 and leaves the earlier _T unused.
         if not self.typing_at_runtime:
             forward.append(True)
         if ref not in self.type_vars:
