@@ -233,8 +233,9 @@ class TestStub:
     def test_corrupt_row_skipped(self, traced: Path) -> None:
         """A row that cannot be decoded is skipped and counted; the other rows still count."""
         import sqlite3
+        from contextlib import closing
 
-        with sqlite3.connect(traced / "traces.sqlite3") as connection:
+        with closing(sqlite3.connect(traced / "traces.sqlite3")) as connection, connection:
             updated = connection.execute(
                 "UPDATE typetrace_call_traces SET arg_types = '{not json' WHERE qualname = 'greet'"
             ).rowcount
