@@ -39,6 +39,9 @@ ASYNC_GENERATOR = 3
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # Calls tracked before the recorder looks for generators that ended without an event.
 _FIRST_SWEEP = 1000
+# Yields of one call whose types are all inferred; later ones only when of a new class.
+# Container element types that first change after these yields are missed.
+_FULL_YIELDS = 16
 # Distinct argument-type keys kept per function; the set starts over when full.
 _MAX_SEEN_KEYS = 1024
 # Events after which a suspect frame is checked again. An exception that left the frame
@@ -130,7 +133,7 @@ def _key_function(params: tuple[str, ...]) -> Callable[[Mapping[str, object]], o
 class Call:
     """The types noted so far in one call that is being recorded."""
 
-    __slots__ = ("info", "arg_types", "yield_type", "pending_none", "suspended")
+    __slots__ = ("info", "arg_types", "yield_type", "pending_none", "suspended", "yields", "yield_classes")
 
     def __init__(self, info: CodeInfo, arg_types: dict[str, TypeRef]) -> None:
         self.info = info
@@ -141,6 +144,20 @@ class Call:
         # It counts as a yield once the generator resumes or is still alive.
         self.pending_none = False
         self.suspended = False
+        #: Values yielded so far, and the ids of their classes.
+        self.yields = 0
+        self.yield_classes: set[int] = set()
+
+    def wants_yield(self, value: object) -> bool:
+        """Return whether the type of the yielded *value* is inferred: always for the
+        first yields, then only for a value of a class not yielded before, so that a
+        long generator costs little after its start."""
+        self.yields += 1
+        class_id = id(type(value))
+        if self.yields > _FULL_YIELDS and class_id in self.yield_classes:
+            return False
+        self.yield_classes.add(class_id)
+        return True
 
     def add_yield(self, ref: TypeRef) -> None:
         current = self.yield_type
@@ -382,14 +399,17 @@ class Recorder:
         kind = call.info.kind
         if kind == GENERATOR:
             if value is not None:
-                call.add_yield(self.inferrer.type_of(value))
+                if call.wants_yield(value):
+                    call.add_yield(self.inferrer.type_of(value))
                 return
             if certain:
                 call.add_yield(NONE)
                 return
             call.pending_none = True
         elif kind == ASYNC_GENERATOR and is_async_yield_wrapper(value):
-            call.add_yield(self.inferrer.type_of(unwrap_async_yield(value)))
+            yielded = unwrap_async_yield(value)
+            if call.wants_yield(yielded):
+                call.add_yield(self.inferrer.type_of(yielded))
             return
         if value is None and not certain:
             self.suspects[frame] = _SUSPECT_CHECKS

@@ -67,9 +67,9 @@ class Sampling:
     new_types: bool = True
     #: Calls in a row without new argument types after which a function is paused;
     #: ``None`` never pauses.
-    pause_after: Optional[int] = 10_000
+    pause_after: Optional[int] = 1_000
     #: Calls a paused function is watched for after it resumes.
-    resume_calls: int = 1_000
+    resume_calls: int = 100
     #: Longest wait in seconds between two timed resumes.
     max_resume_interval: float = 60.0
     #: Functions whose calls are all recorded, as ``module:qualname`` prefixes that end

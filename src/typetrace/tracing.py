@@ -397,7 +397,7 @@ _os_exit_hook = _OsExitHook()
 
 
 class _Starting:
-    """Stands in the active-session slot while a session starts."""
+    """Placeholder in the active-session slot while a session starts."""
 
     def stop(self) -> None:
         pass

@@ -1,0 +1,150 @@
+"""Measure typetrace's tracing overhead against untraced runs and MonkeyType.
+
+Each workload runs as a whole process, start-up included, in every mode: untraced,
+typetrace's default sampling, typetrace --all-calls and MonkeyType 23.3.0. Rounds run
+the modes in turn, in a rotated order, so that a drift of the machine affects them
+alike. The script prints the median, min and max wall time of each and its ratio to
+the untraced median.
+
+    python benchmarks/overhead/run.py --python python3.12 --rounds 5
+
+The first run builds a virtual environment under benchmarks/.work/ with typetrace
+(from this checkout), pytest and MonkeyType, and downloads the toolz 1.2.0 sdist whose
+test suite is one workload. Needs PyPI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKLOADS_DIR = Path(__file__).resolve().parent / "workloads"
+MODES = ("untraced", "default", "all-calls", "monkeytype")
+WORKLOADS = ("interpreter", "dataproc", "asyncserver", "manyfuncs", "toolz-tests")
+
+
+def prepare(python: str) -> tuple[Path, Path]:
+    """Build the benchmark's venv and work folder; return (venv python, work folder)."""
+    version = subprocess.run(
+        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    work = ROOT / "benchmarks" / ".work" / f"overhead-{version}"
+    work.mkdir(parents=True, exist_ok=True)
+    venv_python = work / "venv" / "bin" / "python"
+    if not (work / "venv" / ".installed").exists():
+        subprocess.run([python, "-m", "venv", str(work / "venv")], check=True)
+        pip = [str(venv_python), "-m", "pip", "install", "--quiet"]
+        subprocess.run([*pip, "--upgrade", "pip"], check=True)
+        subprocess.run([*pip, "-e", str(ROOT), "pytest", "MonkeyType==23.3.0"], check=True)
+        (work / "venv" / ".installed").touch()
+    toolz = work / "toolz-1.2.0"
+    if not toolz.exists():
+        subprocess.run(
+            [str(venv_python), "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+             "-d", str(work), "toolz==1.2.0"],
+            check=True,
+        )
+        with tarfile.open(work / "toolz-1.2.0.tar.gz") as archive:
+            archive.extractall(work)
+    generated = work / "_manyfuncs_generated.py"
+    if not generated.exists():
+        sys.path.insert(0, str(WORKLOADS_DIR))
+        import manyfuncs
+
+        manyfuncs.generate(str(generated))
+    return venv_python, work
+
+
+def command(python: Path, work: Path, workload: str, mode: str) -> tuple[list[str], Path]:
+    """Return the command line and working folder of one run."""
+    if workload == "toolz-tests":
+        target = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "toolz/tests"]
+        cwd = work / "toolz-1.2.0"
+    elif workload == "startup":
+        target = [str(WORKLOADS_DIR / "empty.py")]
+        cwd = work
+    else:
+        target = [str(WORKLOADS_DIR / f"{workload}.py")]
+        if workload == "manyfuncs":
+            target.append(str(work))
+        cwd = work
+    db = str(work / "traces.sqlite3")
+    prefix = {
+        "untraced": [],
+        "default": ["-m", "typetrace", "run", "--db", db],
+        "all-calls": ["-m", "typetrace", "run", "--all-calls", "--db", db],
+        "monkeytype": ["-m", "monkeytype", "run"],
+    }[mode]
+    return [str(python), *prefix, *target], cwd
+
+
+def run_once(python: Path, work: Path, workload: str, mode: str) -> float:
+    args, cwd = command(python, work, workload, mode)
+    for stale in work.glob("traces.sqlite3*"):
+        stale.unlink()
+    for stale in work.glob("monkeytype.sqlite3*"):
+        stale.unlink()
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("TYPETRACE", "MT_"))}
+    env["MT_DB_PATH"] = str(work / "monkeytype.sqlite3")
+    started = time.perf_counter()
+    result = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{workload} under {mode} failed with exit code {result.returncode}:\n{result.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--python", default=sys.executable, help="interpreter to benchmark (default: this one)")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each workload in each mode (default: 5)")
+    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=[*WORKLOADS, "startup"])
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    args = parser.parse_args()
+    python, work = prepare(args.python)
+    workloads = [*args.workloads, "startup"] if "startup" not in args.workloads else args.workloads
+    times: dict[tuple[str, str], list[float]] = {}
+    for round_number in range(args.rounds):
+        for workload in workloads:
+            # Rotate the order of the modes from round to round.
+            shift = round_number % len(args.modes)
+            for mode in [*args.modes[shift:], *args.modes[:shift]]:
+                times.setdefault((workload, mode), []).append(run_once(python, work, workload, mode))
+        print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
+
+    print(f"Python {subprocess.run([str(python), '--version'], capture_output=True, text=True).stdout.strip()}, "
+          f"{args.rounds} rounds, wall time per process in seconds: median (min-max) and ratio to untraced")
+    ratios: dict[str, list[float]] = {mode: [] for mode in args.modes}
+    for workload in workloads:
+        base = statistics.median(times[(workload, "untraced")]) if "untraced" in args.modes else float("nan")
+        cells = []
+        for mode in args.modes:
+            samples = times[(workload, mode)]
+            median = statistics.median(samples)
+            ratio = median / base
+            if workload != "startup":
+                ratios[mode].append(ratio)
+            cells.append(f"{mode} {median:.2f} ({min(samples):.2f}-{max(samples):.2f}) {ratio:.2f}x")
+        print(f"{workload:12} " + " | ".join(cells))
+    print("geometric mean of ratios: " + " | ".join(
+        f"{mode} {math.exp(statistics.fmean(math.log(r) for r in values)):.2f}x" for mode, values in ratios.items() if values
+    ))
+    if "untraced" in args.modes and "default" in args.modes:
+        startup = statistics.median(times[("startup", "default")]) - statistics.median(times[("startup", "untraced")])
+        print(f"start-up added by typetrace run: {startup * 1000:.0f} ms")
+    (work / "results.json").write_text(json.dumps({f"{w}/{m}": v for (w, m), v in times.items()}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

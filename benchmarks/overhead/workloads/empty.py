@@ -1,0 +1,1 @@
+"""Empty workload: measures the start-up time of a traced process."""
