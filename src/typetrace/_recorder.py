@@ -9,7 +9,6 @@ notes argument types when the call starts, and hands a
 
 from __future__ import annotations
 
-import inspect
 import logging
 import operator
 import os
@@ -23,6 +22,16 @@ from typetrace._qualnames import qualname_of
 from typetrace.inference import TypeInferrer, is_async_yield_wrapper, unwrap_async_yield
 from typetrace.tracing import CallTrace
 from typetrace.typemodel import NONE, TypeRef, union
+
+# Code object flags, as the inspect module names them; inlined so that starting
+# the tracer does not import inspect.
+_CO_OPTIMIZED = 0x1
+_CO_VARARGS = 0x4
+_CO_VARKEYWORDS = 0x8
+_CO_GENERATOR = 0x20
+_CO_COROUTINE = 0x80
+_CO_ITERABLE_COROUTINE = 0x100
+_CO_ASYNC_GENERATOR = 0x200
 
 if TYPE_CHECKING:
     from typetrace.config import Sampling
@@ -75,11 +84,11 @@ class CodeInfo:
         self.code = code
         self.module = module
         self.qualname = qualname
-        if flags & inspect.CO_ASYNC_GENERATOR:
+        if flags & _CO_ASYNC_GENERATOR:
             self.kind = ASYNC_GENERATOR
-        elif flags & (inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE):
+        elif flags & (_CO_COROUTINE | _CO_ITERABLE_COROUTINE):
             self.kind = COROUTINE
-        elif flags & inspect.CO_GENERATOR:
+        elif flags & _CO_GENERATOR:
             self.kind = GENERATOR
         else:
             self.kind = FUNCTION
@@ -91,10 +100,10 @@ class CodeInfo:
         position = named
         self.varargs: Optional[str] = None
         self.varkw: Optional[str] = None
-        if flags & inspect.CO_VARARGS:
+        if flags & _CO_VARARGS:
             self.varargs = code.co_varnames[position]
             position += 1
-        if flags & inspect.CO_VARKEYWORDS:
+        if flags & _CO_VARKEYWORDS:
             self.varkw = code.co_varnames[position]
 
         #: Calls started, for sampling.
@@ -290,7 +299,7 @@ class Recorder:
     def _accepts(self, code: CodeType) -> bool:
         # Module and class bodies lack CO_OPTIMIZED; lambdas, comprehensions and
         # generator expressions have names like "<lambda>".
-        if not code.co_flags & inspect.CO_OPTIMIZED or code.co_name.startswith("<"):
+        if not code.co_flags & _CO_OPTIMIZED or code.co_name.startswith("<"):
             return False
         if os.path.abspath(code.co_filename).startswith(_PACKAGE_DIR):
             return False

@@ -9,11 +9,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-from typetrace import transfer
 from typetrace.cli import CommandError, Context, _describe_store, _plural
 from typetrace.encoding import DecodeError
+
+if TYPE_CHECKING:
+    from typetrace import transfer
 
 __all__ = ["add_commands", "parse_duration"]
 
@@ -114,6 +116,8 @@ def stats_command(ctx: Context) -> int:
     Every row is decoded, so the counts are those that ``stub`` and ``apply`` would
     read; undecodable rows are left out and reported.
     """
+    from typetrace import transfer
+
     if ctx.args.module is None:
         modules = ctx.store.list_modules()
     else:
@@ -161,6 +165,8 @@ def _write_stats_table(ctx: Context, table: dict[str, _ModuleCounts]) -> None:
 
 def export_command(ctx: Context) -> int:
     """Write the stored traces, with counts and times, as JSON lines."""
+    from typetrace import transfer
+
     modules = None if ctx.args.module is None else _matching_modules(ctx, ctx.args.module)
     output: Optional[Path] = ctx.args.output
     if output is None:
@@ -183,6 +189,8 @@ def export_command(ctx: Context) -> int:
 
 def import_command(ctx: Context) -> int:
     """Add the traces of an export file or a MonkeyType store to the store."""
+    from typetrace import transfer
+
     path: Path = ctx.args.file
     if ctx.args.monkeytype:
         result = transfer.import_monkeytype(ctx.store, path)
