@@ -241,6 +241,48 @@ def test_plain_fork_with_os_exit(tmp_path: Path) -> None:
     assert calls_of(traces, "forker:in_parent") == 1
 
 
+@pytest.mark.parametrize("mode", [[], ["--all-calls"]], ids=["default", "all-calls"])
+def test_fork_after_threads_started_prints_nothing(tmp_path: Path, mode: list[str]) -> None:
+    """A program that forks once the writer thread runs prints what it prints untraced:
+    typetrace ends its threads around the fork, so Python 3.12+ has no multi-threaded
+    fork to warn about."""
+    write(
+        tmp_path / "late_fork.py",
+        """
+        import os
+        import time
+
+
+        def work(value):
+            return value
+
+
+        for number in range(200):
+            work(number)
+        time.sleep(0.3)
+        pid = os.fork()
+        if pid == 0:
+            work("child")
+            os._exit(0)
+        os.waitpid(pid, 0)
+        work(1.5)
+        print("done")
+        """,
+    )
+    plain = run_python(["late_fork.py"], tmp_path)
+
+    traced = run_python(
+        ["-m", "typetrace", "run", "--db", str(tmp_path / "traces.sqlite3"), *mode, "late_fork.py"], tmp_path
+    )
+
+    assert traced.stdout == plain.stdout
+    assert traced.stderr == plain.stderr
+    assert traced.returncode == plain.returncode
+    argument_types = {trace.arg_types["value"] for trace in stored(tmp_path / "traces.sqlite3")}
+    assert STR in argument_types
+    assert FLOAT in argument_types
+
+
 def test_auto_import_starts_tracing(tmp_path: Path) -> None:
     """TYPETRACE=1 with ``import typetrace.auto`` traces until the process exits."""
     write(

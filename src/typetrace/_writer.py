@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Optional
@@ -20,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 #: Maximum wait in seconds between two attempts to write after failures.
 MAX_RETRY_DELAY = 30.0
+#: Seconds that os.fork() waits for the writer thread to end before forking anyway.
+FORK_JOIN_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class StoreWriter:
         self._pending: dict[CallTrace, int] = {}
         self._thread: Optional[threading.Thread] = None
         self._closed = False
+        # Set while os.fork() runs, so that the thread ends without writing.
+        self._pausing = False
         self._recorded = 0
         self._written = 0
         self._dropped = 0
@@ -202,10 +207,32 @@ class StoreWriter:
             self._wake.wait(self._next_delay())
             self._wake.clear()
             with self._lock:
+                if self._pausing:
+                    return
                 if self._closed:
                     break
             self._write_in_thread()
         self._write_in_thread()
+
+    def _pause_for_fork(self) -> None:
+        """End the thread before :func:`os.fork`, which Python 3.12+ warns about (on
+        the program's stderr) when the process has more than one thread."""
+        with self._lock:
+            thread = self._thread
+            if thread is None or self._closed:
+                return
+            self._pausing = True
+        self._wake.set()
+        join_thread_for_fork(thread)
+
+    def _resume_after_fork(self) -> None:
+        # The next record() starts a new thread. Starting it here would make Python
+        # 3.13 warn all the same, because it counts threads after the fork handlers.
+        with self._lock:
+            self._pausing = False
+            thread = self._thread
+            if thread is not None and not thread.is_alive():
+                self._thread = None
 
     def _write_in_thread(self) -> None:
         try:
@@ -292,11 +319,39 @@ def _reset_writers_after_fork() -> None:
         writer._closed = closed
 
 
+def join_thread_for_fork(thread: threading.Thread) -> None:
+    """Join *thread* and wait until the operating system has ended it too.
+
+    Before Python 3.13, join() returns when the thread's Python state is released,
+    a moment before the OS thread exits, and os.fork() counts OS threads (on Linux,
+    from /proc). Waiting for the thread's /proc entry to go keeps the count exact.
+    """
+    thread.join(FORK_JOIN_TIMEOUT)
+    task = f"/proc/self/task/{thread.native_id}"
+    deadline = time.monotonic() + 0.1
+    while thread.native_id is not None and os.path.exists(task) and time.monotonic() < deadline:
+        time.sleep(0.0002)
+
+
+def _pause_writers_before_fork() -> None:
+    for writer in list(_live_writers):
+        writer._pause_for_fork()
+
+
+def _resume_writers_in_parent() -> None:
+    for writer in list(_live_writers):
+        writer._resume_after_fork()
+
+
 def _close_writers_at_exit() -> None:
     for writer in list(_live_writers):
         writer.close()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_writers_after_fork)
+    os.register_at_fork(
+        before=_pause_writers_before_fork,
+        after_in_parent=_resume_writers_in_parent,
+        after_in_child=_reset_writers_after_fork,
+    )
 atexit.register(_close_writers_at_exit)

@@ -142,9 +142,11 @@ class TraceSession:
         self._stopped = False
         self._cleanup = contextlib.ExitStack()
         self._resumer: Optional[_ResumeTimer] = None
+        self._resumer_stopped_by_fork = False
         try:
             if sink is None:
                 sink = _open_store_writer(config, self._cleanup)
+            sink = _SessionSink(self, sink)
             if follow_children:
                 from typetrace._subprocess import export_child_settings
 
@@ -185,6 +187,26 @@ class TraceSession:
     def active(self) -> bool:
         """Whether the session is still tracing."""
         return not self._stopped
+
+    def _before_fork(self) -> None:
+        # Python 3.12+ warns on the program's stderr when it forks with more than
+        # one thread running, so the timer's thread ends first.
+        if self._resumer is not None:
+            self._resumer.stop(wait=True)
+
+    def _after_fork_in_parent(self) -> None:
+        # Restarted by the next recorded call (see _SessionSink): a thread started
+        # here would make Python 3.13 warn, because it counts threads after the fork
+        # handlers.
+        if self._resumer is not None and not self._stopped:
+            self._resumer_stopped_by_fork = True
+
+    def _restart_resumer(self) -> None:
+        with _session_lock:
+            if not self._resumer_stopped_by_fork or self._resumer is None or self._stopped:
+                return
+            self._resumer_stopped_by_fork = False
+            self._resumer = self._resumer.restart()
 
     def _after_fork_in_child(self) -> None:
         self._recorder.forget_calls()
@@ -332,6 +354,19 @@ def _make_backend(recorder: Recorder) -> _Backend:
     return ProfileBackend(recorder)
 
 
+class _SessionSink:
+    """Passes traces to the session's sink, restarting what a fork stopped first."""
+
+    def __init__(self, session: TraceSession, sink: TraceSink) -> None:
+        self._session = session
+        self._sink = sink
+
+    def record(self, trace: CallTrace) -> None:
+        if self._session._resumer_stopped_by_fork:
+            self._session._restart_resumer()
+        self._sink.record(trace)
+
+
 class _ResumeTimer:
     """Resumes the functions that sampling paused, after 1, 2, 4 ... seconds, at most
     *max_interval* apart."""
@@ -354,8 +389,13 @@ class _ResumeTimer:
                 self._recorder.note_error("resume", error)
             interval = min(2 * interval, self._max_interval)
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = False) -> None:
+        """Stop the thread; with *wait*, also wait for it to end, as before a fork."""
         self._stopped.set()
+        if wait:
+            from typetrace._writer import join_thread_for_fork
+
+            join_thread_for_fork(self._thread)
 
     def restart(self) -> _ResumeTimer:
         """Return a new timer for this process: in a child made by :func:`os.fork`,
@@ -421,8 +461,22 @@ def _after_fork_in_child() -> None:
         session._after_fork_in_child()
 
 
+def _before_fork() -> None:
+    session = _active_session
+    if session is not None and session is not _STARTING:
+        session._before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    session = _active_session
+    if session is not None and session is not _STARTING:
+        session._after_fork_in_parent()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )
 
 
 class _Backend(Protocol):
