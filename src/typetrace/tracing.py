@@ -64,6 +64,19 @@ class CallTrace:
         # A frozen copy, so that a trace is immutable and hashable.
         object.__setattr__(self, "arg_types", _FrozenDict(self.arg_types))
 
+    def __hash__(self) -> int:
+        # Cached: the writer hashes every recorded trace, and the recorder hands it
+        # the same trace object for repeated calls with the same types.
+        cached: Optional[int] = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.module, self.qualname, self.arg_types, self.return_type, self.yield_type))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict[str, object]:
+        # String hashes differ between processes, so the cache is not pickled.
+        return {name: value for name, value in self.__dict__.items() if name != "_hash"}
+
     @property
     def funcname(self) -> str:
         """``module:qualname``, the name typetrace shows for the function."""
@@ -78,6 +91,10 @@ class _FrozenDict(dict):  # type: ignore[type-arg]
 
     def _immutable(self, *args: object, **kwargs: object) -> None:
         raise TypeError("CallTrace.arg_types cannot be changed")
+
+    def __reduce__(self) -> tuple[type[_FrozenDict], tuple[dict[str, TypeRef]]]:
+        # Pickle rebuilds a dict subclass item by item, which _immutable rejects.
+        return (_FrozenDict, (dict(self),))
 
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _immutable  # type: ignore[assignment]
 
