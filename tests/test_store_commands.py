@@ -302,3 +302,34 @@ def test_export_file_is_json_lines(tmp_path: Path) -> None:
     header, line = (tmp_path / "dump.jsonl").read_text(encoding="utf-8").splitlines()
     assert json.loads(header)["typetrace_export"] == 1
     assert json.loads(line)["arg_types"] == {"x": {"module": "builtins", "qualname": "int"}}
+
+
+def test_prune_duration_past_epoch(tmp_path: Path) -> None:
+    """A duration longer than the time since 1970 removes nothing and reports it plainly."""
+    fill(tmp_path / "traces.sqlite3", stored("app", "f", age_days=400))
+
+    result = typetrace(tmp_path, "prune", "--older-than", "10000000000000000000000d")
+
+    assert result.returncode == 0, result.stderr
+    assert "Removed 0 traces last seen before 1970-01-01 00:00:00 UTC" in result.stdout
+
+
+def test_export_to_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    """An export whose reader stops early, as with "| head -1", prints no traceback."""
+    fill(tmp_path / "traces.sqlite3", *(stored("app", f"f{index}") for index in range(3000)))
+    environment = {**os.environ, "TYPETRACE_DB": str(tmp_path / "traces.sqlite3")}
+    environment.pop("PYTHONPATH", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "typetrace", "export"],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    process.stdout.readline()
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 1
+    assert b"Traceback" not in stderr

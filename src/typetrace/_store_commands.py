@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 import time
@@ -30,7 +31,10 @@ def parse_duration(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"invalid duration {text!r}; give a number followed by s, m, h or d, as in 30d"
         )
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}; the number is too large")
+    return seconds
 
 
 def add_commands(
@@ -87,7 +91,8 @@ def add_commands(
 
 def prune_command(ctx: Context) -> int:
     """Delete the traces last seen before the cutoff and print how many were removed."""
-    cutoff = time.time() - ctx.args.older_than
+    # A duration longer than the time since 1970 reaches no stored trace.
+    cutoff = max(time.time() - ctx.args.older_than, 0.0)
     store = ctx.store
     modules: Sequence[Optional[str]] = [None]
     if ctx.args.module is not None:

@@ -428,6 +428,13 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = sys.stdout, stde
     except TypeTraceError as error:
         stderr.write(f"typetrace: error: {error}\n")
         return 1
+    except BrokenPipeError:
+        # The reader of stdout went away, as in "typetrace export | head". Python
+        # would report the failed flush at exit too, so stdout goes to devnull.
+        if stdout is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 1
     finally:
         ctx.close()
 
