@@ -154,13 +154,15 @@ def parse_target_version(text: str) -> tuple[int, int]:
     """Parse a Python version written ``X.Y``, such as ``3.9``, and check it is supported.
 
     Raises:
-        ValueError: *text* is not of the form ``X.Y``, or names a version older than
-            :data:`MIN_TARGET_VERSION`.
+        ValueError: *text* is not of the form ``X.Y``, is not a Python 3 version, or
+            names a version older than :data:`MIN_TARGET_VERSION`.
     """
     parts = text.strip().split(".")
     if len(parts) != 2 or not all(part.isdigit() for part in parts):
         raise ValueError(f"Invalid target version {text!r}: expected MAJOR.MINOR, such as 3.9")
     version = (int(parts[0]), int(parts[1]))
+    if version[0] != 3:
+        raise ValueError(f"Invalid target version {text!r}: only Python 3 versions are supported, such as 3.9")
     syntax_for_target(version)
     return version
 
