@@ -117,6 +117,14 @@ class TestVerifyStub:
         assert report.startswith("Verified pkg.mod with mypy in 4 round(s): kept 6 annotation(s), dropped 2\n")
         assert "  dropped shout parameter text: bytes (mypy: line " in report
 
+    def test_error_lines_of_user_file(self, tmp_path: Path) -> None:
+        """Dropped annotations cite the line of the user's file, not of the annotated copy."""
+        path = write_package(tmp_path)
+        result = verify_stub(build_stub(MODULE, TRACES, SOURCE), path, checkers=["mypy"])
+        call_line = SOURCE.splitlines().index('    return shout("x") + str(total) + str(area(Square(2)))') + 1
+        lines = {item.error.line for item in result.dropped}
+        assert lines == {call_line}
+
     def test_existing_errors_not_blamed(self, tmp_path: Path) -> None:
         source = """\
         def f(a):

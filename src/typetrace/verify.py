@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import collections
 import dataclasses
+import difflib
 import logging
 import re
 import shutil
@@ -26,7 +27,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 from typetrace.apply import apply_stub_to_source
 from typetrace.exceptions import TypeTraceError
@@ -216,9 +217,12 @@ def _drop_until_clean(
         blamed: dict[Slot, CheckerError] = {}
         functions = _locate(annotated, stub)
         lines = annotated.splitlines()
+        to_source_line = _line_mapper(lines, source.splitlines())
         for error in new_errors:
+            # Reported with the line of the user's file, not of the annotated text.
+            reported = dataclasses.replace(error, line=to_source_line(error.line))
             for slot in _blame(error, functions, lines, stub):
-                blamed.setdefault(slot, error)
+                blamed.setdefault(slot, reported)
         if not blamed or rounds >= MAX_ROUNDS:
             # An error that no rule blames drops every remaining annotation; the
             # restore step below puts back the functions that do not cause it.
@@ -241,6 +245,25 @@ def _drop_until_clean(
     ]
     stub = _without(original, removed)
     return VerifyResult(stub, tuple(_slots(stub)), tuple(dropped), runner.checkers, rounds)
+
+
+def _line_mapper(annotated: list[str], source: list[str]) -> Callable[[int], int]:
+    """Map 1-based line numbers of the annotated text to those of the source.
+
+    ``apply`` inserts import lines and rewrites signature lines in place; a rewritten
+    line maps to the line it replaced, an inserted one to the next source line.
+    """
+    mapping: dict[int, int] = {}
+    matcher = difflib.SequenceMatcher(None, annotated, source, autojunk=False)
+    for tag, a_start, a_end, b_start, b_end in matcher.get_opcodes():
+        for offset, line in enumerate(range(a_start, a_end)):
+            if tag == "equal":
+                mapping[line + 1] = b_start + offset + 1
+            elif tag == "replace":
+                mapping[line + 1] = b_start + min(offset, b_end - b_start - 1) + 1
+            else:
+                mapping[line + 1] = min(b_start + 1, max(len(source), 1))
+    return lambda line: mapping.get(line, line)
 
 
 def _new_errors(errors: list[CheckerError], baseline: collections.Counter[tuple[str, str, str]]) -> list[CheckerError]:
