@@ -333,3 +333,14 @@ def test_export_to_closed_pipe_is_quiet(tmp_path: Path) -> None:
 
     assert process.returncode == 1
     assert b"Traceback" not in stderr
+
+
+def test_rejected_import_creates_no_store(tmp_path: Path) -> None:
+    """An import file that is rejected leaves no new store file behind."""
+    (tmp_path / "notes.txt").write_text("not json\n", encoding="utf-8")
+
+    result = typetrace(tmp_path, "import", "notes.txt")
+
+    assert result.returncode == 1
+    assert "is not a typetrace export" in result.stderr
+    assert not (tmp_path / "traces.sqlite3").exists()

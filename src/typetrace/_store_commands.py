@@ -10,13 +10,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence, cast
 
 from typetrace.cli import CommandError, Context, _describe_store, _plural
 from typetrace.encoding import DecodeError
 
 if TYPE_CHECKING:
     from typetrace import transfer
+    from typetrace.db.base import CallTraceStore
 
 __all__ = ["add_commands", "parse_duration"]
 
@@ -197,8 +198,11 @@ def import_command(ctx: Context) -> int:
     from typetrace import transfer
 
     path: Path = ctx.args.file
+    # Opened on first use, so that an input file that turns out unreadable leaves no
+    # new, empty store behind.
+    store = cast("CallTraceStore", _StoreOnFirstUse(ctx))
     if ctx.args.monkeytype:
-        result = transfer.import_monkeytype(ctx.store, path)
+        result = transfer.import_monkeytype(store, path)
         ctx.stdout.write(
             f"Imported {_plural(result.calls, 'call')} from the MonkeyType store {path} "
             f"into {_describe_store(ctx)}\n"
@@ -206,11 +210,11 @@ def import_command(ctx: Context) -> int:
         _report_skipped(ctx, result.skipped, "MonkeyType row(s) that could not be converted")
         return 0
     if str(path) == "-":
-        result = transfer.import_export(ctx.store, sys.stdin.buffer, "stdin")
+        result = transfer.import_export(store, sys.stdin.buffer, "stdin")
     else:
         try:
             with path.open("rb") as file:
-                result = transfer.import_export(ctx.store, file, str(path))
+                result = transfer.import_export(store, file, str(path))
         except OSError as error:
             raise CommandError(f"Failed to read the export file {path}: {error}") from error
     ctx.stdout.write(
@@ -222,6 +226,16 @@ def import_command(ctx: Context) -> int:
 
 
 # --- helpers -----------------------------------------------------------------------
+
+
+class _StoreOnFirstUse:
+    """Stands for the command's store, which it opens when a method is first used."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._ctx.store, name)
 
 
 def _matching_modules(ctx: Context, name: str) -> list[str]:

@@ -185,7 +185,8 @@ def import_export(
         if len(batch) >= IMPORT_BATCH_SIZE:
             store.add_rows(batch)
             batch = []
-    store.add_rows(batch)
+    if batch:
+        store.add_rows(batch)
     return result
 
 
