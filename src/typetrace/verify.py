@@ -250,8 +250,8 @@ def _drop_until_clean(
 def _line_mapper(annotated: list[str], source: list[str]) -> Callable[[int], int]:
     """Map 1-based line numbers of the annotated text to those of the source.
 
-    ``apply`` inserts import lines and rewrites signature lines in place; a rewritten
-    line maps to the line it replaced, an inserted one to the next source line.
+    ``apply`` inserts import lines and rewrites signature lines in place. A rewritten
+    line maps to the line it replaced, and an inserted one to the next source line.
     """
     mapping: dict[int, int] = {}
     matcher = difflib.SequenceMatcher(None, annotated, source, autojunk=False)

@@ -49,9 +49,9 @@ def render_module_stub(
     for cls in stub.classes:
         body.append("")
         body.extend(_render_class(cls, namer, ""))
-    # The stub holds only traced functions; this marks it incomplete (PEP 484), so
-    # mypy reads every other name of the module as Any instead of reporting it
-    # missing when another stub or the user's code refers to it.
+    # The stub contains only traced functions. This line marks it incomplete
+    # (PEP 484), so mypy reads the module's other names as Any instead of reporting
+    # them missing where another stub or the user's code uses them.
     body.append("")
     body.append(INCOMPLETE_MARKER_COMMENT)
     body.append(f"def __getattr__(name: str) -> {namer.render(ANY).text}: ...")
