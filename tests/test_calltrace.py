@@ -64,3 +64,13 @@ def test_hash_cache_not_a_field() -> None:
         "yield_type",
         "call_count",
     ]
+
+
+def test_type_ref_pickle_round_trip() -> None:
+    """A hashed TypeRef pickles without its hash cache and comes back equal."""
+    ref = TypeRef("builtins", "dict", (STR, TypeRef("builtins", "list", (INT,))))
+    hash(ref)
+    copy = pickle.loads(pickle.dumps(ref))
+    assert copy == ref
+    assert "_hash" not in copy.__dict__
+    assert hash(copy) == hash(ref)

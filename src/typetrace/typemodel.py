@@ -18,7 +18,7 @@ Special forms use reserved names:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Optional
 
 __all__ = [
     "ANY",
@@ -40,6 +40,19 @@ class TypeRef:
     qualname: str
     #: Type arguments, for example ``(str, int)`` for ``dict[str, int]``.
     args: tuple[TypeRef, ...] = ()
+
+    def __hash__(self) -> int:
+        # Cached, because traces hash their types on every comparison, and type
+        # references are shared between traces.
+        cached: Optional[int] = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.module, self.qualname, self.args))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict[str, object]:
+        # String hashes differ between processes, so the cache is not pickled.
+        return {name: value for name, value in self.__dict__.items() if name != "_hash"}
 
     @property
     def is_union(self) -> bool:

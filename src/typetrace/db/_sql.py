@@ -118,16 +118,27 @@ def aggregate_rows(traces: Iterable[CallTrace]) -> list[tuple[str, CallTraceRow]
         else:
             entry[1] += trace.call_count
     # Equal traces held in different objects meet again under their signature.
-    merged: dict[str, CallTraceRow] = {}
+    merged: dict[str, list[Any]] = {}
     for trace, count in by_identity.values():
         encoded = _encode_cached(trace)
         if encoded is None:
             continue
         signature, row = encoded
         previous = merged.get(signature)
-        total = count if previous is None else previous.call_count + count
-        merged[signature] = dataclasses.replace(row, call_count=total)
-    return sorted(merged.items())
+        if previous is None:
+            merged[signature] = [row, count]
+        else:
+            previous[1] += count
+    return [
+        (signature, _with_count(row, count)) for signature, (row, count) in sorted(merged.items())
+    ]
+
+
+def _with_count(row: CallTraceRow, count: int) -> CallTraceRow:
+    # Faster than dataclasses.replace(), which this runs for every distinct trace.
+    return CallTraceRow(
+        row.module, row.qualname, row.arg_types, row.return_type, row.yield_type, row.format_version, count
+    )
 
 
 #: Maximum number of traces in the cache of encoded rows; the cache is emptied when full.
