@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     for module in library_modules:
         run([*typetrace, "stub", module, "--output-dir", str(stubs)], cwd=traced)
     stub_files = sorted(str(path) for path in stubs.rglob("*.pyi"))
-    # The stubs come first on mypy's path; modules without a stub (untraced ones, and
+    # The stubs come first on mypy's path. Modules without a stub (untraced ones, and
     # other top-level packages of the sdist) are read from the unannotated source,
-    # whose own errors are not reported.
+    # and errors in that source are not reported.
     mypy_env = {**os.environ, "MYPYPATH": os.pathsep.join([str(stubs), str(pristine)])}
     run(
         [sys.executable, "-m", "mypy", "--no-incremental", "--follow-imports=silent", *stub_files],

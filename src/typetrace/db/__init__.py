@@ -10,9 +10,9 @@ __all__ = ["store_from_url"]
 def store_from_url(connection_string: str) -> CallTraceStore:
     """Open the store named by *connection_string*.
 
-    ``postgresql://`` (or ``postgres://``) URLs open a PostgreSQL store, ``mysql://``
-    URLs a MySQL or MariaDB store; anything else is passed to :class:`SQLiteStore`
-    as a path, ``:memory:`` or a ``file:`` URI.
+    ``postgresql://`` (or ``postgres://``) URLs open a PostgreSQL store, and
+    ``mysql://`` URLs a MySQL or MariaDB store. Anything else goes to
+    :class:`SQLiteStore` as a path, ``:memory:`` or a ``file:`` URI.
     """
     scheme = connection_string.partition("://")[0].lower() if "://" in connection_string else ""
     if scheme in ("postgresql", "postgres"):

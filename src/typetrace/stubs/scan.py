@@ -52,7 +52,7 @@ class ClassNode:
 
 @dataclass
 class ModuleScan:
-    """What the source of a module defines and imports."""
+    """The definitions and imports that the source of a module contains."""
 
     members: list[Union[FunctionNode, ClassNode]] = field(default_factory=list)
     #: Imports by bound name; the last import of a name wins.
