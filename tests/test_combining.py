@@ -240,3 +240,27 @@ class TestMatchTypeVar:
     def test_non_candidate_not_linked(self) -> None:
         calls = [call(INT, a=INT, b=INT), call(STR, a=STR, b=STR)]
         assert match_type_var(calls, ["a"]) is None
+
+
+MAGIC_MOCK = TypeRef("unittest.mock", "MagicMock")
+MOCK = TypeRef("unittest.mock", "Mock")
+
+
+class TestTestDoubles:
+    def test_mock_dropped_next_to_real_type(self) -> None:
+        """A mock seen next to a real type leaves only the real type."""
+        assert combine_types([INT, MAGIC_MOCK]) == INT
+
+    def test_only_mocks_give_any(self) -> None:
+        """A slot where only mocks were seen is Any, never a mock class."""
+        assert combine_types([MOCK, MAGIC_MOCK]) == ANY
+
+    def test_mock_in_container_argument(self) -> None:
+        """Mocks are dropped inside container arguments too."""
+        assert combine_types([TypeRef("builtins", "list", (TypeRef("typing", "Union", (INT, MOCK)),))]) == TypeRef(
+            "builtins", "list", (INT,)
+        )
+
+    def test_mock_backport_module(self) -> None:
+        """Classes of the mock backport count as test doubles."""
+        assert combine_types([STR, TypeRef("mock", "Mock")]) == STR

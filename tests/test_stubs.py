@@ -675,3 +675,14 @@ def test_stub_command_target_version(tmp_path: Path) -> None:
     code = main(arguments, stdout, stderr)
     assert code == 0, stderr.getvalue()
     assert "def f(a: Optional[List[int]]) -> None: ..." in stdout.getvalue()
+
+
+def test_mock_arguments_left_out() -> None:
+    """A mock passed by a test never reaches the stub."""
+    text = stub_text(
+        "def f(a, b):\n    pass\n",
+        trace("f", {"a": INT, "b": TypeRef("unittest.mock", "MagicMock")}),
+        trace("f", {"a": TypeRef("unittest.mock", "Mock"), "b": TypeRef("unittest.mock", "MagicMock")}),
+    )
+    assert "def f(a: int, b: Any) -> None: ..." in text
+    assert "mock" not in text

@@ -26,6 +26,11 @@ shorter where a type checker accepts the shorter form for every observed value:
   ``object`` value is a type error, in the function body for a parameter and at the
   call sites for a return. ``Any`` only stops checking, as an unannotated slot does.
 
+* Test doubles (the classes of :mod:`unittest.mock` and of the ``mock`` backport)
+  say nothing about the types a function takes in real use, so they are dropped from
+  a union with other members. A slot where only test doubles were seen becomes
+  ``Any``.
+
 The rules apply at every depth, so the arguments of a container are combined the same
 way. Members keep the order of :func:`~typetrace.typemodel.union`, so the result does
 not depend on the order in which the types were observed.
@@ -83,6 +88,10 @@ def combine_types(types: Iterable[TypeRef], *, max_union_size: int = DEFAULT_MAX
     members = _flatten(types)
     if not members:
         raise ValueError("combine_types() needs at least one type")
+    real = [member for member in members if not _is_test_double(member)]
+    if not real:
+        return ANY
+    members = real
     if ANY in members:
         return ANY
     has_none = NONE in members
@@ -97,6 +106,14 @@ def combine_types(types: Iterable[TypeRef], *, max_union_size: int = DEFAULT_MAX
         if len(others) > max_union_size:
             others = [_widen(others, max_union_size)]
     return union([*others, NONE] if has_none else others)
+
+
+#: Modules whose classes are test doubles.
+_TEST_DOUBLE_MODULES = frozenset({"unittest.mock", "mock", "mock.mock"})
+
+
+def _is_test_double(ref: TypeRef) -> bool:
+    return ref.module in _TEST_DOUBLE_MODULES
 
 
 def _flatten(types: Iterable[TypeRef]) -> list[TypeRef]:
