@@ -120,12 +120,7 @@ class StoreWriter:
                 if self._closed:
                     self._drop(count, "the writer is closed")
                     return
-                if trace in self._pending:
-                    self._pending[trace] += count
-                elif len(self._pending) < self.max_pending:
-                    self._pending[trace] = count
-                else:
-                    self._drop(count, f"{self.max_pending} distinct traces are waiting")
+                if not self._queue(trace, count):
                     return
                 if self._thread is None:
                     self._start_thread()
@@ -278,12 +273,7 @@ class StoreWriter:
             self._consecutive_failures += 1
             failures = self._consecutive_failures
             for trace, count in batch.items():
-                if trace in self._pending:
-                    self._pending[trace] += count
-                elif len(self._pending) < self.max_pending:
-                    self._pending[trace] = count
-                else:
-                    self._drop(count, f"{self.max_pending} distinct traces are waiting")
+                self._queue(trace, count)
         # Log the first failures, then every power of two, so a store that stays down
         # does not flood the log.
         if failures <= 3 or failures & (failures - 1) == 0:
@@ -298,6 +288,18 @@ class StoreWriter:
             # The traced program's stderr gets the message; the traceback only
             # with debug logging on.
             logger.debug("Traceback of the failed write", exc_info=error)
+
+    def _queue(self, trace: CallTrace, count: int) -> bool:
+        """Add *count* calls of *trace* to the pending traces, or drop them when the
+        buffer is full; return whether they were added. The caller holds self._lock."""
+        if trace in self._pending:
+            self._pending[trace] += count
+        elif len(self._pending) < self.max_pending:
+            self._pending[trace] = count
+        else:
+            self._drop(count, f"{self.max_pending} distinct traces are waiting")
+            return False
+        return True
 
     def _drop(self, count: int, reason: str) -> None:
         # The caller holds self._lock.

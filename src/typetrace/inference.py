@@ -77,9 +77,9 @@ _FUNCTION_TYPE_IDS = frozenset(
     )
 )
 
-# Built-in classes whose ``builtins.<name>`` cannot be imported, typed by the abstract
-# class that an annotation uses instead.
-_RENAMED = {
+#: Built-in classes whose ``builtins.<name>`` cannot be imported, typed by the abstract
+#: class that an annotation uses instead.
+BUILTIN_RENAMES = {
     "generator": TypeRef("collections.abc", "Generator"),
     "coroutine": TypeRef("collections.abc", "Coroutine"),
     "async_generator": TypeRef("collections.abc", "AsyncGenerator"),
@@ -203,7 +203,7 @@ class TypeInferrer:
         if not isinstance(module, str) or not isinstance(qualname, str):
             raise TypeError(f"class name is not a string: {module!r}.{qualname!r}")
         if module == "builtins":
-            renamed = _RENAMED.get(qualname)
+            renamed = BUILTIN_RENAMES.get(qualname)
             if renamed is not None:
                 return renamed
             if qualname.endswith("iterator"):

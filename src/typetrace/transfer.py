@@ -31,10 +31,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, TextIO, Union
 
+from typetrace.db._sql import STORED_ROW_COLUMNS
 from typetrace.db.base import CallTraceStore, StoredRow
 from typetrace.encoding import FORMAT_VERSION, CallTraceRow, DecodeError
 from typetrace.exceptions import TypeTraceError
-from typetrace.inference import MAX_TUPLE_LENGTH
+from typetrace.inference import BUILTIN_RENAMES, MAX_TUPLE_LENGTH
 from typetrace.tracing import CallTrace
 from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
 
@@ -59,19 +60,7 @@ MONKEYTYPE_TABLE = "monkeytype_call_traces"
 #: Rows written to the store per transaction while importing.
 IMPORT_BATCH_SIZE = 1000
 
-_ROW_KEYS = frozenset(
-    {
-        "module",
-        "qualname",
-        "arg_types",
-        "return_type",
-        "yield_type",
-        "format_version",
-        "call_count",
-        "first_seen",
-        "last_seen",
-    }
-)
+_ROW_KEYS = frozenset(STORED_ROW_COLUMNS)
 
 
 class TransferError(TypeTraceError):
@@ -435,19 +424,13 @@ _TYPING_ORIGINS = {
 }
 
 # Built-in classes that cannot be imported by their ``builtins`` name, with the names
-# typetrace's inference gives them.
+# typetrace's inference gives them. Inference types functions by their kind, so the
+# two function classes are added here.
+_CALLABLE = TypeRef("collections.abc", "Callable")
 _BUILTIN_RENAMES = {
-    "NoneType": NONE,
-    "generator": TypeRef("collections.abc", "Generator"),
-    "coroutine": TypeRef("collections.abc", "Coroutine"),
-    "async_generator": TypeRef("collections.abc", "AsyncGenerator"),
-    "dict_keys": TypeRef("collections.abc", "KeysView"),
-    "dict_values": TypeRef("collections.abc", "ValuesView"),
-    "dict_items": TypeRef("collections.abc", "ItemsView"),
-    "module": TypeRef("types", "ModuleType"),
-    "mappingproxy": TypeRef("types", "MappingProxyType"),
-    "function": TypeRef("collections.abc", "Callable"),
-    "builtin_function_or_method": TypeRef("collections.abc", "Callable"),
+    **BUILTIN_RENAMES,
+    "function": _CALLABLE,
+    "builtin_function_or_method": _CALLABLE,
 }
 
 _MONKEYTYPE_KEYS = frozenset({"module", "qualname", "elem_types", "is_typed_dict"})
