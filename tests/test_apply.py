@@ -10,29 +10,22 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Mapping, Optional
 
 import pytest
+from support import MODULE, make_trace
 
 from typetrace.apply import ApplyError, apply_stub_to_file, apply_stub_to_source
 from typetrace.stubs import ModuleStub, build_stub
 from typetrace.tracing import CallTrace
 from typetrace.typemodel import ANY, NONE, TypeRef
 
-MODULE = "pkg.mod"
 INT = TypeRef("builtins", "int")
 STR = TypeRef("builtins", "str")
 BYTES = TypeRef("builtins", "bytes")
 PYTHON_39 = Path(__file__).resolve().parents[1] / ".venv-3.9" / "bin" / "python"
 
 
-def trace(
-    qualname: str,
-    args: Mapping[str, TypeRef],
-    returns: Optional[TypeRef] = NONE,
-    yields: Optional[TypeRef] = None,
-) -> CallTrace:
-    return CallTrace(MODULE, qualname, args, returns, yields)
+trace = make_trace
 
 
 def apply(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ast
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from support import run_typetrace
 
 TESTS_DIR = Path(__file__).parent
 
@@ -20,19 +20,7 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def typetrace(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m typetrace ARGS`` in *cwd* with the store in ``cwd/traces.sqlite3``."""
-    environment = {**os.environ, "TYPETRACE_DB": str(cwd / "traces.sqlite3"), **(env or {})}
-    environment.pop("PYTHONPATH", None)
-    return subprocess.run(
-        [sys.executable, "-m", "typetrace", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
+typetrace = run_typetrace
 
 SCRIPT = """
     import sys

@@ -7,41 +7,17 @@ import sys
 from typing import Any, Callable, Optional
 
 import pytest
+from support import ListSink, SinkOnlyConfig
 
-from typetrace.config import Config, Sampling
-from typetrace.db.base import CallTraceStore
+from typetrace.config import Sampling
 from typetrace.exceptions import ConfigError
-from typetrace.tracing import CallTrace, TraceSession, _start_session
+from typetrace.tracing import TraceSession, _start_session
 from typetrace.typemodel import TypeRef
 
 INT = TypeRef("builtins", "int")
 STR = TypeRef("builtins", "str")
 MODULE = __name__
 
-
-class ListSink:
-    def __init__(self) -> None:
-        self.traces: list[CallTrace] = []
-
-    def record(self, trace: CallTrace) -> None:
-        self.traces.append(trace)
-
-    def of(self, qualname: str) -> list[CallTrace]:
-        return [trace for trace in self.traces if trace.qualname == qualname]
-
-    def arg_types(self, qualname: str, name: str) -> set[TypeRef]:
-        return {trace.arg_types[name] for trace in self.of(qualname)}
-
-
-class SinkOnlyConfig(Config):
-    def __init__(self, sampling: Sampling) -> None:
-        self._sampling = sampling
-
-    def trace_store(self) -> CallTraceStore:
-        raise AssertionError("the tests pass a sink")
-
-    def sampling(self) -> Sampling:
-        return self._sampling
 
 
 def record(body: Callable[[TraceSession], object], sampling: Optional[Sampling] = None) -> ListSink:

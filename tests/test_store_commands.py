@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import run_typetrace
 
 from typetrace.db.base import StoredRow
 from typetrace.db.sqlite import SQLiteStore
@@ -22,20 +23,7 @@ INT = TypeRef("builtins", "int")
 DAY = 86400.0
 
 
-def typetrace(cwd: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m typetrace ARGS`` in *cwd* with the store in ``cwd/traces.sqlite3``."""
-    environment = {**os.environ, "TYPETRACE_DB": str(cwd / "traces.sqlite3")}
-    environment.pop("PYTHONPATH", None)
-    return subprocess.run(
-        [sys.executable, "-m", "typetrace", *args],
-        cwd=cwd,
-        env=environment,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
+typetrace = run_typetrace
 
 def stored(module: str, qualname: str, call_count: int = 1, age_days: float = 0.0) -> StoredRow:
     seen = time.time() - age_days * DAY

@@ -7,28 +7,22 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Optional
 
 import pytest
+from support import MODULE, make_trace
 
 from typetrace.stubs import ModuleStub, PropertyAccessor, StubBuildError, build_stub
 from typetrace.stubs.annotations import parse_target_version
 from typetrace.tracing import CallTrace
 from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef
 
-MODULE = "pkg.mod"
 INT = TypeRef("builtins", "int")
 STR = TypeRef("builtins", "str")
 BYTES = TypeRef("builtins", "bytes")
 
 
-def trace(
-    qualname: str,
-    args: Mapping[str, TypeRef],
-    returns: Optional[TypeRef] = NONE,
-    yields: Optional[TypeRef] = None,
-) -> CallTrace:
-    return CallTrace(MODULE, qualname, args, returns, yields)
+trace = make_trace
 
 
 def stub_text(source: str, *traces: CallTrace, overwrite: bool = False) -> str:

@@ -12,12 +12,12 @@ import textwrap
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import pytest
+from support import ListSink, SinkOnlyConfig
 
-from typetrace.config import Config, Sampling, default_code_filter
-from typetrace.db.base import CallTraceStore
+from typetrace.config import Sampling, default_code_filter
 from typetrace.tracing import CallTrace, TracerError, TraceStats, trace
 from typetrace.typemodel import NONE, TypeRef, union
 
@@ -28,32 +28,6 @@ BYTES = TypeRef("builtins", "bytes")
 BOOL = TypeRef("builtins", "bool")
 MODULE = __name__
 
-
-class ListSink:
-    def __init__(self) -> None:
-        self.traces: list[CallTrace] = []
-
-    def record(self, trace: CallTrace) -> None:
-        self.traces.append(trace)
-
-    def of(self, qualname: str) -> list[CallTrace]:
-        return [t for t in self.traces if t.qualname == qualname]
-
-    def one(self, qualname: str) -> CallTrace:
-        found = self.of(qualname)
-        assert len(found) == 1, f"{len(found)} traces of {qualname}: {self.traces}"
-        return found[0]
-
-
-class SinkOnlyConfig(Config):
-    def __init__(self, sampling: Optional[Sampling] = None) -> None:
-        self._sampling = sampling or Sampling(all_calls=True)
-
-    def trace_store(self) -> CallTraceStore:
-        raise AssertionError("the tests pass a sink")
-
-    def sampling(self) -> Sampling:
-        return self._sampling
 
 
 def record(body: Callable[[], object], sampling: Optional[Sampling] = None) -> ListSink:

@@ -6,19 +6,18 @@ import io
 import shutil
 import textwrap
 from pathlib import Path
-from typing import Mapping, Optional
 
 import pytest
+from support import MODULE, make_trace
 
 from typetrace.apply import apply_stub_to_source
 from typetrace.stubs import build_stub
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import NONE, TypeRef
+from typetrace.typemodel import TypeRef
 from typetrace.verify import CheckerError, Slot, VerifyError, _new_errors, verify_stub
 
 pytest.importorskip("mypy")
 
-MODULE = "pkg.mod"
 INT = TypeRef("builtins", "int")
 STR = TypeRef("builtins", "str")
 BYTES = TypeRef("builtins", "bytes")
@@ -51,8 +50,7 @@ class Square:
 """
 
 
-def trace(qualname: str, args: Mapping[str, TypeRef], returns: Optional[TypeRef] = NONE) -> CallTrace:
-    return CallTrace(MODULE, qualname, args, returns)
+trace = make_trace
 
 
 TRACES = [

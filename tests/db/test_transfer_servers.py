@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support import run_typetrace
 
 from typetrace.db import store_from_url
 from typetrace.db.base import StoredRow
@@ -21,18 +20,7 @@ STR = TypeRef("builtins", "str")
 
 
 def typetrace(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ}
-    environment.pop("PYTHONPATH", None)
-    environment.pop("TYPETRACE_DB", None)
-    return subprocess.run(
-        [sys.executable, "-m", "typetrace", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
+    return run_typetrace(cwd, *args, default_db=False)
 
 def sample_rows() -> list[StoredRow]:
     traces = [

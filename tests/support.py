@@ -1,0 +1,91 @@
+"""Helpers shared by the test modules: trace builders, a list sink and CLI runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Mapping, Optional
+
+from typetrace.config import Config, Sampling
+from typetrace.db.base import CallTraceStore
+from typetrace.tracing import CallTrace
+from typetrace.typemodel import NONE, TypeRef
+
+#: Module of the traces that make_trace() builds, and of the sources they stub.
+MODULE = "pkg.mod"
+
+
+def make_trace(
+    qualname: str,
+    args: Mapping[str, TypeRef],
+    returns: Optional[TypeRef] = NONE,
+    yields: Optional[TypeRef] = None,
+) -> CallTrace:
+    """Build a trace of *qualname* in :data:`MODULE`."""
+    return CallTrace(MODULE, qualname, args, returns, yields)
+
+
+class ListSink:
+    """A trace sink that keeps every trace in a list, for tracing tests."""
+
+    def __init__(self) -> None:
+        self.traces: list[CallTrace] = []
+
+    def record(self, trace: CallTrace) -> None:
+        self.traces.append(trace)
+
+    def of(self, qualname: str) -> list[CallTrace]:
+        return [trace for trace in self.traces if trace.qualname == qualname]
+
+    def one(self, qualname: str) -> CallTrace:
+        found = self.of(qualname)
+        assert len(found) == 1, f"{len(found)} traces of {qualname}: {self.traces}"
+        return found[0]
+
+    def arg_types(self, qualname: str, name: str) -> set[TypeRef]:
+        return {trace.arg_types[name] for trace in self.of(qualname)}
+
+
+class SinkOnlyConfig(Config):
+    """A config for sessions that get a sink, so they never open a store."""
+
+    def __init__(self, sampling: Optional[Sampling] = None) -> None:
+        self._sampling = sampling or Sampling(all_calls=True)
+
+    def trace_store(self) -> CallTraceStore:
+        raise AssertionError("the tests pass a sink")
+
+    def sampling(self) -> Sampling:
+        return self._sampling
+
+
+def run_typetrace(
+    cwd: Path,
+    *args: str,
+    env: Optional[dict[str, str]] = None,
+    stdin: Optional[str] = None,
+    default_db: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m typetrace ARGS`` in *cwd*.
+
+    With *default_db*, the store is ``cwd/traces.sqlite3`` through ``TYPETRACE_DB``;
+    without it the variable is unset, so the arguments must name the store.
+    """
+    environment = dict(os.environ)
+    environment.pop("PYTHONPATH", None)
+    if default_db:
+        environment["TYPETRACE_DB"] = str(cwd / "traces.sqlite3")
+    else:
+        environment.pop("TYPETRACE_DB", None)
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "typetrace", *args],
+        cwd=cwd,
+        env=environment,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
