@@ -283,7 +283,7 @@ class TestErrors:
         assert "'nope_config' not found" in result.stderr
 
     def test_config_not_a_config(self, project: Path) -> None:
-        """--config naming something other than a Config says what to do."""
+        """--config naming something other than a Config names the fix."""
         write(project / "bad_config.py", "CONFIG = 42\n")
         result = typetrace(project, "--config", "bad_config:CONFIG", "list-modules")
         assert result.returncode == 1

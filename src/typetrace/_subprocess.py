@@ -63,7 +63,7 @@ _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 @dataclass(frozen=True)
 class ChildSettings:
-    """What a child process needs to trace like its parent, kept as JSON."""
+    """The settings a child process needs to trace like its parent, kept as JSON."""
 
     #: The Config as ``module:attribute``; ``None`` for :class:`DefaultConfig`.
     config: Optional[str] = None

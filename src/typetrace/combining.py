@@ -27,7 +27,7 @@ shorter where a type checker accepts the shorter form for every observed value:
   call sites for a return. ``Any`` only stops checking, as an unannotated slot does.
 
 * Test doubles (the classes of :mod:`unittest.mock` and of the ``mock`` backport)
-  say nothing about the types a function takes in real use, so they are dropped from
+  show nothing about the types a function takes in real use, so they are dropped from
   a union with other members. A slot where only test doubles were seen becomes
   ``Any``.
 

@@ -70,7 +70,7 @@ class Sampling:
     pause_after: Optional[int] = 1_000
     #: Calls a paused function is watched for after it resumes.
     resume_calls: int = 100
-    #: Longest wait in seconds between two timed resumes.
+    #: Maximum wait in seconds between two timed resumes.
     max_resume_interval: float = 60.0
     #: Functions whose calls are all recorded, as ``module:qualname`` prefixes that end
     #: at a dot or colon: ``"shop"`` selects ``shop.cart:total`` and ``"shop.cart:Cart"``

@@ -111,7 +111,7 @@ class CallTraceStore(ABC):
 
 
 def qualname_matches(qualname: str, prefix: Optional[str]) -> bool:
-    """Whether *qualname* is selected by *prefix* in :meth:`CallTraceStore.filter`.
+    """Return whether *qualname* is selected by *prefix* in :meth:`CallTraceStore.filter`.
 
     The prefix matches whole dotted components and case-sensitively: ``C`` selects
     ``C`` and ``C.m``, never ``Cx`` or ``c``.

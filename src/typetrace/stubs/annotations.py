@@ -199,7 +199,7 @@ _PRIVATE_C_MODULES = frozenset(
 
 @dataclass(frozen=True)
 class Binding:
-    """What a name bound by an import in the target module refers to."""
+    """The target of a name that an import binds in the target module."""
 
     #: Dotted name of the module (``import x``) or object (``from m import x``).
     target: str
