@@ -125,10 +125,13 @@ POOL = """
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_process_pool_workers_traced(tmp_path: Path, method: str) -> None:
-    """Every call a ProcessPoolExecutor worker runs is counted once."""
+    """With --all-calls, every call a ProcessPoolExecutor worker runs is counted once."""
     write(tmp_path / "pool.py", POOL)
 
-    traced = traced_run(tmp_path, "pool.py", method)
+    traced = run_python(
+        ["-m", "typetrace", "run", "--db", str(tmp_path / "traces.sqlite3"), "--all-calls", "pool.py", method],
+        tmp_path,
+    )
 
     assert traced.returncode == 0, traced.stderr
     assert traced.stdout == "40.0\n"
@@ -257,7 +260,9 @@ def test_fork_after_threads_started_prints_nothing(tmp_path: Path, mode: list[st
             return value
 
 
-        for number in range(200):
+        # Fewer calls than sampling needs to pause work(), so the child's call of it
+        # is recorded.
+        for number in range(50):
             work(number)
         time.sleep(0.3)
         pid = os.fork()

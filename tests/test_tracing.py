@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 import pytest
 from support import ListSink, SinkOnlyConfig
 
+import typetrace.tracing
 from typetrace.config import Sampling, default_code_filter
 from typetrace.tracing import CallTrace, TracerError, TraceStats, trace
 from typetrace.typemodel import NONE, TypeRef, union
@@ -434,6 +435,25 @@ def test_suspended_generator_recorded_at_stop() -> None:
     assert list(generator) == [1, 2, 3, 4]
 
 
+def test_long_generator_records_yield_and_return_types() -> None:
+    sink = ListSink()
+    with trace(SinkOnlyConfig(), sink=sink):
+        assert sum(count_up(5_000)) == sum(range(5_000))
+        if sys.version_info >= (3, 12):
+            # Past its first yields, the generator's events are turned off.
+            session = typetrace.tracing._active_session
+            assert session is not None
+            infos = [entry[1] for entry in session._recorder.codes.values() if entry[1] is not None]
+            assert [info.quiet_yields for info in infos if info.qualname == "count_up"] == [True]
+        assert list(count_up(3)) == [0, 1, 2]
+
+    first, second = sink.of("count_up")
+    assert first.yield_type == INT
+    assert first.return_type == STR
+    assert args_of(second) == {"limit": INT}
+    assert second.return_type == STR
+
+
 # Coroutines
 
 
@@ -443,6 +463,30 @@ def test_coroutine_records_awaited_result() -> None:
     assert args_of(found) == {"value": INT}
     assert found.return_type == INT
     assert found.yield_type is None
+
+
+async def awaits_often(value):  # type: ignore[no-untyped-def]
+    for _ in range(2_000):
+        await asyncio.sleep(0)
+    return str(value)
+
+
+async def await_many():  # type: ignore[no-untyped-def]
+    first = await awaits_often(1)
+    rest = await asyncio.gather(*(fetch(index) for index in range(20)))
+    return [first, *rest]
+
+
+def test_coroutines_record_results_after_many_awaits() -> None:
+    sink = record(lambda: asyncio.run(await_many()))
+
+    found = sink.one("awaits_often")
+    assert args_of(found) == {"value": INT}
+    assert found.return_type == STR
+    assert found.yield_type is None
+    fetched = sink.of("fetch")
+    assert len(fetched) == 20
+    assert {trace.return_type for trace in fetched} == {INT}
 
 
 async def sleeps_forever(value):  # type: ignore[no-untyped-def]

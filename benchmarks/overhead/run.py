@@ -3,14 +3,18 @@
 Each workload runs as a whole process, start-up included, in every mode: untraced,
 typetrace's default sampling, typetrace --all-calls and MonkeyType 23.3.0. Rounds run
 the modes in turn, in a rotated order, so that a drift of the machine affects them
-alike. The script prints the median, min and max wall time of each and its ratio to
-the untraced median.
+alike. The script prints the median, min and max of each run's wall time and of its
+CPU time (user plus system, of the process and its children), each with its ratio to
+the untraced median. CPU time varies less than wall time when other jobs share the
+machine, but it leaves out time spent waiting, for example on disk writes.
 
     python benchmarks/overhead/run.py --python python3.12 --rounds 5
 
 The first run builds a virtual environment under benchmarks/.work/ with typetrace
 (from this checkout), pytest and MonkeyType, and downloads the toolz 1.2.0 sdist whose
-test suite is one workload. Needs PyPI.
+test suite is one workload. Needs PyPI. Before each run of the script it compiles
+typetrace's sources to bytecode, as an installed package would be, because an editable
+install run with PYTHONDONTWRITEBYTECODE set would compile them at every start.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -56,6 +61,7 @@ def prepare(python: str) -> tuple[Path, Path]:
         )
         with tarfile.open(work / "toolz-1.2.0.tar.gz") as archive:
             archive.extractall(work)
+    subprocess.run([str(venv_python), "-m", "compileall", "-q", str(ROOT / "src")], check=True)
     generated = work / "_manyfuncs_generated.py"
     if not generated.exists():
         sys.path.insert(0, str(WORKLOADS_DIR))
@@ -88,7 +94,8 @@ def command(python: Path, work: Path, workload: str, mode: str) -> tuple[list[st
     return [str(python), *prefix, *target], cwd
 
 
-def run_once(python: Path, work: Path, workload: str, mode: str) -> float:
+def run_once(python: Path, work: Path, workload: str, mode: str) -> tuple[float, float]:
+    """Run one workload in one mode; return its wall time and CPU time in seconds."""
     args, cwd = command(python, work, workload, mode)
     for stale in work.glob("traces.sqlite3*"):
         stale.unlink()
@@ -96,12 +103,36 @@ def run_once(python: Path, work: Path, workload: str, mode: str) -> float:
         stale.unlink()
     env = {name: value for name, value in os.environ.items() if not name.startswith(("TYPETRACE", "MT_"))}
     env["MT_DB_PATH"] = str(work / "monkeytype.sqlite3")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if result.returncode != 0:
         raise RuntimeError(f"{workload} under {mode} failed with exit code {result.returncode}:\n{result.stderr[-2000:]}")
-    return elapsed
+    return elapsed, cpu
+
+
+def print_table(times: dict[tuple[str, str], list[float]], workloads: list[str], modes: list[str]) -> None:
+    ratios: dict[str, list[float]] = {mode: [] for mode in modes}
+    for workload in workloads:
+        base = statistics.median(times[(workload, "untraced")]) if "untraced" in modes else float("nan")
+        cells = []
+        for mode in modes:
+            samples = times[(workload, mode)]
+            median = statistics.median(samples)
+            ratio = median / base if base > 0 else float("nan")
+            if workload != "startup":
+                ratios[mode].append(ratio)
+            cells.append(f"{mode} {median:.2f} ({min(samples):.2f}-{max(samples):.2f}) {ratio:.2f}x")
+        print(f"{workload:12} " + " | ".join(cells))
+    print("geometric mean of ratios: " + " | ".join(
+        f"{mode} {math.exp(statistics.fmean(math.log(r) for r in values)):.2f}x" for mode, values in ratios.items() if values
+    ))
+    if "untraced" in modes and "default" in modes:
+        startup = statistics.median(times[("startup", "default")]) - statistics.median(times[("startup", "untraced")])
+        print(f"start-up added by typetrace run: {startup * 1000:.0f} ms")
 
 
 def main() -> int:
@@ -113,36 +144,27 @@ def main() -> int:
     args = parser.parse_args()
     python, work = prepare(args.python)
     workloads = [*args.workloads, "startup"] if "startup" not in args.workloads else args.workloads
-    times: dict[tuple[str, str], list[float]] = {}
+    wall: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     for round_number in range(args.rounds):
         for workload in workloads:
             # Rotate the order of the modes from round to round.
             shift = round_number % len(args.modes)
             for mode in [*args.modes[shift:], *args.modes[:shift]]:
-                times.setdefault((workload, mode), []).append(run_once(python, work, workload, mode))
+                elapsed, used = run_once(python, work, workload, mode)
+                wall.setdefault((workload, mode), []).append(elapsed)
+                cpu.setdefault((workload, mode), []).append(used)
         print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
 
-    print(f"Python {subprocess.run([str(python), '--version'], capture_output=True, text=True).stdout.strip()}, "
-          f"{args.rounds} rounds, wall time per process in seconds: median (min-max) and ratio to untraced")
-    ratios: dict[str, list[float]] = {mode: [] for mode in args.modes}
-    for workload in workloads:
-        base = statistics.median(times[(workload, "untraced")]) if "untraced" in args.modes else float("nan")
-        cells = []
-        for mode in args.modes:
-            samples = times[(workload, mode)]
-            median = statistics.median(samples)
-            ratio = median / base
-            if workload != "startup":
-                ratios[mode].append(ratio)
-            cells.append(f"{mode} {median:.2f} ({min(samples):.2f}-{max(samples):.2f}) {ratio:.2f}x")
-        print(f"{workload:12} " + " | ".join(cells))
-    print("geometric mean of ratios: " + " | ".join(
-        f"{mode} {math.exp(statistics.fmean(math.log(r) for r in values)):.2f}x" for mode, values in ratios.items() if values
-    ))
-    if "untraced" in args.modes and "default" in args.modes:
-        startup = statistics.median(times[("startup", "default")]) - statistics.median(times[("startup", "untraced")])
-        print(f"start-up added by typetrace run: {startup * 1000:.0f} ms")
-    (work / "results.json").write_text(json.dumps({f"{w}/{m}": v for (w, m), v in times.items()}, indent=1))
+    version = subprocess.run([str(python), "--version"], capture_output=True, text=True).stdout.strip()
+    for title, times in (("wall time", wall), ("CPU time", cpu)):
+        print(f"{version}, {args.rounds} rounds, {title} per process in seconds: median (min-max) and ratio to untraced")
+        print_table(times, workloads, args.modes)
+        print()
+    results = {"wall": wall, "cpu": cpu}
+    (work / "results.json").write_text(
+        json.dumps({metric: {f"{w}/{m}": v for (w, m), v in times.items()} for metric, times in results.items()}, indent=1)
+    )
     return 0
 
 

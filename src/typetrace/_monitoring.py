@@ -15,7 +15,7 @@ import sys
 from types import CodeType
 from typing import Any, Callable
 
-from typetrace._recorder import Recorder
+from typetrace._recorder import COROUTINE, Recorder
 from typetrace.tracing import TracerError
 
 __all__ = ["MonitoringBackend"]
@@ -28,6 +28,11 @@ _DISABLE = _monitoring.DISABLE
 # look for sys.monitoring.DEBUGGER_ID and COVERAGE_ID.
 _CANDIDATE_TOOL_IDS = (_monitoring.PROFILER_ID, 3, 4, _monitoring.OPTIMIZER_ID)
 _TOOL_NAME = "typetrace"
+# Yields of one recorded generator call after which its PY_YIELD and PY_RESUME
+# events are disabled. The first yields of a call give its yield type, and later
+# yields are inferred only when of a new class (see typetrace._recorder), so a long
+# generator would otherwise pay two callbacks per item for almost nothing.
+_WATCHED_YIELDS = 1000
 
 # Whether an earlier session returned DISABLE. Disabled locations stay disabled for
 # the tool id after it is freed, so the next session re-enables them.
@@ -109,6 +114,8 @@ class MonitoringBackend:
         if info is None:
             return _DISABLE
         if info.active:
+            if info.quiet_yields:
+                return _DISABLE
             try:
                 call = recorder.calls.get(sys._getframe(1))
                 if call is not None:
@@ -154,6 +161,13 @@ class MonitoringBackend:
                 call = recorder.calls.get(frame)
                 if call is not None:
                     recorder.suspended(frame, call, value, certain=True)
+                    # An await in a coroutine says nothing about its types.
+                    if info.kind == COROUTINE or call.yields > _WATCHED_YIELDS:
+                        # NOTE: the events stay off for every call of this code until
+                        # paused functions resume, so a generator call that starts
+                        # meanwhile records no yield type.
+                        info.quiet_yields = True
+                        return _DISABLE
             except Exception as error:  # noqa: BLE001
                 recorder.note_error("PY_YIELD", error)
         elif info.paused:

@@ -77,6 +77,7 @@ class CodeInfo:
         "seen_keys",
         "quiet",
         "paused",
+        "quiet_yields",
     )
 
     def __init__(self, code: CodeType, module: str, qualname: str, always: bool = False) -> None:
@@ -122,6 +123,9 @@ class CodeInfo:
         self.quiet = 0
         #: Whether sampling ignores the function until the recorder resumes it.
         self.paused = False
+        #: Whether the backend may have stopped reporting the yields and resumes of
+        #: this code, so that its calls cannot tell when they are suspended.
+        self.quiet_yields = False
 
 
 def _key_function(params: tuple[str, ...]) -> Callable[[Mapping[str, object]], object]:
@@ -331,7 +335,12 @@ class Recorder:
                 self._is_new_key(frame, info)
         if len(self.calls) >= self._sweep_at:
             self.sweep()
-        self.calls[frame] = Call(info, self._argument_types(frame, info))
+        call = Call(info, self._argument_types(frame, info))
+        # Without resume events, a call counts as possibly suspended from its start,
+        # so that sweep() checks it. A frame that still runs has a reference from the
+        # interpreter, so sweep() leaves it alone.
+        call.suspended = info.quiet_yields
+        self.calls[frame] = call
         info.active += 1
         return True
 

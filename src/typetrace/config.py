@@ -58,7 +58,7 @@ class Sampling:
     #: Record every call; the other fields are then ignored.
     all_calls: bool = False
     #: Calls of each function that are always recorded before sampling starts.
-    first_calls: int = 100
+    first_calls: int = 10
     #: Probability of recording a later call whose argument types were seen before,
     #: from 0.0 to 1.0.
     rate: float = 0.01
@@ -67,9 +67,9 @@ class Sampling:
     new_types: bool = True
     #: Calls in a row without new argument types after which a function is paused;
     #: ``None`` never pauses.
-    pause_after: Optional[int] = 1_000
+    pause_after: Optional[int] = 100
     #: Calls a paused function is watched for after it resumes.
-    resume_calls: int = 100
+    resume_calls: int = 20
     #: Maximum wait in seconds between two timed resumes.
     max_resume_interval: float = 60.0
     #: Functions whose calls are all recorded, as ``module:qualname`` prefixes that end
