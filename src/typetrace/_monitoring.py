@@ -161,7 +161,7 @@ class MonitoringBackend:
                 call = recorder.calls.get(frame)
                 if call is not None:
                     recorder.suspended(frame, call, value, certain=True)
-                    # An await in a coroutine says nothing about its types.
+                    # The value a coroutine passes up at an await is not one of its types.
                     if info.kind == COROUTINE or call.yields > _WATCHED_YIELDS:
                         # NOTE: the events stay off for every call of this code until
                         # paused functions resume, so a generator call that starts
