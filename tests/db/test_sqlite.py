@@ -72,6 +72,17 @@ class TestSchema:
         with closing(sqlite3.connect(path)) as connection, connection:
             assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
+    @pytest.mark.parametrize("existing", [False, True], ids=["new-file", "existing-file"])
+    def test_commits_without_full_sync(self, path: Path, existing: bool) -> None:
+        if existing:
+            SQLiteStore(str(path)).close()
+        store = SQLiteStore(str(path))
+        try:
+            # 1 is NORMAL, which in WAL mode syncs at checkpoints, not at each commit.
+            assert store._connect().execute("PRAGMA synchronous").fetchone() == (1,)
+        finally:
+            store.close()
+
     @pytest.mark.parametrize(
         ("query", "params"),
         [

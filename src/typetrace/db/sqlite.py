@@ -242,6 +242,10 @@ class SQLiteStore(CallTraceStore):
         except StoreError:
             connection.close()
             raise
+        # A per-connection setting, so it is set on every connection, whether or not
+        # this one created the schema. In WAL mode it keeps committed data safe from
+        # a crash of the process, and only a power loss can undo the last transactions.
+        connection.execute("PRAGMA synchronous=NORMAL")
         return connection
 
     def _store_error(self, action: str, error: sqlite3.Error) -> StoreError:
@@ -315,9 +319,6 @@ def _set_wal_mode(connection: sqlite3.Connection) -> None:
     except sqlite3.OperationalError as error:
         if "readonly" not in str(error):
             raise
-    # A per-connection setting. In WAL mode it keeps committed data safe from a crash
-    # of the process, and only a power loss can undo the last transactions.
-    connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def _rollback(connection: sqlite3.Connection) -> None:
