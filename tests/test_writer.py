@@ -97,6 +97,22 @@ class TestAggregation:
         assert (stats.recorded, stats.written, stats.dropped, stats.pending) == (1006, 1006, 0, 0)
         writer.close()
 
+    def test_same_object_and_equal_objects_share_an_entry(self, store: ControlledStore) -> None:
+        writer = StoreWriter(store, flush_interval=NEVER)
+        repeated = make_trace("a")
+        for _ in range(10):
+            writer.record(repeated)
+            writer.record(make_trace("a", call_count=2))
+        assert writer.stats().pending == 30
+        assert writer.flush()
+        # A new batch starts empty, so an object seen before is counted once more.
+        writer.record(repeated)
+        assert writer.flush()
+
+        assert [len(batch) for batch in store.batches] == [1, 1]
+        assert store.counts() == {"a": 31}
+        writer.close()
+
     def test_writes_every_flush_interval(self, store: ControlledStore) -> None:
         writer = StoreWriter(store, flush_interval=0.05)
         writer.record(make_trace("a"))

@@ -69,6 +69,7 @@ class CodeInfo:
         "params",
         "varargs",
         "varkw",
+        "packed",
         "calls",
         "active",
         "last_trace",
@@ -106,6 +107,8 @@ class CodeInfo:
             position += 1
         if flags & _CO_VARKEYWORDS:
             self.varkw = code.co_varnames[position]
+        #: The names of *args and **kwargs that the code has.
+        self.packed = tuple(name for name in (self.varargs, self.varkw) if name is not None)
 
         #: Calls started, for sampling.
         self.calls = 0
@@ -392,8 +395,8 @@ class Recorder:
                 arg_types[name] = type_of(local_values[name])
         # *args and **kwargs are typed by their elements; with no elements there is
         # nothing to record.
-        for packed in (info.varargs, info.varkw):
-            if packed is not None and packed in local_values:
+        for packed in info.packed:
+            if packed in local_values:
                 element_type = self.inferrer.element_type(local_values[packed])
                 if element_type is not None:
                     arg_types[packed] = element_type
@@ -455,11 +458,10 @@ class Recorder:
         # saves building a CallTrace. The types are cached objects, so the comparison
         # mostly checks identities.
         trace = info.last_trace
-        if (
-            trace is None
-            or trace.return_type != return_type
-            or trace.yield_type != call.yield_type
-            or trace.arg_types != call.arg_types
+        if trace is None or not (
+            (trace.return_type is return_type or trace.return_type == return_type)
+            and (trace.yield_type is call.yield_type or trace.yield_type == call.yield_type)
+            and trace.arg_types == call.arg_types
         ):
             trace = CallTrace(info.module, info.qualname, call.arg_types, return_type, call.yield_type)
             info.last_trace = trace

@@ -95,7 +95,13 @@ class StoreWriter:
         # Serializes store.add() between the thread and flush()/close().
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
-        self._pending: dict[CallTrace, int] = {}
+        # Each pending distinct trace maps to its slot, a one-item list of its calls.
+        # _pending_ids finds the slot by the id of the first trace object queued into
+        # it, because the recorder hands over the same object for repeated calls, and
+        # an int is much cheaper to look up than a trace is to hash and compare. Its
+        # entries reference the trace objects, so no id is reused while it holds them.
+        self._pending: dict[CallTrace, list[int]] = {}
+        self._pending_ids: dict[int, tuple[CallTrace, list[int]]] = {}
         self._thread: Optional[threading.Thread] = None
         self._closed = False
         # Set while os.fork() runs, so that the thread ends without writing.
@@ -186,7 +192,7 @@ class StoreWriter:
                 recorded=self._recorded,
                 written=self._written,
                 dropped=self._dropped,
-                pending=sum(self._pending.values()),
+                pending=sum(slot[0] for slot in self._pending.values()),
                 failed_writes=self._failed_writes,
             )
 
@@ -246,10 +252,12 @@ class StoreWriter:
     def _write_pending(self) -> bool:
         # The caller holds self._write_lock.
         with self._lock:
-            batch = self._pending
+            slots = self._pending
             self._pending = {}
-        if not batch:
+            self._pending_ids = {}
+        if not slots:
             return True
+        batch = {trace: slot[0] for trace, slot in slots.items()}
         traces = [dataclasses.replace(trace, call_count=count) for trace, count in batch.items()]
         try:
             self.store.add(traces)
@@ -292,13 +300,20 @@ class StoreWriter:
     def _queue(self, trace: CallTrace, count: int) -> bool:
         """Add *count* calls of *trace* to the pending traces, or drop them when the
         buffer is full; return whether they were added. The caller holds self._lock."""
-        if trace in self._pending:
-            self._pending[trace] += count
-        elif len(self._pending) < self.max_pending:
-            self._pending[trace] = count
-        else:
-            self._drop(count, f"{self.max_pending} distinct traces are waiting")
-            return False
+        known = self._pending_ids.get(id(trace))
+        if known is not None and known[0] is trace:
+            known[1][0] += count
+            return True
+        slot = self._pending.get(trace)
+        if slot is None:
+            if len(self._pending) >= self.max_pending:
+                self._drop(count, f"{self.max_pending} distinct traces are waiting")
+                return False
+            slot = [0]
+            self._pending[trace] = slot
+            # Only the first object of each slot, which bounds this dict like _pending.
+            self._pending_ids[id(trace)] = (trace, slot)
+        slot[0] += count
         return True
 
     def _drop(self, count: int, reason: str) -> None:
