@@ -19,9 +19,10 @@ from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 from typetrace._qualnames import qualname_of
+from typetrace._testonly import is_test_module
 from typetrace.inference import TypeInferrer, is_async_yield_wrapper, unwrap_async_yield
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import NONE, TypeRef, union
+from typetrace.typemodel import NONE, TypeRef, receiver, union
 
 # Code object flags, as the inspect module names them; inlined so that starting
 # the tracer does not import inspect.
@@ -77,9 +78,13 @@ class CodeInfo:
         "seen_keys",
         "quiet",
         "paused",
+        "inferrer",
+        "receiver",
     )
 
-    def __init__(self, code: CodeType, module: str, qualname: str, always: bool = False) -> None:
+    def __init__(
+        self, code: CodeType, module: str, qualname: str, always: bool = False, *, inferrer: TypeInferrer
+    ) -> None:
         flags = code.co_flags
         self.code = code
         self.module = module
@@ -122,6 +127,14 @@ class CodeInfo:
         self.quiet = 0
         #: Whether sampling ignores the function until the recorder resumes it.
         self.paused = False
+        #: Infers the types of the function's values.
+        self.inferrer = inferrer
+        #: Name of the receiver parameter, the first positional parameter of a function
+        #: defined in a class body, whose value a return is compared with; ``None``
+        #: for other functions.
+        self.receiver: Optional[str] = None
+        if code.co_argcount and "." in qualname and qualname.rsplit(".", 2)[-2] != "<locals>":
+            self.receiver = code.co_varnames[0]
 
 
 def _key_function(params: tuple[str, ...]) -> Callable[[Mapping[str, object]], object]:
@@ -142,7 +155,16 @@ def _key_function(params: tuple[str, ...]) -> Callable[[Mapping[str, object]], o
 class Call:
     """The types noted so far in one call that is being recorded."""
 
-    __slots__ = ("info", "arg_types", "yield_type", "pending_none", "suspended", "yields", "yield_classes")
+    __slots__ = (
+        "info",
+        "arg_types",
+        "yield_type",
+        "pending_none",
+        "suspended",
+        "yields",
+        "yield_classes",
+        "receiver_id",
+    )
 
     def __init__(self, info: CodeInfo, arg_types: dict[str, TypeRef]) -> None:
         self.info = info
@@ -156,6 +178,9 @@ class Call:
         #: Values yielded so far, and the ids of their classes.
         self.yields = 0
         self.yield_classes: set[int] = set()
+        #: id() of the first positional argument at the start of the call. While the
+        #: parameter still refers to it, no other object can have this id.
+        self.receiver_id: Optional[int] = None
 
     def wants_yield(self, value: object) -> bool:
         """Return whether the type of the yielded *value* is inferred: always for the
@@ -174,6 +199,18 @@ class Call:
             self.yield_type = ref
         elif current != ref:
             self.yield_type = union((current, ref))
+
+
+def _note_receiver(call: Call, local_values: Mapping[str, object], name: str) -> None:
+    """Note the id of the receiver, the value of parameter *name*, in *call*.
+
+    Only the id is kept, so the recorder holds no reference to the program's object.
+    A value that the function returns with this id is the receiver, and a value whose
+    class has it is an instance of exactly the receiver class, as ``cls()`` in a
+    classmethod returns.
+    """
+    if name in local_values:
+        call.receiver_id = id(local_values[name])
 
 
 def _finished_frame() -> FrameType:
@@ -234,7 +271,13 @@ class Recorder:
         #: Whether functions of "__main__" are recorded under the name of the script's
         #: file when main_module is None, as in child processes.
         self.resolve_main = resolve_main
-        self.inferrer = TypeInferrer(main_module)
+        self.inferrer = TypeInferrer(main_module, test_stand_ins=True)
+        #: The inferrer for functions of test modules, which record test classes as
+        #: they are (see typetrace._testonly).
+        self.test_inferrer = TypeInferrer(main_module)
+        # Self-typed returns by the type of the value, so that repeated calls reuse one
+        # reference and the last-trace comparison in emit() stays an identity check.
+        self._receiver_types: dict[TypeRef, TypeRef] = {}
         #: Traced frames whose calls have not ended.
         self.calls: dict[FrameType, Call] = {}
         # id(code) -> (code, its info or None when it is not traced). The code object
@@ -272,7 +315,9 @@ class Recorder:
             elif module in _MAIN_NAMES:
                 module = self._main_module_name(module, frame.f_globals)
             qualname = qualname_of(code, frame.f_globals)
-            info = CodeInfo(code, module, qualname, self.sampling.records_always(f"{module}:{qualname}"))
+            inferrer = self.test_inferrer if is_test_module(module) else self.inferrer
+            always = self.sampling.records_always(f"{module}:{qualname}")
+            info = CodeInfo(code, module, qualname, always, inferrer=inferrer)
             # New code often means a new phase of the program, with new callers.
             if self.paused:
                 self.resume_paused()
@@ -294,6 +339,7 @@ class Recorder:
             name = _name_of_main(module, module_globals)
             self._main_names[module] = name
             self.inferrer.rename_main(module, name)
+            self.test_inferrer.rename_main(module, name)
         return name
 
     def _accepts(self, code: CodeType) -> bool:
@@ -331,7 +377,10 @@ class Recorder:
                 self._is_new_key(frame, info)
         if len(self.calls) >= self._sweep_at:
             self.sweep()
-        self.calls[frame] = Call(info, self._argument_types(frame, info))
+        call = Call(info, self._argument_types(frame, info))
+        if info.receiver is not None:
+            _note_receiver(call, frame.f_locals, info.receiver)
+        self.calls[frame] = call
         info.active += 1
         return True
 
@@ -376,7 +425,7 @@ class Recorder:
 
     def _argument_types(self, frame: FrameType, info: CodeInfo) -> dict[str, TypeRef]:
         local_values = frame.f_locals
-        type_of = self.inferrer.type_of
+        type_of = info.inferrer.type_of
         arg_types: dict[str, TypeRef] = {}
         for name in info.params:
             if name in local_values:
@@ -385,7 +434,7 @@ class Recorder:
         # nothing to record.
         for packed in (info.varargs, info.varkw):
             if packed is not None and packed in local_values:
-                element_type = self.inferrer.element_type(local_values[packed])
+                element_type = info.inferrer.element_type(local_values[packed])
                 if element_type is not None:
                     arg_types[packed] = element_type
         return arg_types
@@ -409,7 +458,7 @@ class Recorder:
         if kind == GENERATOR:
             if value is not None:
                 if call.wants_yield(value):
-                    call.add_yield(self.inferrer.type_of(value))
+                    call.add_yield(call.info.inferrer.type_of(value))
                 return
             if certain:
                 call.add_yield(NONE)
@@ -418,7 +467,7 @@ class Recorder:
         elif kind == ASYNC_GENERATOR and is_async_yield_wrapper(value):
             yielded = unwrap_async_yield(value)
             if call.wants_yield(yielded):
-                call.add_yield(self.inferrer.type_of(yielded))
+                call.add_yield(call.info.inferrer.type_of(yielded))
             return
         if value is None and not certain:
             self.suspects[frame] = _SUSPECT_CHECKS
@@ -427,7 +476,22 @@ class Recorder:
         """Record the call in *frame*, which returned *value*."""
         call = self.calls.pop(frame, None)
         if call is not None:
-            self.emit(call, self.inferrer.type_of(value))
+            return_type = call.info.inferrer.type_of(value)
+            receiver_id = call.receiver_id
+            if receiver_id is not None and value is not None and (
+                id(value) == receiver_id or id(type(value)) == receiver_id
+            ):
+                return_type = self._receiver_type(return_type)
+            self.emit(call, return_type)
+
+    def _receiver_type(self, ref: TypeRef) -> TypeRef:
+        """Return the type of a returned value of type *ref* that was the receiver."""
+        cached = self._receiver_types.get(ref)
+        if cached is None:
+            if len(self._receiver_types) >= _MAX_SEEN_KEYS:
+                self._receiver_types.clear()
+            cached = self._receiver_types[ref] = receiver(ref)
+        return cached
 
     def unwound(self, frame: FrameType) -> None:
         """Record the call in *frame*, which an exception left."""
