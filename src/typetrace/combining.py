@@ -120,7 +120,7 @@ def combine_types(types: Iterable[TypeRef], *, max_union_size: int = DEFAULT_MAX
         if all(member.is_receiver for member in others):
             combined_self = _combine_receivers(others, max_union_size)
             return union([combined_self, NONE]) if has_none else combined_self
-        others = _flatten(member.args[0] if member.args else ANY for member in others)
+        others = _flatten(map(_receiver_value, others))
         if ANY in others:
             return ANY
     if others:
@@ -134,6 +134,13 @@ def combine_types(types: Iterable[TypeRef], *, max_union_size: int = DEFAULT_MAX
         if len(others) > max_union_size:
             others = [_widen(others, max_union_size)]
     return union([*others, NONE] if has_none else others)
+
+
+def _receiver_value(ref: TypeRef) -> TypeRef:
+    # The value's own type; the combined Self has lost it and counts as Any.
+    if not ref.is_receiver:
+        return ref
+    return ref.args[0] if ref.args else ANY
 
 
 def _combine_receivers(members: list[TypeRef], max_union_size: int) -> TypeRef:
