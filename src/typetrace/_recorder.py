@@ -16,7 +16,7 @@ import random
 import sys
 import threading
 from types import CodeType, FrameType
-from typing import TYPE_CHECKING, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from typetrace._qualnames import qualname_of
 from typetrace._testonly import is_test_module
@@ -83,7 +83,13 @@ class CodeInfo:
     )
 
     def __init__(
-        self, code: CodeType, module: str, qualname: str, always: bool = False, *, inferrer: TypeInferrer
+        self,
+        code: CodeType,
+        module: str,
+        qualname: str,
+        always: bool = False,
+        *,
+        inferrer: TypeInferrer,
     ) -> None:
         flags = code.co_flags
         self.code = code
@@ -178,8 +184,8 @@ class Call:
         #: Values yielded so far, and the ids of their classes.
         self.yields = 0
         self.yield_classes: set[int] = set()
-        #: id() of the first positional argument at the start of the call. While the
-        #: parameter still refers to it, no other object can have this id.
+        #: id() of the receiver argument (see CodeInfo.receiver) at the start of the
+        #: call. While the parameter still refers to it, no other object has this id.
         self.receiver_id: Optional[int] = None
 
     def wants_yield(self, value: object) -> bool:
@@ -199,18 +205,6 @@ class Call:
             self.yield_type = ref
         elif current != ref:
             self.yield_type = union((current, ref))
-
-
-def _note_receiver(call: Call, local_values: Mapping[str, object], name: str) -> None:
-    """Note the id of the receiver, the value of parameter *name*, in *call*.
-
-    Only the id is kept, so the recorder holds no reference to the program's object.
-    A value that the function returns with this id is the receiver, and a value whose
-    class has it is an instance of exactly the receiver class, as ``cls()`` in a
-    classmethod returns.
-    """
-    if name in local_values:
-        call.receiver_id = id(local_values[name])
 
 
 def _finished_frame() -> FrameType:
@@ -275,9 +269,10 @@ class Recorder:
         #: The inferrer for functions of test modules, which record test classes as
         #: they are (see typetrace._testonly).
         self.test_inferrer = TypeInferrer(main_module)
-        # Self-typed returns by the type of the value, so that repeated calls reuse one
-        # reference and the last-trace comparison in emit() stays an identity check.
-        self._receiver_types: dict[TypeRef, TypeRef] = {}
+        # id() of a value's type to the type marked as the receiver's, so that repeated
+        # calls reuse one reference. The entry refers to the value's type, which keeps
+        # the id from being reused while the entry exists.
+        self._receiver_types: dict[int, TypeRef] = {}
         #: Traced frames whose calls have not ended.
         self.calls: dict[FrameType, Call] = {}
         # id(code) -> (code, its info or None when it is not traced). The code object
@@ -377,9 +372,13 @@ class Recorder:
                 self._is_new_key(frame, info)
         if len(self.calls) >= self._sweep_at:
             self.sweep()
-        call = Call(info, self._argument_types(frame, info))
-        if info.receiver is not None:
-            _note_receiver(call, frame.f_locals, info.receiver)
+        # Read once: on Python 3.12 and older, each read copies the fast locals.
+        local_values = frame.f_locals
+        call = Call(info, self._argument_types(local_values, info))
+        receiver_name = info.receiver
+        if receiver_name is not None and receiver_name in local_values:
+            # Only the id is kept, so the recorder holds no reference to the object.
+            call.receiver_id = id(local_values[receiver_name])
         self.calls[frame] = call
         info.active += 1
         return True
@@ -423,8 +422,7 @@ class Recorder:
         if paused and self.on_resume is not None:
             self.on_resume()
 
-    def _argument_types(self, frame: FrameType, info: CodeInfo) -> dict[str, TypeRef]:
-        local_values = frame.f_locals
+    def _argument_types(self, local_values: Mapping[str, Any], info: CodeInfo) -> dict[str, TypeRef]:
         type_of = info.inferrer.type_of
         arg_types: dict[str, TypeRef] = {}
         for name in info.params:
@@ -477,21 +475,20 @@ class Recorder:
         call = self.calls.pop(frame, None)
         if call is not None:
             return_type = call.info.inferrer.type_of(value)
+            # The value is the receiver, or an instance of exactly the receiver class as
+            # cls() in a classmethod returns. receiver_id is None for other functions.
             receiver_id = call.receiver_id
-            if receiver_id is not None and value is not None and (
-                id(value) == receiver_id or id(type(value)) == receiver_id
-            ):
-                return_type = self._receiver_type(return_type)
+            if receiver_id is not None and (id(value) == receiver_id or id(type(value)) == receiver_id):
+                marked = self._receiver_types.get(id(return_type))
+                return_type = marked if marked is not None else self._receiver_type(return_type)
             self.emit(call, return_type)
 
     def _receiver_type(self, ref: TypeRef) -> TypeRef:
-        """Return the type of a returned value of type *ref* that was the receiver."""
-        cached = self._receiver_types.get(ref)
-        if cached is None:
-            if len(self._receiver_types) >= _MAX_SEEN_KEYS:
-                self._receiver_types.clear()
-            cached = self._receiver_types[ref] = receiver(ref)
-        return cached
+        """Mark *ref*, the type of a returned value that was the receiver, and cache it."""
+        if len(self._receiver_types) >= _MAX_SEEN_KEYS:
+            self._receiver_types.clear()
+        marked = self._receiver_types[id(ref)] = receiver(ref)
+        return marked
 
     def unwound(self, frame: FrameType) -> None:
         """Record the call in *frame*, which an exception left."""

@@ -293,13 +293,15 @@ def drop_test_classes(types: Iterable[TypeRef]) -> list[TypeRef]:
 
 def _without_test_classes(ref: TypeRef) -> Optional[TypeRef]:
     if ref.is_union:
-        members = [cleaned for cleaned in map(_without_test_classes, ref.args) if cleaned is not None]
+        cleaned_members = map(_without_test_classes, ref.args)
+        members = [member for member in cleaned_members if member is not None]
         return union(members) if members else None
     if is_test_module(ref.module):
         return None
     if not ref.args:
         return ref
-    args = tuple(ANY if cleaned is None else cleaned for cleaned in map(_without_test_classes, ref.args))
+    cleaned_args = map(_without_test_classes, ref.args)
+    args = tuple(ANY if cleaned is None else cleaned for cleaned in cleaned_args)
     return TypeRef(ref.module, ref.qualname, args, bases=ref.bases)
 
 

@@ -80,7 +80,9 @@ def type_to_dict(ref: TypeRef) -> dict[str, Any]:
     if ref.args:
         document["args"] = [type_to_dict(arg) for arg in ref.args]
     if ref.bases:
-        document["bases"] = [{"module": base.module, "qualname": base.qualname} for base in ref.bases]
+        document["bases"] = [
+            {"module": base.module, "qualname": base.qualname} for base in ref.bases
+        ]
     return document
 
 
@@ -127,7 +129,9 @@ def _name_from_dict(document: dict[str, Any]) -> tuple[str, str]:
 
 def _base_from_dict(document: object) -> TypeRef:
     if not isinstance(document, dict) or set(document) != {"module", "qualname"}:
-        raise DecodeError(f"a base class must be a JSON object with only 'module' and 'qualname', got {document!r}")
+        raise DecodeError(
+            f"a base class must be a JSON object with only 'module' and 'qualname', got {document!r}"
+        )
     return TypeRef(*_name_from_dict(document))
 
 

@@ -265,7 +265,9 @@ class TypeInferrer:
                 module, qualname = self._names_of(base)
             except TypeError:
                 continue
-            if (module, qualname) in _SKIPPED_BASES or module.startswith("_") or "<locals>" in qualname:
+            if (module, qualname) in _SKIPPED_BASES or "<locals>" in qualname:
+                continue
+            if module.startswith("_"):
                 continue
             if self.test_stand_ins and is_test_module(module):
                 continue

@@ -9,7 +9,12 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable, Optional, Sequence, Union
 
 from typetrace._testonly import is_test_module
-from typetrace.combining import DEFAULT_MAX_UNION_SIZE, combine_types, drop_test_classes, match_type_var
+from typetrace.combining import (
+    DEFAULT_MAX_UNION_SIZE,
+    combine_types,
+    drop_test_classes,
+    match_type_var,
+)
 from typetrace.exceptions import TypeTraceError
 from typetrace.stubs.annotations import NewImport, constrained_type_var, public_type
 from typetrace.stubs.model import (
@@ -449,7 +454,9 @@ def _checked_receivers(function: FunctionNode, traces: list[CallTrace]) -> list[
     positional = [*node.args.posonlyargs, *node.args.args]
     kind = None
     if function.is_method and not function.is_staticmethod and positional:
-        is_class_method = "classmethod" in function.decorators or node.name in _IMPLICIT_CLASS_METHODS
+        is_class_method = (
+            "classmethod" in function.decorators or node.name in _IMPLICIT_CLASS_METHODS
+        )
         kind = "class" if is_class_method else "instance"
     first = positional[0].arg if positional else ""
     checked = []
@@ -461,9 +468,10 @@ def _checked_receivers(function: FunctionNode, traces: list[CallTrace]) -> list[
             continue
         value = returned.args[0]
         receiver_type = trace.arg_types.get(first)
-        if kind == "instance" and receiver_type == value and (value.module, value.qualname) != _TYPE:
-            # The receiver was an instance, not a class: PEP 673 rejects Self in
-            # the methods of metaclasses.
+        # A receiver that is a class makes a metaclass method, where PEP 673 rejects
+        # Self; one that is None comes from an unbound call such as C.method(None).
+        is_instance = (value.module, value.qualname) != _TYPE and value != NONE
+        if kind == "instance" and receiver_type == value and is_instance:
             checked.append(trace)
         elif kind == "class" and receiver_type == TypeRef(*_TYPE, (value,)):
             classes.add(value)

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable, Iterator, Optional
 
-from typetrace.stubs.annotations import AnnotationNamer, NewImport, self_module_for_target, syntax_for_target
+from typetrace.stubs.annotations import (
+    AnnotationNamer,
+    NewImport,
+    self_module_for_target,
+    syntax_for_target,
+)
 from typetrace.stubs.model import ClassStub, FunctionStub, ModuleStub, ParameterKind, ParameterStub
 from typetrace.typemodel import ANY, TypeRef
 
