@@ -123,7 +123,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[types.ModuleTy
 @pytest.fixture(scope="module")
 def sink(library: Any) -> ListSink:
     lib = library
-    # A subclass defined in test code, which the library sees as its real base.
+    # A subclass defined in test code, recorded in the library's traces as its base.
     class_in_test = type("Oval", (lib.Circle,), {"__module__": __name__})
     recorded = ListSink()
     with trace(SinkOnlyConfig(), sink=recorded):

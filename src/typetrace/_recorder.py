@@ -135,9 +135,9 @@ class CodeInfo:
         self.paused = False
         #: Infers the types of the function's values.
         self.inferrer = inferrer
-        #: Name of the receiver parameter, the first positional parameter of a function
-        #: defined in a class body, whose value a return is compared with; ``None``
-        #: for other functions.
+        #: Name of the receiver parameter: the first positional parameter of a function
+        #: defined in a class body. A return is compared with its value. ``None`` for
+        #: other functions.
         self.receiver: Optional[str] = None
         if code.co_argcount and "." in qualname and qualname.rsplit(".", 2)[-2] != "<locals>":
             self.receiver = code.co_varnames[0]

@@ -1,4 +1,4 @@
-"""Test-only modules: where test code and test doubles live, told apart by module name.
+"""Test-only modules: where test code and test doubles live, recognized by module name.
 
 A class of such a module shows how a test exercised a function, not the types the
 function takes in real use. Inference names it by its nearest base class from

@@ -232,8 +232,8 @@ def _join_siblings(members: list[TypeRef]) -> list[TypeRef]:
     """Replace the classes that share a base class by their nearest common base class.
 
     Classes without type arguments take part, with their recorded bases. Classes that
-    share a base other than ``object`` (transitively: ``A`` and ``B`` share one, ``B``
-    and ``C`` another) form one group, and each group of two or more becomes the
+    share a base other than ``object`` form one group, also when ``A`` shares one base
+    with ``B`` and ``B`` another with ``C``. Each group of two or more becomes the
     first class of the first member's MRO that every member derives from. A class
     counts as deriving from itself, so a class next to its base becomes the base.
 

@@ -468,8 +468,8 @@ def _checked_receivers(function: FunctionNode, traces: list[CallTrace]) -> list[
             continue
         value = returned.args[0]
         receiver_type = trace.arg_types.get(first)
-        # A receiver that is a class makes a metaclass method, where PEP 673 rejects
-        # Self; one that is None comes from an unbound call such as C.method(None).
+        # A receiver that is a class means a metaclass method, where PEP 673 rejects
+        # Self. A receiver that is None comes from an unbound call: C.method(None).
         is_instance = (value.module, value.qualname) != _TYPE and value != NONE
         if kind == "instance" and receiver_type == value and is_instance:
             checked.append(trace)
