@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import freezegun
 import pytest
-from support import ListSink, SinkOnlyConfig
+from support import ListSink, SinkOnlyConfig, run_typetrace
 
 from typetrace.apply import apply_stub_to_source
 from typetrace.stubs import ModuleStub, build_stub
@@ -319,3 +319,72 @@ class TestApply:
         result = subprocess.run([str(PYTHON_39), "-c", check], cwd=tmp_path, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert result.stdout == "Circle 6 1\nFalse\n"
+
+
+DRIVER = f"""\
+import datetime
+
+import freezegun
+
+import {LIBRARY} as lib
+import test_fakes
+
+for shape in (lib.Circle(1), lib.Square(2), test_fakes.Oval(3)):
+    shape.scaled(2)
+    lib.area(shape)
+lib.Circle.unit()
+lib.Square.unit()
+lib.describe(test_fakes.FakeSquare())
+lib.describe(1)
+with freezegun.freeze_time("2024-02-03"):
+    lib.year_of(datetime.datetime.now())
+"""
+TEST_FAKES = f"""\
+import {LIBRARY}
+
+
+class Oval({LIBRARY}.Circle):
+    pass
+
+
+class FakeSquare:
+    size = 4
+"""
+
+
+@pytest.fixture(scope="module")
+def traced_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the library, a test module of fakes and a driver script, traced
+    with ``typetrace run`` into its ``traces.sqlite3``."""
+    folder = tmp_path_factory.mktemp("project")
+    (folder / f"{LIBRARY}.py").write_text(LIBRARY_SOURCE)
+    (folder / "drive.py").write_text(DRIVER)
+    (folder / "test_fakes.py").write_text(TEST_FAKES)
+    result = run_typetrace(folder, "run", "--all-calls", "drive.py")
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+class TestThroughStore:
+    """The receiver marks and bases survive a real SQLite store and the CLI."""
+
+    @pytest.mark.parametrize(
+        ("target", "import_line"),
+        [("3.9", "from typing_extensions import Self"), ("3.12", "from typing import Any, Self")],
+    )
+    def test_stub(self, traced_project: Path, target: str, import_line: str) -> None:
+        result = run_typetrace(traced_project, "stub", LIBRARY, "--target-version", target)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert import_line in lines
+        assert stub_line(result.stdout, "scaled") == "def scaled(self, factor: int) -> Self: ..."
+        assert stub_line(result.stdout, "unit") == "def unit(cls) -> Self: ..."
+        assert stub_line(result.stdout, "area") == "def area(shape: Shape) -> int: ..."
+        assert stub_line(result.stdout, "year_of") == "def year_of(when: datetime.datetime) -> int: ..."
+        assert stub_line(result.stdout, "describe") == "def describe(thing: int) -> str: ..."
+
+    def test_apply(self, traced_project: Path) -> None:
+        result = run_typetrace(traced_project, "apply", LIBRARY, "--target-version", "3.9", "--diff")
+        assert result.returncode == 0, result.stderr
+        assert "+    from typing_extensions import Self\n" in result.stdout
+        assert '+    def scaled(self, factor: int) -> "Self":\n' in result.stdout
