@@ -17,7 +17,7 @@ from support import MODULE, make_trace
 from typetrace.apply import ApplyError, apply_stub_to_file, apply_stub_to_source
 from typetrace.stubs import ModuleStub, build_stub
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import ANY, NONE, TypeRef
+from typetrace.typemodel import ANY, NONE, TypeRef, receiver
 
 INT = TypeRef("builtins", "int")
 STR = TypeRef("builtins", "str")
@@ -531,3 +531,37 @@ class TestCommandOptions:
         code, _, err = self.run(project, "--max-union-size", "0")
         assert code == 1
         assert "Invalid --max-union-size 0: it must be at least 1" in err
+
+
+SELF_SOURCE = """\
+class Builder:
+    def add(self, part):
+        return self
+"""
+BUILDER = TypeRef(MODULE, "Builder")
+SELF_TRACE = trace("Builder.add", {"self": BUILDER, "part": INT}, receiver(BUILDER))
+
+
+class TestSelf:
+    @pytest.mark.parametrize(
+        ("target", "import_line"),
+        [((3, 9), "    from typing_extensions import Self\n"), ((3, 11), "    from typing import Self\n")],
+    )
+    def test_imported_for_type_checkers_only(self, target: tuple[int, int], import_line: str) -> None:
+        after = apply(SELF_SOURCE, SELF_TRACE, target=target)
+        assert after.startswith("import typing as _typing\n\nif _typing.TYPE_CHECKING:\n" + import_line)
+        assert 'def add(self, part: int) -> "Self":' in after
+
+    def test_future_annotations_unquoted(self) -> None:
+        after = apply("from __future__ import annotations\n\n" + SELF_SOURCE, SELF_TRACE, target=(3, 9))
+        assert "def add(self, part: int) -> Self:" in after
+
+    def test_existing_import_reused(self) -> None:
+        source = "from typing_extensions import Self\n\n" + SELF_SOURCE
+        after = apply(source, SELF_TRACE, target=(3, 12))
+        assert after == source.replace("def add(self, part):", "def add(self, part: int) -> Self:")
+
+    def test_name_taken_in_module(self) -> None:
+        after = apply("Self = 1\n\n" + SELF_SOURCE, SELF_TRACE, target=(3, 9))
+        assert "    from typing_extensions import Self as _Self\n" in after
+        assert 'def add(self, part: int) -> "_Self":' in after

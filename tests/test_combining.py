@@ -7,8 +7,14 @@ from typing import Optional
 
 import pytest
 
-from typetrace.combining import DEFAULT_MAX_UNION_SIZE, TypeVarMatch, combine_types, match_type_var
-from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
+from typetrace.combining import (
+    DEFAULT_MAX_UNION_SIZE,
+    TypeVarMatch,
+    combine_types,
+    drop_test_classes,
+    match_type_var,
+)
+from typetrace.typemodel import ANY, ELLIPSIS, NONE, SELF, TypeRef, receiver, union
 
 BOOL = TypeRef("builtins", "bool")
 INT = TypeRef("builtins", "int")
@@ -264,3 +270,108 @@ class TestTestDoubles:
     def test_mock_backport_module(self) -> None:
         """Classes of the mock backport count as test doubles."""
         assert combine_types([STR, TypeRef("mock", "Mock")]) == STR
+
+
+SHAPE = TypeRef("shapes", "Shape")
+POLYGON = TypeRef("shapes", "Polygon", bases=(SHAPE,))
+SQUARE = TypeRef("shapes", "Square", bases=(POLYGON, SHAPE))
+TRIANGLE = TypeRef("shapes", "Triangle", bases=(POLYGON, SHAPE))
+CIRCLE = TypeRef("shapes", "Circle", bases=(SHAPE,))
+CAR = TypeRef("vehicles", "Car", bases=(TypeRef("vehicles", "Vehicle"),))
+DATE = TypeRef("datetime", "date")
+DATETIME = TypeRef("datetime", "datetime", bases=(DATE,))
+
+
+class TestCommonBases:
+    def test_siblings_become_base(self) -> None:
+        """Two classes with a common base become that base."""
+        assert combine_types([SQUARE, TRIANGLE]) == POLYGON
+
+    def test_nearest_base_chosen(self) -> None:
+        assert combine_types([SQUARE, CIRCLE]) == SHAPE
+        assert combine_types([SQUARE, TRIANGLE, CIRCLE]) == SHAPE
+
+    def test_base_keeps_its_bases(self) -> None:
+        assert combine_types([SQUARE, TRIANGLE]).bases == (SHAPE,)
+
+    def test_subclass_next_to_base_dropped(self) -> None:
+        assert combine_types([DATETIME, DATE]) == DATE
+
+    def test_unrelated_classes_kept(self) -> None:
+        assert combine_types([SQUARE, CAR, INT]) == union([SQUARE, CAR, INT])
+
+    def test_groups_joined_separately(self) -> None:
+        other_car = TypeRef("vehicles", "Van", bases=(TypeRef("vehicles", "Vehicle"),))
+        assert combine_types([SQUARE, TRIANGLE, CAR, other_car, NONE]) == union(
+            [POLYGON, TypeRef("vehicles", "Vehicle"), NONE]
+        )
+
+    def test_no_bases_recorded_kept(self) -> None:
+        """References decoded from traces without bases stay a union."""
+        assert combine_types([TypeRef("shapes", "Square"), TypeRef("shapes", "Triangle")]) == union(
+            [TypeRef("shapes", "Square"), TypeRef("shapes", "Triangle")]
+        )
+
+    def test_bases_from_any_observation(self) -> None:
+        """A reference with bases counts for an equal one without, in either order."""
+        bare_square = TypeRef("shapes", "Square")
+        assert combine_types([bare_square, SQUARE, TRIANGLE]) == POLYGON
+        assert combine_types([TRIANGLE, SQUARE, bare_square]) == POLYGON
+
+    def test_generic_members_not_joined(self) -> None:
+        ordered = TypeRef("collections", "OrderedDict", (STR, INT), bases=(TypeRef("builtins", "dict"),))
+        assert combine_types([ordered, generic("dict", STR, INT)]) == union([ordered, generic("dict", STR, INT)])
+
+    def test_joined_inside_containers(self) -> None:
+        assert combine_types([generic("list", SQUARE), generic("list", TRIANGLE)]) == generic("list", POLYGON)
+
+    def test_joined_before_widening(self) -> None:
+        """Six siblings fit one base instead of widening to Any."""
+        siblings = [TypeRef("shapes", f"Shape{number}", bases=(SHAPE,)) for number in range(6)]
+        assert combine_types(siblings, max_union_size=5) == SHAPE
+
+    def test_builtin_bases(self) -> None:
+        key_error = TypeRef("builtins", "KeyError", bases=(TypeRef("builtins", "LookupError"),))
+        index_error = TypeRef("builtins", "IndexError", bases=(TypeRef("builtins", "LookupError"),))
+        assert combine_types([key_error, index_error]) == TypeRef("builtins", "LookupError")
+
+
+class TestReceivers:
+    def test_receivers_become_self(self) -> None:
+        """Receivers of different classes combine to Self, keeping their combined type."""
+        combined = combine_types([receiver(SQUARE), receiver(TRIANGLE)])
+        assert combined == receiver(POLYGON)
+
+    def test_receiver_or_none(self) -> None:
+        assert combine_types([receiver(SQUARE), NONE]) == union([receiver(SQUARE), NONE])
+
+    def test_other_value_falls_back_to_class(self) -> None:
+        """A method that once returned another instance gets the class, not Self."""
+        assert combine_types([receiver(SQUARE), SQUARE]) == SQUARE
+        assert combine_types([receiver(SQUARE), TRIANGLE, NONE]) == union([POLYGON, NONE])
+
+    def test_combined_self_alone(self) -> None:
+        assert combine_types([SELF]) == SELF
+
+    def test_any_absorbs_receiver(self) -> None:
+        assert combine_types([receiver(SQUARE), ANY]) == ANY
+
+
+class TestTestClasses:
+    def test_dropped_next_to_other_types(self) -> None:
+        assert drop_test_classes([INT, TypeRef("tests.test_shapes", "FakeShape")]) == [INT]
+
+    def test_dropped_from_union_and_arguments(self) -> None:
+        fake = TypeRef("conftest", "FakeShape")
+        observed = generic("dict", STR, union([INT, fake]))
+        assert drop_test_classes([observed, generic("list", fake)]) == [
+            generic("dict", STR, INT),
+            generic("list", ANY),
+        ]
+
+    def test_only_test_classes_give_nothing(self) -> None:
+        assert drop_test_classes([TypeRef("shapes_test", "Fake"), TypeRef("freezegun.api", "FakeDate")]) == []
+
+    def test_library_classes_kept(self) -> None:
+        kept = [SQUARE, TypeRef("testing_tools", "Helper"), TypeRef("contest", "Entry")]
+        assert drop_test_classes(kept) == kept

@@ -16,7 +16,7 @@ from typetrace.encoding import (
     type_to_json,
 )
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
+from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, receiver, union
 
 INT = TypeRef("builtins", "int")
 STR = TypeRef("builtins", "str")
@@ -50,6 +50,68 @@ def test_type_round_trip(ref: TypeRef) -> None:
 
 def test_type_document_leaves_out_empty_args() -> None:
     assert json.loads(type_to_json(INT)) == {"module": "builtins", "qualname": "int"}
+
+
+SHAPE = TypeRef("shapes", "Shape")
+SQUARE = TypeRef("shapes", "Square", bases=(TypeRef("shapes", "Polygon"), SHAPE))
+
+
+class TestOptionalKeys:
+    def test_bases_document(self) -> None:
+        assert json.loads(type_to_json(SQUARE)) == {
+            "module": "shapes",
+            "qualname": "Square",
+            "bases": [{"module": "shapes", "qualname": "Polygon"}, {"module": "shapes", "qualname": "Shape"}],
+        }
+
+    def test_bases_round_trip(self) -> None:
+        nested = TypeRef("builtins", "list", (SQUARE,))
+        decoded = type_from_json(type_to_json(nested))
+        assert decoded == nested
+        assert decoded.args[0].bases == SQUARE.bases
+
+    def test_receiver_document(self) -> None:
+        assert json.loads(type_to_json(receiver(SHAPE))) == {
+            "module": "shapes",
+            "qualname": "Shape",
+            "receiver": True,
+        }
+
+    def test_receiver_round_trip(self) -> None:
+        decoded = type_from_json(type_to_json(receiver(SQUARE)))
+        assert decoded == receiver(SQUARE)
+        assert decoded.args[0].bases == SQUARE.bases
+
+    def test_receiver_false_is_plain(self) -> None:
+        assert type_from_json('{"module": "shapes", "qualname": "Shape", "receiver": false}') == SHAPE
+
+    def test_row_with_receiver_keeps_version(self) -> None:
+        trace = CallTrace("shapes", "Square.scaled", {"self": SQUARE, "factor": INT}, receiver(SQUARE))
+        row = CallTraceRow.from_trace(trace)
+        assert row.format_version == 1
+        assert row.to_trace() == trace
+
+    def test_document_without_keys_has_no_bases(self) -> None:
+        decoded = type_from_json('{"module": "shapes", "qualname": "Square"}')
+        assert decoded == SQUARE
+        assert decoded.bases == ()
+
+    @pytest.mark.parametrize(
+        "document",
+        [
+            pytest.param('{"module": "m", "qualname": "C", "bases": {}}', id="bases-not-array"),
+            pytest.param('{"module": "m", "qualname": "C", "bases": ["m.B"]}', id="base-not-object"),
+            pytest.param(
+                '{"module": "m", "qualname": "C", "bases": [{"module": "m", "qualname": "B", "args": []}]}',
+                id="base-with-args",
+            ),
+            pytest.param('{"module": "m", "qualname": "C", "bases": [{"module": "m"}]}', id="base-without-qualname"),
+            pytest.param('{"module": "m", "qualname": "C", "receiver": 1}', id="receiver-not-boolean"),
+        ],
+    )
+    def test_invalid(self, document: str) -> None:
+        with pytest.raises(DecodeError):
+            type_from_json(document)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 
 from typetrace.inference import (
     HEAD_ELEMENTS,
+    MAX_BASES,
     MAX_ELEMENTS,
     MAX_TUPLE_LENGTH,
     TypeInferrer,
@@ -235,3 +236,101 @@ def test_element_type_of_args_and_kwargs() -> None:
     assert inferrer.element_type({"x": 1.0}) == FLOAT
     assert inferrer.element_type(()) is None
     assert inferrer.element_type({}) is None
+
+
+# Base classes and test stand-ins. This module is test code by its name, so its own
+# classes are test classes, and library-like classes get a module of their own.
+
+
+def library_class(name: str, *bases: type) -> type:
+    return type(name, bases or (object,), {"__module__": "shapes"})
+
+
+def test_bases_nearest_first() -> None:
+    shape = library_class("Shape")
+    polygon = library_class("Polygon", shape)
+    square = library_class("Square", polygon)
+
+    ref = TypeInferrer().type_of(square())
+
+    assert ref == TypeRef("shapes", "Square")
+    assert ref.bases == (TypeRef("shapes", "Polygon"), TypeRef("shapes", "Shape"))
+
+
+def test_bases_leave_out_unnameable_classes() -> None:
+    import abc
+    import io
+    from typing import Generic, TypeVar
+
+    def make_local() -> type:
+        class Local:
+            pass
+
+        return Local
+
+    local = make_local()
+    local.__module__ = "shapes"
+    element = TypeVar("element")
+
+    class Mixed(local, abc.ABC, Generic[element]):  # type: ignore[valid-type,misc]
+        __module__ = "shapes"
+
+    assert TypeInferrer().type_of(Mixed()).bases == ()
+    assert TypeInferrer().type_of(io.StringIO()).bases == ()
+
+
+def test_bases_capped() -> None:
+    classes = [library_class("Base0")]
+    for number in range(1, MAX_BASES + 3):
+        classes.append(library_class(f"Base{number}", classes[-1]))
+
+    bases = TypeInferrer().type_of(classes[-1]()).bases
+
+    assert len(bases) == MAX_BASES
+    assert bases[0] == TypeRef("shapes", f"Base{MAX_BASES + 1}")
+
+
+def test_builtin_bases_kept() -> None:
+    assert type_of(True).bases == (INT,)
+    assert type_of(KeyError()).bases == (
+        TypeRef("builtins", "LookupError"),
+        TypeRef("builtins", "Exception"),
+        TypeRef("builtins", "BaseException"),
+    )
+
+
+class TestStandIns:
+    def test_test_class_named_by_library_base(self) -> None:
+        shape = library_class("Shape")
+        fake = type("FakeShape", (shape,), {})
+
+        ref = TypeInferrer(test_stand_ins=True).type_of(fake())
+
+        assert ref == TypeRef("shapes", "Shape")
+        assert TypeInferrer().type_of(fake()) == TypeRef(__name__, "FakeShape")
+
+    def test_fake_datetime_named_datetime(self) -> None:
+        from freezegun.api import FakeDatetime
+
+        inferrer = TypeInferrer(test_stand_ins=True)
+        value = FakeDatetime(2024, 1, 2)
+
+        assert inferrer.type_of(value) == TypeRef("datetime", "datetime")
+        assert inferrer.type_of(value).bases == (TypeRef("datetime", "date"),)
+        assert inferrer.type_of(FakeDatetime) == builtin("type", TypeRef("datetime", "datetime"))
+        assert type_of(value) == TypeRef("freezegun.api", "FakeDatetime")
+
+    def test_class_without_library_base_kept(self) -> None:
+        assert TypeInferrer(test_stand_ins=True).type_of(Plain()) == TypeRef(__name__, "Plain")
+
+    def test_test_bases_left_out(self) -> None:
+        fake = type("FakeShape", (), {})
+        wrapper = type("Wrapper", (fake,), {"__module__": "shapes"})
+
+        assert TypeInferrer(test_stand_ins=True).type_of(wrapper()).bases == ()
+        assert TypeInferrer().type_of(wrapper()).bases == (TypeRef(__name__, "FakeShape"),)
+
+    def test_mock_kept(self) -> None:
+        from unittest import mock
+
+        assert TypeInferrer(test_stand_ins=True).type_of(mock.Mock()) == TypeRef("unittest.mock", "Mock")

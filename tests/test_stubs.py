@@ -15,7 +15,7 @@ from support import MODULE, make_trace
 from typetrace.stubs import ModuleStub, PropertyAccessor, StubBuildError, build_stub
 from typetrace.stubs.annotations import parse_target_version
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef
+from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, receiver
 
 INT = TypeRef("builtins", "int")
 STR = TypeRef("builtins", "str")
@@ -680,3 +680,89 @@ def test_mock_arguments_left_out() -> None:
     )
     assert "def f(a: int, b: Any) -> None: ..." in text
     assert "mock" not in text
+
+
+SELF_SOURCE = """\
+class Builder:
+    def add(self, part):
+        return self
+
+    @classmethod
+    def create(cls):
+        return cls()
+
+    @staticmethod
+    def same(builder):
+        return builder
+
+
+class Meta(type):
+    def itself(cls):
+        return cls
+
+
+class WithMeta(metaclass=Meta):
+    pass
+
+
+def first(a):
+    return a
+"""
+BUILDER = TypeRef(MODULE, "Builder")
+SUB_BUILDER = TypeRef(MODULE, "SubBuilder", bases=(BUILDER,))
+
+
+def type_of_class(ref: TypeRef) -> TypeRef:
+    return TypeRef("builtins", "type", (ref,))
+
+
+class TestSelf:
+    def test_receiver_becomes_self(self) -> None:
+        text = stub_text(
+            SELF_SOURCE,
+            trace("Builder.add", {"self": BUILDER, "part": INT}, receiver(BUILDER)),
+            trace("Builder.add", {"self": SUB_BUILDER, "part": STR}, receiver(SUB_BUILDER)),
+        )
+        assert "def add(self, part: int | str) -> Self: ..." in text
+        assert "from typing_extensions import Self" in text
+
+    def test_receiver_of_other_parameter_is_class(self) -> None:
+        """A return marked as the receiver that is not the receiver's type is not Self."""
+        text = stub_text(SELF_SOURCE, trace("Builder.add", {"self": BUILDER, "part": INT}, receiver(INT)))
+        assert "def add(self, part: int) -> int: ..." in text
+
+    def test_classmethod_needs_two_classes(self) -> None:
+        one = trace("Builder.create", {"cls": type_of_class(BUILDER)}, receiver(BUILDER))
+        two = trace("Builder.create", {"cls": type_of_class(SUB_BUILDER)}, receiver(SUB_BUILDER))
+        assert "def create(cls) -> Builder: ..." in stub_text(SELF_SOURCE, one)
+        assert "def create(cls) -> Self: ..." in stub_text(SELF_SOURCE, one, two)
+
+    def test_staticmethod_gets_type(self) -> None:
+        text = stub_text(SELF_SOURCE, trace("Builder.same", {"builder": BUILDER}, receiver(BUILDER)))
+        assert "def same(builder: Builder) -> Builder: ..." in text
+
+    def test_metaclass_method_gets_type(self) -> None:
+        """PEP 673 rejects Self in metaclasses; the receiver there is a class."""
+        with_meta = type_of_class(TypeRef(MODULE, "WithMeta"))
+        text = stub_text(SELF_SOURCE, trace("Meta.itself", {"cls": with_meta}, receiver(with_meta)))
+        assert "def itself(cls) -> type[WithMeta]: ..." in text
+
+    def test_function_gets_type(self) -> None:
+        text = stub_text(SELF_SOURCE, trace("first", {"a": INT}, receiver(INT)))
+        assert "def first(a: int) -> int: ..." in text
+
+    @pytest.mark.parametrize(
+        ("target", "import_line"),
+        [((3, 10), "from typing_extensions import Self"), ((3, 11), "from typing import Any, Self")],
+    )
+    def test_import_by_target(self, target: tuple[int, int], import_line: str) -> None:
+        stub = build_stub(MODULE, [trace("Builder.add", {"self": BUILDER, "part": INT}, receiver(BUILDER))], SELF_SOURCE)
+        assert import_line in stub.render(target_version=target).splitlines()
+
+    def test_self_stub_passes_mypy(self, tmp_path: Path) -> None:
+        traces = [
+            trace("Builder.add", {"self": BUILDER, "part": INT}, receiver(BUILDER)),
+            trace("Builder.create", {"cls": type_of_class(BUILDER)}, receiver(BUILDER)),
+            trace("Builder.create", {"cls": type_of_class(SUB_BUILDER)}, receiver(SUB_BUILDER)),
+        ]
+        run_mypy(tmp_path, stub_text(SELF_SOURCE, *traces))

@@ -16,12 +16,13 @@ import random
 import sys
 import threading
 from types import CodeType, FrameType
-from typing import TYPE_CHECKING, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from typetrace._qualnames import qualname_of
+from typetrace._testonly import is_test_module
 from typetrace.inference import TypeInferrer, is_async_yield_wrapper, unwrap_async_yield
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import NONE, TypeRef, union
+from typetrace.typemodel import NONE, TypeRef, receiver, union
 
 # Code object flags, as the inspect module names them; inlined so that starting
 # the tracer does not import inspect.
@@ -79,9 +80,19 @@ class CodeInfo:
         "quiet",
         "paused",
         "quiet_yields",
+        "inferrer",
+        "receiver",
     )
 
-    def __init__(self, code: CodeType, module: str, qualname: str, always: bool = False) -> None:
+    def __init__(
+        self,
+        code: CodeType,
+        module: str,
+        qualname: str,
+        always: bool = False,
+        *,
+        inferrer: TypeInferrer,
+    ) -> None:
         flags = code.co_flags
         self.code = code
         self.module = module
@@ -129,6 +140,14 @@ class CodeInfo:
         #: Whether the backend may have stopped reporting the yields and resumes of
         #: this code, so that its calls cannot tell when they are suspended.
         self.quiet_yields = False
+        #: Infers the types of the function's values.
+        self.inferrer = inferrer
+        #: Name of the receiver parameter: the first positional parameter of a function
+        #: defined in a class body. A return is compared with its value. ``None`` for
+        #: other functions.
+        self.receiver: Optional[str] = None
+        if code.co_argcount and "." in qualname and qualname.rsplit(".", 2)[-2] != "<locals>":
+            self.receiver = code.co_varnames[0]
 
 
 def _key_function(params: tuple[str, ...]) -> Callable[[Mapping[str, object]], object]:
@@ -149,7 +168,16 @@ def _key_function(params: tuple[str, ...]) -> Callable[[Mapping[str, object]], o
 class Call:
     """The types noted so far in one call that is being recorded."""
 
-    __slots__ = ("info", "arg_types", "yield_type", "pending_none", "suspended", "yields", "yield_classes")
+    __slots__ = (
+        "info",
+        "arg_types",
+        "yield_type",
+        "pending_none",
+        "suspended",
+        "yields",
+        "yield_classes",
+        "receiver_id",
+    )
 
     def __init__(self, info: CodeInfo, arg_types: dict[str, TypeRef]) -> None:
         self.info = info
@@ -163,6 +191,9 @@ class Call:
         #: Values yielded so far, and the ids of their classes.
         self.yields = 0
         self.yield_classes: set[int] = set()
+        #: id() of the receiver argument (see CodeInfo.receiver) at the start of the
+        #: call. While the parameter still refers to it, no other object has this id.
+        self.receiver_id: Optional[int] = None
 
     def wants_yield(self, value: object) -> bool:
         """Return whether the type of the yielded *value* is inferred: always for the
@@ -241,7 +272,14 @@ class Recorder:
         #: Whether functions of "__main__" are recorded under the name of the script's
         #: file when main_module is None, as in child processes.
         self.resolve_main = resolve_main
-        self.inferrer = TypeInferrer(main_module)
+        self.inferrer = TypeInferrer(main_module, test_stand_ins=True)
+        #: The inferrer for functions of test modules, which record test classes as
+        #: they are (see typetrace._testonly).
+        self.test_inferrer = TypeInferrer(main_module)
+        # id() of a value's type to the type marked as the receiver's, so that repeated
+        # calls reuse one reference. The entry refers to the value's type, which keeps
+        # the id from being reused while the entry exists.
+        self._receiver_types: dict[int, TypeRef] = {}
         #: Traced frames whose calls have not ended.
         self.calls: dict[FrameType, Call] = {}
         # id(code) -> (code, its info or None when it is not traced). The code object
@@ -279,7 +317,9 @@ class Recorder:
             elif module in _MAIN_NAMES:
                 module = self._main_module_name(module, frame.f_globals)
             qualname = qualname_of(code, frame.f_globals)
-            info = CodeInfo(code, module, qualname, self.sampling.records_always(f"{module}:{qualname}"))
+            inferrer = self.test_inferrer if is_test_module(module) else self.inferrer
+            always = self.sampling.records_always(f"{module}:{qualname}")
+            info = CodeInfo(code, module, qualname, always, inferrer=inferrer)
             # New code often means a new phase of the program, with new callers.
             if self.paused:
                 self.resume_paused()
@@ -301,6 +341,7 @@ class Recorder:
             name = _name_of_main(module, module_globals)
             self._main_names[module] = name
             self.inferrer.rename_main(module, name)
+            self.test_inferrer.rename_main(module, name)
         return name
 
     def _accepts(self, code: CodeType) -> bool:
@@ -338,7 +379,13 @@ class Recorder:
                 self._is_new_key(frame, info)
         if len(self.calls) >= self._sweep_at:
             self.sweep()
-        call = Call(info, self._argument_types(frame, info))
+        # Read once: on Python 3.12 and older, each read copies the fast locals.
+        local_values = frame.f_locals
+        call = Call(info, self._argument_types(local_values, info))
+        receiver_name = info.receiver
+        if receiver_name is not None and receiver_name in local_values:
+            # Only the id is kept, so the recorder holds no reference to the object.
+            call.receiver_id = id(local_values[receiver_name])
         # Without resume events, a call counts as possibly suspended from its start,
         # so that sweep() checks it. A frame that still runs has a reference from the
         # interpreter, so sweep() leaves it alone.
@@ -386,9 +433,8 @@ class Recorder:
         if paused and self.on_resume is not None:
             self.on_resume()
 
-    def _argument_types(self, frame: FrameType, info: CodeInfo) -> dict[str, TypeRef]:
-        local_values = frame.f_locals
-        type_of = self.inferrer.type_of
+    def _argument_types(self, local_values: Mapping[str, Any], info: CodeInfo) -> dict[str, TypeRef]:
+        type_of = info.inferrer.type_of
         arg_types: dict[str, TypeRef] = {}
         for name in info.params:
             if name in local_values:
@@ -397,7 +443,7 @@ class Recorder:
         # nothing to record.
         for packed in info.packed:
             if packed in local_values:
-                element_type = self.inferrer.element_type(local_values[packed])
+                element_type = info.inferrer.element_type(local_values[packed])
                 if element_type is not None:
                     arg_types[packed] = element_type
         return arg_types
@@ -421,7 +467,7 @@ class Recorder:
         if kind == GENERATOR:
             if value is not None:
                 if call.wants_yield(value):
-                    call.add_yield(self.inferrer.type_of(value))
+                    call.add_yield(call.info.inferrer.type_of(value))
                 return
             if certain:
                 call.add_yield(NONE)
@@ -430,7 +476,7 @@ class Recorder:
         elif kind == ASYNC_GENERATOR and is_async_yield_wrapper(value):
             yielded = unwrap_async_yield(value)
             if call.wants_yield(yielded):
-                call.add_yield(self.inferrer.type_of(yielded))
+                call.add_yield(call.info.inferrer.type_of(yielded))
             return
         if value is None and not certain:
             self.suspects[frame] = _SUSPECT_CHECKS
@@ -439,7 +485,21 @@ class Recorder:
         """Record the call in *frame*, which returned *value*."""
         call = self.calls.pop(frame, None)
         if call is not None:
-            self.emit(call, self.inferrer.type_of(value))
+            return_type = call.info.inferrer.type_of(value)
+            # The value is the receiver, or an instance of exactly the receiver class as
+            # cls() in a classmethod returns. receiver_id is None for other functions.
+            receiver_id = call.receiver_id
+            if receiver_id is not None and (id(value) == receiver_id or id(type(value)) == receiver_id):
+                marked = self._receiver_types.get(id(return_type))
+                return_type = marked if marked is not None else self._receiver_type(return_type)
+            self.emit(call, return_type)
+
+    def _receiver_type(self, ref: TypeRef) -> TypeRef:
+        """Mark *ref*, the type of a returned value that was the receiver, and cache it."""
+        if len(self._receiver_types) >= _MAX_SEEN_KEYS:
+            self._receiver_types.clear()
+        marked = self._receiver_types[id(ref)] = receiver(ref)
+        return marked
 
     def unwound(self, frame: FrameType) -> None:
         """Record the call in *frame*, which an exception left."""

@@ -1,7 +1,8 @@
 """Apply: write the annotations of a :class:`ModuleStub` into the module's source with libcst.
 
 The rewritten module behaves as before at run time. Names that annotations need are
-imported under ``if TYPE_CHECKING:``, names from :mod:`typing` included, and an
+imported under ``if TYPE_CHECKING:``, names from :mod:`typing` and
+``typing_extensions`` included, and an
 annotation that uses such a name, or a class of the module, is written as a string
 unless the module has ``from __future__ import annotations``. The only name added at
 run time is a private alias of :mod:`typing` for the ``TYPE_CHECKING`` test, when the
@@ -25,7 +26,7 @@ from typing import Optional, Sequence, Union
 import libcst as cst
 
 from typetrace.exceptions import TypeTraceError
-from typetrace.stubs.annotations import AnnotationNamer, syntax_for_target
+from typetrace.stubs.annotations import AnnotationNamer, self_module_for_target, syntax_for_target
 from typetrace.stubs.model import FunctionStub, ModuleStub, ParameterStub, PropertyAccessor
 from typetrace.stubs.render import format_imports
 from typetrace.stubs.scan import scan_module
@@ -72,8 +73,9 @@ def apply_stub_to_source(
     Functions without a stub, comments and formatting are left as they are, and
     applying the same stub again returns the same text. *target_version* is the
     oldest Python the module runs on: below 3.10, unions are written with
-    ``Optional`` and ``Union``, and below 3.9 generic classes with their
-    :mod:`typing` aliases such as ``List``.
+    ``Optional`` and ``Union``, below 3.9 generic classes with their
+    :mod:`typing` aliases such as ``List``, and below 3.11 ``Self`` comes from
+    ``typing_extensions``, imported only for type checkers like every added import.
 
     Raises:
         ApplyError: *source* cannot be parsed, or *target_version* is older than 3.7.
@@ -96,6 +98,7 @@ def apply_stub_to_source(
         pep604=pep604,
         pep585=pep585,
         typing_at_runtime=False,
+        self_module=self_module_for_target(target_version),
     )
     annotator = _Annotator(stub, namer, quote=not scan.future_annotations)
     annotated = module.visit(annotator)

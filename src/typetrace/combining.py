@@ -13,6 +13,13 @@ shorter where a type checker accepts the shorter form for every observed value:
 * Generic classes that differ only in their arguments are merged argument by argument:
   ``list[int] | list[str]`` becomes ``list[int | str]`` and
   ``dict[str, int] | dict[str, str]`` becomes ``dict[str, int | str]``.
+* Classes that share a base class are replaced by their nearest common base class
+  (``Circle | Square`` with both deriving from ``Shape`` becomes ``Shape``), and a
+  class next to one of its own bases is dropped (``date | datetime`` is ``date``).
+  The bases come from the trace (:attr:`TypeRef.bases`), which the recorder reads
+  from each class's MRO, because the stub generator cannot import the classes and
+  the source of a traced module does not show the bases of classes imported into
+  it. See :func:`_join_siblings` for the rule and why two classes suffice.
 * Tuples of one fixed length are merged position by position
   (``tuple[int, str] | tuple[float, str]`` is ``tuple[float, str]``). Tuples of
   different lengths, or next to a ``tuple[T, ...]`` or an empty tuple, become
@@ -29,7 +36,13 @@ shorter where a type checker accepts the shorter form for every observed value:
 * Test doubles (the classes of :mod:`unittest.mock` and of the ``mock`` backport)
   show nothing about the types a function takes in real use, so they are dropped from
   a union with other members. A slot where only test doubles were seen becomes
-  ``Any``.
+  ``Any``. :func:`drop_test_classes` does the same for classes of test modules; the
+  stub builder applies it unless the stubbed module is test code itself.
+* A method's return observed as its receiver (``typing.Self`` with the value's type
+  as argument, see :func:`typetrace.typemodel.receiver`) combines to ``Self`` when
+  every observed value other than ``None`` was the receiver. When some calls
+  returned another value, the receivers count as their own types, so a method that
+  returned ``self`` once and a new instance of its class once gets the class.
 
 The rules apply at every depth, so the arguments of a container are combined the same
 way. Members keep the order of :func:`~typetrace.typemodel.union`, so the result does
@@ -46,9 +59,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
-from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
+from typetrace._testonly import is_test_module
+from typetrace.typemodel import ANY, ELLIPSIS, NONE, SELF, TypeRef, receiver, union
 
-__all__ = ["DEFAULT_MAX_UNION_SIZE", "TypeVarMatch", "combine_types", "match_type_var"]
+__all__ = [
+    "DEFAULT_MAX_UNION_SIZE",
+    "TypeVarMatch",
+    "combine_types",
+    "drop_test_classes",
+    "match_type_var",
+]
 
 #: Default maximum number of members other than ``None`` that a combined union keeps.
 DEFAULT_MAX_UNION_SIZE = 5
@@ -96,6 +116,13 @@ def combine_types(types: Iterable[TypeRef], *, max_union_size: int = DEFAULT_MAX
         return ANY
     has_none = NONE in members
     others = [member for member in members if member != NONE]
+    if any(member.is_receiver for member in others):
+        if all(member.is_receiver for member in others):
+            combined_self = _combine_receivers(others, max_union_size)
+            return union([combined_self, NONE]) if has_none else combined_self
+        others = _flatten(map(_receiver_value, others))
+        if ANY in others:
+            return ANY
     if others:
         others = _merge_tuples(others, max_union_size)
         others = _merge_generics(others, max_union_size)
@@ -103,9 +130,26 @@ def combine_types(types: Iterable[TypeRef], *, max_union_size: int = DEFAULT_MAX
         # union() drops empty containers next to non-empty ones, so count after it.
         combined = union(others)
         others = list(combined.args) if combined.is_union else [combined]
+        others = _join_siblings(others)
         if len(others) > max_union_size:
             others = [_widen(others, max_union_size)]
     return union([*others, NONE] if has_none else others)
+
+
+def _receiver_value(ref: TypeRef) -> TypeRef:
+    # The value's own type; the combined Self has lost it and counts as Any.
+    if not ref.is_receiver:
+        return ref
+    return ref.args[0] if ref.args else ANY
+
+
+def _combine_receivers(members: list[TypeRef], max_union_size: int) -> TypeRef:
+    """Combine returns that were all the receiver into ``Self`` with the combined type
+    of the values as argument, which the stub builder needs to check the receivers."""
+    values = [member.args[0] for member in members if member.args]
+    if not values:
+        return SELF
+    return receiver(combine_types(values, max_union_size=max_union_size))
 
 
 #: Modules whose classes are test doubles.
@@ -118,11 +162,15 @@ def _is_test_double(ref: TypeRef) -> bool:
 
 def _flatten(types: Iterable[TypeRef]) -> list[TypeRef]:
     # Unions nested in the input are opened, and duplicates dropped in first-seen order.
-    seen: dict[TypeRef, None] = {}
+    # Of equal references, one that lists bases is kept, since a trace written before
+    # bases were recorded names the same class without them.
+    seen: dict[TypeRef, TypeRef] = {}
     for ref in types:
         for member in ref.args if ref.is_union else (ref,):
-            seen.setdefault(member, None)
-    return list(seen)
+            kept = seen.setdefault(member, member)
+            if member.bases and not kept.bases:
+                seen[member] = member
+    return list(seen.values())
 
 
 def _combine_args(ref: TypeRef, max_union_size: int) -> TypeRef:
@@ -178,6 +226,83 @@ def _drop_numeric_subtypes(members: list[TypeRef]) -> list[TypeRef]:
         if wider in present:
             redundant |= narrower
     return [member for member in members if member not in redundant]
+
+
+def _join_siblings(members: list[TypeRef]) -> list[TypeRef]:
+    """Replace the classes that share a base class by their nearest common base class.
+
+    Classes without type arguments take part, with their recorded bases. Classes that
+    share a base other than ``object`` form one group, also when ``A`` shares one base
+    with ``B`` and ``B`` another with ``C``. Each group of two or more becomes the
+    first class of the first member's MRO that every member derives from. A class
+    counts as deriving from itself, so a class next to its base becomes the base.
+
+    Two classes are enough: the common base accepts every observed value, a subclass
+    not seen in the trace does not break the annotation, and it is what a person
+    writes for a function that handles several kinds of one thing. The union would
+    stay more precise for a caller of a function that returns siblings; the base
+    costs that caller an ``isinstance`` check that the union needed too. The recorder
+    leaves ``typing.Generic``, ``typing.Protocol``, ``abc.ABC`` and classes that an
+    annotation cannot name out of the bases, so they never become the common base.
+    """
+    groups: list[tuple[list[TypeRef], list[TypeRef]]] = []
+    for member in members:
+        if member.args or member.module == "typing":
+            continue
+        groups.append(([member], [member, *member.bases]))
+    merged = True
+    while merged:
+        merged = False
+        for first in range(len(groups)):
+            for second in range(first + 1, len(groups)):
+                ancestors = set(groups[second][1])
+                common = [base for base in groups[first][1] if base in ancestors]
+                if common:
+                    groups[first] = (groups[first][0] + groups[second][0], common)
+                    del groups[second]
+                    merged = True
+                    break
+            if merged:
+                break
+    replaced: dict[TypeRef, TypeRef] = {}
+    for group_members, common in groups:
+        if len(group_members) > 1:
+            nearest = TypeRef(common[0].module, common[0].qualname, bases=tuple(common[1:]))
+            for member in group_members:
+                replaced[member] = nearest
+    if not replaced:
+        return members
+    joined = union(replaced.get(member, member) for member in members)
+    return list(joined.args) if joined.is_union else [joined]
+
+
+def drop_test_classes(types: Iterable[TypeRef]) -> list[TypeRef]:
+    """Return *types* without the classes of test modules (see :mod:`typetrace._testonly`).
+
+    A class of a test module is dropped from a union, and a type argument that was
+    only such classes becomes ``Any``. An observed type that is such a class is left
+    out of the result, so a result that is empty means only test classes were seen.
+    """
+    kept = []
+    for ref in types:
+        cleaned = _without_test_classes(ref)
+        if cleaned is not None:
+            kept.append(cleaned)
+    return kept
+
+
+def _without_test_classes(ref: TypeRef) -> Optional[TypeRef]:
+    if ref.is_union:
+        cleaned_members = map(_without_test_classes, ref.args)
+        members = [member for member in cleaned_members if member is not None]
+        return union(members) if members else None
+    if is_test_module(ref.module):
+        return None
+    if not ref.args:
+        return ref
+    cleaned_args = map(_without_test_classes, ref.args)
+    args = tuple(ANY if cleaned is None else cleaned for cleaned in cleaned_args)
+    return TypeRef(ref.module, ref.qualname, args, bases=ref.bases)
 
 
 def _widen(members: list[TypeRef], max_union_size: int) -> TypeRef:

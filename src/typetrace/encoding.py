@@ -13,6 +13,19 @@ names are reserved for special forms (see :mod:`typetrace.typemodel`):
 ``typing.Any``, ``builtins.None``, ``typing.Union`` (``args`` are the members) and
 ``builtins.Ellipsis`` (only as the last argument of ``builtins.tuple``).
 
+Two optional keys carry what combining needs beyond the name. Writers leave them out
+where they do not apply, and rows without them decode as before:
+
+* ``bases``: the class's base classes, nearest first as in its MRO, each as an object
+  with only ``module`` and ``qualname``, for example
+  ``{"module": "pkg.shapes", "qualname": "Square", "bases": [{"module": "pkg.shapes",
+  "qualname": "Shape"}]}``. Only bases that an annotation can name are listed, at
+  most :data:`typetrace.inference.MAX_BASES`, and never ``builtins.object``.
+* ``receiver``: ``true`` on a ``return_type`` whose value was the method's receiver,
+  its first argument, or an instance of exactly that argument when the argument is a
+  class. The rest of the document is the value's own type. Decoded, the type is
+  ``typing.Self`` with that type as its argument (:func:`typetrace.typemodel.receiver`).
+
 A row (:class:`CallTraceRow`) contains three JSON texts:
 
 * ``arg_types``: an object mapping each parameter name to a type document, for
@@ -22,8 +35,10 @@ A row (:class:`CallTraceRow`) contains three JSON texts:
 * ``yield_type``: a type document, or ``None`` when the call did not yield.
 
 Every row carries ``format_version``; this module writes :data:`FORMAT_VERSION` and
-reads versions up to it. A later version may add keys to type documents; readers of
-version 1 reject documents they do not understand instead of guessing.
+reads versions up to it. Readers reject type documents with keys they do not know
+instead of guessing, so a typetrace release from before ``bases`` and ``receiver``
+skips the rows that use them, each with a :class:`DecodeError`, and reads the rest.
+A change that such a reader would decode to a different type needs a new version.
 """
 
 from __future__ import annotations
@@ -34,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import TypeRef
+from typetrace.typemodel import TypeRef, receiver
 
 __all__ = [
     "FORMAT_VERSION",
@@ -57,9 +72,17 @@ class DecodeError(ValueError):
 
 def type_to_dict(ref: TypeRef) -> dict[str, Any]:
     """Convert *ref* to a type document."""
-    document: dict[str, Any] = {"module": ref.module, "qualname": ref.qualname}
+    if ref.is_receiver and len(ref.args) == 1:
+        document = type_to_dict(ref.args[0])
+        document["receiver"] = True
+        return document
+    document = {"module": ref.module, "qualname": ref.qualname}
     if ref.args:
         document["args"] = [type_to_dict(arg) for arg in ref.args]
+    if ref.bases:
+        document["bases"] = [
+            {"module": base.module, "qualname": base.qualname} for base in ref.bases
+        ]
     return document
 
 
@@ -71,17 +94,45 @@ def type_from_dict(document: object) -> TypeRef:
     """
     if not isinstance(document, dict):
         raise DecodeError(f"a type document must be a JSON object, got {document!r}")
-    unknown = set(document) - {"module", "qualname", "args"}
+    unknown = set(document) - _TYPE_DOCUMENT_KEYS
     if unknown:
         raise DecodeError(f"unknown keys {sorted(unknown)!r} in type document {document!r}")
+    module, qualname = _name_from_dict(document)
+    args = document.get("args", [])
+    if not isinstance(args, list):
+        raise DecodeError(f"'args' must be a JSON array, got {args!r}")
+    bases = document.get("bases", [])
+    if not isinstance(bases, list):
+        raise DecodeError(f"'bases' must be a JSON array, got {bases!r}")
+    is_receiver = document.get("receiver", False)
+    if not isinstance(is_receiver, bool):
+        raise DecodeError(f"'receiver' must be true or false, got {is_receiver!r}")
+    ref = TypeRef(
+        module,
+        qualname,
+        tuple(type_from_dict(arg) for arg in args),
+        bases=tuple(_base_from_dict(base) for base in bases),
+    )
+    return receiver(ref) if is_receiver else ref
+
+
+_TYPE_DOCUMENT_KEYS = frozenset({"module", "qualname", "args", "bases", "receiver"})
+
+
+def _name_from_dict(document: dict[str, Any]) -> tuple[str, str]:
     module = document.get("module")
     qualname = document.get("qualname")
     if not isinstance(module, str) or not isinstance(qualname, str) or not qualname:
         raise DecodeError(f"a type document needs string 'module' and 'qualname', got {document!r}")
-    args = document.get("args", [])
-    if not isinstance(args, list):
-        raise DecodeError(f"'args' must be a JSON array, got {args!r}")
-    return TypeRef(module, qualname, tuple(type_from_dict(arg) for arg in args))
+    return module, qualname
+
+
+def _base_from_dict(document: object) -> TypeRef:
+    if not isinstance(document, dict) or set(document) != {"module", "qualname"}:
+        raise DecodeError(
+            f"a base class must be a JSON object with only 'module' and 'qualname', got {document!r}"
+        )
+    return TypeRef(*_name_from_dict(document))
 
 
 def type_to_json(ref: TypeRef) -> str:

@@ -14,6 +14,16 @@ The cost per value is bounded:
   iteration order, because they cannot be indexed.
 * Containers nested deeper than :data:`MAX_DEPTH` become ``Any``, which also ends the
   walk through self-referencing containers.
+
+The reference to a class lists its base classes (:attr:`TypeRef.bases`), read from
+the MRO once per class and cached with its name, so that combining can find the
+nearest common base of several classes without importing them later. At most
+:data:`MAX_BASES` are kept, and only those an annotation can name.
+
+An inferrer made with ``test_stand_ins=True`` names a class of test code or of a test
+helper library (see :mod:`typetrace._testonly`) by its nearest base class that is
+neither, so freezegun's ``FakeDatetime`` is recorded as ``datetime.datetime``. A class
+without such a base, other than ``object``, keeps its own name.
 """
 
 from __future__ import annotations
@@ -27,10 +37,12 @@ import types
 import weakref
 from typing import Any, Callable, Iterable, Optional, TypeVar
 
+from typetrace._testonly import is_test_module
 from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
 
 __all__ = [
     "HEAD_ELEMENTS",
+    "MAX_BASES",
     "MAX_DEPTH",
     "MAX_ELEMENTS",
     "MAX_TUPLE_LENGTH",
@@ -54,6 +66,13 @@ HEAD_ELEMENTS = 8
 SPREAD_ELEMENTS = 8
 #: Tuples up to this length get one type per position; longer ones get ``tuple[T, ...]``.
 MAX_TUPLE_LENGTH = 10
+#: Maximum number of base classes recorded per class, nearest first.
+MAX_BASES = 8
+
+#: Base classes that are never recorded, because an annotation gains nothing from them.
+_SKIPPED_BASES = frozenset(
+    {("builtins", "object"), ("typing", "Generic"), ("typing", "Protocol"), ("abc", "ABC")}
+)
 
 # Classes whose names are cached per inferrer; the cache is emptied when full.
 _MAX_CACHED_CLASSES = 4096
@@ -96,6 +115,7 @@ _ITERATOR = TypeRef("collections.abc", "Iterator")
 # directly skips any ``__getattribute__`` or property that a metaclass defines.
 _read_module: Callable[[type], object] = type.__dict__["__module__"].__get__
 _read_qualname: Callable[[type], object] = type.__dict__["__qualname__"].__get__
+_read_mro: Callable[[type], tuple[type, ...]] = type.__dict__["__mro__"].__get__
 
 _failures: collections.Counter[str] = collections.Counter()
 _failures_lock = threading.Lock()
@@ -128,10 +148,19 @@ class TypeInferrer:
     Args:
         main_module: Module name to record for classes defined in ``__main__``.
         max_elements: Maximum number of container elements inspected per value.
+        test_stand_ins: Whether a class of a test module is named by its nearest base
+            class outside test code, as for a traced function that is not test code.
     """
 
-    def __init__(self, main_module: Optional[str] = None, *, max_elements: int = MAX_ELEMENTS) -> None:
+    def __init__(
+        self,
+        main_module: Optional[str] = None,
+        *,
+        max_elements: int = MAX_ELEMENTS,
+        test_stand_ins: bool = False,
+    ) -> None:
         self.main_module = main_module
+        self.test_stand_ins = test_stand_ins
         #: Module names of main scripts, such as ``"__mp_main__"``, to the names
         #: recorded for their classes; used where *main_module* is not given.
         self.main_names: dict[str, str] = {}
@@ -198,21 +227,67 @@ class TypeInferrer:
         return ref
 
     def _name_class(self, cls: type) -> TypeRef:
-        module = _read_module(cls)
-        qualname = _read_qualname(cls)
-        if not isinstance(module, str) or not isinstance(qualname, str):
-            raise TypeError(f"class name is not a string: {module!r}.{qualname!r}")
+        module, qualname = self._names_of(cls)
         if module == "builtins":
             renamed = BUILTIN_RENAMES.get(qualname)
             if renamed is not None:
                 return renamed
             if qualname.endswith("iterator"):
                 return _ITERATOR
+        if self.test_stand_ins and is_test_module(module):
+            stand_in = self._stand_in(cls)
+            if stand_in is not None:
+                return stand_in
+            return TypeRef(module, qualname)
+        return TypeRef(module, qualname, bases=self._bases_of(cls))
+
+    def _names_of(self, cls: type) -> tuple[str, str]:
+        module = _read_module(cls)
+        qualname = _read_qualname(cls)
+        if not isinstance(module, str) or not isinstance(qualname, str):
+            raise TypeError(f"class name is not a string: {module!r}.{qualname!r}")
         if module == "__main__" and self.main_module:
             module = self.main_module
         elif module in self.main_names:
             module = self.main_names[module]
-        return TypeRef(module, qualname)
+        return module, qualname
+
+    def _bases_of(self, cls: type) -> tuple[TypeRef, ...]:
+        """Return the base classes of *cls* that an annotation can name, nearest first.
+
+        Classes defined inside functions, classes of modules whose top-level name
+        starts with an underscore (private C modules such as ``_io``) and, for an
+        inferrer with test stand-ins, classes of test modules are left out.
+        """
+        bases: list[TypeRef] = []
+        for base in _read_mro(cls)[1:]:
+            try:
+                module, qualname = self._names_of(base)
+            except TypeError:
+                continue
+            if (module, qualname) in _SKIPPED_BASES or "<locals>" in qualname:
+                continue
+            if module.startswith("_"):
+                continue
+            if self.test_stand_ins and is_test_module(module):
+                continue
+            bases.append(TypeRef(module, qualname))
+            if len(bases) == MAX_BASES:
+                break
+        return tuple(bases)
+
+    def _stand_in(self, cls: type) -> Optional[TypeRef]:
+        """Return the reference to the nearest base of the test class *cls* that is not
+        test code, or ``None`` when ``object`` is the only one."""
+        for base in _read_mro(cls)[1:]:
+            try:
+                module, qualname = self._names_of(base)
+            except TypeError:
+                continue
+            if (module, qualname) in _SKIPPED_BASES or is_test_module(module):
+                continue
+            return self.class_ref(base)
+        return None
 
 
 class _Walk:

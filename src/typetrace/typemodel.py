@@ -13,18 +13,23 @@ Special forms use reserved names:
   means a tuple of any length: ``tuple[int, ...]``.
 * A container without arguments (``builtins.list`` with ``args == ()``) is a container
   whose element types were not observed, for example an empty list.
+* ``typing.Self`` with one argument is the type of a value that a method returned
+  and that was its receiver (see :func:`receiver`); the argument is the value's own
+  type. Without arguments it is the ``Self`` that an annotation writes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 __all__ = [
     "ANY",
     "ELLIPSIS",
     "NONE",
+    "SELF",
     "TypeRef",
+    "receiver",
     "union",
     "optional_members",
 ]
@@ -40,6 +45,11 @@ class TypeRef:
     qualname: str
     #: Type arguments, for example ``(str, int)`` for ``dict[str, int]``.
     args: tuple[TypeRef, ...] = ()
+    #: Base classes of the class, nearest first as in its MRO, without arguments.
+    #: Only the bases that an annotation may name are listed, and never ``object``.
+    #: Not part of equality, hashing or ordering: a reference decoded from a trace
+    #: written without bases names the same class.
+    bases: tuple[TypeRef, ...] = field(default=(), compare=False, repr=False)
 
     def __hash__(self) -> int:
         # Cached, because traces hash their types on every comparison, and type
@@ -60,6 +70,12 @@ class TypeRef:
         return self.module == "typing" and self.qualname == "Union"
 
     @property
+    def is_receiver(self) -> bool:
+        """Whether this reference is ``typing.Self``, observed (with its argument) or
+        combined (without)."""
+        return self.module == "typing" and self.qualname == "Self"
+
+    @property
     def dotted_name(self) -> str:
         """The name as written in an import-qualified annotation: ``module.qualname``."""
         return f"{self.module}.{self.qualname}"
@@ -71,6 +87,17 @@ class TypeRef:
 ANY = TypeRef("typing", "Any")
 NONE = TypeRef("builtins", "None")
 ELLIPSIS = TypeRef("builtins", "Ellipsis")
+SELF = TypeRef("typing", "Self")
+
+
+def receiver(ref: TypeRef) -> TypeRef:
+    """Return the type of a returned value of type *ref* that was the method's receiver.
+
+    The recorder marks a return so when the value is the call's first argument, or an
+    instance of exactly that argument when the argument is a class (a classmethod
+    returning an instance of ``cls``).
+    """
+    return TypeRef(SELF.module, SELF.qualname, (ref,))
 
 
 def union(members: Iterable[TypeRef]) -> TypeRef:

@@ -11,7 +11,7 @@ import keyword
 from dataclasses import dataclass, field
 from typing import Collection, Mapping, Optional
 
-from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, optional_members, union
+from typetrace.typemodel import ANY, ELLIPSIS, NONE, SELF, TypeRef, optional_members, union
 
 __all__ = [
     "TYPE_VAR_MODULE",
@@ -23,6 +23,7 @@ __all__ = [
     "constrained_type_var",
     "parse_target_version",
     "public_type",
+    "self_module_for_target",
     "syntax_for_target",
 ]
 
@@ -116,8 +117,11 @@ def public_type(ref: TypeRef) -> TypeRef:
 
     Classes of ``__main__``, classes defined inside functions (``<locals>``), names
     that are not identifiers and classes of private C modules without a known public
-    alias become ``Any``.
+    alias become ``Any``. ``typing.Self`` loses the type of the observed receivers,
+    which only the stub builder uses.
     """
+    if ref.is_receiver:
+        return SELF
     args = tuple(public_type(arg) for arg in ref.args)
     if ref.module == TYPE_VAR_MODULE:
         return TypeRef(ref.module, ref.qualname, args)
@@ -148,6 +152,18 @@ def syntax_for_target(target_version: tuple[int, int]) -> tuple[bool, bool]:
         oldest = ".".join(map(str, MIN_TARGET_VERSION))
         raise ValueError(f"Target version {target_version[0]}.{target_version[1]} is not supported; use {oldest} or newer")
     return target_version >= (3, 10), target_version >= (3, 9)
+
+
+def self_module_for_target(target_version: Optional[tuple[int, int]]) -> str:
+    """Return the module that ``Self`` is imported from for *target_version*.
+
+    ``typing.Self`` is new in Python 3.11. Without a target version the stub may be
+    checked for any Python, so it takes ``typing_extensions.Self``, which mypy and
+    pyright know from typeshed without the package being installed.
+    """
+    if target_version is not None and tuple(target_version) >= (3, 11):
+        return "typing"
+    return "typing_extensions"
 
 
 def parse_target_version(text: str) -> tuple[int, int]:
@@ -272,10 +288,13 @@ class AnnotationNamer:
     #: Whether built-in and :mod:`collections` classes are subscripted themselves
     #: (``list[int]``); otherwise through their :mod:`typing` aliases (``List[int]``).
     pep585: bool = True
-    #: Whether added ``typing`` imports run at run time. ``apply`` sets it to False so
-    #: that it binds no new public name in the module, which ``from m import *`` of a
-    #: module without ``__all__`` would pass on.
+    #: Whether added ``typing`` and ``typing_extensions`` imports run at run time.
+    #: ``apply`` sets it to False so that it binds no new public name in the module,
+    #: which ``from m import *`` of a module without ``__all__`` would pass on, and
+    #: imports nothing that the module's users may not have installed.
     typing_at_runtime: bool = True
+    #: Module that ``Self`` is imported from: see :func:`self_module_for_target`.
+    self_module: str = "typing_extensions"
     #: Imports added so far.
     imports: list[NewImport] = field(default_factory=list)
     #: Names of the type variables used so far, by their reference.
@@ -295,6 +314,8 @@ class AnnotationNamer:
             return "..."
         if ref.is_union:
             return self._render_union(ref, forward)
+        if ref == SELF:
+            return self._self_name(forward)
         if ref.module == TYPE_VAR_MODULE:
             return self._type_var_name(ref, forward)
         if not ref.args:
@@ -330,18 +351,37 @@ class AnnotationNamer:
 
     def typing_name(self, name: str, forward: Optional[list[bool]] = None) -> str:
         """Return the expression for ``typing.<name>``, importing it if needed."""
+        return self._typing_module_name("typing", name, forward)
+
+    def _self_name(self, forward: list[bool]) -> str:
+        # A ``Self`` that the module imports already is reused, from either module.
+        for module in ("typing", "typing_extensions"):
+            bound = self._bound_name(f"{module}.Self", forward)
+            if bound is not None:
+                return bound
+        return self._typing_module_name(self.self_module, "Self", forward)
+
+    def _bound_name(self, target: str, forward: Optional[list[bool]]) -> Optional[str]:
         for bound, binding in self.bindings.items():
-            if binding.target == f"typing.{name}" and not binding.is_module:
+            if binding.target == target and not binding.is_module:
                 if not binding.runtime and forward is not None:
                     forward.append(True)
                 return bound
-        key = ("typing", name)
+        return None
+
+    def _typing_module_name(self, module: str, name: str, forward: Optional[list[bool]]) -> str:
+        """Return the expression for ``<module>.<name>``, where *module* is ``typing``
+        or ``typing_extensions``, importing the name if needed."""
+        bound = self._bound_name(f"{module}.{name}", forward)
+        if bound is not None:
+            return bound
+        key = (module, name)
         if not self.typing_at_runtime and forward is not None:
             forward.append(True)
         if key not in self._names:
             alias = self._free_name(name)
             self._names[key] = alias
-            self.imports.append(NewImport("typing", name, None if alias == name else alias))
+            self.imports.append(NewImport(module, name, None if alias == name else alias))
         return self._names[key]
 
     def module_expression(self, module: str, forward: Optional[list[bool]] = None) -> str:

@@ -8,7 +8,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Optional, Sequence, Union
 
-from typetrace.combining import DEFAULT_MAX_UNION_SIZE, combine_types, match_type_var
+from typetrace._testonly import is_test_module
+from typetrace.combining import (
+    DEFAULT_MAX_UNION_SIZE,
+    combine_types,
+    drop_test_classes,
+    match_type_var,
+)
 from typetrace.exceptions import TypeTraceError
 from typetrace.stubs.annotations import NewImport, constrained_type_var, public_type
 from typetrace.stubs.model import (
@@ -26,6 +32,9 @@ from typetrace.typemodel import ANY, NONE, TypeRef
 __all__ = ["StubBuildError", "build_stub"]
 
 _OBJECT = TypeRef("builtins", "object")
+_TYPE = ("builtins", "type")
+#: Methods that Python calls with the class as first argument without a decorator.
+_IMPLICIT_CLASS_METHODS = frozenset({"__new__", "__init_subclass__", "__class_getitem__"})
 _ITERATOR = ("typing", "Iterator")
 _GENERATOR = ("typing", "Generator")
 _ASYNC_ITERATOR = ("typing", "AsyncIterator")
@@ -60,7 +69,16 @@ def build_stub(
     Functions defined inside other functions (``<locals>`` in the qualified name) and
     ``@overload`` signatures are skipped. The types observed for each parameter,
     return and yield are combined by :func:`typetrace.combining.combine_types`, which
-    widens unions of more than *max_union_size* members.
+    widens unions of more than *max_union_size* members. Unless *module* is test code,
+    classes of test modules are dropped first (see
+    :func:`typetrace.combining.drop_test_classes`).
+
+    A method's return is ``Self`` when every observed call returned its receiver
+    (``None`` aside), from instances of any class. A classmethod's return is
+    ``Self`` when every call returned an instance of exactly ``cls``, and calls came
+    from at least two classes: with one class, the trace cannot tell ``cls()`` from
+    a hard-coded ``Base()``, which is wrong for subclasses. Other functions that
+    returned their first argument get its type.
 
     Raises:
         StubBuildError: *source* is not valid Python.
@@ -70,7 +88,14 @@ def build_stub(
     except SyntaxError as error:
         raise StubBuildError(f"Cannot build the stub of {module!r}: invalid source ({error})") from error
     scan = scan_module(tree)
-    builder = _Builder(module, scan, overwrite_existing, _group_traces(module, traces), max_union_size)
+    builder = _Builder(
+        module,
+        scan,
+        overwrite_existing,
+        _group_traces(module, traces),
+        max_union_size,
+        keep_test_classes=is_test_module(module),
+    )
     functions, classes = builder.build_members(scan.members)
     # Classes that annotations or bases name but that have no traced methods are
     # stubbed without members, so the stub still defines every name it uses.
@@ -100,6 +125,7 @@ class _Builder:
     overwrite_existing: bool
     traces: dict[str, list[CallTrace]]
     max_union_size: int = DEFAULT_MAX_UNION_SIZE
+    keep_test_classes: bool = False
     needed_imports: set[NewImport] = field(default_factory=set)
     referenced_classes: set[str] = field(default_factory=set)
 
@@ -219,6 +245,7 @@ class _Builder:
         traces = self._traces_for(function)
         if not traces:
             return None
+        traces = _checked_receivers(function, traces)
         node = function.node
         parameters = self.parameter_stubs(function, traces)
         existing_return = self.existing_annotation(node.returns)
@@ -349,6 +376,10 @@ class _Builder:
         observed = [ref for ref in types if ref is not None]
         if not observed:
             return None
+        if not self.keep_test_classes:
+            observed = drop_test_classes(observed)
+            if not observed:
+                return ANY
         return combine_types(observed, max_union_size=self.max_union_size)
 
     def note_references(self, ref: Optional[TypeRef]) -> None:
@@ -410,6 +441,53 @@ class _Builder:
         self.needed_imports |= imports
         self.referenced_classes |= classes
         return ast.unparse(expression)
+
+
+def _checked_receivers(function: FunctionNode, traces: list[CallTrace]) -> list[CallTrace]:
+    """Return *traces* with a return observed as the receiver kept as such only where
+    it means ``Self`` for *function*, and replaced by the value's type elsewhere.
+
+    The recorder marks a value that was the first argument, or an instance of exactly
+    the first argument when that is a class, in any function defined in a class body.
+    """
+    node = function.node
+    positional = [*node.args.posonlyargs, *node.args.args]
+    kind = None
+    if function.is_method and not function.is_staticmethod and positional:
+        is_class_method = (
+            "classmethod" in function.decorators or node.name in _IMPLICIT_CLASS_METHODS
+        )
+        kind = "class" if is_class_method else "instance"
+    first = positional[0].arg if positional else ""
+    checked = []
+    classes = set()
+    for trace in traces:
+        returned = trace.return_type
+        if returned is None or not returned.is_receiver or not returned.args:
+            checked.append(trace)
+            continue
+        value = returned.args[0]
+        receiver_type = trace.arg_types.get(first)
+        # A receiver that is a class means a metaclass method, where PEP 673 rejects
+        # Self. A receiver that is None comes from an unbound call: C.method(None).
+        is_instance = (value.module, value.qualname) != _TYPE and value != NONE
+        if kind == "instance" and receiver_type == value and is_instance:
+            checked.append(trace)
+        elif kind == "class" and receiver_type == TypeRef(*_TYPE, (value,)):
+            classes.add(value)
+            checked.append(trace)
+        else:
+            checked.append(replace(trace, return_type=value))
+    if kind == "class" and len(classes) < 2:
+        return [_without_receiver(trace) for trace in checked]
+    return checked
+
+
+def _without_receiver(trace: CallTrace) -> CallTrace:
+    returned = trace.return_type
+    if returned is None or not returned.is_receiver or not returned.args:
+        return trace
+    return replace(trace, return_type=returned.args[0])
 
 
 def _dotted_name(root: ast.expr, name: ast.Name) -> str:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable, Iterator, Optional
 
-from typetrace.stubs.annotations import AnnotationNamer, NewImport, syntax_for_target
+from typetrace.stubs.annotations import (
+    AnnotationNamer,
+    NewImport,
+    self_module_for_target,
+    syntax_for_target,
+)
 from typetrace.stubs.model import ClassStub, FunctionStub, ModuleStub, ParameterKind, ParameterStub
 from typetrace.typemodel import ANY, TypeRef
 
@@ -27,7 +32,8 @@ def render_module_stub(
     that this Python has: ``Optional`` and ``Union`` below 3.10, and ``List`` and the
     other :mod:`typing` aliases of generic classes below 3.9. Without one, they are
     written ``X | Y`` and ``list[X]``, which mypy and pyright accept in ``.pyi`` files
-    whatever Python version they check for.
+    whatever Python version they check for. ``Self`` comes from :mod:`typing` for a
+    target of 3.11 or later, and from ``typing_extensions`` otherwise.
 
     Raises:
         ValueError: *target_version* is older than 3.7.
@@ -41,6 +47,7 @@ def render_module_stub(
         bindings={new.bound_name: new.binding() for new in stub.source_imports},
         pep604=pep604,
         pep585=pep585,
+        self_module=self_module_for_target(target_version),
     )
     body: list[str] = []
     for function in stub.functions:
