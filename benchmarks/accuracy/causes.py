@@ -1,0 +1,148 @@
+"""Sort typetrace's differences from the maintainers' annotations into likely causes.
+
+Each written slot that is not an exact match goes to the first cause whose rule fits.
+The rules read the normalized annotations (``compare.normalize``), the subtype checks
+(``compatible.py``) and facts about the maintainers' package that ``run.py`` stores
+(its ``TypeVar``, ``TypedDict`` and ``Protocol`` names, and the names the annotated copy
+imports from test code). They are heuristics: a slot can have several causes, and
+only the first is counted.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+#: Abstract classes of ``collections.abc`` and ``typing`` that a maintainer often
+#: writes where the tests pass a concrete container.
+ABSTRACT = frozenset({
+    "Iterable", "Iterator", "Sequence", "MutableSequence", "Mapping", "MutableMapping", "Collection",
+    "Container", "Set", "MutableSet", "Sized", "Hashable", "Reversible", "Generator", "AsyncIterator",
+    "AsyncIterable", "AsyncGenerator", "Awaitable", "Coroutine", "KeysView", "ValuesView", "ItemsView",
+    "IO", "TextIO", "BinaryIO", "SupportsInt", "SupportsFloat", "SupportsIndex",
+})  # fmt: skip
+
+#: Modules whose classes in an annotation mean that a test double or test helper leaked in.
+TEST_MODULES = re.compile(r"^(tests?(\.|$)|test_|conftest|freezegun|unittest\.mock|mock|_pytest|pytest)")
+
+#: A test double class, or a dotted name in a test module.
+_TEST_TYPE = re.compile(r"\b(Mock|MagicMock|Fake\w+)\b|(^|[^.\w])(tests?|test_\w+|conftest)\.")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+
+
+def package_facts(package: Path) -> dict[str, list[str]]:
+    """Return the names of the ``TypeVar``s, ``TypedDict``s and ``Protocol``s that *package* defines."""
+    typevars: set[str] = set()
+    typeddicts: set[str] = set()
+    protocols: set[str] = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+                called = ast.unparse(node.value.func).rsplit(".", 1)[-1]
+                if called in ("TypeVar", "ParamSpec"):
+                    typevars.update(target.id for target in node.targets if isinstance(target, ast.Name))
+            elif isinstance(node, ast.ClassDef):
+                bases = {ast.unparse(base).rsplit(".", 1)[-1].split("[", 1)[0] for base in node.bases}
+                if "TypedDict" in bases:
+                    typeddicts.add(node.name)
+                if "Protocol" in bases:
+                    protocols.add(node.name)
+    return {"typevars": sorted(typevars), "typeddicts": sorted(typeddicts), "protocols": sorted(protocols)}
+
+
+def test_names(package: Path) -> list[str]:
+    """Return the names that the modules of an annotated *package* import from test code or test libraries."""
+    names: set[str] = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and TEST_MODULES.match(node.module):
+                names.update(alias.asname or alias.name for alias in node.names)
+            elif isinstance(node, ast.Import):
+                names.update(alias.asname or alias.name for alias in node.names if TEST_MODULES.match(alias.name))
+    return sorted(names)
+
+
+def _words(annotation: str) -> set[str]:
+    return set(_WORD.findall(annotation))
+
+
+def _members(annotation: str) -> set[str]:
+    return set(annotation.split(" | "))
+
+
+def classify(slot: dict[str, object], facts: dict[str, list[str]], leaked: Iterable[str]) -> str:
+    """Return the likely cause of one written, non-exact slot."""
+    expected = str(slot["expected"])
+    generated = str(slot["generated"])
+    expected_words, generated_words = _words(expected), _words(generated)
+    if generated_words & set(leaked) or _TEST_TYPE.search(str(slot["generated_source"])):
+        return "test double or test class leaked"
+    if generated == "Any":
+        return "typetrace wrote Any (only mocks or nothing usable observed)"
+    if "Self" in expected_words:
+        return "Self expected"
+    if expected_words & set(facts["typeddicts"]):
+        return "TypedDict expected"
+    if expected_words & set(facts["typevars"]):
+        return "TypeVar (generic) expected"
+    if "Any" in expected_words:
+        return "maintainers wrote Any (alone, in a union or in a container)"
+    if slot["narrower"]:
+        if "None" in _members(expected) and "None" not in _members(generated):
+            return "narrower: None never observed"
+        if expected_words & (ABSTRACT | {"Callable"} | set(facts["protocols"])):
+            return "narrower: concrete type where an abstract type or protocol is expected"
+        if len(_members(generated) - {"None"}) > 1 and len(_members(expected) - {"None"}) == 1:
+            return "narrower: union where a common base class is expected"
+        return "narrower: other (subset of the maintainers' union, Literal, subclass)"
+    if slot["wider"]:
+        return "wider than the maintainers'"
+    if expected_words & ({"Callable"} | set(facts["protocols"])):
+        return "incompatible: Callable or Protocol expected"
+    if "Any" in generated_words and "Any" not in expected_words:
+        return "incompatible: Any written inside a container"
+    return "incompatible: other"
+
+
+def _example(slot: dict[str, object]) -> str:
+    module, qualname, name = slot["slot"]  # type: ignore[misc]
+    return f"`{module}:{qualname}` `{name}`: maintainers `{slot['expected_source']}`, typetrace `{slot['generated_source']}`"
+
+
+def summarize(result: dict[str, object], tool: str = "typetrace", examples: int = 3) -> list[str]:
+    """Return Markdown lines with the causes of *tool*'s non-exact slots in one library's *result*."""
+    tools_results: dict[str, dict[str, object]] = result["tools"]  # type: ignore[assignment]
+    if tool not in tools_results:
+        return []
+    figures = tools_results[tool]
+    facts: dict[str, list[str]] = result.get("facts", {"typevars": [], "typeddicts": [], "protocols": []})  # type: ignore[assignment]
+    leaked = figures.get("test_names", [])
+    slots: list[dict[str, object]] = figures["slots"]  # type: ignore[assignment]
+    groups: dict[str, list[dict[str, object]]] = {}
+    for slot in slots:
+        if slot["generated"] is None:
+            groups.setdefault("not written", []).append(slot)
+        elif slot["generated"] != slot["expected"]:
+            groups.setdefault(classify(slot, facts, leaked), []).append(slot)  # type: ignore[arg-type]
+    if "typetrace-verify" in tools_results and tool == "typetrace":
+        verified = {tuple(s["slot"]): s for s in tools_results["typetrace-verify"]["slots"]}  # type: ignore[union-attr, attr-defined]
+        dropped = [s for s in slots if s["generated"] == s["expected"] and verified[tuple(s["slot"])]["generated"] is None]  # type: ignore[arg-type]
+        if dropped:
+            groups["--verify dropped an exact match"] = dropped
+    lines = [f"#### {result['library']} {result['version']}: {tool}, {len(slots)} maintainer slots\n"]
+    for cause, members in sorted(groups.items(), key=lambda item: -len(item[1])):
+        lines.append(f"- {cause}: {len(members)}")
+        if cause != "not written":
+            lines.extend(f"  - {_example(member)}" for member in members[:examples])
+    lines.append("")
+    return lines
+
+
+def report(results: list[dict[str, object]]) -> str:
+    """Return the causes of typetrace's non-exact slots, per library, as Markdown."""
+    lines = ["### Causes of typetrace's non-exact matches\n"]
+    for result in results:
+        lines.extend(summarize(result))
+    return "\n".join(lines)
