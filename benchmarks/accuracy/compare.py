@@ -143,6 +143,9 @@ def normalize(annotation: ast.expr) -> str:
             return _union([*elements, ast.Constant(None)])
         if base == "Union":
             return _union(elements)
+        if base == "Literal":
+            # The strings in Literal[...] are values, not forward references.
+            return f"Literal[{', '.join(ast.unparse(element) for element in elements)}]"
         return f"{base}[{', '.join(normalize(element) for element in elements)}]"
     if isinstance(annotation, ast.List):
         return f"[{', '.join(normalize(element) for element in annotation.elts)}]"
