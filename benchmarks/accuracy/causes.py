@@ -11,7 +11,9 @@ only the first is counted.
 from __future__ import annotations
 
 import ast
+import json
 import re
+import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,6 +31,8 @@ TEST_MODULES = re.compile(r"^(tests?(\.|$)|test_|conftest|freezegun|unittest\.mo
 
 #: A test double class, or a dotted name in a test module.
 _TEST_TYPE = re.compile(r"\b(Mock|MagicMock|Fake\w+)\b|(^|[^.\w])(tests?|test_\w+|conftest)\.")
+#: Classes of "argument not given" sentinels, such as jinja2's ``_MissingType``.
+_SENTINEL = re.compile(r"\b_?(Missing|Sentinel|Unset|NotGiven)\w*")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 
 
@@ -64,6 +68,35 @@ def test_names(package: Path) -> list[str]:
     return sorted(names)
 
 
+def observed_types(database: Path, package: str) -> dict[tuple[str, str, str], set[str]]:
+    """Return the distinct classes that typetrace recorded per slot, read from its SQLite store.
+
+    Keys are slots as ``compare.Slot`` (module file path relative to the package);
+    values are ``module.qualname`` of each recorded class, without type arguments.
+    """
+    observed: dict[tuple[str, str, str], set[str]] = {}
+    if not database.exists():
+        return observed
+    connection = sqlite3.connect(database)
+    try:
+        rows = connection.execute("SELECT module, qualname, arg_types, return_type, yield_type FROM typetrace_call_traces").fetchall()
+    finally:
+        connection.close()
+    for module, qualname, arg_types, return_type, yield_type in rows:
+        if module != package and not module.startswith(package + "."):
+            continue
+        parts = module.split(".")[1:]
+        path = "/".join(parts) + ".py" if parts else "__init__.py"
+        types = dict(json.loads(arg_types))
+        for name, encoded in (("return", return_type), ("return", yield_type)):
+            if encoded is not None:
+                types.setdefault(name, json.loads(encoded))
+        for name, encoded_type in types.items():
+            if isinstance(encoded_type, dict):
+                observed.setdefault((path, qualname, name), set()).add(f"{encoded_type.get('module')}.{encoded_type.get('qualname')}")
+    return observed
+
+
 def _words(annotation: str) -> set[str]:
     return set(_WORD.findall(annotation))
 
@@ -72,15 +105,25 @@ def _members(annotation: str) -> set[str]:
     return set(annotation.split(" | "))
 
 
-def classify(slot: dict[str, object], facts: dict[str, list[str]], leaked: Iterable[str]) -> str:
-    """Return the likely cause of one written, non-exact slot."""
+def classify(slot: dict[str, object], facts: dict[str, list[str]], leaked: Iterable[str], observed: set[str]) -> str:
+    """Return the likely cause of one written, non-exact slot; *observed* is what typetrace recorded for it."""
     expected = str(slot["expected"])
     generated = str(slot["generated"])
     expected_words, generated_words = _words(expected), _words(generated)
     if generated_words & set(leaked) or _TEST_TYPE.search(str(slot["generated_source"])):
         return "test double or test class leaked"
     if generated == "Any":
-        return "typetrace wrote Any (only mocks or nothing usable observed)"
+        if not observed:
+            return "Any written: no class recorded for the slot"
+        if all(name.startswith(("unittest.mock.", "mock.")) for name in observed):
+            return "Any written: only mocks recorded"
+        if len(observed) > 5:
+            return "Any written: more than 5 classes recorded, union widened"
+        if any("<locals>" in name for name in observed):
+            return "Any written: a recorded class is local to a function"
+        return "Any written: other"
+    if _SENTINEL.search(generated):
+        return "sentinel default object recorded"
     if "Self" in expected_words:
         return "Self expected"
     if expected_words & set(facts["typeddicts"]):
@@ -106,13 +149,21 @@ def classify(slot: dict[str, object], facts: dict[str, list[str]], leaked: Itera
     return "incompatible: other"
 
 
-def _example(slot: dict[str, object]) -> str:
+def _example(slot: dict[str, object], observed: set[str]) -> str:
     module, qualname, name = slot["slot"]  # type: ignore[misc]
-    return f"`{module}:{qualname}` `{name}`: maintainers `{slot['expected_source']}`, typetrace `{slot['generated_source']}`"
+    text = f"`{module}:{qualname}` `{name}`: maintainers `{slot['expected_source']}`, typetrace `{slot['generated_source']}`"
+    if slot["generated"] == "Any" and observed:
+        shown = sorted(observed)
+        text += f" (recorded: {', '.join(shown[:6])}{', ...' if len(shown) > 6 else ''})"
+    return text
 
 
-def summarize(result: dict[str, object], tool: str = "typetrace", examples: int = 3) -> list[str]:
-    """Return Markdown lines with the causes of *tool*'s non-exact slots in one library's *result*."""
+def summarize(result: dict[str, object], package: str, work: Path, tool: str = "typetrace", examples: int = 3) -> list[str]:
+    """Return Markdown lines with the causes of *tool*'s non-exact slots in one library's *result*.
+
+    *package* is the library's import package; *work* is the library's work folder,
+    where ``<tool>/traces.sqlite3`` is typetrace's store.
+    """
     tools_results: dict[str, dict[str, object]] = result["tools"]  # type: ignore[assignment]
     if tool not in tools_results:
         return []
@@ -120,12 +171,14 @@ def summarize(result: dict[str, object], tool: str = "typetrace", examples: int 
     facts: dict[str, list[str]] = result.get("facts", {"typevars": [], "typeddicts": [], "protocols": []})  # type: ignore[assignment]
     leaked = figures.get("test_names", [])
     slots: list[dict[str, object]] = figures["slots"]  # type: ignore[assignment]
+    observed = observed_types(work / tool / "traces.sqlite3", package)
     groups: dict[str, list[dict[str, object]]] = {}
     for slot in slots:
         if slot["generated"] is None:
             groups.setdefault("not written", []).append(slot)
         elif slot["generated"] != slot["expected"]:
-            groups.setdefault(classify(slot, facts, leaked), []).append(slot)  # type: ignore[arg-type]
+            cause = classify(slot, facts, leaked, observed.get(tuple(slot["slot"]), set()))  # type: ignore[arg-type]
+            groups.setdefault(cause, []).append(slot)
     if "typetrace-verify" in tools_results and tool == "typetrace":
         verified = {tuple(s["slot"]): s for s in tools_results["typetrace-verify"]["slots"]}  # type: ignore[union-attr, attr-defined]
         dropped = [s for s in slots if s["generated"] == s["expected"] and verified[tuple(s["slot"])]["generated"] is None]  # type: ignore[arg-type]
@@ -135,14 +188,19 @@ def summarize(result: dict[str, object], tool: str = "typetrace", examples: int 
     for cause, members in sorted(groups.items(), key=lambda item: -len(item[1])):
         lines.append(f"- {cause}: {len(members)}")
         if cause != "not written":
-            lines.extend(f"  - {_example(member)}" for member in members[:examples])
+            lines.extend(f"  - {_example(member, observed.get(tuple(member['slot']), set()))}" for member in members[:examples])  # type: ignore[arg-type]
     lines.append("")
     return lines
 
 
-def report(results: list[dict[str, object]]) -> str:
-    """Return the causes of typetrace's non-exact slots, per library, as Markdown."""
+def report(results: list[dict[str, object]], packages: dict[str, str], work: Path) -> str:
+    """Return the causes of typetrace's non-exact slots, per library, as Markdown.
+
+    *packages* maps each library's name to its import package; *work* contains a work
+    folder per library.
+    """
     lines = ["### Causes of typetrace's non-exact matches\n"]
     for result in results:
-        lines.extend(summarize(result))
+        name = str(result["library"])
+        lines.extend(summarize(result, packages[name], work / name))
     return "\n".join(lines)

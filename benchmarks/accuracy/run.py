@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             benchmark(python, libraries.LIBRARIES[name], args.tool or list(libraries.TOOLS), WORK / name)
     results = load_results(names)
     print(report(results))
-    print(causes.report(results))
+    packages = {name: library.package for name, library in libraries.LIBRARIES.items()}
+    print(causes.report(results, packages, WORK))
     return 0
 
 
