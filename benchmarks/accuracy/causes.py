@@ -33,6 +33,10 @@ TEST_MODULES = re.compile(r"^(tests?(\.|$)|test_|conftest|freezegun|unittest\.mo
 _TEST_TYPE = re.compile(r"\b(Mock|MagicMock|Fake\w+)\b|(^|[^.\w])(tests?|test_\w+|conftest)\.")
 #: Classes of "argument not given" sentinels, such as jinja2's ``_MissingType``.
 _SENTINEL = re.compile(r"\b_?(Missing|Sentinel|Unset|NotGiven)\w*")
+#: A generic class without type arguments, as typetrace writes it when it recorded none.
+_BARE_GENERIC = re.compile(
+    r"\b(list|dict|set|frozenset|tuple|type|deque|Callable|Iterator|Generator|AsyncGenerator|AsyncIterator|Coroutine)\b(?!\[)"
+)
 _WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 
 
@@ -132,7 +136,15 @@ def classify(slot: dict[str, object], facts: dict[str, list[str]], leaked: Itera
         return "TypeVar (generic) expected"
     if "Any" in expected_words:
         return "maintainers wrote Any (alone, in a union or in a container)"
+    if "Callable" in generated_words and _BARE_GENERIC.search(generated) and "Callable[" in expected:
+        return "bare Callable where a signature is expected"
+    if "Any" in generated_words or _BARE_GENERIC.search(generated):
+        return "Any or no type arguments inside a generic (e.g. only empty containers recorded)"
+    if generated_words & {"PosixPath", "WindowsPath"}:
+        return "PosixPath recorded where Path or PathLike is expected"
     if slot["narrower"]:
+        if generated == "None":
+            return "narrower: only None recorded (the default was never overridden)"
         if "None" in _members(expected) and "None" not in _members(generated):
             return "narrower: None never observed"
         if expected_words & (ABSTRACT | {"Callable"} | set(facts["protocols"])):
@@ -175,7 +187,9 @@ def summarize(result: dict[str, object], package: str, work: Path, tool: str = "
     groups: dict[str, list[dict[str, object]]] = {}
     for slot in slots:
         if slot["generated"] is None:
-            groups.setdefault("not written", []).append(slot)
+            recorded = any(key[:2] == tuple(slot["slot"][:2]) for key in observed)  # type: ignore[index]
+            cause = "not written, function recorded" if recorded else "not written, function never recorded"
+            groups.setdefault(cause, []).append(slot)
         elif slot["generated"] != slot["expected"]:
             cause = classify(slot, facts, leaked, observed.get(tuple(slot["slot"]), set()))  # type: ignore[arg-type]
             groups.setdefault(cause, []).append(slot)
@@ -187,7 +201,7 @@ def summarize(result: dict[str, object], package: str, work: Path, tool: str = "
     lines = [f"#### {result['library']} {result['version']}: {tool}, {len(slots)} maintainer slots\n"]
     for cause, members in sorted(groups.items(), key=lambda item: -len(item[1])):
         lines.append(f"- {cause}: {len(members)}")
-        if cause != "not written":
+        if cause != "not written, function never recorded":
             lines.extend(f"  - {_example(member, observed.get(tuple(member['slot']), set()))}" for member in members[:examples])  # type: ignore[arg-type]
     lines.append("")
     return lines
