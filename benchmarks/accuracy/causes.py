@@ -16,6 +16,7 @@ import re
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 #: Abstract classes of ``collections.abc`` and ``typing`` that a maintainer often
 #: writes where the tests pass a concrete container.
@@ -109,7 +110,7 @@ def _members(annotation: str) -> set[str]:
     return set(annotation.split(" | "))
 
 
-def classify(slot: dict[str, object], facts: dict[str, list[str]], leaked: Iterable[str], observed: set[str]) -> str:
+def classify(slot: dict[str, Any], facts: dict[str, list[str]], leaked: Iterable[str], observed: set[str]) -> str:
     """Return the likely cause of one written, non-exact slot; *observed* is what typetrace recorded for it."""
     expected = str(slot["expected"])
     generated = str(slot["generated"])
@@ -161,8 +162,8 @@ def classify(slot: dict[str, object], facts: dict[str, list[str]], leaked: Itera
     return "incompatible: other"
 
 
-def _example(slot: dict[str, object], observed: set[str]) -> str:
-    module, qualname, name = slot["slot"]  # type: ignore[misc]
+def _example(slot: dict[str, Any], observed: set[str]) -> str:
+    module, qualname, name = slot["slot"]
     text = f"`{module}:{qualname}` `{name}`: maintainers `{slot['expected_source']}`, typetrace `{slot['generated_source']}`"
     if slot["generated"] == "Any" and observed:
         shown = sorted(observed)
@@ -170,44 +171,44 @@ def _example(slot: dict[str, object], observed: set[str]) -> str:
     return text
 
 
-def summarize(result: dict[str, object], package: str, work: Path, tool: str = "typetrace", examples: int = 3) -> list[str]:
+def summarize(result: dict[str, Any], package: str, work: Path, tool: str = "typetrace", examples: int = 3) -> list[str]:
     """Return Markdown lines with the causes of *tool*'s non-exact slots in one library's *result*.
 
     *package* is the library's import package; *work* is the library's work folder,
     where ``<tool>/traces.sqlite3`` is typetrace's store.
     """
-    tools_results: dict[str, dict[str, object]] = result["tools"]  # type: ignore[assignment]
+    tools_results: dict[str, dict[str, Any]] = result["tools"]
     if tool not in tools_results:
         return []
     figures = tools_results[tool]
-    facts: dict[str, list[str]] = result.get("facts", {"typevars": [], "typeddicts": [], "protocols": []})  # type: ignore[assignment]
+    facts: dict[str, list[str]] = result.get("facts", {"typevars": [], "typeddicts": [], "protocols": []})
     leaked = figures.get("test_names", [])
-    slots: list[dict[str, object]] = figures["slots"]  # type: ignore[assignment]
+    slots: list[dict[str, Any]] = figures["slots"]
     observed = observed_types(work / tool / "traces.sqlite3", package)
-    groups: dict[str, list[dict[str, object]]] = {}
+    groups: dict[str, list[dict[str, Any]]] = {}
     for slot in slots:
         if slot["generated"] is None:
-            recorded = any(key[:2] == tuple(slot["slot"][:2]) for key in observed)  # type: ignore[index]
+            recorded = any(key[:2] == tuple(slot["slot"][:2]) for key in observed)
             cause = "not written, function recorded" if recorded else "not written, function never recorded"
             groups.setdefault(cause, []).append(slot)
         elif slot["generated"] != slot["expected"]:
-            cause = classify(slot, facts, leaked, observed.get(tuple(slot["slot"]), set()))  # type: ignore[arg-type]
+            cause = classify(slot, facts, leaked, observed.get(tuple(slot["slot"]), set()))
             groups.setdefault(cause, []).append(slot)
     if "typetrace-verify" in tools_results and tool == "typetrace":
-        verified = {tuple(s["slot"]): s for s in tools_results["typetrace-verify"]["slots"]}  # type: ignore[union-attr, attr-defined]
-        dropped = [s for s in slots if s["generated"] == s["expected"] and verified[tuple(s["slot"])]["generated"] is None]  # type: ignore[arg-type]
+        verified = {tuple(s["slot"]): s for s in tools_results["typetrace-verify"]["slots"]}
+        dropped = [s for s in slots if s["generated"] == s["expected"] and verified[tuple(s["slot"])]["generated"] is None]
         if dropped:
             groups["--verify dropped an exact match"] = dropped
     lines = [f"#### {result['library']} {result['version']}: {tool}, {len(slots)} maintainer slots\n"]
     for cause, members in sorted(groups.items(), key=lambda item: -len(item[1])):
         lines.append(f"- {cause}: {len(members)}")
         if cause != "not written, function never recorded":
-            lines.extend(f"  - {_example(member, observed.get(tuple(member['slot']), set()))}" for member in members[:examples])  # type: ignore[arg-type]
+            lines.extend(f"  - {_example(member, observed.get(tuple(member['slot']), set()))}" for member in members[:examples])
     lines.append("")
     return lines
 
 
-def report(results: list[dict[str, object]], packages: dict[str, str], work: Path) -> str:
+def report(results: list[dict[str, Any]], packages: dict[str, str], work: Path) -> str:
     """Return the causes of typetrace's non-exact slots, per library, as Markdown.
 
     *packages* maps each library's name to its import package; *work* contains a work

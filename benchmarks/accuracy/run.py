@@ -31,10 +31,10 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import re
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import causes
 import compare
@@ -44,7 +44,10 @@ import tools
 from libraries import Library
 
 WORK = tools.REPOSITORY / "benchmarks" / ".work" / "accuracy"
-_SUMMARY_NODE = re.compile(r"^(FAILED|ERROR) (?P<node>\S+)")
+#: mypy options per error count: its defaults, which skip the bodies of unannotated
+#: functions, so annotating a function also reports errors its body always had; and
+#: --check-untyped-defs, which checks those bodies in the stripped copy too.
+MYPY_MODES = {"new_mypy_errors": (), "new_mypy_errors_check_untyped_defs": ("--check-untyped-defs",)}
 
 
 def make_venv(work: Path) -> Path:
@@ -82,21 +85,19 @@ def fetch(python: Path, library: Library, work: Path) -> Path:
 
 
 def run_tests(python: Path, library: Library, copy: Path, deselected: list[str]) -> tuple[str, list[str]]:
-    """Run the tests on *copy*; return pytest's last line and the failed or erroring test ids."""
+    """Run the tests on *copy*; return pytest's summary line and the failed or erroring test ids."""
     result = tools.run([str(python), *tools.pytest_arguments(library, deselected)], cwd=copy, env=tools.environment(copy), check=False)
-    failed = []
-    for line in result.stdout.splitlines():
-        match = _SUMMARY_NODE.match(line)
-        if match is not None:
-            failed.append(match["node"])
-    summary = re.sub(r" in [\d.]+s( \([^)]*\))?$", "", tools.last_line(result))
-    return summary, failed
+    return tools.last_line(result), tools.failed_tests(result)
 
 
-def mypy_errors(python: Path, copy: Path, package: str) -> collections.Counter[str]:
-    """Return mypy's errors on the package in *copy*, as ``code: message``, counted."""
+def mypy_errors(python: Path, copy: Path, package: str, *options: str) -> collections.Counter[str]:
+    """Return mypy's errors on the package in *copy*, as ``message  [code]``, counted.
+
+    mypy runs with its default options (the library's own configuration is ignored)
+    and *options*.
+    """
     command = [str(python), "-m", "mypy", "--config-file=", "--no-incremental", "--no-error-summary",
-               "--hide-error-context", "--no-pretty", "--show-error-codes", f"src/{package}"]  # fmt: skip
+               "--hide-error-context", "--no-pretty", "--show-error-codes", *options, f"src/{package}"]  # fmt: skip
     result = tools.run(command, cwd=copy, check=False)
     errors: collections.Counter[str] = collections.Counter()
     for line in result.stdout.splitlines():
@@ -105,7 +106,7 @@ def mypy_errors(python: Path, copy: Path, package: str) -> collections.Counter[s
     return errors
 
 
-def prepare(python: Path, library: Library, work: Path) -> tuple[Path, Path, dict[str, object]]:
+def prepare(python: Path, library: Library, work: Path) -> tuple[Path, Path, dict[str, Any]]:
     """Fetch and strip *library*, check its tests; return the pristine and stripped copies and facts about them."""
     pristine = fetch(python, library, work)
     stripped = tools.fresh_copy(pristine, work / "stripped")
@@ -127,7 +128,7 @@ def prepare(python: Path, library: Library, work: Path) -> tuple[Path, Path, dic
     return pristine, stripped, facts
 
 
-def measure(python: Path, library: Library, pristine: Path, annotated: tools.Annotated, baseline: collections.Counter[str], deselected: list[str], work: Path) -> dict[str, object]:
+def measure(python: Path, library: Library, pristine: Path, annotated: tools.Annotated, baselines: dict[str, collections.Counter[str]], deselected: list[str], work: Path) -> dict[str, Any]:
     """Compare one tool's annotated copy with the maintainers' annotations; return the figures and per-slot details."""
     expected = compare.collect_annotations(pristine / "src" / library.package)
     expected_source = compare.collect_source_annotations(pristine / "src" / library.package)
@@ -137,7 +138,11 @@ def measure(python: Path, library: Library, pristine: Path, annotated: tools.Ann
     score = compare.score(expected, generated)
     pairs = [compatible.Pair(slot, generated_source[slot], expected_source[slot]) for slot, _, _ in score.mismatches]
     subtypes = compatible.check_subtypes(python, pristine / "src" / library.package, package, pairs, work / "subtype-checks")
-    new_errors = mypy_errors(python, annotated.copy, library.package) - baseline
+    errors: dict[str, Any] = {}
+    for mode, options in MYPY_MODES.items():
+        new_errors = mypy_errors(python, annotated.copy, library.package, *options) - baselines[mode]
+        errors[mode] = sum(new_errors.values())
+        errors[f"{mode}_list"] = sorted(f"{count}x {error}" for error, count in new_errors.items())
     tests, failed = run_tests(python, library, annotated.copy, deselected)
     slots = []
     for slot in sorted(expected):
@@ -159,22 +164,23 @@ def measure(python: Path, library: Library, pristine: Path, annotated: tools.Ann
         "slots_written": score.written,
         "exact": score.exact,
         "compatible": score.exact + len(subtypes.narrower),
-        "new_mypy_errors": sum(new_errors.values()),
-        "new_mypy_error_list": sorted(f"{count}x {error}" for error, count in new_errors.items()),
+        **errors,
         "tests": tests,
         "failed_tests": failed,
         "traced_tests": annotated.traced_tests,
+        "traced_failures": annotated.traced_failures,
         "seconds": round(annotated.seconds, 1),
         "test_names": causes.test_names(package),
         "slots": slots,
     }
 
 
-def benchmark(python: Path, library: Library, selected_tools: list[str], work: Path) -> dict[str, object]:
+def benchmark(python: Path, library: Library, selected_tools: list[str], work: Path, *, measure_only: bool = False) -> dict[str, Any]:
+    """Run *selected_tools* on *library* and store the figures; with *measure_only*, measure the copies of the last run again."""
     work.mkdir(parents=True, exist_ok=True)
     pristine, stripped, facts = prepare(python, library, work)
-    deselected = list(facts["dropped_tests"])  # type: ignore[call-overload]
-    baseline = mypy_errors(python, stripped, library.package)
+    deselected: list[str] = facts["dropped_tests"]
+    baselines = {mode: mypy_errors(python, stripped, library.package, *options) for mode, options in MYPY_MODES.items()}
     results_file = WORK / "results" / f"{library.name}.json"
     stored = json.loads(results_file.read_text(encoding="utf-8")) if results_file.exists() else {}
     if stored.get("version") != library.version:
@@ -182,9 +188,15 @@ def benchmark(python: Path, library: Library, selected_tools: list[str], work: P
     stored.update({"library": library.name, "version": library.version, **facts})
     stored.setdefault("tools", {})
     for tool in selected_tools:
-        annotated = tools.annotate(tool, python, library, stripped, work, deselected)
-        (work / f"{tool}.log").write_text(annotated.log, encoding="utf-8")
-        stored["tools"][tool] = measure(python, library, pristine, annotated, baseline, deselected, work)
+        if measure_only:
+            if tool not in stored["tools"] or not (work / tool).exists():
+                continue
+            previous = stored["tools"][tool]
+            annotated = tools.Annotated(work / tool, previous["seconds"], previous["traced_tests"], previous.get("traced_failures", []), "")
+        else:
+            annotated = tools.annotate(tool, python, library, stripped, work, deselected)
+            (work / f"{tool}.log").write_text(annotated.log, encoding="utf-8")
+        stored["tools"][tool] = measure(python, library, pristine, annotated, baselines, deselected, work)
         results_file.parent.mkdir(parents=True, exist_ok=True)
         results_file.write_text(json.dumps(stored, indent=1) + "\n", encoding="utf-8")
         print(f"{tool}: {stored['tools'][tool]['tests']}", flush=True)
@@ -195,35 +207,35 @@ def percent(part: int, whole: int) -> str:
     return f"{part / whole:.0%}" if whole else "-"
 
 
-def report(results: list[dict[str, object]]) -> str:
+def report(results: list[dict[str, Any]]) -> str:
     """Return the Markdown tables of *results* (one stored result per library)."""
     out = []
     for result in results:
-        tools_results: dict[str, dict[str, object]] = result["tools"]  # type: ignore[assignment]
+        tools_results: dict[str, dict[str, Any]] = result["tools"]
         first = next(iter(tools_results.values()))
         functions, slots = first["functions_expected"], first["slots_expected"]
         out.append(f"### {result['library']} {result['version']}\n")
         out.append(
             f"{result['annotations_removed']} annotations stripped; the maintainers annotated {slots} slots in {functions} functions. "
-            f"Tests on the pristine copy: {result['pristine_tests']}; dropped {len(result['dropped_tests'])} (failing on the pristine copy); "  # type: ignore[arg-type]
+            f"Tests on the pristine copy: {result['pristine_tests']}; dropped {len(result['dropped_tests'])} (failing on the pristine copy); "
             f"stripped copy: {result['stripped_tests']}.\n"
         )
-        out.append(f"| Tool | Functions annotated (of {functions}) | Slots written (of {slots}) | Exact matches | Compatible matches | New mypy errors | Tests on the annotated copy | Trace and apply (s) |")
-        out.append("|---|---|---|---|---|---|---|---|")
+        out.append(f"| Tool | Functions annotated (of {functions}) | Slots written (of {slots}) | Exact matches | Compatible matches | New mypy errors (default options / --check-untyped-defs) | Tests while tracing | Tests on the annotated copy | Trace and apply (s) |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
         for tool in libraries.TOOLS:
             if tool not in tools_results:
                 continue
             r = tools_results[tool]
             out.append(
-                f"| {libraries.TOOL_TITLES[tool]} | {r['functions_written']} ({percent(r['functions_written'], functions)}) "  # type: ignore[arg-type]
-                f"| {r['slots_written']} ({percent(r['slots_written'], slots)}) | {r['exact']} ({percent(r['exact'], slots)}) "  # type: ignore[arg-type]
-                f"| {r['compatible']} ({percent(r['compatible'], slots)}) | {r['new_mypy_errors']} | {r['tests']} | {r['seconds']} |"  # type: ignore[arg-type]
+                f"| {libraries.TOOL_TITLES[tool]} | {r['functions_written']} ({percent(r['functions_written'], functions)}) "
+                f"| {r['slots_written']} ({percent(r['slots_written'], slots)}) | {r['exact']} ({percent(r['exact'], slots)}) "
+                f"| {r['compatible']} ({percent(r['compatible'], slots)}) | {r['new_mypy_errors']} / {r.get('new_mypy_errors_check_untyped_defs', '-')} | {r['traced_tests']} | {r['tests']} | {r['seconds']} |"
             )
         out.append("")
     return "\n".join(out)
 
 
-def load_results(names: list[str]) -> list[dict[str, object]]:
+def load_results(names: list[str]) -> list[dict[str, Any]]:
     results = []
     for name in names:
         path = WORK / "results" / f"{name}.json"
@@ -237,13 +249,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--library", action="append", choices=sorted(libraries.LIBRARIES), help="run only this library (repeatable); default: all")
     parser.add_argument("--tool", action="append", choices=libraries.TOOLS, help="run only this tool (repeatable); default: all")
     parser.add_argument("--report", action="store_true", help="print the tables from the stored results without running anything")
+    parser.add_argument("--measure-only", action="store_true", help="measure the annotated copies of the last run again, without tracing")
     args = parser.parse_args(argv)
     names = args.library or list(libraries.LIBRARIES)
     if not args.report:
         WORK.mkdir(parents=True, exist_ok=True)
         python = make_venv(WORK)
         for name in names:
-            benchmark(python, libraries.LIBRARIES[name], args.tool or list(libraries.TOOLS), WORK / name)
+            benchmark(python, libraries.LIBRARIES[name], args.tool or list(libraries.TOOLS), WORK / name, measure_only=args.measure_only)
     results = load_results(names)
     print(report(results))
     packages = {name: library.package for name, library in libraries.LIBRARIES.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 from libraries import Library
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+_SUMMARY_NODE = re.compile(r"^(FAILED|ERROR) (?P<node>\S+)")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class Annotated:
     seconds: float
     #: Last line of pytest's output while the tool traced the tests.
     traced_tests: str
+    #: Tests that failed or erred while the tool traced them.
+    traced_failures: list[str]
     #: What the apply steps printed, for the log.
     log: str
 
@@ -56,8 +60,16 @@ def pytest_arguments(library: Library, deselected: list[str]) -> list[str]:
 
 
 def last_line(result: subprocess.CompletedProcess[str]) -> str:
+    """Return pytest's summary line from *result*, without the duration."""
     lines = result.stdout.strip().splitlines()
-    return lines[-1].strip("= ") if lines else f"no output (exit code {result.returncode})"
+    if not lines:
+        return f"no output (exit code {result.returncode})"
+    return re.sub(r" in [\d.]+s( \([^)]*\))?$", "", lines[-1].strip("= "))
+
+
+def failed_tests(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """Return the ids of the tests that pytest's short summary (``-rfE``) lists as failed or erred."""
+    return [match["node"] for match in map(_SUMMARY_NODE.match, result.stdout.splitlines()) if match is not None]
 
 
 def fresh_copy(source: Path, target: Path) -> Path:
@@ -83,7 +95,7 @@ def annotate_with_typetrace(python: Path, library: Library, stripped: Path, copy
         options = ["--verify"] if verify else []
         result = run([*typetrace, "apply", module, *options], cwd=copy, env=env, check=False)
         log.append(f"{module}: exit code {result.returncode}\n{result.stderr}")
-    return Annotated(copy, time.perf_counter() - started, last_line(traced), "".join(log))
+    return Annotated(copy, time.perf_counter() - started, last_line(traced), failed_tests(traced), "".join(log))
 
 
 def annotate_with_monkeytype(python: Path, library: Library, stripped: Path, copy: Path, deselected: list[str]) -> Annotated:
@@ -98,7 +110,7 @@ def annotate_with_monkeytype(python: Path, library: Library, stripped: Path, cop
     for module in _traced_modules(listed.stdout, library.package):
         result = run([*monkeytype, "apply", module], cwd=copy, env=env, check=False)
         log.append(f"{module}: exit code {result.returncode} {result.stderr.strip()[-300:]}\n")
-    return Annotated(copy, time.perf_counter() - started, last_line(traced), "".join(log))
+    return Annotated(copy, time.perf_counter() - started, last_line(traced), failed_tests(traced), "".join(log))
 
 
 def annotate_with_righttyper(python: Path, library: Library, stripped: Path, copy: Path, deselected: list[str]) -> Annotated:
@@ -114,7 +126,7 @@ def annotate_with_righttyper(python: Path, library: Library, stripped: Path, cop
     started = time.perf_counter()
     traced = run([str(python), "-m", "righttyper", *options, *pytest_arguments(library, deselected)], cwd=copy, env=env, check=False)
     log = f"exit code {traced.returncode}\n{traced.stderr.strip()[-2000:]}\n"
-    return Annotated(copy, time.perf_counter() - started, last_line(traced), log)
+    return Annotated(copy, time.perf_counter() - started, last_line(traced), failed_tests(traced), log)
 
 
 def annotate(tool: str, python: Path, library: Library, stripped: Path, work: Path, deselected: list[str]) -> Annotated:
