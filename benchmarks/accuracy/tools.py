@@ -99,6 +99,12 @@ def annotate_with_typetrace(python: Path, library: Library, stripped: Path, copy
 
 
 def annotate_with_monkeytype(python: Path, library: Library, stripped: Path, copy: Path, deselected: list[str]) -> Annotated:
+    """Run MonkeyType 23.3.0: trace the tests, then apply the annotations module by module.
+
+    ``monkeytype apply`` imports the module it annotates and adds run-time imports to
+    it, which can close an import cycle; then every later ``apply`` fails. So each
+    module is annotated in a fresh copy of the stripped sources and copied from there.
+    """
     fresh_copy(stripped, copy)
     env = environment(copy)
     env["MT_DB_PATH"] = str(copy / "monkeytype.sqlite3")
@@ -106,11 +112,25 @@ def annotate_with_monkeytype(python: Path, library: Library, stripped: Path, cop
     started = time.perf_counter()
     traced = run([*monkeytype, "run", *pytest_arguments(library, deselected)], cwd=copy, env=env, check=False)
     listed = run([*monkeytype, "list-modules"], cwd=copy, env=env)
+    scratch = copy.parent / "monkeytype-apply"
+    scratch_env = {**environment(scratch), "MT_DB_PATH": env["MT_DB_PATH"]}
     log = []
     for module in _traced_modules(listed.stdout, library.package):
-        result = run([*monkeytype, "apply", module], cwd=copy, env=env, check=False)
+        fresh_copy(stripped / "src", scratch / "src")
+        result = run([*monkeytype, "apply", module], cwd=scratch, env=scratch_env, check=False)
         log.append(f"{module}: exit code {result.returncode} {result.stderr.strip()[-300:]}\n")
+        if result.returncode == 0:
+            relative = _module_file(scratch / "src", module)
+            shutil.copyfile(scratch / "src" / relative, copy / "src" / relative)
     return Annotated(copy, time.perf_counter() - started, last_line(traced), failed_tests(traced), "".join(log))
+
+
+def _module_file(root: Path, module: str) -> Path:
+    """Return the file of *module* under *root*, relative to *root*."""
+    relative = Path(*module.split("."))
+    if (root / relative / "__init__.py").exists():
+        return relative / "__init__.py"
+    return relative.with_suffix(".py")
 
 
 def annotate_with_righttyper(python: Path, library: Library, stripped: Path, copy: Path, deselected: list[str]) -> Annotated:
