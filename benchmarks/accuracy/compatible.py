@@ -9,7 +9,7 @@ namespace:
 mypy accepts ``return x`` exactly when the tool's type is assignable to the
 maintainers' one: ``int`` to ``int | None``, ``list[str]`` to ``Sequence[str]``,
 ``bool`` to ``int``, any type to ``Any`` and ``Any`` to any type. The reverse check
-(maintainers' annotation as the parameter) tells whether the tool's type is wider.
+(maintainers' annotation as the parameter) shows whether the tool's type is wider.
 The imports and ``TYPE_CHECKING`` declarations of the tool's annotated module are
 appended before the checks, so that the names the tool used resolve too.
 

@@ -44,9 +44,9 @@ import tools
 from libraries import Library
 
 WORK = tools.REPOSITORY / "benchmarks" / ".work" / "accuracy"
-#: mypy options per error count: its defaults, which skip the bodies of unannotated
-#: functions, so annotating a function also reports errors its body always had; and
-#: --check-untyped-defs, which checks those bodies in the stripped copy too.
+#: mypy options per error count. mypy's defaults skip the bodies of unannotated
+#: functions, so annotating a function also reports the errors its body always had.
+#: --check-untyped-defs checks those bodies in the stripped copy too.
 MYPY_MODES = {"new_mypy_errors": (), "new_mypy_errors_check_untyped_defs": ("--check-untyped-defs",)}
 
 
@@ -117,7 +117,10 @@ def prepare(python: Path, library: Library, work: Path) -> tuple[Path, Path, dic
     stripped_tests, stripped_failing = run_tests(python, library, stripped, failing)
     print("stripped copy:", stripped_tests, flush=True)
     if stripped_failing:
-        raise SystemExit(f"{library.requirement}: tests fail on the stripped copy but not on the pristine one: {stripped_failing}")
+        raise SystemExit(
+            f"{library.requirement}: tests fail on the stripped copy but not on the pristine one: {stripped_failing}; "
+            "check the stripping in compare.py"
+        )
     facts = {
         "annotations_removed": removed,
         "pristine_tests": pristine_tests,
