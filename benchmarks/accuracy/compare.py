@@ -22,8 +22,8 @@ from pathlib import Path
 
 import libcst as cst
 
-#: An annotation slot: module file name, function qualified name, parameter name or
-#: ``return``.
+#: An annotation slot: module file path relative to the package, function qualified
+#: name, parameter name or ``return``.
 Slot = tuple[str, str, str]
 
 _ALIASES = {
@@ -84,14 +84,23 @@ def collect_annotations(package: Path) -> dict[Slot, str]:
     ``self`` and ``cls`` are skipped, and so are ``@overload`` signatures and functions
     nested in functions.
     """
-    slots: dict[Slot, str] = {}
+    return {slot: normalize(node) for slot, node in _annotation_nodes(package).items()}
+
+
+def collect_source_annotations(package: Path) -> dict[Slot, str]:
+    """Return every annotated slot of *package* as written in the source (``ast.unparse``)."""
+    return {slot: ast.unparse(node) for slot, node in _annotation_nodes(package).items()}
+
+
+def _annotation_nodes(package: Path) -> dict[Slot, ast.expr]:
+    slots: dict[Slot, ast.expr] = {}
     for path in sorted(package.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        _collect(tree.body, path.name, "", False, slots)
+        _collect(tree.body, path.relative_to(package).as_posix(), "", False, slots)
     return slots
 
 
-def _collect(body: list[ast.stmt], module: str, prefix: str, in_class: bool, slots: dict[Slot, str]) -> None:
+def _collect(body: list[ast.stmt], module: str, prefix: str, in_class: bool, slots: dict[Slot, ast.expr]) -> None:
     for node in body:
         if isinstance(node, ast.ClassDef):
             _collect(node.body, module, f"{prefix}{node.name}.", True, slots)
@@ -107,9 +116,9 @@ def _collect(body: list[ast.stmt], module: str, prefix: str, in_class: bool, slo
                 if skip_first and index == 0 and argument is not node.args.vararg:
                     continue
                 if argument.annotation is not None:
-                    slots[(module, qualname, argument.arg)] = normalize(argument.annotation)
+                    slots[(module, qualname, argument.arg)] = argument.annotation
             if node.returns is not None:
-                slots[(module, qualname, "return")] = normalize(node.returns)
+                slots[(module, qualname, "return")] = node.returns
         elif isinstance(node, (ast.If, ast.Try)):
             _collect(node.body, module, prefix, in_class, slots)
 
@@ -134,6 +143,9 @@ def normalize(annotation: ast.expr) -> str:
             return _union([*elements, ast.Constant(None)])
         if base == "Union":
             return _union(elements)
+        if base == "Literal":
+            # The strings in Literal[...] are values, not forward references.
+            return f"Literal[{', '.join(ast.unparse(element) for element in elements)}]"
         return f"{base}[{', '.join(normalize(element) for element in elements)}]"
     if isinstance(annotation, ast.List):
         return f"[{', '.join(normalize(element) for element in annotation.elts)}]"
