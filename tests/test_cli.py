@@ -225,7 +225,7 @@ class TestStub:
 
         with closing(sqlite3.connect(traced / "traces.sqlite3")) as connection, connection:
             updated = connection.execute(
-                "UPDATE typetrace_call_traces SET arg_types = '{not json' WHERE qualname = 'greet'"
+                "UPDATE typetrace_traces SET arg_types = '{not json' WHERE qualname = 'greet'"
             ).rowcount
         assert updated == 1
         result = typetrace(traced, "stub", "app.py", "--verbose")
