@@ -158,7 +158,9 @@ class ServerStore(CallTraceStore):
                 cursor, self.statements, self.update_counts, entries, self._row_ids.ids
             )
 
-        _writes.retry_stale_ids(lambda: self._transaction("write traces to", write), self._row_ids)
+        _writes.retry_stale_ids(
+            lambda: self._transaction("write traces to", write), self._row_ids, self.masked_url
+        )
 
     # Hooks for subclasses
 

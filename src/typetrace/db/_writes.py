@@ -315,8 +315,26 @@ def write_counts(
     params.sort(key=itemgetter(3))
     matched = update_counts(cursor, params)
     if matched != len(params):
-        raise StaleRowIdsError(f"{len(params) - matched} of {len(params)} counts rows are missing")
+        unmatched = _unmatched_ids(cursor, statements, params)
+        raise StaleRowIdsError(
+            f"{len(params) - matched} of {len(params)} counts rows to update are missing or "
+            f"have another check_key, with ids {unmatched[:5]!r}"
+        )
     return resolved
+
+
+def _unmatched_ids(
+    cursor: Any, statements: Statements, params: list[tuple[int, float, float, int, int]]
+) -> list[int]:
+    expected = {row_id: check_key for _, _, _, row_id, check_key in params}
+    stored: dict[int, int] = {}
+    ids = sorted(expected)
+    for start in range(0, len(ids), LOOKUP_CHUNK_SIZE):
+        chunk = ids[start : start + LOOKUP_CHUNK_SIZE]
+        markers = ", ".join([statements.placeholder] * len(chunk))
+        cursor.execute(f"SELECT id, check_key FROM {COUNTS_TABLE} WHERE id IN ({markers})", chunk)
+        stored.update((int(row_id), int(check_key)) for row_id, check_key in cursor.fetchall())
+    return [row_id for row_id in ids if stored.get(row_id) != expected[row_id]]
 
 
 def _resolve_ids(
@@ -430,24 +448,31 @@ def prune_rows(
     return int(cursor.rowcount)
 
 
-def retry_stale_ids(write: Callable[[], dict[str, int]], row_ids: RowIds, attempts: int = 3) -> None:
+def retry_stale_ids(
+    write: Callable[[], dict[str, int]], row_ids: RowIds, location: str, attempts: int = 3
+) -> None:
     """Run *write*, a transaction of :func:`write_counts`, and cache the ids it found.
 
     A write that finds a cached id stale is repeated with an empty cache.
     """
+    last_error: Optional[StaleRowIdsError] = None
     for attempt in range(attempts):
         try:
             resolved = write()
         except StaleRowIdsError as error:
             logger.debug("Writing again after attempt %d: %s", attempt + 1, error)
+            last_error = error
             row_ids.clear()
             continue
         row_ids.update(resolved)
         return
     raise StoreError(
-        f"Failed to write traces: counts rows were missing in {attempts} attempts in a row; "
-        f"the table {COUNTS_TABLE} may be damaged, or traces are pruned continuously."
-    )
+        f"Failed to write traces to the trace store {location} in {attempts} attempts: "
+        f"{last_error}. Each trace in "
+        f"{TRACES_TABLE} has a row of the same id and check_key in {COUNTS_TABLE}, so "
+        "the store is damaged; export its traces with 'typetrace export' and import them "
+        "into a new store."
+    ) from last_error
 
 
 #: Rows of a schema version 1 table copied per query during migration.

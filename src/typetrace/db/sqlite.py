@@ -179,7 +179,9 @@ class SQLiteStore(CallTraceStore):
         def write(connection: sqlite3.Connection) -> dict[str, int]:
             return _in_transaction(connection, write_counts)
 
-        _writes.retry_stale_ids(lambda: self._run("write traces to", write), self._row_ids)
+        _writes.retry_stale_ids(
+            lambda: self._run("write traces to", write), self._row_ids, self.connection_string
+        )
 
     # Connection handling
 
