@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-import random
 from typing import Any, Mapping, Optional
 
 from typetrace.config import Config, Sampling
@@ -34,22 +33,22 @@ def raw_row_statements(
 ) -> list[tuple[str, tuple[Any, ...]]]:
     """Return the statements that store *row* as it is, past a SQL store's checks.
 
-    The trace gets a random id, *signature*, the row's call count, and *last_seen*
-    as both of its times.
+    The trace gets *signature*, the row's call count, and *last_seen* as both of its
+    times.
     """
-    row_id = random.getrandbits(63)
-    markers = ", ".join([placeholder] * 8)
+    markers = ", ".join([placeholder] * 7)
+    p = placeholder
     return [
         (
-            "INSERT INTO typetrace_traces (id, signature, module, qualname, arg_types, "
+            "INSERT INTO typetrace_traces (signature, module, qualname, arg_types, "
             f"return_type, yield_type, format_version) VALUES ({markers})",
-            (row_id, signature, row.module, row.qualname, row.arg_types, row.return_type,
+            (signature, row.module, row.qualname, row.arg_types, row.return_type,
              row.yield_type, row.format_version),
         ),
         (
             "INSERT INTO typetrace_counts (id, check_key, call_count, first_seen, last_seen) "
-            f"VALUES ({', '.join([placeholder] * 5)})",
-            (row_id, 0, row.call_count, last_seen, last_seen),
+            f"SELECT id, 0, {p}, {p}, {p} FROM typetrace_traces WHERE signature = {p}",
+            (row.call_count, last_seen, last_seen, signature),
         ),
     ]
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the SQL stores: password masking, signatures, keys, merging, retries."""
+"""Helpers shared by the SQL stores: password masking, signatures, check keys, merging, retries."""
 
 from __future__ import annotations
 
@@ -104,28 +104,23 @@ class TestMergeTraces:
         assert "Failed to serialize trace" in caplog.text
 
 
-class TestSignatureKeys:
-    def test_keys_are_bits_of_the_signature(self) -> None:
-        signature = "ff" * 8 + "01" * 8 + "00" * 16
+class TestCheckKey:
+    def test_is_the_first_63_bits_of_the_signature(self) -> None:
+        assert _writes.check_key_of("ff" * 8 + "00" * 24) == (1 << 63) - 1
+        assert _writes.check_key_of("00" * 7 + "02" + "ff" * 24) == 1
 
-        key, check_key = _writes.signature_keys(signature)
+    def test_fits_a_signed_bigint(self) -> None:
+        check_key = _writes.check_key_of(_sql.trace_signature(CallTraceRow("m", "f", "{}", None, None)))
 
-        assert key == (1 << 63) - 1
-        assert check_key == 0x0101010101010101
-
-    def test_keys_fit_a_signed_bigint(self) -> None:
-        key, check_key = _writes.signature_keys(_sql.trace_signature(CallTraceRow("m", "f", "{}", None, None)))
-
-        assert 0 <= key < 1 << 63
         assert 0 <= check_key < 1 << 63
 
     @pytest.mark.parametrize("signature", ["", "not hex at all", "abc", "zz" * 32])
     def test_other_text_is_hashed(self, signature: str) -> None:
-        key, check_key = _writes.signature_keys(signature)
+        check_key = _writes.check_key_of(signature)
 
-        assert (key, check_key) == _writes.signature_keys(signature)
-        assert 0 <= key < 1 << 63
-        assert (key, check_key) != _writes.signature_keys(signature + "x")
+        assert check_key == _writes.check_key_of(signature)
+        assert 0 <= check_key < 1 << 63
+        assert check_key != _writes.check_key_of(signature + "x")
 
 
 def test_qualname_prefix_params() -> None:

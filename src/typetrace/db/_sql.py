@@ -7,18 +7,18 @@ Every SQL store keeps three tables:
     of the release that created or last migrated the tables.
 
 ``typetrace_traces``
-    One row per distinct trace, written once: the fields of
-    :class:`~typetrace.encoding.CallTraceRow` except ``call_count``, plus
-    ``signature`` (unique, see :func:`trace_signature`). The integer ``id`` is
-    derived from the signature (see :mod:`typetrace.db._writes`). An index on
-    ``module`` serves :meth:`~CallTraceStore.filter` and
-    :meth:`~CallTraceStore.list_modules`.
+    One row per distinct trace, written once: an integer ``id`` that the database
+    assigns, the fields of :class:`~typetrace.encoding.CallTraceRow` except
+    ``call_count``, and ``signature`` (unique, see :func:`trace_signature`). An index
+    on ``module`` (with ``qualname``, except in MySQL) serves
+    :meth:`~CallTraceStore.filter` and :meth:`~CallTraceStore.list_modules`.
 
 ``typetrace_counts``
     One row per row of ``typetrace_traces``, with the same ``id``: ``call_count``,
     the number of calls the trace counts, and ``first_seen`` and ``last_seen`` in
     seconds since the Unix epoch (UTC) as floating-point numbers, from the writing
-    process's clock. ``check_key`` guards updates by id.
+    process's clock. ``check_key``, 63 bits of the signature, guards updates by id
+    (see :mod:`typetrace.db._writes`).
 
 Writers update a counts row in one statement that adds to ``call_count`` and widens
 the ``first_seen``/``last_seen`` range, so concurrent writers keep exact counts.
@@ -173,8 +173,7 @@ def iterate_pages(
     Each page is read in a call of its own, so a caller that stops iterating, or is
     slow, holds no lock or transaction of the store between pages.
     """
-    # Ids are 0 or more (see typetrace.db._writes), so -1 is below every id.
-    last_id = -1
+    last_id = 0
     while True:
         params: list[Any] = [last_id]
         if module is not None:

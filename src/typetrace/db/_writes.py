@@ -1,17 +1,15 @@
-"""Writing call counts to the SQL stores: trace keys, row ids, count updates, pruning.
+"""Writing call counts to the SQL stores: row ids, count updates, pruning, migration.
 
-Each distinct trace has a row in ``typetrace_traces`` whose ``id`` starts as the
-trace's *key*, 63 bits of its signature (see :func:`signature_keys`), and a row of
-the same ``id`` in ``typetrace_counts``. ``add()`` turns a batch into one ``UPDATE``
-of the counts row per distinct trace. The narrow counts rows keep a commit small: a
-batch rewrites a few pages of counts instead of every page of encoded traces.
+Each distinct trace has a row in ``typetrace_traces``, under an integer ``id`` that
+the database assigns, and a row of the same ``id`` in ``typetrace_counts``.
+``add()`` turns a batch into one ``UPDATE`` of a counts row by id per distinct
+trace. The narrow counts rows keep a commit small: a batch rewrites a few pages of
+counts instead of every page of encoded traces, as one wide table did.
 
 A store remembers the ids of the traces it has written (:class:`RowIds`), so it
-looks up a trace's row by signature only once. When two different traces have the
-same key, the later one takes the next free id, so two traces never share a row.
-A counts row carries a second value from the signature, ``check_key``, that every
-update must match, so an id that was pruned and then reused by another trace is
-detected instead of counted.
+looks a trace's row up by signature only the first time. A counts row carries 63
+bits of its trace's signature, ``check_key``, which every update must match: an id
+that was pruned and then given to another trace is detected instead of counted.
 """
 
 from __future__ import annotations
@@ -31,39 +29,32 @@ from typetrace.tracing import CallTrace
 
 __all__ = [
     "CountedTrace",
-    "copy_v1_rows",
     "EncodedTrace",
     "RowIds",
     "StaleRowIdsError",
     "Statements",
+    "check_key_of",
+    "copy_v1_rows",
     "encode_row",
     "merge_stored_rows",
     "merge_traces",
     "prune_rows",
-    "signature_keys",
+    "retry_stale_ids",
     "write_counts",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Keys and ids are non-negative 63-bit integers, so they fit every SQL ``BIGINT``.
-KEY_MASK = (1 << 63) - 1
-
 #: Signatures per ``IN (...)`` list; below SQLite's oldest limit of 999 parameters.
 LOOKUP_CHUNK_SIZE = 500
 
-#: Times a trace moves on to the next id because its id holds another trace.
-MAX_PROBES = 64
-
 
 class EncodedTrace(NamedTuple):
-    """A trace in stored form with its signature and the two values derived from it."""
+    """A trace in stored form with its signature and check key."""
 
     #: Hex SHA-256 digest that identifies the trace (:func:`trace_signature`).
     signature: str
-    #: Preferred row id: the first 63 bits of the signature.
-    key: int
-    #: Next 63 bits of the signature, stored with the counts row.
+    #: 63 bits of the signature, stored with the counts row (:func:`check_key_of`).
     check_key: int
     #: The encoded trace; its ``call_count`` is not used.
     row: CallTraceRow
@@ -73,30 +64,26 @@ class EncodedTrace(NamedTuple):
 CountedTrace = tuple[EncodedTrace, int, float, float]
 
 
-def signature_keys(signature: str) -> tuple[int, int]:
-    """Return the key and check key of *signature*: bits 1-63 and 65-127 of it.
+def check_key_of(signature: str) -> int:
+    """Return the first 63 bits of *signature*, a non-negative SQL ``BIGINT``.
 
     Signatures are hex digests. A signature that is not (a damaged row of schema
     version 1 may hold any text) is hashed with SHA-256 first.
     """
     try:
-        digest = bytes.fromhex(signature[:32])
+        digest = bytes.fromhex(signature[:16])
     except ValueError:
         digest = b""
-    if len(digest) < 16:
+    if len(digest) < 8:
         digest = hashlib.sha256(signature.encode("utf-8", "surrogatepass")).digest()
-    return (
-        int.from_bytes(digest[:8], "big") & KEY_MASK,
-        int.from_bytes(digest[8:16], "big") & KEY_MASK,
-    )
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def encode_row(row: CallTraceRow, signature: Optional[str] = None) -> EncodedTrace:
-    """Return *row* with its signature and keys; *signature* defaults to the computed one."""
+    """Return *row* with its signature and check key; *signature* defaults to the computed one."""
     if signature is None:
         signature = trace_signature(row)
-    key, check_key = signature_keys(signature)
-    return EncodedTrace(signature, key, check_key, row)
+    return EncodedTrace(signature, check_key_of(signature), row)
 
 
 #: Maximum number of traces in the cache of encoded traces; the cache is emptied when full.
@@ -229,10 +216,10 @@ class Statements:
 
     @property
     def insert_trace(self) -> str:
-        """Insert of a trace at an id; parameters are id, signature and the row's fields."""
-        markers = ", ".join([self.placeholder] * 8)
+        """Insert of a trace, skipped if it is stored; parameters are the signature and fields."""
+        markers = ", ".join([self.placeholder] * 7)
         return (
-            f"INSERT INTO {TRACES_TABLE} (id, signature, module, qualname, arg_types, "
+            f"INSERT INTO {TRACES_TABLE} (signature, module, qualname, arg_types, "
             f"return_type, yield_type, format_version) VALUES ({markers}) {self.ignore_conflict}"
         )
 
@@ -340,59 +327,35 @@ def _unmatched_ids(
 def _resolve_ids(
     cursor: Any, statements: Statements, entries: list[CountedTrace]
 ) -> tuple[dict[str, int], set[str]]:
-    """Find or insert the rows of *entries*, and make sure each has a counts row.
+    """Insert the rows of *entries* that are missing, and return the ids of all.
 
     Returns the ids by signature, and the signatures whose counts rows were inserted
     with the calls of their entry, which need no update.
     """
-    entries = sorted(entries, key=lambda entry: entry[0].key)
-    cursor.executemany(
-        statements.insert_trace, [(entry[0].key, *_trace_params(entry[0])) for entry in entries]
-    )
-    if statements.counts_inserted_rows and cursor.rowcount == len(entries):
-        # Every trace is new and has its key as id, so none has a counts row yet.
+    # Sorted, so that concurrent writers lock the signature index in the same order.
+    entries = sorted(entries, key=lambda entry: entry[0].signature)
+    cursor.executemany(statements.insert_trace, [_trace_params(entry[0]) for entry in entries])
+    all_new = statements.counts_inserted_rows and cursor.rowcount == len(entries)
+    ids = _select_ids(cursor, statements, [entry[0].signature for entry in entries])
+    if len(ids) != len(entries):
+        missing = next(entry[0].signature for entry in entries if entry[0].signature not in ids)
+        raise StoreError(
+            f"The trace with signature {missing} is missing from {TRACES_TABLE} after it "
+            "was inserted; the table or its signature index is damaged."
+        )
+    if all_new:
+        # This transaction inserted every trace, so none has a counts row yet.
         cursor.executemany(
             statements.insert_counts_with_calls,
-            [(entry[0].key, entry[0].check_key, *entry[1:]) for entry in entries],
+            sorted((ids[entry[0].signature], entry[0].check_key, *entry[1:]) for entry in entries),
         )
-        return {entry[0].signature: entry[0].key for entry in entries}, {
-            entry[0].signature for entry in entries
-        }
-    pending = {entry[0].signature: (entry, entry[0].key) for entry in entries}
-    resolved: dict[str, int] = {}
-    for _ in range(MAX_PROBES):
-        found = _select_ids(cursor, statements, list(pending))
-        resolved.update(found)
-        for signature in found:
-            del pending[signature]
-        if not pending:
-            break
-        # What is still pending lost its candidate id to another trace with the same
-        # key, or to one that took that id before, so it tries the next id.
-        pending = {
-            signature: (entry, (candidate + 1) & KEY_MASK)
-            for signature, (entry, candidate) in pending.items()
-        }
-        inserts = sorted(
-            (candidate, *_trace_params(entry[0])) for entry, candidate in pending.values()
-        )
-        cursor.executemany(statements.insert_trace, inserts)
-    if pending:
-        signature = next(iter(pending))
-        raise StoreError(
-            f"Failed to find a free row id for the trace with signature {signature} after "
-            f"{MAX_PROBES} attempts; the table {TRACES_TABLE} is damaged."
-        )
-    # A trace that another writer inserted has its counts row already.
-    by_signature = {entry[0].signature: entry for entry in entries}
+        return ids, set(ids)
+    # Traces that another writer inserted have counts rows, which are kept.
     cursor.executemany(
         statements.insert_empty_counts,
-        sorted(
-            (row_id, by_signature[signature][0].check_key, *by_signature[signature][2:])
-            for signature, row_id in resolved.items()
-        ),
+        sorted((ids[entry[0].signature], entry[0].check_key, *entry[2:]) for entry in entries),
     )
-    return resolved, set()
+    return ids, set()
 
 
 def _trace_params(encoded: EncodedTrace) -> tuple[Any, ...]:

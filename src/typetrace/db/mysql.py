@@ -33,7 +33,7 @@ _CREATE_STATEMENTS = (
     """,
     f"""
     CREATE TABLE IF NOT EXISTS {_TRACES} (
-        id BIGINT NOT NULL PRIMARY KEY,
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
         signature CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
         module VARCHAR({MAX_MODULE_LENGTH}) NOT NULL,
         qualname TEXT NOT NULL,
