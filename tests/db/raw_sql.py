@@ -86,7 +86,9 @@ def kind_of(url: str) -> str:
     return "sqlite"
 
 
-def run_sql(url: str, statement: str, params: Sequence[Any] = (), many: bool = False) -> list[tuple[Any, ...]]:
+def run_sql(
+    url: str, statement: str, params: Sequence[Any] = (), many: bool = False
+) -> list[tuple[Any, ...]]:
     """Run *statement*, written with ``?`` placeholders, in its own committed transaction.
 
     With *many*, *params* is a sequence of parameter tuples for ``executemany``.

@@ -68,7 +68,10 @@ def tables(url: str) -> set[str]:
     if kind == "sqlite":
         query = "SELECT name FROM sqlite_master WHERE type = 'table'"
     elif kind == "postgresql":
-        query = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        query = (
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema()"
+        )
     else:
         query = "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
     return {name for (name,) in run_sql(url, query)}
@@ -164,14 +167,17 @@ def test_concurrent_openers_migrate_once(sql_url: str) -> None:
 
 
 def test_undecodable_v1_row_is_kept(sql_url: str) -> None:
-    damaged = StoredRow(CallTraceRow("pkg.mod", "bad", '{"x": ', None, None, call_count=4), 1.0, 2.0)
+    damaged_row = CallTraceRow("pkg.mod", "bad", '{"x": ', None, None, call_count=4)
+    damaged = StoredRow(damaged_row, 1.0, 2.0)
     create_v1_store(sql_url, [damaged, v1_row("f", 1, 1.0, 1.0)])
 
     store = store_from_url(sql_url)
     try:
         counts = counts_by_qualname(store)
         thunks = {
-            thunk.qualname: thunk for thunk in store.filter("pkg.mod") if isinstance(thunk, CallTraceRow)
+            thunk.qualname: thunk
+            for thunk in store.filter("pkg.mod")
+            if isinstance(thunk, CallTraceRow)
         }
     finally:
         store.close()

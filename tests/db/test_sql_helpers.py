@@ -110,7 +110,9 @@ class TestCheckKey:
         assert _writes.check_key_of("00" * 7 + "02" + "ff" * 24) == 1
 
     def test_fits_a_signed_bigint(self) -> None:
-        check_key = _writes.check_key_of(_sql.trace_signature(CallTraceRow("m", "f", "{}", None, None)))
+        signature = _sql.trace_signature(CallTraceRow("m", "f", "{}", None, None))
+
+        check_key = _writes.check_key_of(signature)
 
         assert 0 <= check_key < 1 << 63
 

@@ -95,7 +95,9 @@ class TestSchema:
 
         assert any("COVERING INDEX typetrace_traces_module" in step for step in plan)
         table_scans = [
-            step for step in plan if step.startswith(("SCAN t", "SCAN typetrace")) and "INDEX" not in step
+            step
+            for step in plan
+            if step.startswith(("SCAN t", "SCAN typetrace")) and "INDEX" not in step
         ]
         assert table_scans == []
 

@@ -306,7 +306,12 @@ class ServerStore(CallTraceStore):
             self._migrate_from_v1(cursor)
 
     def _migrate_from_v1(self, cursor: Any) -> None:
-        logger.info("Migrating the %s trace store %s to schema version %d", self.product, self.masked_url, SCHEMA_VERSION)
+        logger.info(
+            "Migrating the %s trace store %s to schema version %d",
+            self.product,
+            self.masked_url,
+            SCHEMA_VERSION,
+        )
         copied = _writes.copy_v1_rows(cursor, self.statements, self.update_counts)
         cursor.execute(
             f"UPDATE {META_TABLE} SET value = %s WHERE name = 'schema_version'",

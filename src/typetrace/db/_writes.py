@@ -56,7 +56,7 @@ class EncodedTrace(NamedTuple):
     signature: str
     #: 63 bits of the signature, stored with the counts row (:func:`check_key_of`).
     check_key: int
-    #: The encoded trace; its ``call_count`` is not used.
+    #: The encoded trace; its ``call_count`` is not used, and may be any number.
     row: CallTraceRow
 
 
@@ -100,7 +100,7 @@ def _encode_cached(trace: CallTrace) -> Optional[EncodedTrace]:
     if encoded is not None:
         return encoded
     try:
-        row = CallTraceRow.from_trace(dataclasses.replace(trace, call_count=1))
+        row = CallTraceRow.from_trace(trace)
     except Exception:
         logger.exception("Failed to serialize trace %r; skipping it", trace)
         return None
@@ -182,9 +182,10 @@ class RowIds:
 
 
 class StaleRowIdsError(Exception):
-    """A counts row to update was missing: its trace was pruned after its id was cached.
+    """A counts row to update is missing or has another check key.
 
-    The transaction must be rolled back and the write repeated with an empty cache.
+    Its trace was usually pruned after the store cached its id. The transaction must
+    be rolled back and the write repeated with an empty cache.
     """
 
 
@@ -386,8 +387,8 @@ def prune_rows(
     """Delete the traces last seen before *last_seen_before*, in the transaction of *cursor*.
 
     Returns the number of traces deleted. Counts rows are deleted first, each only
-    while it is still older than the limit, and then the traces whose counts row is
-    gone; a concurrent ``add()`` that updated a counts row in between keeps its trace.
+    while it is still older than the limit. Then the traces whose counts rows are gone
+    are deleted, so a trace whose counts row a concurrent ``add()`` updated stays.
     """
     p = statements.placeholder
     query = f"SELECT c.id FROM {COUNTS_TABLE} c"

@@ -100,9 +100,9 @@ class MySQLStore(_server.ServerStore):
     def open_connection(self) -> Any:
         """Connect with PyMySQL, autocommit off, in READ COMMITTED isolation.
 
-        With READ COMMITTED each statement sees rows that other transactions have
-        committed, as in PostgreSQL, which the lookup of a trace inserted by another
-        writer needs. ``FOUND_ROWS`` makes an ``UPDATE`` report the rows it matched,
+        With READ COMMITTED each statement reads the rows that other transactions
+        have committed, as in PostgreSQL, so a trace that another writer inserted is
+        found. ``FOUND_ROWS`` makes an ``UPDATE`` report the rows it matched,
         also those it left unchanged.
         """
         pymysql = _import_pymysql()

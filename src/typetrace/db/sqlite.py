@@ -286,7 +286,9 @@ def _create_schema(connection: sqlite3.Connection, location: str) -> None:
 
 
 def _migrate_from_v1(connection: sqlite3.Connection, location: str) -> None:
-    logger.info("Migrating the SQLite trace store %s to schema version %d", location, _sql.SCHEMA_VERSION)
+    logger.info(
+        "Migrating the SQLite trace store %s to schema version %d", location, _sql.SCHEMA_VERSION
+    )
     copied = _writes.copy_v1_rows(connection.cursor(), _STATEMENTS, _update_counts)
     connection.execute(f"DROP TABLE {_sql.V1_TRACES_TABLE}")
     connection.execute(
