@@ -11,7 +11,9 @@ from raw_sql import V1_SCHEMA, kind_of, run_sql
 from typetrace.db import _writes, store_from_url
 from typetrace.db._sql import SCHEMA_VERSION, trace_signature
 from typetrace.db.base import CallTraceStore, StoredRow
+from typetrace.db.sqlite import SQLiteStore
 from typetrace.encoding import CallTraceRow
+from typetrace.exceptions import StoreError
 from typetrace.tracing import CallTrace
 from typetrace.typemodel import TypeRef
 
@@ -185,3 +187,15 @@ def test_undecodable_v1_row_is_kept(sql_url: str) -> None:
     assert counts["bad"] == (4, 1.0, 2.0)
     with pytest.raises(ValueError):
         thunks["bad"].to_trace()
+
+
+def test_read_only_v1_store_needs_write_access(tmp_path: Path) -> None:
+    path = str(tmp_path / "traces.sqlite3")
+    create_v1_store(path, [v1_row("f", 7, 1.0, 2.0)])
+
+    with pytest.raises(StoreError, match="needs write access") as raised:
+        SQLiteStore(f"file:{path}?mode=ro")
+
+    assert "schema version 1" in str(raised.value)
+    assert path in str(raised.value)
+    assert run_sql(path, "SELECT value FROM typetrace_meta") == [("1",)]

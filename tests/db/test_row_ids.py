@@ -31,7 +31,8 @@ def id_of(url: str, qualname: str) -> int:
     return int(rows[0][0])
 
 
-def test_pruned_trace_is_written_again_by_a_store_that_cached_its_id(sql_url: str) -> None:
+def test_pruned_cached_trace_is_written_again(sql_url: str) -> None:
+    """A store that cached a trace's id writes it again after another store pruned it."""
     writer = store_from_url(sql_url)
     pruner = store_from_url(sql_url)
     try:
@@ -46,7 +47,8 @@ def test_pruned_trace_is_written_again_by_a_store_that_cached_its_id(sql_url: st
     assert counts(sql_url) == {"f": 2}
 
 
-def test_cached_id_given_to_another_trace_is_not_counted(sql_url: str) -> None:
+def test_reused_id_is_not_counted(sql_url: str) -> None:
+    """A cached id that now belongs to another trace does not count calls for it."""
     writer = store_from_url(sql_url)
     pruner = store_from_url(sql_url)
     try:

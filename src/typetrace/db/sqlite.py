@@ -258,9 +258,24 @@ class SQLiteStore(CallTraceStore):
 
 
 def _create_schema(connection: sqlite3.Connection, location: str) -> None:
-    if _schema_is_current(connection, location):
+    stored_version = _stored_version(connection, location)
+    if stored_version == _sql.SCHEMA_VERSION:
         return
     _set_wal_mode(connection)
+    try:
+        _create_or_migrate(connection, location)
+    except sqlite3.OperationalError as error:
+        if stored_version is not None and "readonly" in str(error):
+            raise StoreError(
+                f"The SQLite trace store {location} has schema version {stored_version}, "
+                f"and this typetrace reads version {_sql.SCHEMA_VERSION}. It migrates the "
+                "store once, which needs write access: open it once with write access, for "
+                "example with 'typetrace list-modules'."
+            ) from error
+        raise
+
+
+def _create_or_migrate(connection: sqlite3.Connection, location: str) -> None:
     connection.execute("BEGIN IMMEDIATE")
     try:
         connection.execute(_CREATE_META)
@@ -297,8 +312,11 @@ def _migrate_from_v1(connection: sqlite3.Connection, location: str) -> None:
     logger.info("Migrated %d traces of %s", copied, location)
 
 
-def _schema_is_current(connection: sqlite3.Connection, location: str) -> bool:
-    # Read-only check first, so that an existing store opens on a read-only file.
+def _stored_version(connection: sqlite3.Connection, location: str) -> Optional[int]:
+    """Return the schema version of a store whose tables all exist, else ``None``.
+
+    Reads only, so that an existing store opens on a read-only file.
+    """
     tables = {
         name
         for (name,) in connection.execute(
@@ -307,14 +325,17 @@ def _schema_is_current(connection: sqlite3.Connection, location: str) -> bool:
         )
     }
     if _META not in tables:
-        return False
+        return None
     found = connection.execute(
         f"SELECT value FROM {_META} WHERE name = 'schema_version'"
     ).fetchone()
     if found is None:
-        return False
+        return None
     _sql.check_schema_version(found[0], location)
-    return _TRACES in tables and _COUNTS in tables and int(found[0]) == _sql.SCHEMA_VERSION
+    version = int(found[0])
+    if version == _sql.SCHEMA_VERSION and not {_TRACES, _COUNTS} <= tables:
+        return None
+    return version
 
 
 def _in_transaction(
