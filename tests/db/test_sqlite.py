@@ -80,7 +80,7 @@ class TestSchema:
             pytest.param(
                 sqlite_module._FILTER_WITH_PREFIX, ("pkg", "C", 2, "C.", 10), id="filter-prefix"
             ),
-            pytest.param("SELECT DISTINCT module FROM typetrace_traces", (), id="list-modules"),
+            pytest.param(sqlite_module._sql.LIST_MODULES_QUERY, (), id="list-modules"),
         ],
     )
     def test_queries_read_the_module_index(

@@ -10,11 +10,10 @@ from urllib.parse import unquote, urlsplit
 
 from typetrace.db import _writes
 from typetrace.db._sql import (
-    JOINED_TABLES,
+    LIST_MODULES_QUERY,
     META_TABLE,
     ROW_COLUMNS,
     SCHEMA_VERSION,
-    TRACES_TABLE,
     V1_TRACES_TABLE,
     UtcClock,
     check_schema_version,
@@ -133,7 +132,7 @@ class ServerStore(CallTraceStore):
         """Return the modules that have traces, sorted by code point."""
 
         def read(cursor: Any) -> list[str]:
-            cursor.execute(f"SELECT DISTINCT module FROM {TRACES_TABLE}")
+            cursor.execute(LIST_MODULES_QUERY)
             return sorted(name for (name,) in cursor.fetchall())
 
         return self._transaction("list modules in", read)

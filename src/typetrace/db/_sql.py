@@ -94,6 +94,19 @@ _QUALIFIED_COLUMNS = {
 #: ``FROM`` clause of the read queries: traces joined with their counts.
 JOINED_TABLES = f"{TRACES_TABLE} t JOIN {COUNTS_TABLE} c ON c.id = t.id"
 
+#: Query of the distinct modules, in order. Each step looks up the next module in the
+#: index on ``module``, so the time grows with the number of modules, not of traces,
+#: as it does for ``SELECT DISTINCT``.
+LIST_MODULES_QUERY = f"""
+WITH RECURSIVE modules (name) AS (
+    SELECT min(module) FROM {TRACES_TABLE}
+    UNION ALL
+    SELECT (SELECT min(module) FROM {TRACES_TABLE} WHERE module > modules.name)
+    FROM modules WHERE modules.name IS NOT NULL
+)
+SELECT name FROM modules WHERE name IS NOT NULL
+"""
+
 #: Rows read per query by ``iter_rows``, so that no query holds a store's lock for long.
 ITER_PAGE_SIZE = 1000
 

@@ -158,7 +158,7 @@ class SQLiteStore(CallTraceStore):
 
         def read(connection: sqlite3.Connection) -> list[str]:
             return sorted(
-                name for (name,) in connection.execute(f"SELECT DISTINCT module FROM {_TRACES}")
+                name for (name,) in connection.execute(_sql.LIST_MODULES_QUERY)
             )
 
         return self._run("list modules in", read)
