@@ -57,7 +57,12 @@ def measure() -> int:
         assert connection is not None
         for batch in batches[:WARM_UP_BATCHES]:
             store.add(batch)
-        steps = {"merge and encode": 0.0, "parameters": 0.0, "statements": 0.0, "begin and commit": 0.0}
+        steps = {
+            "merge and encode": 0.0,
+            "parameters": 0.0,
+            "statements": 0.0,
+            "begin and commit": 0.0,
+        }
         started = time.perf_counter()
         for number, batch in enumerate(batches):
             now = 1.7e9 + number
