@@ -703,7 +703,7 @@ class TestCallCounts:
         ]
         return build_stub(MODULE, traces, textwrap.dedent(self.SOURCE))
 
-    def test_function_stub_sums_the_counts_of_its_traces(self) -> None:
+    def test_call_count_sums_trace_counts(self) -> None:
         stub = self.build()
 
         function = stub.function("f")
@@ -713,7 +713,7 @@ class TestCallCounts:
         assert function.call_count == 1234
         assert method.call_count == 1
 
-    def test_show_counts_puts_a_comment_above_each_function(self) -> None:
+    def test_show_counts_adds_comments(self) -> None:
         text = self.build().render(show_counts=True)
 
         ast.parse(text)

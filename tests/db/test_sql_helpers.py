@@ -105,7 +105,7 @@ class TestMergeTraces:
 
 
 class TestCheckKey:
-    def test_is_the_first_63_bits_of_the_signature(self) -> None:
+    def test_takes_63_signature_bits(self) -> None:
         assert _writes.check_key_of("ff" * 8 + "00" * 24) == (1 << 63) - 1
         assert _writes.check_key_of("00" * 7 + "02" + "ff" * 24) == 1
 
