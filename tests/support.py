@@ -6,10 +6,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from typetrace.config import Config, Sampling
 from typetrace.db.base import CallTraceStore
+from typetrace.encoding import CallTraceRow
 from typetrace.tracing import CallTrace
 from typetrace.typemodel import NONE, TypeRef
 
@@ -25,6 +26,31 @@ def make_trace(
 ) -> CallTrace:
     """Build a trace of *qualname* in :data:`MODULE`."""
     return CallTrace(MODULE, qualname, args, returns, yields)
+
+
+def raw_row_statements(
+    row: CallTraceRow, signature: str, placeholder: str = "?", last_seen: float = 0.0
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """Return the statements that store *row* as it is, past a SQL store's checks.
+
+    The trace gets *signature*, the row's call count, and *last_seen* as both of its
+    times.
+    """
+    markers = ", ".join([placeholder] * 7)
+    p = placeholder
+    return [
+        (
+            "INSERT INTO typetrace_traces (signature, module, qualname, arg_types, "
+            f"return_type, yield_type, format_version) VALUES ({markers})",
+            (signature, row.module, row.qualname, row.arg_types, row.return_type,
+             row.yield_type, row.format_version),
+        ),
+        (
+            "INSERT INTO typetrace_counts (id, check_key, call_count, first_seen, last_seen) "
+            f"SELECT id, 0, {p}, {p}, {p} FROM typetrace_traces WHERE signature = {p}",
+            (row.call_count, last_seen, last_seen, signature),
+        ),
+    ]
 
 
 class ListSink:

@@ -225,7 +225,7 @@ class TestStub:
 
         with closing(sqlite3.connect(traced / "traces.sqlite3")) as connection, connection:
             updated = connection.execute(
-                "UPDATE typetrace_call_traces SET arg_types = '{not json' WHERE qualname = 'greet'"
+                "UPDATE typetrace_traces SET arg_types = '{not json' WHERE qualname = 'greet'"
             ).rowcount
         assert updated == 1
         result = typetrace(traced, "stub", "app.py", "--verbose")
@@ -320,6 +320,25 @@ USER_CONFIG = """
 """
 
 
+class TestStubCounts:
+    def test_show_counts_comments_each_function(self, traced: Path) -> None:
+        """--show-counts puts the number of traced calls above each function."""
+        result = typetrace(traced, "stub", "app.py", "--show-counts")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == STUB_APP_WITH_COUNTS
+        ast.parse(result.stdout)
+
+    def test_counts_of_several_runs_add_up(self, project: Path) -> None:
+        """The counts are those of every run stored, with thousands separated."""
+        loop = "def double(x):\n    return x * 2\n\n\nfor i in range(1500):\n    double(i)\n"
+        write(project / "loop.py", loop)
+        for _ in range(2):
+            assert typetrace(project, "run", "--all-calls", "loop.py").returncode == 0
+        result = typetrace(project, "stub", "loop.py", "--show-counts")
+        assert result.returncode == 0, result.stderr
+        assert "\n# 3,000 calls traced\ndef double(x: int) -> int: ...\n" in result.stdout
+
+
 def test_user_store_serves_every_command(project: Path) -> None:
     """A store the user writes and returns from trace_store() works for every command."""
     write(project / "typetrace_config.py", USER_CONFIG.format(tests_dir=str(TESTS_DIR)))
@@ -350,6 +369,25 @@ def main() -> int: ...
 
 class Point:
     def __init__(self, x: float, y: int) -> None: ...
+    def moved(self, dx: float) -> Point: ...
+
+# Functions that were not traced are left out; their names resolve to Any.
+def __getattr__(name: str) -> Any: ...
+"""
+
+STUB_APP_WITH_COUNTS = """\
+from typing import Any
+
+# 1 call traced
+def greet(name: str, excited: bool = ...) -> str: ...
+
+# 1 call traced
+def main() -> int: ...
+
+class Point:
+    # 2 calls traced
+    def __init__(self, x: float, y: int) -> None: ...
+    # 1 call traced
     def moved(self, dx: float) -> Point: ...
 
 # Functions that were not traced are left out; their names resolve to Any.

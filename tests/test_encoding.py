@@ -13,6 +13,7 @@ from typetrace.encoding import (
     DecodeError,
     serialize_traces,
     type_from_json,
+    type_to_dict,
     type_to_json,
 )
 from typetrace.tracing import CallTrace
@@ -153,6 +154,30 @@ def test_row_stores_none_as_null() -> None:
 
     assert row.return_type is None
     assert row.yield_type is None
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        pytest.param([], id="no-parameters"),
+        pytest.param(["a", "b"], id="plain"),
+        pytest.param(['q"uote', "back\\slash", "tab\t"], id="escaped"),
+        pytest.param(["é", "名前", "\U0001f600"], id="non-ascii"),
+    ],
+)
+def test_arg_types_text_equals_json_dumps(names: list[str]) -> None:
+    """The JSON text of arg_types is what json.dumps writes, which stored signatures hash."""
+    nested = TypeRef("builtins", "dict", (STR, union([LIST_OF_INT, NONE])))
+    arg_types = {name: [INT, nested, ANY][index % 3] for index, name in enumerate(names)}
+
+    row = CallTraceRow.from_trace(CallTrace("m", "f", arg_types, nested))
+
+    assert row.arg_types == json.dumps(
+        {name: type_to_dict(ref) for name, ref in arg_types.items()}, separators=(",", ":")
+    )
+    assert row.return_type == json.dumps(
+        type_to_dict(nested), sort_keys=True, separators=(",", ":")
+    )
 
 
 class TestDecodeErrors:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import run_typetrace
+from support import raw_row_statements, run_typetrace
 
 from typetrace.db.base import StoredRow
 from typetrace.db.sqlite import SQLiteStore
@@ -38,13 +38,10 @@ def fill(path: Path, *rows: StoredRow) -> None:
 
 
 def insert_undecodable(path: Path, module: str, qualname: str) -> None:
+    row = CallTraceRow(module, qualname, '{"x": ', None, None, call_count=5)
     connection = sqlite3.connect(path)
-    connection.execute(
-        "INSERT INTO typetrace_call_traces (signature, module, qualname, arg_types, return_type, "
-        "yield_type, format_version, call_count, first_seen, last_seen) "
-        "VALUES (?, ?, ?, '{\"x\": ', NULL, NULL, 1, 5, 0, 0)",
-        (f"bad-{module}-{qualname}", module, qualname),
-    )
+    for statement, params in raw_row_statements(row, f"bad-{module}-{qualname}"):
+        connection.execute(statement, params)
     connection.commit()
     connection.close()
 

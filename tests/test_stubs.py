@@ -766,3 +766,45 @@ class TestSelf:
             trace("Builder.create", {"cls": type_of_class(SUB_BUILDER)}, receiver(SUB_BUILDER)),
         ]
         run_mypy(tmp_path, stub_text(SELF_SOURCE, *traces))
+
+
+class TestCallCounts:
+    SOURCE = """
+        class C:
+            @staticmethod
+            def s(a):
+                return a
+
+
+        def f(a):
+            return a
+    """
+
+    def build(self) -> ModuleStub:
+        traces = [
+            # Two traces of the same types, as two stores or runs can give.
+            CallTrace(MODULE, "f", {"a": INT}, INT, call_count=1200),
+            CallTrace(MODULE, "f", {"a": INT}, INT, call_count=34),
+            CallTrace(MODULE, "C.s", {"a": INT}, INT),
+        ]
+        return build_stub(MODULE, traces, textwrap.dedent(self.SOURCE))
+
+    def test_call_count_sums_trace_counts(self) -> None:
+        stub = self.build()
+
+        function = stub.function("f")
+        method = stub.function("C.s")
+        assert function is not None
+        assert method is not None
+        assert function.call_count == 1234
+        assert method.call_count == 1
+
+    def test_show_counts_adds_comments(self) -> None:
+        text = self.build().render(show_counts=True)
+
+        ast.parse(text)
+        assert "\n# 1,234 calls traced\ndef f(a: int) -> int: ...\n" in text
+        assert "\n    # 1 call traced\n    @staticmethod\n    def s(a: int) -> int: ...\n" in text
+
+    def test_counts_are_left_out_by_default(self) -> None:
+        assert "traced\n" not in self.build().render()

@@ -165,7 +165,7 @@ def compare_inserts(workload: Workload, calls: int, batch: int, folder: Path) ->
 def build_large_store(path: Path, workload: Workload, rounds: int, batch: int) -> float:
     """Add every distinct trace *rounds* times with a call count of 10 per add.
 
-    Each round upserts all distinct signatures, so the store gets the row updates
+    Each round writes all distinct signatures again, so the store gets the row updates
     that a long-running fleet of writers would cause, with
     ``distinct * rounds * 10`` calls in total.
     """
@@ -238,7 +238,7 @@ def run_benchmarks(quick: bool) -> int:
         total_calls = large.distinct * rounds * 10
         print(
             f"built through add() in {seconds:.1f} s: {large.distinct:,} signatures, "
-            f"{total_calls:,} calls, {rounds} upserts per signature, "
+            f"{total_calls:,} calls, {rounds} writes per signature, "
             f"file {file_size(path) / 1e6:.1f} MB"
         )
         store = SQLiteStore.make_store(str(path))

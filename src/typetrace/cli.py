@@ -211,7 +211,7 @@ def stub_command(ctx: Context) -> int:
             verified = verify_stub(stub, target.path)
             ctx.stderr.write(verified.report(verbose=ctx.args.verbose))
             stub = verified.stub
-        text = stub.render(target_version=target_version)
+        text = stub.render(target_version=target_version, show_counts=ctx.args.show_counts)
         if output_dir is None:
             ctx.stdout.write(text)
             continue
@@ -377,6 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "--output-dir",
                 type=Path,
                 help="write one .pyi per traced module under this folder, laid out like the package",
+            )
+            sub.add_argument(
+                "--show-counts",
+                action="store_true",
+                help="write a comment above each function with the number of traced calls its "
+                "annotations come from, such as '# 1,234 calls traced'",
             )
         else:
             sub.add_argument("--diff", action="store_true", help="print the change as a diff instead of writing it")

@@ -43,6 +43,7 @@ A change that such a reader would decode to a different type needs a new version
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -137,7 +138,19 @@ def _base_from_dict(document: object) -> TypeRef:
 
 def type_to_json(ref: TypeRef) -> str:
     """Encode *ref* as JSON text."""
+    return _sorted_document_text(ref)
+
+
+# A store encodes every new trace it is given, and type references repeat across
+# traces, so the texts of recent ones are cached. TypeRef caches its own hash.
+@functools.lru_cache(maxsize=4096)
+def _sorted_document_text(ref: TypeRef) -> str:
     return json.dumps(type_to_dict(ref), sort_keys=True, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _document_text(ref: TypeRef) -> str:
+    return json.dumps(type_to_dict(ref), separators=(",", ":"))
 
 
 def type_from_json(text: str) -> TypeRef:
@@ -151,7 +164,10 @@ def type_from_json(text: str) -> TypeRef:
 
 def arg_types_to_json(arg_types: Mapping[str, TypeRef]) -> str:
     """Encode a parameter-name-to-type mapping as JSON text, parameters in call order."""
-    return json.dumps({name: type_to_dict(ref) for name, ref in arg_types.items()}, separators=(",", ":"))
+    # The same text as json.dumps() of the whole mapping with these separators, which
+    # encodes each key and value on its own.
+    members = [f"{json.dumps(name)}:{_document_text(ref)}" for name, ref in arg_types.items()]
+    return "{" + ",".join(members) + "}"
 
 
 def arg_types_from_json(text: str) -> dict[str, TypeRef]:

@@ -135,3 +135,12 @@ def sql_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Back
         yield created
     finally:
         created.store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The location of an empty database of every SQL store kind, for plain SQL access."""
+    if request.param == "sqlite":
+        return str(tmp_path / "traces.sqlite3")
+    server_url: str = request.getfixturevalue(f"{request.param}_url")
+    return server_url

@@ -7,13 +7,14 @@ import json
 import sqlite3
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from typetrace.db.base import CallTraceStore
 from typetrace.db.mysql import MySQLStore
 from typetrace.db.postgres import PostgresStore
 from typetrace.db.sqlite import SQLiteStore
 from typetrace.encoding import CallTraceRow
+from support import raw_row_statements
 from user_store import UserJsonLinesStore
 
 
@@ -29,27 +30,6 @@ class Backend:
     store: CallTraceStore
 
 
-def _sql_row_params(row: CallTraceRow) -> tuple[Any, ...]:
-    return (
-        uuid.uuid4().hex,
-        row.module,
-        row.qualname,
-        row.arg_types,
-        row.return_type,
-        row.yield_type,
-        row.format_version,
-        row.call_count,
-        0.0,
-        0.0,
-    )
-
-
-_RAW_COLUMNS = (
-    "signature, module, qualname, arg_types, return_type, yield_type, "
-    "format_version, call_count, first_seen, last_seen"
-)
-
-
 def sqlite_backend(name: str, location: str) -> Backend:
     store = SQLiteStore.make_store(location)
 
@@ -59,10 +39,8 @@ def sqlite_backend(name: str, location: str) -> Backend:
         else:
             connection = sqlite3.connect(location)
         assert connection is not None
-        connection.execute(
-            f"INSERT INTO typetrace_call_traces ({_RAW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            _sql_row_params(row),
-        )
+        for statement, params in raw_row_statements(row, uuid.uuid4().hex):
+            connection.execute(statement, params)
         connection.commit()
         if connection is not store._connection:
             connection.close()
@@ -76,11 +54,8 @@ def postgresql_backend(url: str) -> Backend:
 
     def insert(row: CallTraceRow) -> None:
         with psycopg.connect(url, autocommit=True) as connection:
-            connection.execute(
-                f"INSERT INTO typetrace_call_traces ({_RAW_COLUMNS}) "
-                "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                _sql_row_params(row),
-            )
+            for statement, params in raw_row_statements(row, uuid.uuid4().hex, "%s"):
+                connection.execute(statement, params)
 
     return Backend(
         "postgresql", lambda: PostgresStore.make_store(url), insert, PostgresStore.make_store(url)
@@ -95,11 +70,8 @@ def mysql_backend(url: str) -> Backend:
 
         connection = pymysql.connect(autocommit=True, **store._connect_arguments())
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO typetrace_call_traces ({_RAW_COLUMNS}) "
-                "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                _sql_row_params(row),
-            )
+            for statement, params in raw_row_statements(row, uuid.uuid4().hex, "%s"):
+                cursor.execute(statement, params)
         connection.close()
 
     return Backend("mysql", lambda: MySQLStore.make_store(url), insert, store)

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import mysql_admin_connection, postgresql_admin_connection
 from typetrace.db import store_from_url
+from typetrace.db._sql import SCHEMA_VERSION
 from typetrace.db.base import CallTraceStore
 from typetrace.db.mysql import MySQLStore
 from typetrace.db.postgres import PostgresStore
@@ -107,14 +108,14 @@ class TestSchema:
 
         rows = run_sql(server_url, "SELECT name, value FROM typetrace_meta")
 
-        assert rows == [("schema_version", "1")]
+        assert rows == [("schema_version", str(SCHEMA_VERSION))]
         store.close()
 
     def test_newer_schema_is_rejected(self, server_url: str) -> None:
         store_from_url(server_url).close()
-        run_sql(server_url, "UPDATE typetrace_meta SET value = '2'")
+        run_sql(server_url, f"UPDATE typetrace_meta SET value = '{SCHEMA_VERSION + 1}'")
 
-        with pytest.raises(StoreError, match="schema version 2") as raised:
+        with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}") as raised:
             store_from_url(server_url)
 
         assert "Upgrade typetrace" in str(raised.value)

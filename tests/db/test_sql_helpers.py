@@ -1,4 +1,4 @@
-"""Helpers shared by the SQL stores: password masking, signatures, aggregation, retries."""
+"""Helpers shared by the SQL stores: password masking, signatures, check keys, merging, retries."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from typetrace.db import _sql
+from typetrace.db import _sql, _writes
 from typetrace.encoding import CallTraceRow
 from typetrace.exceptions import StoreError
 from typetrace.tracing import CallTrace
@@ -79,7 +79,7 @@ class TestSignature:
         assert set(signature) <= set("0123456789abcdef")
 
 
-class TestAggregateRows:
+class TestMergeTraces:
     def test_sums_call_counts(self) -> None:
         trace = CallTrace("m", "f", {"x": INT}, INT)
         traces = [
@@ -89,26 +89,40 @@ class TestAggregateRows:
             CallTrace("m", "g", {}, None),
         ]
 
-        rows = dict(_sql.aggregate_rows(traces))
+        merged = _writes.merge_traces(traces)
 
-        assert sorted(row.call_count for row in rows.values()) == [1, 7]
-
-    def test_sorted_by_signature(self) -> None:
-        traces = [CallTrace("m", f"f{number}", {}, None) for number in range(20)]
-
-        signatures = [signature for signature, _ in _sql.aggregate_rows(traces)]
-
-        assert signatures == sorted(signatures)
+        assert sorted(count for _, count in merged) == [1, 7]
 
     def test_skips_and_logs_unencodable_traces(self, caplog: pytest.LogCaptureFixture) -> None:
         broken = CallTrace("m", "broken", {"x": TypeRef("builtins", object())}, None)  # type: ignore[arg-type]
         good = CallTrace("m", "good", {}, None)
 
         with caplog.at_level(logging.ERROR):
-            rows = _sql.aggregate_rows([broken, good])
+            merged = _writes.merge_traces([broken, good])
 
-        assert [row.qualname for _, row in rows] == ["good"]
+        assert [encoded.row.qualname for encoded, _ in merged] == ["good"]
         assert "Failed to serialize trace" in caplog.text
+
+
+class TestCheckKey:
+    def test_takes_63_signature_bits(self) -> None:
+        assert _writes.check_key_of("ff" * 8 + "00" * 24) == (1 << 63) - 1
+        assert _writes.check_key_of("00" * 7 + "02" + "ff" * 24) == 1
+
+    def test_fits_a_signed_bigint(self) -> None:
+        signature = _sql.trace_signature(CallTraceRow("m", "f", "{}", None, None))
+
+        check_key = _writes.check_key_of(signature)
+
+        assert 0 <= check_key < 1 << 63
+
+    @pytest.mark.parametrize("signature", ["", "not hex at all", "abc", "zz" * 32])
+    def test_other_text_is_hashed(self, signature: str) -> None:
+        check_key = _writes.check_key_of(signature)
+
+        assert check_key == _writes.check_key_of(signature)
+        assert 0 <= check_key < 1 << 63
+        assert check_key != _writes.check_key_of(signature + "x")
 
 
 def test_qualname_prefix_params() -> None:

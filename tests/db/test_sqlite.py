@@ -16,6 +16,7 @@ import pytest
 
 from typetrace.db import sqlite as sqlite_module
 from typetrace.db import store_from_url
+from typetrace.db._sql import SCHEMA_VERSION
 from typetrace.db.sqlite import SQLiteStore
 from typetrace.exceptions import StoreError
 from typetrace.tracing import CallTrace
@@ -39,20 +40,20 @@ class TestSchema:
     def test_records_schema_version(self, path: Path) -> None:
         SQLiteStore(str(path)).close()
 
-        assert read_meta(path) == [("schema_version", "1")]
+        assert read_meta(path) == [("schema_version", str(SCHEMA_VERSION))]
 
     def test_opening_twice_keeps_one_version_row(self, path: Path) -> None:
         SQLiteStore(str(path)).close()
         SQLiteStore(str(path)).close()
 
-        assert read_meta(path) == [("schema_version", "1")]
+        assert read_meta(path) == [("schema_version", str(SCHEMA_VERSION))]
 
     def test_newer_schema_is_rejected(self, path: Path) -> None:
         SQLiteStore(str(path)).close()
         with closing(sqlite3.connect(path)) as connection, connection:
-            connection.execute("UPDATE typetrace_meta SET value = '2'")
+            connection.execute("UPDATE typetrace_meta SET value = ?", (str(SCHEMA_VERSION + 1),))
 
-        with pytest.raises(StoreError, match="schema version 2") as raised:
+        with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}") as raised:
             SQLiteStore(str(path))
 
         assert "Upgrade typetrace" in str(raised.value)
@@ -86,30 +87,30 @@ class TestSchema:
     @pytest.mark.parametrize(
         ("query", "params"),
         [
+            pytest.param(sqlite_module._FILTER, ("pkg", 10), id="filter"),
             pytest.param(
-                "SELECT module FROM typetrace_call_traces WHERE module = ? "
-                "AND (qualname = ? OR substr(qualname, 1, ?) = ?) "
-                "ORDER BY last_seen DESC, id DESC LIMIT ?",
-                ("pkg", "C", 2, "C.", 10),
-                id="filter",
+                sqlite_module._FILTER_WITH_PREFIX, ("pkg", "C", 2, "C.", 10), id="filter-prefix"
             ),
-            pytest.param(
-                "SELECT DISTINCT module FROM typetrace_call_traces", (), id="list-modules"
-            ),
+            pytest.param(sqlite_module._sql.LIST_MODULES_QUERY, (), id="list-modules"),
         ],
     )
-    def test_queries_use_the_module_index(
+    def test_queries_read_the_module_index(
         self, path: Path, query: str, params: tuple[object, ...]
     ) -> None:
         SQLiteStore(str(path)).close()
 
         with closing(sqlite3.connect(path)) as connection, connection:
-            plan = " ".join(
+            plan = [
                 row[-1] for row in connection.execute("EXPLAIN QUERY PLAN " + query, params)
-            )
+            ]
 
-        assert "typetrace_call_traces_module_last_seen" in plan
-        assert "TEMP B-TREE" not in plan
+        assert any("COVERING INDEX typetrace_traces_module" in step for step in plan)
+        table_scans = [
+            step
+            for step in plan
+            if step.startswith(("SCAN t", "SCAN typetrace")) and "INDEX" not in step
+        ]
+        assert table_scans == []
 
 
 class TestConnectionStrings:

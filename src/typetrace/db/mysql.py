@@ -7,8 +7,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from typetrace.db import _sql
-from typetrace.encoding import CallTraceRow
+from typetrace.db import _server, _sql, _writes
 from typetrace.exceptions import StoreError
 
 __all__ = ["MySQLStore"]
@@ -17,6 +16,7 @@ logger = logging.getLogger(__name__)
 
 _TRACES = _sql.TRACES_TABLE
 _META = _sql.META_TABLE
+_COUNTS = _sql.COUNTS_TABLE
 
 #: Maximum length in characters of a module name. The column is indexed, and InnoDB
 #: limits an index key to 3072 bytes, which is 768 four-byte characters.
@@ -41,14 +41,29 @@ _CREATE_STATEMENTS = (
         return_type LONGTEXT NULL,
         yield_type LONGTEXT NULL,
         format_version INT NOT NULL,
-        call_count BIGINT NOT NULL,
-        first_seen DOUBLE NOT NULL,
-        last_seen DOUBLE NOT NULL,
         UNIQUE KEY {_TRACES}_signature (signature),
-        KEY {_TRACES}_module_last_seen (module, last_seen)
+        KEY {_TRACES}_module (module)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
     """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {_COUNTS} (
+        id BIGINT NOT NULL PRIMARY KEY,
+        check_key BIGINT NOT NULL,
+        call_count BIGINT NOT NULL,
+        first_seen DOUBLE NOT NULL,
+        last_seen DOUBLE NOT NULL
+    ) ENGINE=InnoDB
+    """,
 )
+
+#: Name of the server-wide lock held while creating or migrating the tables, because
+#: MySQL commits the transaction at every ``CREATE TABLE`` and ``DROP TABLE``.
+_SCHEMA_LOCK_NAME = "typetrace_schema"
+#: Seconds to wait for another connection to finish creating or migrating the tables.
+_SCHEMA_LOCK_TIMEOUT_SECONDS = 120
+
+#: Counts rows per multi-row ``UPDATE``; each row takes five parameters.
+_UPDATE_CHUNK_SIZE = 500
 
 #: Server error numbers after which a retry of the whole transaction can succeed:
 #: ER_LOCK_DEADLOCK (1213) and ER_LOCK_WAIT_TIMEOUT (1205).
@@ -57,7 +72,7 @@ _TRANSIENT_ERRNOS = frozenset({1213, 1205})
 _SUPPORTED_QUERY_KEYS = ("unix_socket", "connect_timeout")
 
 
-class MySQLStore(_sql.ServerStore):
+class MySQLStore(_server.ServerStore):
     """Traces in MySQL (5.7 or later) or MariaDB (10.3 or later), one row per distinct trace.
 
     Needs the PyMySQL driver: ``pip install 'typetrace[mysql]'``. Traces of modules
@@ -74,28 +89,81 @@ class MySQLStore(_sql.ServerStore):
         f"INSERT INTO {_META} (name, value) VALUES ('schema_version', %s) "
         "ON DUPLICATE KEY UPDATE name = name"
     )
-    # VALUES() in ON DUPLICATE KEY UPDATE is deprecated in MySQL 8.0.20 but still
-    # works there, and it is the only form MariaDB supports.
-    upsert_sql = f"""
-    INSERT INTO {_TRACES} (
-        signature, module, qualname, arg_types, return_type, yield_type,
-        format_version, call_count, first_seen, last_seen
-    ) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-    ON DUPLICATE KEY UPDATE
-        call_count = call_count + VALUES(call_count),
-        first_seen = LEAST(first_seen, VALUES(first_seen)),
-        last_seen = GREATEST(last_seen, VALUES(last_seen))
-    """
+    statements = _writes.Statements(
+        placeholder="%s",
+        ignore_conflict="ON DUPLICATE KEY UPDATE id = id",
+        min_function="LEAST",
+        max_function="GREATEST",
+        counts_inserted_rows=False,
+    )
 
     def open_connection(self) -> Any:
-        """Connect with PyMySQL, autocommit off."""
+        """Connect with PyMySQL, autocommit off, in READ COMMITTED isolation.
+
+        With READ COMMITTED each statement reads the rows that other transactions
+        have committed, as in PostgreSQL, so a trace that another writer inserted is
+        found. ``FOUND_ROWS`` makes an ``UPDATE`` report the rows it matched,
+        also those it left unchanged.
+        """
         pymysql = _import_pymysql()
-        return pymysql.connect(autocommit=False, charset="utf8mb4", **self._connect_arguments())
+        connection = pymysql.connect(
+            autocommit=False,
+            charset="utf8mb4",
+            client_flag=pymysql.constants.CLIENT.FOUND_ROWS,
+            **self._connect_arguments(),
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        return connection
 
     def create_schema(self, cursor: Any) -> None:
-        """Create the tables if they are missing."""
+        """Take the schema lock, then create the tables if they are missing."""
+        cursor.execute(
+            "SELECT GET_LOCK(%s, %s)", (_SCHEMA_LOCK_NAME, _SCHEMA_LOCK_TIMEOUT_SECONDS)
+        )
+        if cursor.fetchone()[0] != 1:
+            raise StoreError(
+                f"Timed out after {_SCHEMA_LOCK_TIMEOUT_SECONDS} s waiting for the lock "
+                f"{_SCHEMA_LOCK_NAME!r} of {self.masked_url}, which another connection holds "
+                "while it creates or migrates the tables; retry when it has finished."
+            )
         for statement in _CREATE_STATEMENTS:
             cursor.execute(statement)
+
+    def unlock_schema(self, cursor: Any) -> None:
+        """Release the schema lock."""
+        cursor.execute("SELECT RELEASE_LOCK(%s)", (_SCHEMA_LOCK_NAME,))
+        cursor.fetchall()
+
+    def finish_migration(self, cursor: Any) -> None:
+        """Commit the copied rows, then drop the schema version 1 table.
+
+        MySQL cannot drop a table inside a transaction. If the process stops between
+        the commit and the drop, the old table stays behind, unused.
+        """
+        cursor.connection.commit()
+        cursor.execute(f"DROP TABLE IF EXISTS {_sql.V1_TRACES_TABLE}")
+
+    def update_counts(self, cursor: Any, params: list[tuple[int, float, float, int, int]]) -> int:
+        """Update the counts rows with one statement per chunk, joining a derived table.
+
+        PyMySQL sends an ``executemany`` of ``UPDATE`` as one round trip per row.
+        """
+        matched = 0
+        for start in range(0, len(params), _UPDATE_CHUNK_SIZE):
+            chunk = params[start : start + _UPDATE_CHUNK_SIZE]
+            rows = " UNION ALL ".join(
+                ["SELECT %s AS n, %s AS f, %s AS l, %s AS id, %s AS check_key"]
+                + ["SELECT %s, %s, %s, %s, %s"] * (len(chunk) - 1)
+            )
+            cursor.execute(
+                f"UPDATE {_COUNTS} c JOIN ({rows}) v ON c.id = v.id AND c.check_key = v.check_key "
+                "SET c.call_count = c.call_count + v.n, c.first_seen = LEAST(c.first_seen, v.f), "
+                "c.last_seen = GREATEST(c.last_seen, v.l)",
+                [value for row in chunk for value in row],
+            )
+            matched += int(cursor.rowcount)
+        return matched
 
     def is_usable(self, connection: Any) -> bool:
         """Return whether *connection* still has its socket."""
@@ -113,10 +181,11 @@ class MySQLStore(_sql.ServerStore):
         """Return PyMySQL's base error class."""
         return (_import_pymysql().err.Error,)
 
-    def prepare_rows(self, rows: list[tuple[str, CallTraceRow]]) -> list[tuple[str, CallTraceRow]]:
-        """Drop, with a log entry, rows whose module name is too long for the column."""
+    def prepare_rows(self, entries: list[_writes.CountedTrace]) -> list[_writes.CountedTrace]:
+        """Drop, with a log entry, traces whose module name is too long for the column."""
         kept = []
-        for signature, row in rows:
+        for entry in entries:
+            row = entry[0].row
             if len(row.module) > MAX_MODULE_LENGTH:
                 logger.error(
                     "Skipping a trace of %s:%s because MySQL stores module names of at most "
@@ -126,7 +195,7 @@ class MySQLStore(_sql.ServerStore):
                     MAX_MODULE_LENGTH,
                 )
             else:
-                kept.append((signature, row))
+                kept.append(entry)
         return kept
 
     def _connect_arguments(self) -> dict[str, Any]:

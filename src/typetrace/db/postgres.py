@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from typetrace.db import _sql
+from typetrace.db import _server, _sql, _writes
 from typetrace.exceptions import StoreError
 
 __all__ = ["PostgresStore"]
 
 _TRACES = _sql.TRACES_TABLE
 _META = _sql.META_TABLE
+_COUNTS = _sql.COUNTS_TABLE
 
 #: Key of the transaction-level advisory lock held while creating the tables, because
 #: two concurrent ``CREATE TABLE IF NOT EXISTS`` of one table can fail in PostgreSQL.
@@ -27,13 +28,19 @@ _CREATE_STATEMENTS = (
         arg_types TEXT NOT NULL,
         return_type TEXT,
         yield_type TEXT,
-        format_version INTEGER NOT NULL,
+        format_version INTEGER NOT NULL
+    )
+    """,
+    f"CREATE INDEX IF NOT EXISTS {_TRACES}_module ON {_TRACES} (module, qualname)",
+    f"""
+    CREATE TABLE IF NOT EXISTS {_COUNTS} (
+        id BIGINT PRIMARY KEY,
+        check_key BIGINT NOT NULL,
         call_count BIGINT NOT NULL,
         first_seen DOUBLE PRECISION NOT NULL,
         last_seen DOUBLE PRECISION NOT NULL
     )
     """,
-    f"CREATE INDEX IF NOT EXISTS {_TRACES}_module_last_seen ON {_TRACES} (module, last_seen)",
 )
 
 #: SQLSTATE codes after which PostgreSQL has rolled back the transaction and a retry
@@ -41,7 +48,7 @@ _CREATE_STATEMENTS = (
 _TRANSIENT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 
 
-class PostgresStore(_sql.ServerStore):
+class PostgresStore(_server.ServerStore):
     """Traces in PostgreSQL (version 10 or later), one row per distinct trace.
 
     Tables are created in the first schema of the connection's ``search_path``; set it
@@ -57,16 +64,12 @@ class PostgresStore(_sql.ServerStore):
         f"INSERT INTO {_META} (name, value) VALUES ('schema_version', %s) "
         "ON CONFLICT (name) DO NOTHING"
     )
-    upsert_sql = f"""
-    INSERT INTO {_TRACES} AS t (
-        signature, module, qualname, arg_types, return_type, yield_type,
-        format_version, call_count, first_seen, last_seen
-    ) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-    ON CONFLICT (signature) DO UPDATE SET
-        call_count = t.call_count + excluded.call_count,
-        first_seen = LEAST(t.first_seen, excluded.first_seen),
-        last_seen = GREATEST(t.last_seen, excluded.last_seen)
-    """
+    statements = _writes.Statements(
+        placeholder="%s",
+        ignore_conflict="ON CONFLICT DO NOTHING",
+        min_function="LEAST",
+        max_function="GREATEST",
+    )
 
     def open_connection(self) -> Any:
         """Connect with psycopg, autocommit off."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from typetrace.db import _sql
+from typetrace.db import _sql, _writes
 from typetrace.db.base import CallTraceStore, CallTraceThunk, StoredRow
 from typetrace.encoding import CallTraceRow
 from typetrace.exceptions import StoreError
@@ -16,9 +17,12 @@ from typetrace.tracing import CallTrace
 
 __all__ = ["SQLiteStore"]
 
+logger = logging.getLogger(__name__)
+
 T = TypeVar("T")
 
 _TRACES = _sql.TRACES_TABLE
+_COUNTS = _sql.COUNTS_TABLE
 _META = _sql.META_TABLE
 
 _CREATE_META = f"CREATE TABLE IF NOT EXISTS {_META} (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
@@ -32,31 +36,34 @@ CREATE TABLE IF NOT EXISTS {_TRACES} (
     arg_types TEXT NOT NULL,
     return_type TEXT,
     yield_type TEXT,
-    format_version INTEGER NOT NULL,
+    format_version INTEGER NOT NULL
+)
+"""
+
+_CREATE_INDEX = (
+    f"CREATE INDEX IF NOT EXISTS {_TRACES}_module ON {_TRACES} (module, qualname)"
+)
+
+_CREATE_COUNTS = f"""
+CREATE TABLE IF NOT EXISTS {_COUNTS} (
+    id INTEGER PRIMARY KEY,
+    check_key INTEGER NOT NULL,
     call_count INTEGER NOT NULL,
     first_seen REAL NOT NULL,
     last_seen REAL NOT NULL
 )
 """
 
-_CREATE_INDEX = (
-    f"CREATE INDEX IF NOT EXISTS {_TRACES}_module_last_seen ON {_TRACES} (module, last_seen)"
+_STATEMENTS = _writes.Statements(
+    placeholder="?",
+    ignore_conflict="ON CONFLICT DO NOTHING",
+    min_function="min",
+    max_function="max",
 )
+_UPDATE_COUNTS = _STATEMENTS.update_counts
 
-_UPSERT = f"""
-INSERT INTO {_TRACES} (
-    signature, module, qualname, arg_types, return_type, yield_type,
-    format_version, call_count, first_seen, last_seen
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (signature) DO UPDATE SET
-    call_count = {_TRACES}.call_count + excluded.call_count,
-    first_seen = min({_TRACES}.first_seen, excluded.first_seen),
-    last_seen = max({_TRACES}.last_seen, excluded.last_seen)
-"""
-
-_SELECT_ROWS = f"SELECT {', '.join(_sql.ROW_COLUMNS)} FROM {_TRACES} WHERE module = ?"
-_PREFIX_CONDITION = " AND (qualname = ? OR substr(qualname, 1, ?) = ?)"
-_ORDER_AND_LIMIT = " ORDER BY last_seen DESC, id DESC LIMIT ?"
+_FILTER = _sql.filter_query("?", with_prefix=False)
+_FILTER_WITH_PREFIX = _sql.filter_query("?", with_prefix=True)
 
 #: Seconds that one statement waits for another process's lock before it fails.
 _BUSY_TIMEOUT_SECONDS = 5.0
@@ -84,6 +91,7 @@ class SQLiteStore(CallTraceStore):
         # Connections inherited through os.fork(); kept referenced and never used or
         # closed, because closing one could disturb the parent's use of the file.
         self._inherited: list[sqlite3.Connection] = []
+        self._row_ids = _writes.RowIds()
         self._connection: Optional[sqlite3.Connection] = self._connect()
 
     def __repr__(self) -> str:
@@ -96,20 +104,15 @@ class SQLiteStore(CallTraceStore):
 
     def add(self, traces: Iterable[CallTrace]) -> None:
         """Store *traces*, merging identical ones, in one transaction."""
-        rows = _sql.aggregate_rows(traces)
-        if not rows:
+        merged = _writes.merge_traces(traces)
+        if not merged:
             return
         now = self._clock.now()
-        self._upsert([_sql.upsert_params(signature, row, now, now) for signature, row in rows])
+        self._write([(encoded, count, now, now) for encoded, count in merged])
 
     def add_rows(self, rows: Iterable[StoredRow]) -> None:
         """Store *rows* with their counts and times, merging identical ones, in one transaction."""
-        self._upsert(
-            [
-                _sql.upsert_params(signature, stored.row, stored.first_seen, stored.last_seen)
-                for signature, stored in _sql.aggregate_stored_rows(rows)
-            ]
-        )
+        self._write(_writes.merge_stored_rows(rows))
 
     def iter_rows(self, module: Optional[str] = None) -> Iterator[StoredRow]:
         """Yield the stored rows, or those of *module*, in pages of ``ITER_PAGE_SIZE``."""
@@ -124,18 +127,12 @@ class SQLiteStore(CallTraceStore):
 
     def prune(self, last_seen_before: float, module: Optional[str] = None) -> int:
         """Delete the traces last seen before *last_seen_before* and return how many."""
-        query = _sql.prune_query("?", module)
-        params: list[Any] = [last_seen_before] if module is None else [last_seen_before, module]
 
         def delete(connection: sqlite3.Connection) -> int:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                removed = connection.execute(query, params).rowcount
-                connection.execute("COMMIT")
-            except BaseException:
-                _rollback(connection)
-                raise
-            return removed
+            return _in_transaction(
+                connection,
+                lambda cursor: _writes.prune_rows(cursor, _STATEMENTS, last_seen_before, module),
+            )
 
         return self._run("prune traces in", delete)
 
@@ -145,12 +142,10 @@ class SQLiteStore(CallTraceStore):
         """Return the most recent *limit* distinct traces of *module*, newest first."""
         if limit < 0:
             raise ValueError(f"limit must be zero or more, got {limit!r}")
-        query = _SELECT_ROWS
+        query = _FILTER_WITH_PREFIX if qualname_prefix is not None else _FILTER
         params: list[Any] = [module]
         if qualname_prefix is not None:
-            query += _PREFIX_CONDITION
             params.extend(_sql.qualname_prefix_params(qualname_prefix))
-        query += _ORDER_AND_LIMIT
         params.append(limit)
 
         def read(connection: sqlite3.Connection) -> list[CallTraceThunk]:
@@ -163,7 +158,7 @@ class SQLiteStore(CallTraceStore):
 
         def read(connection: sqlite3.Connection) -> list[str]:
             return sorted(
-                name for (name,) in connection.execute(f"SELECT DISTINCT module FROM {_TRACES}")
+                name for (name,) in connection.execute(_sql.LIST_MODULES_QUERY)
             )
 
         return self._run("list modules in", read)
@@ -175,20 +170,18 @@ class SQLiteStore(CallTraceStore):
                 self._connection.close()
             self._connection = None
 
-    def _upsert(self, params: list[tuple[Any, ...]]) -> None:
-        if not params:
-            return
+    def _write(self, entries: list[_writes.CountedTrace]) -> None:
+        def write_counts(cursor: sqlite3.Cursor) -> dict[str, int]:
+            return _writes.write_counts(
+                cursor, _STATEMENTS, _update_counts, entries, self._row_ids.ids
+            )
 
-        def write(connection: sqlite3.Connection) -> None:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                connection.executemany(_UPSERT, params)
-                connection.execute("COMMIT")
-            except BaseException:
-                _rollback(connection)
-                raise
+        def write(connection: sqlite3.Connection) -> dict[str, int]:
+            return _in_transaction(connection, write_counts)
 
-        self._run("write traces to", write)
+        _writes.retry_stale_ids(
+            lambda: self._run("write traces to", write), self._row_ids, self.connection_string
+        )
 
     # Connection handling
 
@@ -269,48 +262,102 @@ class SQLiteStore(CallTraceStore):
 
 
 def _create_schema(connection: sqlite3.Connection, location: str) -> None:
-    if _schema_is_current(connection, location):
+    stored_version = _stored_version(connection, location)
+    if stored_version == _sql.SCHEMA_VERSION:
         return
     _set_wal_mode(connection)
+    try:
+        _create_or_migrate(connection, location)
+    except sqlite3.OperationalError as error:
+        if stored_version is not None and "readonly" in str(error):
+            raise StoreError(
+                f"The SQLite trace store {location} has schema version {stored_version}, "
+                f"and this typetrace reads version {_sql.SCHEMA_VERSION}. It migrates the "
+                "store once, which needs write access: open it once with write access, for "
+                "example with 'typetrace list-modules'."
+            ) from error
+        raise
+
+
+def _create_or_migrate(connection: sqlite3.Connection, location: str) -> None:
     connection.execute("BEGIN IMMEDIATE")
     try:
         connection.execute(_CREATE_META)
         found = connection.execute(
             f"SELECT value FROM {_META} WHERE name = 'schema_version'"
         ).fetchone()
+        if found is not None:
+            _sql.check_schema_version(found[0], location)
+        connection.execute(_CREATE_TRACES)
+        connection.execute(_CREATE_INDEX)
+        connection.execute(_CREATE_COUNTS)
         if found is None:
             connection.execute(
                 f"INSERT INTO {_META} (name, value) VALUES ('schema_version', ?)",
                 (str(_sql.SCHEMA_VERSION),),
             )
-        else:
-            _sql.check_schema_version(found[0], location)
-        connection.execute(_CREATE_TRACES)
-        connection.execute(_CREATE_INDEX)
+        elif int(found[0]) < _sql.SCHEMA_VERSION:
+            _migrate_from_v1(connection, location)
         connection.execute("COMMIT")
     except BaseException:
         _rollback(connection)
         raise
 
 
-def _schema_is_current(connection: sqlite3.Connection, location: str) -> bool:
-    # Read-only check first, so that an existing store opens on a read-only file.
+def _migrate_from_v1(connection: sqlite3.Connection, location: str) -> None:
+    logger.info(
+        "Migrating the SQLite trace store %s to schema version %d", location, _sql.SCHEMA_VERSION
+    )
+    copied = _writes.copy_v1_rows(connection.cursor(), _STATEMENTS, _update_counts)
+    connection.execute(f"DROP TABLE {_sql.V1_TRACES_TABLE}")
+    connection.execute(
+        f"UPDATE {_META} SET value = ? WHERE name = 'schema_version'", (str(_sql.SCHEMA_VERSION),)
+    )
+    logger.info("Migrated %d traces of %s", copied, location)
+
+
+def _stored_version(connection: sqlite3.Connection, location: str) -> Optional[int]:
+    """Return the schema version of a store whose tables all exist, else ``None``.
+
+    Reads only, so that an existing store opens on a read-only file.
+    """
     tables = {
         name
         for (name,) in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
-            (_META, _TRACES),
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?, ?)",
+            (_META, _TRACES, _COUNTS),
         )
     }
     if _META not in tables:
-        return False
+        return None
     found = connection.execute(
         f"SELECT value FROM {_META} WHERE name = 'schema_version'"
     ).fetchone()
     if found is None:
-        return False
+        return None
     _sql.check_schema_version(found[0], location)
-    return _TRACES in tables and int(found[0]) == _sql.SCHEMA_VERSION
+    version = int(found[0])
+    if version == _sql.SCHEMA_VERSION and not {_TRACES, _COUNTS} <= tables:
+        return None
+    return version
+
+
+def _in_transaction(
+    connection: sqlite3.Connection, body: Callable[[sqlite3.Cursor], T]
+) -> T:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = body(connection.cursor())
+        connection.execute("COMMIT")
+    except BaseException:
+        _rollback(connection)
+        raise
+    return result
+
+
+def _update_counts(cursor: sqlite3.Cursor, params: list[tuple[int, float, float, int, int]]) -> int:
+    cursor.executemany(_UPDATE_COUNTS, params)
+    return cursor.rowcount
 
 
 def _set_wal_mode(connection: sqlite3.Connection) -> None:

@@ -275,6 +275,7 @@ class _Builder:
             is_async=isinstance(node, ast.AsyncFunctionDef),
             decorators=tuple(self.kept_decorators(function)),
             accessor=function.accessor,
+            call_count=sum(trace.call_count for trace in traces),
         )
 
     def _traces_for(self, function: FunctionNode) -> list[CallTrace]:

@@ -72,6 +72,9 @@ class FunctionStub:
     decorators: tuple[str, ...] = ()
     #: Property accessor defined by this function; ``None`` for other functions.
     accessor: Optional[PropertyAccessor] = None
+    #: Number of calls behind the annotations: the sum of the call counts of the
+    #: traces read for this function.
+    call_count: int = 0
 
     @property
     def has_annotations(self) -> bool:
@@ -138,11 +141,14 @@ class ModuleStub:
                 return function
         return None
 
-    def render(self, *, target_version: Optional[tuple[int, int]] = None) -> str:
+    def render(
+        self, *, target_version: Optional[tuple[int, int]] = None, show_counts: bool = False
+    ) -> str:
         """Render the stub as the text of a ``.pyi`` file for Python *target_version*.
 
-        See :func:`~typetrace.stubs.render.render_module_stub` for the syntax used.
+        See :func:`~typetrace.stubs.render.render_module_stub` for the syntax used and
+        for *show_counts*.
         """
         from typetrace.stubs.render import render_module_stub
 
-        return render_module_stub(self, target_version=target_version)
+        return render_module_stub(self, target_version=target_version, show_counts=show_counts)

@@ -25,8 +25,12 @@ def render_module_stub(
     stub: ModuleStub,
     *,
     target_version: Optional[tuple[int, int]] = None,
+    show_counts: bool = False,
 ) -> str:
     """Render *stub* as ``.pyi`` text, with the imports its annotations need.
+
+    With *show_counts*, a comment such as ``# 1,234 calls traced`` precedes each
+    function that has a :attr:`~FunctionStub.call_count`.
 
     With a *target_version*, the annotations use only syntax and :mod:`typing` names
     that this Python has: ``Optional`` and ``Union`` below 3.10, and ``List`` and the
@@ -52,10 +56,10 @@ def render_module_stub(
     body: list[str] = []
     for function in stub.functions:
         body.append("")
-        body.extend(_render_function(function, namer, ""))
+        body.extend(_render_function(function, namer, "", show_counts))
     for cls in stub.classes:
         body.append("")
-        body.extend(_render_class(cls, namer, ""))
+        body.extend(_render_class(cls, namer, "", show_counts))
     # The stub contains only traced functions. This line marks it incomplete
     # (PEP 484), so mypy reads the module's other names as Any instead of reporting
     # them missing where another stub or the user's code uses them.
@@ -97,20 +101,28 @@ def _walk_classes(classes: Iterable[ClassStub]) -> Iterator[ClassStub]:
         yield from _walk_classes(cls.classes)
 
 
-def _render_class(cls: ClassStub, namer: AnnotationNamer, indent: str) -> list[str]:
+def _render_class(
+    cls: ClassStub, namer: AnnotationNamer, indent: str, show_counts: bool
+) -> list[str]:
     bases = f"({', '.join(cls.bases)})" if cls.bases else ""
     if not cls.functions and not cls.classes:
         return [f"{indent}class {cls.name}{bases}: ..."]
     lines = [f"{indent}class {cls.name}{bases}:"]
     for function in cls.functions:
-        lines.extend(_render_function(function, namer, indent + _INDENT))
+        lines.extend(_render_function(function, namer, indent + _INDENT, show_counts))
     for nested in cls.classes:
-        lines.extend(_render_class(nested, namer, indent + _INDENT))
+        lines.extend(_render_class(nested, namer, indent + _INDENT, show_counts))
     return lines
 
 
-def _render_function(function: FunctionStub, namer: AnnotationNamer, indent: str) -> list[str]:
-    lines = [f"{indent}@{decorator}" for decorator in function.decorators]
+def _render_function(
+    function: FunctionStub, namer: AnnotationNamer, indent: str, show_counts: bool
+) -> list[str]:
+    lines = []
+    if show_counts and function.call_count:
+        noun = "call" if function.call_count == 1 else "calls"
+        lines.append(f"{indent}# {function.call_count:,} {noun} traced")
+    lines.extend(f"{indent}@{decorator}" for decorator in function.decorators)
     keyword = "async def" if function.is_async else "def"
     parameters = ", ".join(render_parameters(function.parameters, namer))
     returns = _annotation_text(function.return_annotation, function.existing_return, namer)

@@ -1,0 +1,201 @@
+"""Opening a store of schema version 1 migrates it to the current tables, keeping counts."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from raw_sql import V1_SCHEMA, kind_of, run_sql
+from typetrace.db import _writes, store_from_url
+from typetrace.db._sql import SCHEMA_VERSION, trace_signature
+from typetrace.db.base import CallTraceStore, StoredRow
+from typetrace.db.sqlite import SQLiteStore
+from typetrace.encoding import CallTraceRow
+from typetrace.exceptions import StoreError
+from typetrace.tracing import CallTrace
+from typetrace.typemodel import TypeRef
+
+INT = TypeRef("builtins", "int")
+STR = TypeRef("builtins", "str")
+
+#: More rows than one page of the migration reads.
+MANY_ROWS = _writes.MIGRATION_PAGE_SIZE + 205
+
+
+def create_v1_store(url: str, rows: list[StoredRow]) -> None:
+    """Create the schema version 1 tables at *url*, as typetrace did, holding *rows*."""
+    for statement in V1_SCHEMA[kind_of(url)]:
+        run_sql(url, statement)
+    run_sql(url, "INSERT INTO typetrace_meta (name, value) VALUES ('schema_version', '1')")
+    run_sql(
+        url,
+        "INSERT INTO typetrace_call_traces (signature, module, qualname, arg_types, "
+        "return_type, yield_type, format_version, call_count, first_seen, last_seen) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                trace_signature(stored.row),
+                stored.row.module,
+                stored.row.qualname,
+                stored.row.arg_types,
+                stored.row.return_type,
+                stored.row.yield_type,
+                stored.row.format_version,
+                stored.row.call_count,
+                stored.first_seen,
+                stored.last_seen,
+            )
+            for stored in rows
+        ],
+        many=True,
+    )
+
+
+def v1_row(qualname: str, call_count: int, first_seen: float, last_seen: float) -> StoredRow:
+    trace = CallTrace("pkg.mod", qualname, {"x": INT}, STR, call_count=call_count)
+    return StoredRow(CallTraceRow.from_trace(trace), first_seen, last_seen)
+
+
+def counts_by_qualname(store: CallTraceStore) -> dict[str, tuple[int, float, float]]:
+    return {
+        stored.row.qualname: (stored.row.call_count, stored.first_seen, stored.last_seen)
+        for stored in store.iter_rows()
+    }
+
+
+def tables(url: str) -> set[str]:
+    kind = kind_of(url)
+    if kind == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    elif kind == "postgresql":
+        query = (
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema()"
+        )
+    else:
+        query = "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
+    return {name for (name,) in run_sql(url, query)}
+
+
+def test_migration_keeps_counts_and_times(sql_url: str) -> None:
+    create_v1_store(sql_url, [v1_row("f", 7, 10.5, 20.25), v1_row("g", 1_000_000, 1.0, 2.0)])
+
+    store = store_from_url(sql_url)
+    try:
+        assert counts_by_qualname(store) == {"f": (7, 10.5, 20.25), "g": (1_000_000, 1.0, 2.0)}
+        assert [thunk.to_trace().qualname for thunk in store.filter("pkg.mod")] == ["f", "g"]
+    finally:
+        store.close()
+
+
+def test_migration_updates_version_and_drops_old_table(sql_url: str) -> None:
+    create_v1_store(sql_url, [v1_row("f", 1, 1.0, 1.0)])
+
+    store_from_url(sql_url).close()
+
+    assert run_sql(sql_url, "SELECT name, value FROM typetrace_meta") == [
+        ("schema_version", str(SCHEMA_VERSION))
+    ]
+    assert "typetrace_call_traces" not in tables(sql_url)
+    assert {"typetrace_traces", "typetrace_counts"} <= tables(sql_url)
+
+
+def test_migrated_trace_keeps_counting(sql_url: str) -> None:
+    create_v1_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
+
+    store = store_from_url(sql_url)
+    try:
+        store.add([v1_row("f", 3, 0.0, 0.0).row.to_trace()])
+        count, first_seen, last_seen = counts_by_qualname(store)["f"]
+    finally:
+        store.close()
+
+    assert count == 10
+    assert first_seen == 10.5
+    assert last_seen > 20.25
+
+
+def test_migration_reads_every_page(sql_url: str) -> None:
+    rows = [v1_row(f"f{number}", number + 1, 1.0, 2.0) for number in range(MANY_ROWS)]
+    create_v1_store(sql_url, rows)
+
+    store = store_from_url(sql_url)
+    try:
+        counts = counts_by_qualname(store)
+    finally:
+        store.close()
+
+    assert len(counts) == MANY_ROWS
+    assert sum(count for count, _, _ in counts.values()) == MANY_ROWS * (MANY_ROWS + 1) // 2
+
+
+def test_reopening_migrates_once(sql_url: str) -> None:
+    create_v1_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
+    store_from_url(sql_url).close()
+
+    store = store_from_url(sql_url)
+    try:
+        assert counts_by_qualname(store) == {"f": (7, 10.5, 20.25)}
+    finally:
+        store.close()
+
+
+def test_concurrent_openers_migrate_once(sql_url: str) -> None:
+    create_v1_store(sql_url, [v1_row(f"f{number}", 2, 1.0, 2.0) for number in range(50)])
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        try:
+            store_from_url(sql_url).close()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    store = store_from_url(sql_url)
+    try:
+        counts = counts_by_qualname(store)
+    finally:
+        store.close()
+    assert len(counts) == 50
+    assert {count for count, _, _ in counts.values()} == {2}
+
+
+def test_undecodable_v1_row_is_kept(sql_url: str) -> None:
+    damaged_row = CallTraceRow("pkg.mod", "bad", '{"x": ', None, None, call_count=4)
+    damaged = StoredRow(damaged_row, 1.0, 2.0)
+    create_v1_store(sql_url, [damaged, v1_row("f", 1, 1.0, 1.0)])
+
+    store = store_from_url(sql_url)
+    try:
+        counts = counts_by_qualname(store)
+        thunks = {
+            thunk.qualname: thunk
+            for thunk in store.filter("pkg.mod")
+            if isinstance(thunk, CallTraceRow)
+        }
+    finally:
+        store.close()
+
+    assert counts["bad"] == (4, 1.0, 2.0)
+    with pytest.raises(ValueError):
+        thunks["bad"].to_trace()
+
+
+def test_read_only_v1_store_needs_write_access(tmp_path: Path) -> None:
+    path = str(tmp_path / "traces.sqlite3")
+    create_v1_store(path, [v1_row("f", 7, 1.0, 2.0)])
+
+    with pytest.raises(StoreError, match="needs write access") as raised:
+        SQLiteStore(f"file:{path}?mode=ro")
+
+    assert "schema version 1" in str(raised.value)
+    assert path in str(raised.value)
+    assert run_sql(path, "SELECT value FROM typetrace_meta") == [("1",)]

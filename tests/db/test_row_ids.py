@@ -1,0 +1,111 @@
+"""Row ids cached by a store: pruned traces, ids given to other traces, damaged counts rows."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from raw_sql import run_sql
+from typetrace.db import _writes, store_from_url
+from typetrace.exceptions import StoreError
+from typetrace.tracing import CallTrace
+from typetrace.typemodel import TypeRef
+
+INT = TypeRef("builtins", "int")
+TRACE = CallTrace("pkg.mod", "f", {"x": INT}, INT)
+OTHER = CallTrace("pkg.mod", "g", {"x": INT}, INT)
+
+
+def counts(url: str) -> dict[str, int]:
+    store = store_from_url(url)
+    try:
+        return {stored.row.qualname: stored.row.call_count for stored in store.iter_rows()}
+    finally:
+        store.close()
+
+
+def id_of(url: str, qualname: str) -> int:
+    rows = run_sql(url, "SELECT id FROM typetrace_traces WHERE qualname = ?", (qualname,))
+    assert len(rows) == 1
+    return int(rows[0][0])
+
+
+def test_pruned_cached_trace_is_written_again(sql_url: str) -> None:
+    """A store that cached a trace's id writes it again after another store pruned it."""
+    writer = store_from_url(sql_url)
+    pruner = store_from_url(sql_url)
+    try:
+        writer.add([TRACE, OTHER])
+        assert pruner.prune(last_seen_before=time.time() + 3600) == 2
+
+        writer.add([TRACE, TRACE])
+    finally:
+        writer.close()
+        pruner.close()
+
+    assert counts(sql_url) == {"f": 2}
+
+
+def test_reused_id_is_not_counted(sql_url: str) -> None:
+    """A cached id that now belongs to another trace does not count calls for it."""
+    writer = store_from_url(sql_url)
+    pruner = store_from_url(sql_url)
+    try:
+        writer.add([TRACE])
+        reused_id = id_of(sql_url, "f")
+        pruner.prune(last_seen_before=time.time() + 3600)
+        signature = "ab" * 32
+        run_sql(
+            sql_url,
+            "INSERT INTO typetrace_traces (id, signature, module, qualname, arg_types, "
+            "return_type, yield_type, format_version) VALUES (?, ?, 'pkg.mod', 'newcomer', "
+            "'{}', NULL, NULL, 1)",
+            (reused_id, signature),
+        )
+        run_sql(
+            sql_url,
+            "INSERT INTO typetrace_counts (id, check_key, call_count, first_seen, last_seen) "
+            "VALUES (?, ?, 5, 1.0, 1.0)",
+            (reused_id, _writes.check_key_of(signature)),
+        )
+
+        writer.add([TRACE])
+    finally:
+        writer.close()
+        pruner.close()
+
+    assert counts(sql_url) == {"newcomer": 5, "f": 1}
+
+
+def test_damaged_check_key_raises_and_keeps_other_counts(sql_url: str) -> None:
+    store = store_from_url(sql_url)
+    try:
+        store.add([TRACE, OTHER])
+        run_sql(
+            sql_url,
+            "UPDATE typetrace_counts SET check_key = check_key + 1 WHERE id = ?",
+            (id_of(sql_url, "f"),),
+        )
+
+        with pytest.raises(StoreError, match="is damaged; export its traces"):
+            store.add([TRACE, OTHER])
+    finally:
+        store.close()
+
+    assert counts(sql_url) == {"f": 1, "g": 1}
+
+
+def test_new_traces_get_distinct_ids(sql_url: str) -> None:
+    store = store_from_url(sql_url)
+    try:
+        store.add([CallTrace("pkg.mod", f"f{number}", {"x": INT}, INT) for number in range(30)])
+        store.add([CallTrace("pkg.mod", f"f{number}", {"x": INT}, INT) for number in range(20, 50)])
+    finally:
+        store.close()
+
+    ids = run_sql(
+        sql_url, "SELECT t.id FROM typetrace_traces t JOIN typetrace_counts c ON c.id = t.id"
+    )
+    assert len(set(ids)) == 50
+    assert counts(sql_url) == {f"f{number}": 2 if 20 <= number < 30 else 1 for number in range(50)}
