@@ -11,6 +11,7 @@ from typetrace.encoding import (
     FORMAT_VERSION,
     CallTraceRow,
     DecodeError,
+    arg_types_to_json,
     serialize_traces,
     type_from_json,
     type_to_dict,
@@ -263,3 +264,14 @@ class TestSerializeTraces:
         rows = serialize_traces(traces())  # type: ignore[arg-type]
 
         assert next(rows).qualname == "f"
+
+
+def test_equal_types_with_other_bases_encode_apart() -> None:
+    plain = TypeRef("shapes", "Square")
+    based = TypeRef("shapes", "Square", bases=(TypeRef("shapes", "Polygon"),))
+    assert plain == based
+
+    assert "bases" not in type_to_json(plain)
+    assert "Polygon" in type_to_json(based)
+    assert "Polygon" in arg_types_to_json({"shape": based})
+    assert "Polygon" not in arg_types_to_json({"shape": plain})

@@ -43,7 +43,6 @@ A change that such a reader would decode to a different type needs a new version
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -142,15 +141,31 @@ def type_to_json(ref: TypeRef) -> str:
 
 
 # A store encodes every new trace it is given, and type references repeat across
-# traces, so the texts of recent ones are cached. TypeRef caches its own hash.
-@functools.lru_cache(maxsize=4096)
+# traces, so the texts of recent ones are cached. The caches are keyed by the id of
+# the reference, not by equality, because equal references can differ in their bases,
+# which the text includes. Each entry keeps its reference, so the id is not reused.
+_MAX_CACHED_TEXTS = 4096
+_sorted_texts: dict[int, tuple[TypeRef, str]] = {}
+_texts: dict[int, tuple[TypeRef, str]] = {}
+
+
+def _cached_text(cache: dict[int, tuple[TypeRef, str]], ref: TypeRef, sort_keys: bool) -> str:
+    entry = cache.get(id(ref))
+    if entry is not None and entry[0] is ref:
+        return entry[1]
+    text = json.dumps(type_to_dict(ref), sort_keys=sort_keys, separators=(",", ":"))
+    if len(cache) >= _MAX_CACHED_TEXTS:
+        cache.clear()
+    cache[id(ref)] = (ref, text)
+    return text
+
+
 def _sorted_document_text(ref: TypeRef) -> str:
-    return json.dumps(type_to_dict(ref), sort_keys=True, separators=(",", ":"))
+    return _cached_text(_sorted_texts, ref, sort_keys=True)
 
 
-@functools.lru_cache(maxsize=4096)
 def _document_text(ref: TypeRef) -> str:
-    return json.dumps(type_to_dict(ref), separators=(",", ":"))
+    return _cached_text(_texts, ref, sort_keys=False)
 
 
 def type_from_json(text: str) -> TypeRef:
