@@ -1,0 +1,436 @@
+/* A profile function in C for Python 3.9 to 3.11: the fast path of typetrace's
+ * sys.setprofile backend (typetrace._profiling).
+ *
+ * A Hook object is installed with PyEval_SetProfile in each traced thread. It drops
+ * the c_call, c_return and c_exception events, and drops call and return events of
+ * code that the Python side marked as skipped: code that is not traced, and
+ * functions that sampling paused, except for the frames of their recorded calls that
+ * are still open. Every other call and return event goes to the Python handler,
+ * which holds all of the tracing logic. The handler returns SKIP_UNTRACED or
+ * SKIP_PAUSED to mark the code of the frame, or 0 to leave it as it is.
+ *
+ * The marks live in the code objects' co_extra slots (PEP 523), tagged with the value
+ * of a counter, the epoch. A new Hook (a new trace session) and Hook.resume() each
+ * start a new epoch. A SKIP_UNTRACED mark holds from the epoch its Hook started in.
+ * A SKIP_PAUSED mark holds only in the epoch it was made in, so resume() unmarks
+ * every paused function at once. A mark is tagged with the epoch read before the
+ * handler ran, so a resume() that another thread ran meanwhile makes it stale.
+ *
+ * The module keeps its state in C globals and supports one interpreter per process;
+ * the GIL serializes all access to them.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+#include <stdint.h>
+
+#if PY_VERSION_HEX < 0x03090000 || PY_VERSION_HEX >= 0x030C0000
+#error "typetrace._profilehook is for CPython 3.9 to 3.11"
+#endif
+
+/* Statuses the handler returns, also stored in the low bits of a co_extra mark. */
+#define SKIP_UNTRACED 1
+#define SKIP_PAUSED 2
+#define STATUS_BITS 2
+#define STATUS_MASK ((uintptr_t)((1 << STATUS_BITS) - 1))
+
+/* Index of typetrace's slot in co_extra, or -1 before the module's init. */
+static Py_ssize_t extra_index = -1;
+/* The current epoch; marks are tagged with the epoch they were made in. */
+static uintptr_t current_epoch = 0;
+static PyObject *call_event = NULL;
+static PyObject *return_event = NULL;
+
+typedef struct {
+    PyObject_HEAD
+    /* handler(frame, event, arg) -> int, called for the events not skipped. */
+    PyObject *handler;
+    /* The recorder's open calls, {frame: Call}: events of these frames reach the
+       handler even when their code is marked SKIP_PAUSED. */
+    PyObject *calls;
+    /* The recorder's suspects: while not empty, every call and return event goes to
+       the handler, which counts the events to check the suspect frames. */
+    PyObject *suspects;
+    /* Errors raised by calls of the handler, as {exception class name: count}. */
+    PyObject *errors;
+    /* The epoch this hook started; older SKIP_UNTRACED marks are stale. */
+    uintptr_t first_epoch;
+    /* Events passed to the handler. */
+    unsigned long long dispatched;
+    /* Cleared by close(); a closed hook removes itself at its thread's next event. */
+    int active;
+} HookObject;
+
+static PyTypeObject HookType;
+
+static PyCodeObject *
+borrowed_code(PyFrameObject *frame)
+{
+#if PY_VERSION_HEX < 0x030B0000
+    return frame->f_code;
+#else
+    /* PyFrame_GetCode returns a new reference; the frame keeps the code alive. */
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    Py_DECREF(code);
+    return code;
+#endif
+}
+
+/* Return whether the event of *frame*, whose code has *mark*, may be dropped. */
+static int
+mark_skips(HookObject *hook, uintptr_t mark, PyFrameObject *frame)
+{
+    uintptr_t status = mark & STATUS_MASK;
+    uintptr_t epoch = mark >> STATUS_BITS;
+    if (status == SKIP_UNTRACED) {
+        return epoch >= hook->first_epoch;
+    }
+    if (status == SKIP_PAUSED && epoch == current_epoch) {
+        /* Frames hash by identity, so the lookup runs no Python code. */
+        PyObject *call = PyDict_GetItemWithError(hook->calls, (PyObject *)frame);
+        if (call == NULL && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        return call == NULL;
+    }
+    return 0;
+}
+
+static void
+remove_hook(void)
+{
+    PyEval_SetProfile(NULL, NULL);
+    /* An audit hook may reject sys.setprofile events; PyEval_SetProfile then leaves
+       the exception set, which must not reach the traced program. */
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+}
+
+static void
+count_error(HookObject *hook)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    const char *name = type != NULL ? ((PyTypeObject *)type)->tp_name : "unknown";
+    PyObject *key = PyUnicode_FromString(name);
+    if (key != NULL) {
+        PyObject *count = PyDict_GetItemWithError(hook->errors, key);
+        if (count != NULL || !PyErr_Occurred()) {
+            long previous = count != NULL ? PyLong_AsLong(count) : 0;
+            PyObject *updated = PyLong_FromLong(previous + 1);
+            if (updated != NULL) {
+                PyDict_SetItem(hook->errors, key, updated);
+                Py_DECREF(updated);
+            }
+        }
+        Py_DECREF(key);
+    }
+    /* A failure to count (no memory) is dropped as well. */
+    PyErr_Clear();
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+}
+
+/* Pass one call or return event to the handler and store the mark it returns.
+   Returns -1 only for an exception that is not an Exception, such as the
+   KeyboardInterrupt of a signal that arrived while the handler ran; it goes on to
+   the traced program as it would from a profile function written in Python. */
+static int
+dispatch(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg)
+{
+    uintptr_t epoch = current_epoch;
+    PyObject *args[3] = {
+        (PyObject *)frame,
+        what == PyTrace_CALL ? call_event : return_event,
+        arg != NULL ? arg : Py_None,
+    };
+    int outcome = 0;
+    hook->dispatched++;
+    /* The handler may end the session, which drops the thread's reference to the
+       hook. */
+    Py_INCREF(hook);
+    PyObject *result = PyObject_Vectorcall(hook->handler, args, 3, NULL);
+    if (result == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_Exception)) {
+            count_error(hook);
+        }
+        else {
+            outcome = -1;
+        }
+    }
+    else {
+        long status = PyLong_Check(result) ? PyLong_AsLong(result) : 0;
+        if (status == -1 && PyErr_Occurred()) {
+            count_error(hook);
+        }
+        else if (status == SKIP_UNTRACED || status == SKIP_PAUSED) {
+            uintptr_t mark = (epoch << STATUS_BITS) | (uintptr_t)status;
+            if (_PyCode_SetExtra((PyObject *)borrowed_code(frame), extra_index, (void *)mark) < 0) {
+                count_error(hook);
+            }
+        }
+        Py_DECREF(result);
+    }
+    Py_DECREF(hook);
+    return outcome;
+}
+
+static int
+hook_event(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg)
+{
+    if (!hook->active) {
+        remove_hook();
+        return 0;
+    }
+    if (what != PyTrace_CALL && what != PyTrace_RETURN) {
+        return 0;
+    }
+    if (PyDict_GET_SIZE(hook->suspects) == 0) {
+        void *mark = NULL;
+        /* Fails only for an object that is not a code object. */
+        if (_PyCode_GetExtra((PyObject *)borrowed_code(frame), extra_index, &mark) == 0) {
+            if (mark_skips(hook, (uintptr_t)mark, frame)) {
+                return 0;
+            }
+        }
+        else {
+            PyErr_Clear();
+        }
+    }
+    return dispatch(hook, frame, what, arg);
+}
+
+static int
+hook_profile(PyObject *self, PyFrameObject *frame, int what, PyObject *arg)
+{
+    return hook_event((HookObject *)self, frame, what, arg);
+}
+
+/* Hook */
+
+static PyObject *
+hook_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"handler", "calls", "suspects", NULL};
+    PyObject *handler, *calls, *suspects;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O!:Hook", keywords, &handler, &PyDict_Type, &calls,
+                                     &PyDict_Type, &suspects)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(handler)) {
+        PyErr_Format(PyExc_TypeError, "Hook handler must be callable, got %R", handler);
+        return NULL;
+    }
+    HookObject *hook = (HookObject *)type->tp_alloc(type, 0);
+    if (hook == NULL) {
+        return NULL;
+    }
+    hook->errors = PyDict_New();
+    if (hook->errors == NULL) {
+        Py_DECREF(hook);
+        return NULL;
+    }
+    Py_INCREF(handler);
+    hook->handler = handler;
+    Py_INCREF(calls);
+    hook->calls = calls;
+    Py_INCREF(suspects);
+    hook->suspects = suspects;
+    hook->first_epoch = ++current_epoch;
+    hook->dispatched = 0;
+    hook->active = 1;
+    return (PyObject *)hook;
+}
+
+static int
+hook_traverse(HookObject *hook, visitproc visit, void *arg)
+{
+    Py_VISIT(hook->handler);
+    Py_VISIT(hook->calls);
+    Py_VISIT(hook->suspects);
+    Py_VISIT(hook->errors);
+    return 0;
+}
+
+static int
+hook_clear(HookObject *hook)
+{
+    Py_CLEAR(hook->handler);
+    Py_CLEAR(hook->calls);
+    Py_CLEAR(hook->suspects);
+    Py_CLEAR(hook->errors);
+    return 0;
+}
+
+static void
+hook_dealloc(HookObject *hook)
+{
+    PyObject_GC_UnTrack(hook);
+    hook_clear(hook);
+    Py_TYPE(hook)->tp_free((PyObject *)hook);
+}
+
+static PyObject *
+hook_call(HookObject *hook, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"frame", "event", "arg", NULL};
+    PyObject *frame, *event, *arg;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!UO:Hook", keywords, &PyFrame_Type, &frame, &event, &arg)) {
+        return NULL;
+    }
+    int what;
+    if (PyUnicode_CompareWithASCIIString(event, "call") == 0) {
+        what = PyTrace_CALL;
+    }
+    else if (PyUnicode_CompareWithASCIIString(event, "return") == 0) {
+        what = PyTrace_RETURN;
+    }
+    else {
+        /* The C events, which hook_event ignores whatever their number. */
+        what = PyTrace_C_CALL;
+    }
+    if (hook_event(hook, (PyFrameObject *)frame, what, arg) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hook_install(HookObject *hook, PyObject *Py_UNUSED(ignored))
+{
+    if (!hook->active) {
+        PyErr_SetString(PyExc_RuntimeError, "Hook.install() called after Hook.close()");
+        return NULL;
+    }
+    PyEval_SetProfile(hook_profile, (PyObject *)hook);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hook_resume(HookObject *hook, PyObject *Py_UNUSED(ignored))
+{
+    current_epoch++;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hook_close(HookObject *hook, PyObject *Py_UNUSED(ignored))
+{
+    hook->active = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hook_get_errors(HookObject *hook, void *Py_UNUSED(closure))
+{
+    return PyDict_Copy(hook->errors);
+}
+
+static PyObject *
+hook_get_dispatched(HookObject *hook, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLongLong(hook->dispatched);
+}
+
+static PyObject *
+hook_get_active(HookObject *hook, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(hook->active);
+}
+
+static PyMethodDef hook_methods[] = {
+    {"install", (PyCFunction)hook_install, METH_NOARGS,
+     "Make this hook the profile function of the calling thread."},
+    {"resume", (PyCFunction)hook_resume, METH_NOARGS,
+     "Unmark the functions marked SKIP_PAUSED, so that their next events reach the handler."},
+    {"close", (PyCFunction)hook_close, METH_NOARGS,
+     "Deactivate the hook; each thread that has it removes it at its next event."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef hook_getset[] = {
+    {"errors", (getter)hook_get_errors, NULL,
+     "Exceptions raised by calls of the handler, as {class name: count}.", NULL},
+    {"dispatched", (getter)hook_get_dispatched, NULL, "Events passed to the handler.", NULL},
+    {"active", (getter)hook_get_active, NULL, "Whether close() has not been called.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyDoc_STRVAR(hook_doc,
+"Hook(handler, calls, suspects)\n\n"
+"A profile function that passes call and return events to handler(frame, event, arg),\n"
+"except those of code the handler marked by returning SKIP_UNTRACED or SKIP_PAUSED.\n"
+"Calling the hook as hook(frame, event, arg) handles one event as the profile\n"
+"function would.");
+
+static PyTypeObject HookType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "typetrace._profilehook.Hook",
+    .tp_basicsize = sizeof(HookObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = hook_doc,
+    .tp_new = hook_new,
+    .tp_dealloc = (destructor)hook_dealloc,
+    .tp_traverse = (traverseproc)hook_traverse,
+    .tp_clear = (inquiry)hook_clear,
+    .tp_call = (ternaryfunc)hook_call,
+    .tp_methods = hook_methods,
+    .tp_getset = hook_getset,
+};
+
+/* Module */
+
+static struct PyModuleDef profilehook_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "typetrace._profilehook",
+    .m_doc = "A profile function in C that calls typetrace's Python handler only for the "
+             "events of code it watches.",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__profilehook(void)
+{
+    if (extra_index < 0) {
+        /* The marks are integers, not pointers, so nothing is freed with the code. */
+        extra_index = _PyEval_RequestCodeExtraIndex(NULL);
+        if (extra_index < 0) {
+            return NULL;
+        }
+    }
+    if (call_event == NULL) {
+        call_event = PyUnicode_InternFromString("call");
+        return_event = PyUnicode_InternFromString("return");
+        if (call_event == NULL || return_event == NULL) {
+            Py_CLEAR(call_event);
+            Py_CLEAR(return_event);
+            return NULL;
+        }
+    }
+    if (PyType_Ready(&HookType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&profilehook_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&HookType);
+    if (PyModule_AddObject(module, "Hook", (PyObject *)&HookType) < 0) {
+        Py_DECREF(&HookType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(module, "SKIP_UNTRACED", SKIP_UNTRACED) < 0
+        || PyModule_AddIntConstant(module, "SKIP_PAUSED", SKIP_PAUSED) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
