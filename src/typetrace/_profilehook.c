@@ -2,12 +2,15 @@
  * sys.setprofile backend (typetrace._profiling).
  *
  * A Hook object is installed with PyEval_SetProfile in each traced thread. It drops
- * the c_call, c_return and c_exception events, and drops call and return events of
- * code that the Python side marked as skipped: code that is not traced, and
- * functions that sampling paused, except for the frames of their recorded calls that
- * are still open. Every other call and return event goes to the Python handler,
- * which holds all of the tracing logic. The handler returns SKIP_UNTRACED or
- * SKIP_PAUSED to mark the code of the frame, or 0 to leave it as it is.
+ * the c_call, c_return and c_exception events, and the return events of frames
+ * without an open recorded call, at which the handler has nothing to do. It also
+ * drops the call events of code that the Python side marked as skipped: code that
+ * is not traced, and functions that sampling paused, except when the frame is one of
+ * their recorded calls that are still open. Every other call and return event goes
+ * to the Python handler, which holds all of the tracing logic. The handler returns
+ * SKIP_UNTRACED or SKIP_PAUSED to mark the code of the frame, or 0 to leave it as
+ * it is. While the recorder has suspect frames, every call and return event goes to
+ * the handler.
  *
  * The marks live in the code objects' co_extra slots (PEP 523), tagged with the value
  * of a counter, the epoch. A new Hook (a new trace session) and Hook.resume() each
@@ -46,8 +49,7 @@ typedef struct {
     PyObject_HEAD
     /* handler(frame, event, arg) -> int, called for the events not skipped. */
     PyObject *handler;
-    /* The recorder's open calls, {frame: Call}: events of these frames reach the
-       handler even when their code is marked SKIP_PAUSED. */
+    /* The recorder's open calls, {frame: Call}. */
     PyObject *calls;
     /* The recorder's suspects: while not empty, every call and return event goes to
        the handler, which counts the events to check the suspect frames. */
@@ -77,25 +79,40 @@ borrowed_code(PyFrameObject *frame)
 #endif
 }
 
-/* Return whether the event of *frame*, whose code has *mark*, may be dropped. */
-static int
-mark_skips(HookObject *hook, uintptr_t mark, PyFrameObject *frame)
+/* Return the status stored in the mark of *frame*'s code, or 0 when there is no
+   mark or it is stale. */
+static uintptr_t
+marked_status(HookObject *hook, PyFrameObject *frame)
 {
+    void *extra = NULL;
+    /* Fails only for an object that is not a code object. */
+    if (_PyCode_GetExtra((PyObject *)borrowed_code(frame), extra_index, &extra) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    uintptr_t mark = (uintptr_t)extra;
     uintptr_t status = mark & STATUS_MASK;
     uintptr_t epoch = mark >> STATUS_BITS;
-    if (status == SKIP_UNTRACED) {
-        return epoch >= hook->first_epoch;
+    if (status == SKIP_UNTRACED && epoch >= hook->first_epoch) {
+        return status;
     }
     if (status == SKIP_PAUSED && epoch == current_epoch) {
-        /* Frames hash by identity, so the lookup runs no Python code. */
-        PyObject *call = PyDict_GetItemWithError(hook->calls, (PyObject *)frame);
-        if (call == NULL && PyErr_Occurred()) {
-            PyErr_Clear();
-            return 0;
-        }
-        return call == NULL;
+        return status;
     }
     return 0;
+}
+
+/* Return whether *frame* has an open recorded call; on an error, assume it has. */
+static int
+has_open_call(HookObject *hook, PyFrameObject *frame)
+{
+    /* Frames hash by identity, so the lookup runs no Python code. */
+    PyObject *call = PyDict_GetItemWithError(hook->calls, (PyObject *)frame);
+    if (call == NULL && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 1;
+    }
+    return call != NULL;
 }
 
 static void
@@ -189,17 +206,21 @@ hook_event(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg)
     if (what != PyTrace_CALL && what != PyTrace_RETURN) {
         return 0;
     }
-    if (PyDict_GET_SIZE(hook->suspects) == 0) {
-        void *mark = NULL;
-        /* Fails only for an object that is not a code object. */
-        if (_PyCode_GetExtra((PyObject *)borrowed_code(frame), extra_index, &mark) == 0) {
-            if (mark_skips(hook, (uintptr_t)mark, frame)) {
-                return 0;
-            }
-        }
-        else {
-            PyErr_Clear();
-        }
+    if (PyDict_GET_SIZE(hook->suspects) != 0) {
+        /* The handler counts these events down to check the suspects. */
+        return dispatch(hook, frame, what, arg);
+    }
+    uintptr_t status = marked_status(hook, frame);
+    if (status == SKIP_UNTRACED) {
+        return 0;
+    }
+    /* The handler needs a return event, and the call event of a resumed generator
+       or coroutine, only for a frame with an open recorded call. */
+    if (has_open_call(hook, frame)) {
+        return dispatch(hook, frame, what, arg);
+    }
+    if (what == PyTrace_RETURN || status == SKIP_PAUSED) {
+        return 0;
     }
     return dispatch(hook, frame, what, arg);
 }
@@ -365,10 +386,12 @@ static PyGetSetDef hook_getset[] = {
 
 PyDoc_STRVAR(hook_doc,
 "Hook(handler, calls, suspects)\n\n"
-"A profile function that passes call and return events to handler(frame, event, arg),\n"
-"except those of code the handler marked by returning SKIP_UNTRACED or SKIP_PAUSED.\n"
-"Calling the hook as hook(frame, event, arg) handles one event as the profile\n"
-"function would.");
+"A profile function that calls handler(frame, event, arg) for the call and return\n"
+"events of frames in the dict calls, and for the call events of other frames\n"
+"unless the handler returned SKIP_UNTRACED or SKIP_PAUSED for their code. While\n"
+"the dict suspects is not empty, it calls the handler for every call and return\n"
+"event. Calling the hook as hook(frame, event, arg) handles one event as the\n"
+"profile function would.");
 
 static PyTypeObject HookType = {
     PyVarObject_HEAD_INIT(NULL, 0)
