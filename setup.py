@@ -1,4 +1,4 @@
-"""Build the optional C profile hook; pyproject.toml holds the package's metadata.
+"""Build the optional C profile hook. The package's metadata is in pyproject.toml.
 
 The hook (``typetrace._profilehook``) speeds up tracing on CPython 3.9 to 3.11. It is
 built only there, and a failed build (no C compiler, no Python headers) leaves a

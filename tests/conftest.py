@@ -17,8 +17,8 @@ else:
 
 @pytest.fixture(params=BACKENDS)
 def tracing_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run the test once per tracing backend of this Python. On 3.9 to 3.11 that is
-    the C profile hook and the pure-Python profile function; a run with
+    """Run the test once per tracing backend of this Python. On 3.9 to 3.11 these are
+    the C profile hook and the pure-Python profile function, and a run with
     TYPETRACE_PURE_PYTHON=1 skips the C hook's runs."""
     backend: str = request.param
     if backend == "c-hook":

@@ -254,7 +254,7 @@ def recurse(depth):  # type: ignore[no-untyped-def]
 @before_312
 @needs_hook
 def test_recursion_error_reaches_program(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A traced program that hits the recursion limit sees its RecursionError, and
+    """A traced program that hits the recursion limit gets its RecursionError, and
     tracing goes on. The pure-Python backend stops tracing the thread there: Python
     removes a profile function written in Python when it raises."""
     monkeypatch.delenv("TYPETRACE_PURE_PYTHON", raising=False)
@@ -265,11 +265,22 @@ def test_recursion_error_reaches_program(monkeypatch: pytest.MonkeyPatch) -> Non
         identity("after")
 
     assert sink.one("identity").arg_types == {"value": STR}
-    # The tracer's own calls near the limit fail too; they are counted.
+    # The tracer's own calls near the limit fail too, and are counted.
     assert all(kind.endswith(": RecursionError") for kind in stats.errors)
 
 
 # A bare Hook
+
+
+@before_312
+@needs_hook
+def test_statuses_match_python_side() -> None:
+    from typetrace import _profiling
+
+    assert profilehook is not None
+    assert profilehook.SKIP_UNTRACED == _profiling.SKIP_UNTRACED
+    assert profilehook.SKIP_PAUSED == _profiling.SKIP_PAUSED
+    assert _profiling.WATCH not in (_profiling.SKIP_UNTRACED, _profiling.SKIP_PAUSED)
 
 
 @before_312

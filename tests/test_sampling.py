@@ -104,7 +104,7 @@ def test_new_types_off_samples_only() -> None:
 
 
 def test_paused_function_is_not_watched(tracing_backend: str) -> None:
-    """A paused function's calls are not counted; on 3.12+ they produce no events, and
+    """A paused function's calls are not counted. On 3.12+ they produce no events, and
     on 3.9 to 3.11 the C profile hook drops their events."""
     infos: list[Any] = []
 

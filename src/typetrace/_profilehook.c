@@ -7,7 +7,7 @@
  * drops the call events of code that the Python side marked as skipped: code that
  * is not traced, and functions that sampling paused, except when the frame is one of
  * their recorded calls that are still open. Every other call and return event goes
- * to the Python handler, which holds all of the tracing logic. The handler returns
+ * to the Python handler, where all of the tracing logic is. The handler returns
  * SKIP_UNTRACED or SKIP_PAUSED to mark the code of the frame, or 0 to leave it as
  * it is. While the recorder has suspect frames, every call and return event goes to
  * the handler.
@@ -40,7 +40,7 @@
 
 /* Index of typetrace's slot in co_extra, or -1 before the module's init. */
 static Py_ssize_t extra_index = -1;
-/* The current epoch; marks are tagged with the epoch they were made in. */
+/* The current epoch. Each mark is tagged with the epoch it was made in. */
 static uintptr_t current_epoch = 0;
 static PyObject *call_event = NULL;
 static PyObject *return_event = NULL;
@@ -56,11 +56,11 @@ typedef struct {
     PyObject *suspects;
     /* Errors raised by calls of the handler, as {exception class name: count}. */
     PyObject *errors;
-    /* The epoch this hook started; older SKIP_UNTRACED marks are stale. */
+    /* The epoch this hook started in. Older SKIP_UNTRACED marks are stale. */
     uintptr_t first_epoch;
     /* Events passed to the handler. */
     unsigned long long dispatched;
-    /* Cleared by close(); a closed hook removes itself at its thread's next event. */
+    /* Cleared by close(). A closed hook removes itself at its thread's next event. */
     int active;
 } HookObject;
 
@@ -102,7 +102,7 @@ marked_status(HookObject *hook, PyFrameObject *frame)
     return 0;
 }
 
-/* Return whether *frame* has an open recorded call; on an error, assume it has. */
+/* Return whether *frame* has an open recorded call, or 1 when the lookup fails. */
 static int
 has_open_call(HookObject *hook, PyFrameObject *frame)
 {
@@ -119,8 +119,8 @@ static void
 remove_hook(void)
 {
     PyEval_SetProfile(NULL, NULL);
-    /* An audit hook may reject sys.setprofile events; PyEval_SetProfile then leaves
-       the exception set, which must not reach the traced program. */
+    /* When an audit hook rejects the sys.setprofile event, PyEval_SetProfile leaves
+       the exception set, and it must not reach the traced program. */
     if (PyErr_Occurred()) {
         PyErr_Clear();
     }
@@ -154,8 +154,9 @@ count_error(HookObject *hook)
 
 /* Pass one call or return event to the handler and store the mark it returns.
    Returns -1 only for an exception that is not an Exception, such as the
-   KeyboardInterrupt of a signal that arrived while the handler ran; it goes on to
-   the traced program as it would from a profile function written in Python. */
+   KeyboardInterrupt of a signal that arrived while the handler ran. That exception
+   goes on to the traced program, as it would from a profile function written in
+   Python. */
 static int
 dispatch(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg)
 {

@@ -38,8 +38,9 @@ logger = logging.getLogger("typetrace.tracing")
 #: Environment variable that selects the pure-Python backend when set to 1.
 PURE_PYTHON_VARIABLE = "TYPETRACE_PURE_PYTHON"
 
-# What an event handler tells the C hook about the frame's code: nothing, or that
-# the hook may drop the code's events. _profilehook.c defines the same numbers.
+# The statuses an event handler returns to the C hook for the frame's code: that
+# the code stays watched, or that the hook may drop its events, except those of
+# frames with an open recorded call. _profilehook.c defines the same numbers.
 WATCH = 0
 # The code is not traced.
 SKIP_UNTRACED = 1
@@ -156,9 +157,9 @@ class HookBackend(ProfileBackend):
     """Installs the C profile function of :mod:`typetrace._profilehook`, which passes
     only the events of watched code to the methods of :class:`ProfileBackend`.
 
-    Sampling's pauses are told to the hook: ``recorder.on_resume`` unmarks the
-    paused functions. The hook holds ``recorder.calls`` and ``recorder.suspects``,
-    which the recorder therefore clears and never replaces.
+    ``recorder.on_resume`` calls the hook's ``resume()``, which unmarks the functions
+    that sampling paused. The hook keeps references to ``recorder.calls`` and
+    ``recorder.suspects``, so the recorder clears these dicts and never replaces them.
     """
 
     def __init__(self, recorder: Recorder, profilehook: ModuleType) -> None:
@@ -172,9 +173,10 @@ class HookBackend(ProfileBackend):
         recorder = self.recorder
 
         def start_thread(frame: FrameType, event: str, arg: Any) -> None:
-            # The Python profile function of threads started while tracing, which
-            # threading.setprofile() accepts; it hands the thread to the C hook at
-            # the thread's first event. A closed hook removes it instead.
+            # The Python profile function of threads started while tracing, because
+            # threading.setprofile() takes only a Python callable. It hands the thread
+            # to the C hook at the thread's first event, or, when the hook is closed,
+            # the hook removes it.
             if hook.active:
                 try:
                     hook.install()
@@ -182,9 +184,9 @@ class HookBackend(ProfileBackend):
                     recorder.note_error("profile hook install", error)
             hook(frame, event, arg)
 
+        hook.install()
         recorder.on_resume = hook.resume
         threading.setprofile(start_thread)
-        hook.install()
 
     def uninstall(self) -> None:
         # Threads started while tracing keep the hook until their next event, where
@@ -215,12 +217,12 @@ def make_profile_backend(recorder: Recorder) -> ProfileBackend:
     """Return a :class:`HookBackend` for *recorder*, or a :class:`ProfileBackend` when
     the C hook is not built or ``TYPETRACE_PURE_PYTHON=1`` is set."""
     if os.environ.get(PURE_PYTHON_VARIABLE) == "1":
-        logger.debug("%s=1 is set; tracing with the pure-Python profile function", PURE_PYTHON_VARIABLE)
+        logger.debug("%s=1 is set, so tracing uses the pure-Python profile function", PURE_PYTHON_VARIABLE)
         return ProfileBackend(recorder)
     try:
         from typetrace import _profilehook
     except ImportError as error:
-        logger.debug("The C profile hook is not available (%s); tracing with the pure-Python profile function", error)
+        logger.debug("The C profile hook failed to import (%s), so tracing uses the pure-Python profile function", error)
         return ProfileBackend(recorder)
     return HookBackend(recorder, _profilehook)
 
