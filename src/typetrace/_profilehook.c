@@ -281,6 +281,8 @@ hook_traverse(HookObject *hook, visitproc visit, void *arg)
 static int
 hook_clear(HookObject *hook)
 {
+    /* A thread may still have the hook installed; it then removes the hook. */
+    hook->active = 0;
     Py_CLEAR(hook->handler);
     Py_CLEAR(hook->calls);
     Py_CLEAR(hook->suspects);
