@@ -391,6 +391,82 @@ def test_paused_mark_keeps_open_call_frames() -> None:
     calls.clear()
 
 
+def yields_none():  # type: ignore[no-untyped-def]
+    yield None
+    yield None
+
+
+class Thrown(Exception):
+    pass
+
+
+@before_312
+@needs_hook
+def test_hook_tells_unwind_from_return() -> None:
+    """A yield of None is a "return" event with None, an exception leaving the frame
+    an "unwind" event."""
+    seen: list[tuple[str, object]] = []
+    calls: dict[Any, Any] = {}
+
+    def handler(frame: FrameType, event: str, arg: Any) -> int:
+        if frame.f_code.co_name == "yields_none":
+            calls[frame] = None
+            seen.append((event, arg))
+        return 0
+
+    def body() -> None:
+        generator = yields_none()
+        next(generator)
+        with pytest.raises(Thrown):
+            generator.throw(Thrown())
+
+    run_hooked(profilehook.Hook(handler, calls, {}), body)  # type: ignore[union-attr]
+    calls.clear()
+
+    assert seen == [("call", None), ("return", None), ("call", None), ("unwind", None)]
+
+
+@before_312
+@needs_hook
+def test_hook_call_keeps_ambiguous_return() -> None:
+    """Through Hook.__call__, as a Python profile function, a return of None may be an
+    exception, so it reaches the handler as "return_or_unwind"."""
+    assert profilehook is not None
+    events = Events("yields_none", open_calls=True)
+    hook = events.hook()
+
+    sys.setprofile(hook)
+    try:
+        list(yields_none())
+    finally:
+        sys.setprofile(None)
+
+    assert events.seen == ["call", "return_or_unwind"] * 3
+
+
+@before_312
+def test_yield_none_makes_no_suspect(tracing_backend: str) -> None:
+    """With the C hook a yield of None is certain; the pure-Python profile function
+    checks the frame again later."""
+    suspects: list[int] = []
+
+    def body(session: TraceSession) -> None:
+        generator = yields_none()
+        next(generator)
+        suspects.append(len(session._recorder.suspects))
+        next(generator)
+
+    sink = ListSink()
+    session = _start_session(SinkOnlyConfig(), sink, None, False)
+    try:
+        body(session)
+    finally:
+        session.stop()
+
+    assert suspects == [0 if tracing_backend == "c-hook" else 1]
+    assert sink.one("yields_none").yield_type == TypeRef("builtins", "None")
+
+
 @before_312
 @needs_hook
 def test_hook_suspects_send_every_event() -> None:

@@ -12,6 +12,11 @@
  * it is. While the recorder has suspect frames, every call and return event goes to
  * the handler.
  *
+ * A C profile function gets the return event of a frame that an exception leaves
+ * with a NULL argument, where a Python profile function gets None, as for a return
+ * or yield of None. The hook passes such an event to the handler as "unwind", and
+ * other return events as "return", so the handler knows which it is.
+ *
  * The marks live in the code objects' co_extra slots (PEP 523), tagged with the value
  * of a counter, the epoch. A new Hook (a new trace session) and Hook.resume() each
  * start a new epoch. A SKIP_UNTRACED mark holds from the epoch its Hook started in.
@@ -42,8 +47,15 @@
 static Py_ssize_t extra_index = -1;
 /* The current epoch. Each mark is tagged with the epoch it was made in. */
 static uintptr_t current_epoch = 0;
+/* The event names passed to the handler. */
 static PyObject *call_event = NULL;
+/* The frame returned or yielded the argument. */
 static PyObject *return_event = NULL;
+/* An exception left the frame. */
+static PyObject *unwind_event = NULL;
+/* A return event that Python code passed to Hook.__call__ with the value None: a
+   return or yield of None, or an exception leaving the frame. */
+static PyObject *return_or_unwind_event = NULL;
 
 typedef struct {
     PyObject_HEAD
@@ -152,20 +164,15 @@ count_error(HookObject *hook)
     Py_XDECREF(traceback);
 }
 
-/* Pass one call or return event to the handler and store the mark it returns.
-   Returns -1 only for an exception that is not an Exception, such as the
-   KeyboardInterrupt of a signal that arrived while the handler ran. That exception
-   goes on to the traced program, as it would from a profile function written in
-   Python. */
+/* Pass one event to the handler and store the mark it returns. Returns -1 only for
+   an exception that is not an Exception, such as the KeyboardInterrupt of a signal
+   that arrived while the handler ran. That exception goes on to the traced program,
+   as it would from a profile function written in Python. */
 static int
-dispatch(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg)
+dispatch(HookObject *hook, PyFrameObject *frame, PyObject *event, PyObject *arg)
 {
     uintptr_t epoch = current_epoch;
-    PyObject *args[3] = {
-        (PyObject *)frame,
-        what == PyTrace_CALL ? call_event : return_event,
-        arg != NULL ? arg : Py_None,
-    };
+    PyObject *args[3] = {(PyObject *)frame, event, arg != NULL ? arg : Py_None};
     int outcome = 0;
     hook->dispatched++;
     /* The handler may end the session, which drops the thread's reference to the
@@ -197,39 +204,52 @@ dispatch(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg)
     return outcome;
 }
 
+/* Handle one event. *exact* is false for events that Python code passed to
+   Hook.__call__, where an exception leaving the frame has the argument None. */
 static int
-hook_event(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg)
+hook_event(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg, int exact)
 {
     if (!hook->active) {
         remove_hook();
         return 0;
     }
-    if (what != PyTrace_CALL && what != PyTrace_RETURN) {
+    PyObject *event;
+    if (what == PyTrace_CALL) {
+        event = call_event;
+    }
+    else if (what != PyTrace_RETURN) {
         return 0;
+    }
+    else if (!exact && arg == Py_None) {
+        event = return_or_unwind_event;
+    }
+    else {
+        event = arg == NULL ? unwind_event : return_event;
     }
     if (PyDict_GET_SIZE(hook->suspects) != 0) {
         /* The handler counts these events down to check the suspects. */
-        return dispatch(hook, frame, what, arg);
+        return dispatch(hook, frame, event, arg);
     }
     uintptr_t status = marked_status(hook, frame);
     if (status == SKIP_UNTRACED) {
         return 0;
     }
-    /* The handler needs a return event, and the call event of a resumed generator
-       or coroutine, only for a frame with an open recorded call. */
+    /* Return events matter to the handler only for frames with an open recorded
+       call. Call events of other frames go to it to start calls, unless sampling
+       paused the function. */
     if (has_open_call(hook, frame)) {
-        return dispatch(hook, frame, what, arg);
+        return dispatch(hook, frame, event, arg);
     }
     if (what == PyTrace_RETURN || status == SKIP_PAUSED) {
         return 0;
     }
-    return dispatch(hook, frame, what, arg);
+    return dispatch(hook, frame, event, arg);
 }
 
 static int
 hook_profile(PyObject *self, PyFrameObject *frame, int what, PyObject *arg)
 {
-    return hook_event((HookObject *)self, frame, what, arg);
+    return hook_event((HookObject *)self, frame, what, arg, 1);
 }
 
 /* Hook */
@@ -317,7 +337,7 @@ hook_call(HookObject *hook, PyObject *args, PyObject *kwargs)
         /* The C events, which hook_event ignores whatever their number. */
         what = PyTrace_C_CALL;
     }
-    if (hook_event(hook, (PyFrameObject *)frame, what, arg) < 0) {
+    if (hook_event(hook, (PyFrameObject *)frame, what, arg, 0) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -393,8 +413,11 @@ PyDoc_STRVAR(hook_doc,
 "events of frames in the dict calls, and for the call events of other frames\n"
 "unless the handler returned SKIP_UNTRACED or SKIP_PAUSED for their code. While\n"
 "the dict suspects is not empty, it calls the handler for every call and return\n"
-"event. Calling the hook as hook(frame, event, arg) handles one event as the\n"
-"profile function would.");
+"event. The event is \"call\", \"return\" (the frame returned or yielded arg) or\n"
+"\"unwind\" (an exception left the frame). Calling the hook as\n"
+"hook(frame, event, arg) handles one sys.setprofile event as the profile function\n"
+"would, except that a \"return\" event with the value None reaches the handler as\n"
+"\"return_or_unwind\", because a Python profile function gets None for both.");
 
 static PyTypeObject HookType = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -434,9 +457,13 @@ PyInit__profilehook(void)
     if (call_event == NULL) {
         call_event = PyUnicode_InternFromString("call");
         return_event = PyUnicode_InternFromString("return");
-        if (call_event == NULL || return_event == NULL) {
+        unwind_event = PyUnicode_InternFromString("unwind");
+        return_or_unwind_event = PyUnicode_InternFromString("return_or_unwind");
+        if (call_event == NULL || return_event == NULL || unwind_event == NULL || return_or_unwind_event == NULL) {
             Py_CLEAR(call_event);
             Py_CLEAR(return_event);
+            Py_CLEAR(unwind_event);
+            Py_CLEAR(return_or_unwind_event);
             return NULL;
         }
     }

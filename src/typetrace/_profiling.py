@@ -12,10 +12,12 @@ A profile function runs for every call and return of all code, the standard libr
 included, and for every call of a builtin. :class:`HookBackend` therefore installs
 the C profile function of :mod:`typetrace._profilehook`, which drops the events of
 builtins, of code that is not traced and of functions that sampling paused, and
-passes the rest to the same Python methods as :class:`ProfileBackend`. The C module
-is built when a C compiler is available at installation. Without it, or with the
-environment variable ``TYPETRACE_PURE_PYTHON=1``, :class:`ProfileBackend` handles
-every event in Python.
+passes the rest to the same Python methods as :class:`ProfileBackend`. A C profile
+function also gets a NULL value where an exception leaves the frame, so with the
+hook a yield of ``None`` is never mistaken for an exception, and no frame becomes a
+suspect. The C module is built when a C compiler is available at installation.
+Without it, or with the environment variable ``TYPETRACE_PURE_PYTHON=1``,
+:class:`ProfileBackend` handles every event in Python.
 """
 
 from __future__ import annotations
@@ -117,18 +119,13 @@ class ProfileBackend:
             recorder.start(frame, info)
         return SKIP_PAUSED if info.paused else WATCH
 
-    def _on_return(self, frame: FrameType, value: Any) -> int:
+    def _on_return(self, frame: FrameType, value: Any, exact: bool = False) -> int:
+        """Handle a return event. Unless *exact*, the event may also be an exception
+        leaving the frame, with the value None."""
         recorder = self.recorder
         call = recorder.calls.get(frame)
         if call is None:
-            entry = recorder.codes.get(id(frame.f_code))
-            if entry is None:
-                # Code first seen at a return: a frame that started before tracing.
-                return WATCH
-            info = entry[1]
-            if info is None:
-                return SKIP_UNTRACED
-            return SKIP_PAUSED if info.paused else WATCH
+            return self._status_without_call(frame)
         code_bytes = self._bytes_of(call.info)
         offset = frame.f_lasti
         opcode = code_bytes[offset]
@@ -136,10 +133,29 @@ class ProfileBackend:
             recorder.returned(frame, value)
         elif opcode == _YIELD_VALUE or opcode == _YIELD_FROM or _next_opcode(code_bytes, offset) == _YIELD_FROM:
             # An exception leaving the frame is reported with the value None.
-            recorder.suspended(frame, call, value, certain=value is not None)
+            recorder.suspended(frame, call, value, certain=exact or value is not None)
         else:
             recorder.unwound(frame)
         return WATCH
+
+    def _on_unwind(self, frame: FrameType) -> int:
+        """Handle an exception leaving *frame*, which only the C hook reports apart
+        from returns."""
+        recorder = self.recorder
+        if frame not in recorder.calls:
+            return self._status_without_call(frame)
+        recorder.unwound(frame)
+        return WATCH
+
+    def _status_without_call(self, frame: FrameType) -> int:
+        entry = self.recorder.codes.get(id(frame.f_code))
+        if entry is None:
+            # Code first seen at a return: a frame that started before tracing.
+            return WATCH
+        info = entry[1]
+        if info is None:
+            return SKIP_UNTRACED
+        return SKIP_PAUSED if info.paused else WATCH
 
     def _bytes_of(self, info: CodeInfo) -> bytes:
         code_bytes: Optional[bytes] = self._code_bytes.get(id(info.code))
@@ -200,13 +216,17 @@ class HookBackend(ProfileBackend):
             self.recorder.add_errors(f"profile hook: {name}", count)
 
     def _handle(self, frame: FrameType, event: str, arg: Any) -> int:
-        # The hook passes only "call" and "return" events.
+        # The hook's events, as _profilehook.c documents them.
         try:
             recorder = self.recorder
             if recorder.suspects:
                 recorder.check_suspects()
             if event == "call":
                 return self._on_call(frame)
+            if event == "return":
+                return self._on_return(frame, arg, exact=True)
+            if event == "unwind":
+                return self._on_unwind(frame)
             return self._on_return(frame, arg)
         except Exception as error:  # noqa: BLE001 - the traced program must not see tracer errors
             self.recorder.note_error(f"profile {event}", error)
