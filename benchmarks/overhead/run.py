@@ -6,6 +6,10 @@ the modes in turn, in a rotated order, so that a drift of the machine affects th
 alike. The script prints the median, min and max wall time of each and its ratio to
 the untraced median.
 
+On Python 3.9 to 3.11, the mode hook-floor, run only when --modes names it, runs the
+workload under a C profile function that drops every event. That is the least any
+profile function costs there.
+
     python benchmarks/overhead/run.py --python python3.12 --rounds 5
 
 The first run builds a virtual environment under benchmarks/.work/ with typetrace
@@ -30,6 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 WORKLOADS_DIR = Path(__file__).resolve().parent / "workloads"
 MODES = ("untraced", "default", "all-calls", "monkeytype")
+# The cost of any profile function on Python 3.9 to 3.11: typetrace's C hook dropping
+# every event. Run only when asked for.
+FLOOR_MODE = "hook-floor"
 WORKLOADS = ("interpreter", "dataproc", "asyncserver", "manyfuncs", "toolz-tests")
 
 
@@ -96,6 +103,7 @@ def command(python: Path, work: Path, workload: str, mode: str) -> tuple[list[st
         "default": ["-m", "typetrace", "run", "--db", db],
         "all-calls": ["-m", "typetrace", "run", "--all-calls", "--db", db],
         "monkeytype": ["-m", "monkeytype", "run"],
+        FLOOR_MODE: [str(Path(__file__).resolve().parent / "profile_floor.py")],
     }[mode]
     return [str(python), *prefix, *target], cwd
 
@@ -121,7 +129,7 @@ def main() -> int:
     parser.add_argument("--python", default=sys.executable, help="interpreter to benchmark (default: this one)")
     parser.add_argument("--rounds", type=int, default=5, help="runs of each workload in each mode (default: 5)")
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=[*WORKLOADS, "startup"])
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=[*MODES, FLOOR_MODE])
     args = parser.parse_args()
     python, work = prepare(args.python)
     workloads = [*args.workloads, "startup"] if "startup" not in args.workloads else args.workloads
