@@ -1,5 +1,6 @@
 """Run a script, or a module with -m, under typetrace's C profile hook set to drop every
-event: the cost that any profile function adds on Python 3.9 to 3.11, whatever it does.
+event. This shows about what any profile function costs on Python 3.9 to 3.11,
+whatever it does.
 
     python profile_floor.py workload.py ARGS
     python profile_floor.py -m pytest ARGS

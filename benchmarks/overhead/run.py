@@ -7,8 +7,8 @@ alike. The script prints the median, min and max wall time of each and its ratio
 the untraced median.
 
 On Python 3.9 to 3.11, the mode hook-floor, run only when --modes names it, runs the
-workload under a C profile function that drops every event. That is the least any
-profile function costs there.
+workload under a C profile function that drops every event. That is close to the
+least any profile function costs there.
 
     python benchmarks/overhead/run.py --python python3.12 --rounds 5
 
