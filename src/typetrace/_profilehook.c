@@ -15,7 +15,7 @@
  * A C profile function gets the return event of a frame that an exception leaves
  * with a NULL argument, where a Python profile function gets None, as for a return
  * or yield of None. The hook passes such an event to the handler as "unwind", and
- * other return events as "return", so the handler knows which it is.
+ * other return events as "return", so the handler can tell them apart.
  *
  * The marks live in the code objects' co_extra slots (PEP 523), tagged with the value
  * of a counter, the epoch. A new Hook (a new trace session) and Hook.resume() each
