@@ -155,12 +155,13 @@ def test_other_profiler_raises(tracing_backend: str) -> None:
 # The C hook inside a session
 
 
-@before_312
 @needs_hook
-def test_thread_switches_to_c_hook() -> None:
+@before_312
+def test_thread_switches_to_c_hook(monkeypatch: pytest.MonkeyPatch) -> None:
     """A thread started while tracing gets the C hook at its first event, and removes
     it at its first event after the session stops."""
     assert profilehook is not None
+    monkeypatch.delenv("TYPETRACE_PURE_PYTHON", raising=False)
     profiles: list[object] = []
     stopped = threading.Event()
 
@@ -185,11 +186,12 @@ def test_thread_switches_to_c_hook() -> None:
     assert sink.one("identity").arg_types == {"value": STR}
 
 
-@before_312
 @needs_hook
-def test_untraced_code_stays_in_c() -> None:
+@before_312
+def test_untraced_code_stays_in_c(monkeypatch: pytest.MonkeyPatch) -> None:
     """After their first call, the events of code the filter rejects and of builtins
     never reach Python."""
+    monkeypatch.delenv("TYPETRACE_PURE_PYTHON", raising=False)
 
     class SkipUntraced(SinkOnlyConfig):
         def code_filter(self) -> Callable[[Any], bool]:
@@ -251,8 +253,8 @@ def recurse(depth):  # type: ignore[no-untyped-def]
     return recurse(depth + 1)
 
 
-@before_312
 @needs_hook
+@before_312
 def test_recursion_error_reaches_program(monkeypatch: pytest.MonkeyPatch) -> None:
     """A traced program that hits the recursion limit gets its RecursionError, and
     tracing goes on. The pure-Python backend stops tracing the thread there: Python
@@ -272,8 +274,8 @@ def test_recursion_error_reaches_program(monkeypatch: pytest.MonkeyPatch) -> Non
 # A bare Hook
 
 
-@before_312
 @needs_hook
+@before_312
 def test_statuses_match_python_side() -> None:
     from typetrace import _profiling
 
@@ -283,8 +285,8 @@ def test_statuses_match_python_side() -> None:
     assert _profiling.WATCH not in (_profiling.SKIP_UNTRACED, _profiling.SKIP_PAUSED)
 
 
-@before_312
 @needs_hook
+@before_312
 def test_hook_passes_call_and_return_events() -> None:
     events = Events("identity", open_calls=True)
     hook = events.hook()
@@ -296,8 +298,8 @@ def test_hook_passes_call_and_return_events() -> None:
     assert hook.errors == {}
 
 
-@before_312
 @needs_hook
+@before_312
 def test_hook_drops_returns_without_open_call() -> None:
     events = Events("identity")
 
@@ -306,8 +308,8 @@ def test_hook_drops_returns_without_open_call() -> None:
     assert events.seen == ["call", "call"]
 
 
-@before_312
 @needs_hook
+@before_312
 @pytest.mark.parametrize("status_name", ["SKIP_UNTRACED", "SKIP_PAUSED"])
 def test_hook_mark_drops_later_events(status_name: str) -> None:
     assert profilehook is not None
@@ -318,8 +320,8 @@ def test_hook_mark_drops_later_events(status_name: str) -> None:
     assert events.seen == ["call"]
 
 
-@before_312
 @needs_hook
+@before_312
 def test_hook_resume_drops_paused_marks_only() -> None:
     assert profilehook is not None
     paused = Events("identity", profilehook.SKIP_PAUSED)
@@ -343,8 +345,8 @@ def test_hook_resume_drops_paused_marks_only() -> None:
     assert skipped.seen == ["call"]
 
 
-@before_312
 @needs_hook
+@before_312
 def test_new_hook_drops_old_marks() -> None:
     """Marks made under one hook (one session) do not hold for the next."""
     assert profilehook is not None
@@ -357,8 +359,8 @@ def test_new_hook_drops_old_marks() -> None:
     assert second.seen == ["call"]
 
 
-@before_312
 @needs_hook
+@before_312
 def test_paused_mark_keeps_open_call_frames() -> None:
     """Events of a frame in the calls dict reach the handler although its code is
     marked SKIP_PAUSED."""
@@ -400,8 +402,8 @@ class Thrown(Exception):
     pass
 
 
-@before_312
 @needs_hook
+@before_312
 def test_hook_tells_unwind_from_return() -> None:
     """A yield of None is a "return" event with None, an exception leaving the frame
     an "unwind" event."""
@@ -426,8 +428,8 @@ def test_hook_tells_unwind_from_return() -> None:
     assert seen == [("call", None), ("return", None), ("call", None), ("unwind", None)]
 
 
-@before_312
 @needs_hook
+@before_312
 def test_hook_call_keeps_ambiguous_return() -> None:
     """Through Hook.__call__, as a Python profile function, a return of None may be an
     exception, so it reaches the handler as "return_or_unwind"."""
@@ -467,8 +469,8 @@ def test_yield_none_makes_no_suspect(tracing_backend: str) -> None:
     assert sink.one("yields_none").yield_type == TypeRef("builtins", "None")
 
 
-@before_312
 @needs_hook
+@before_312
 def test_hook_suspects_send_every_event() -> None:
     assert profilehook is not None
     events = Events("identity", profilehook.SKIP_UNTRACED)
@@ -478,8 +480,8 @@ def test_hook_suspects_send_every_event() -> None:
     assert events.seen == ["call", "return", "call", "return"]
 
 
-@before_312
 @needs_hook
+@before_312
 def test_hook_counts_handler_errors() -> None:
     events = Events("identity", error=ValueError("handler failed"), open_calls=True)
     hook = events.hook()
@@ -492,8 +494,8 @@ def test_hook_counts_handler_errors() -> None:
     assert hook.errors == {"ValueError": 2}
 
 
-@before_312
 @needs_hook
+@before_312
 def test_hook_passes_keyboard_interrupt_on() -> None:
     """An exception that is not an Exception, such as a KeyboardInterrupt raised while
     the handler ran, goes on to the program as from a Python profile function."""
@@ -508,8 +510,8 @@ def test_hook_passes_keyboard_interrupt_on() -> None:
     assert hook.errors == {}
 
 
-@before_312
 @needs_hook
+@before_312
 def test_hook_keeps_reference_counts() -> None:
     value = object()
     events = Events("identity", open_calls=True)
@@ -523,8 +525,8 @@ def test_hook_keeps_reference_counts() -> None:
     assert counts_after == counts_before
 
 
-@before_312
 @needs_hook
+@before_312
 def test_closed_hook_removes_itself() -> None:
     events = Events("identity", open_calls=True)
     hook = events.hook()
@@ -540,8 +542,8 @@ def test_closed_hook_removes_itself() -> None:
         hook.install()
 
 
-@before_312
 @needs_hook
+@before_312
 def test_hook_rejects_bad_arguments() -> None:
     assert profilehook is not None
     with pytest.raises(TypeError, match="must be callable"):

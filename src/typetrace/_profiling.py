@@ -13,9 +13,9 @@ included, and for every call of a builtin. :class:`HookBackend` therefore instal
 the C profile function of :mod:`typetrace._profilehook`, which drops the events of
 builtins, of code that is not traced and of functions that sampling paused, and
 passes the rest to the same Python methods as :class:`ProfileBackend`. A C profile
-function also gets a NULL value where an exception leaves the frame, so with the
-hook a yield of ``None`` is never mistaken for an exception, and no frame becomes a
-suspect. The C module is built when a C compiler is available at installation.
+function also gets a NULL value where an exception leaves the frame, so the hook
+tells the handler which return events are exceptions, and a yield of ``None`` needs
+no later check. The C module is built when a C compiler is available at installation.
 Without it, or with the environment variable ``TYPETRACE_PURE_PYTHON=1``,
 :class:`ProfileBackend` handles every event in Python.
 """

@@ -236,7 +236,8 @@ class Recorder:
         self.resolve_main = resolve_main
         self.inferrer = TypeInferrer(main_module)
         #: Traced frames whose calls have not ended. The C profile hook of Python 3.9
-        #: to 3.11 holds this dict and self.suspects, so both are cleared, never replaced.
+        #: to 3.11 keeps references to this dict and to self.suspects, so both are
+        #: cleared, never replaced.
         self.calls: dict[FrameType, Call] = {}
         # id(code) -> (code, its info or None when it is not traced). The code object
         # is kept so that its id is not reused while the entry exists.
