@@ -14,7 +14,7 @@ the C profile function of :mod:`typetrace._profilehook`, which drops the events 
 builtins, of code that is not traced and of functions that sampling paused, and
 passes the rest to the same Python methods as :class:`ProfileBackend`. A C profile
 function also gets a NULL value where an exception leaves the frame, so the hook
-tells the handler which return events are exceptions, and a yield of ``None`` needs
+passes those events to the handler as "unwind" events, and a yield of ``None`` needs
 no later check. The C module is built when a C compiler is available at installation.
 Without it, or with the environment variable ``TYPETRACE_PURE_PYTHON=1``,
 :class:`ProfileBackend` handles every event in Python.
