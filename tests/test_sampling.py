@@ -3,7 +3,6 @@ functions that are always recorded."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Callable, Optional
 
 import pytest
@@ -17,6 +16,8 @@ from typetrace.typemodel import TypeRef
 INT = TypeRef("builtins", "int")
 STR = TypeRef("builtins", "str")
 MODULE = __name__
+
+pytestmark = pytest.mark.usefixtures("tracing_backend")
 
 
 
@@ -102,8 +103,9 @@ def test_new_types_off_samples_only() -> None:
     assert sink.arg_types("identity", "value") == {INT}
 
 
-def test_paused_function_is_not_watched() -> None:
-    """A paused function's calls are not counted; on 3.12+ they produce no events."""
+def test_paused_function_is_not_watched(tracing_backend: str) -> None:
+    """A paused function's calls are not counted. On 3.12+ they produce no events, and
+    on 3.9 to 3.11 the C profile hook drops their events."""
     infos: list[Any] = []
 
     def body(session: TraceSession) -> None:
@@ -116,7 +118,7 @@ def test_paused_function_is_not_watched() -> None:
         calls_when_paused = info.calls
         # The same caller as before: code that has not run before would resume it.
         call_with_ints(500)
-        if sys.version_info >= (3, 12):
+        if tracing_backend in ("monitoring", "c-hook"):
             assert info.calls == calls_when_paused
         assert info.paused
 

@@ -29,6 +29,8 @@ BYTES = TypeRef("builtins", "bytes")
 BOOL = TypeRef("builtins", "bool")
 MODULE = __name__
 
+pytestmark = pytest.mark.usefixtures("tracing_backend")
+
 
 
 def record(body: Callable[[], object], sampling: Optional[Sampling] = None) -> ListSink:

@@ -1,4 +1,4 @@
-"""Tracing backend for Python 3.9 to 3.11, built on :func:`sys.setprofile`.
+"""Tracing backends for Python 3.9 to 3.11, built on :func:`sys.setprofile`.
 
 The profile function receives a ``"call"`` event when a frame starts or resumes and a
 ``"return"`` event when it returns, yields, awaits or is left by an exception. The
@@ -7,20 +7,47 @@ yield instruction for a suspension, anything else for an exception. An exception
 thrown into a suspended generator leaves it at its yield instruction with the value
 ``None``, exactly like a real ``yield None``; the recorder settles that case later by
 checking whether the generator still holds the frame.
+
+A profile function runs for every call and return of all code, the standard library
+included, and for every call of a builtin. :class:`HookBackend` therefore installs
+the C profile function of :mod:`typetrace._profilehook`, which drops the events of
+builtins, of code that is not traced and of functions that sampling paused, and
+passes the rest to the same Python methods as :class:`ProfileBackend`. A C profile
+function also gets a NULL value where an exception leaves the frame, so the hook
+passes those events to the handler as "unwind" events, and a yield of ``None`` needs
+no later check. The C module is built when a C compiler is available at installation.
+Without it, or with the environment variable ``TYPETRACE_PURE_PYTHON=1``,
+:class:`ProfileBackend` handles every event in Python.
 """
 
 from __future__ import annotations
 
 import dis
+import logging
+import os
 import sys
 import threading
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Any, Optional
 
 from typetrace._recorder import CodeInfo, Recorder
 from typetrace.tracing import TracerError
 
-__all__ = ["ProfileBackend"]
+__all__ = ["HookBackend", "ProfileBackend", "make_profile_backend"]
+
+logger = logging.getLogger("typetrace.tracing")
+
+#: Environment variable that selects the pure-Python backend when set to 1.
+PURE_PYTHON_VARIABLE = "TYPETRACE_PURE_PYTHON"
+
+# The statuses an event handler returns to the C hook for the frame's code: that
+# the code stays watched, or that the hook may drop its events, except those of
+# frames with an open recorded call. _profilehook.c defines the same numbers.
+WATCH = 0
+# The code is not traced.
+SKIP_UNTRACED = 1
+# Sampling paused the function. Frames with an open recorded call still get events.
+SKIP_PAUSED = 2
 
 _RETURN_VALUE = dis.opmap["RETURN_VALUE"]
 _YIELD_VALUE = dis.opmap["YIELD_VALUE"]
@@ -49,12 +76,7 @@ class ProfileBackend:
         self._code_bytes: dict[int, bytes] = {}
 
     def install(self) -> None:
-        previous = sys.getprofile()
-        if previous is not None:
-            raise TracerError(
-                f"Another profiler is active (sys.getprofile() returned {previous!r}); "
-                "stop it before tracing with typetrace"
-            )
+        _check_no_profiler()
         self._active = True
         threading.setprofile(self._profile)
         sys.setprofile(self._profile)
@@ -81,22 +103,29 @@ class ProfileBackend:
         except Exception as error:  # noqa: BLE001 - the traced program must not see tracer errors
             self.recorder.note_error(f"profile {event}", error)
 
-    def _on_call(self, frame: FrameType) -> None:
+    # The event methods return WATCH, SKIP_UNTRACED or SKIP_PAUSED for HookBackend.
+
+    def _on_call(self, frame: FrameType) -> int:
         recorder = self.recorder
         call = recorder.calls.get(frame)
         if call is not None:
             recorder.resumed(call)
-            return
+            return WATCH
         info = recorder.code_info(frame.f_code, frame)
+        if info is None:
+            return SKIP_UNTRACED
         # A resumed frame without a call started before tracing or was not sampled.
-        if info is not None and _is_function_start(frame, self._bytes_of(info)):
+        if _is_function_start(frame, self._bytes_of(info)):
             recorder.start(frame, info)
+        return SKIP_PAUSED if info.paused else WATCH
 
-    def _on_return(self, frame: FrameType, value: Any) -> None:
+    def _on_return(self, frame: FrameType, value: Any, exact: bool = False) -> int:
+        """Handle a return event. Unless *exact*, the event may also be an exception
+        leaving the frame, with the value None."""
         recorder = self.recorder
         call = recorder.calls.get(frame)
         if call is None:
-            return
+            return self._status_without_call(frame)
         code_bytes = self._bytes_of(call.info)
         offset = frame.f_lasti
         opcode = code_bytes[offset]
@@ -104,9 +133,29 @@ class ProfileBackend:
             recorder.returned(frame, value)
         elif opcode == _YIELD_VALUE or opcode == _YIELD_FROM or _next_opcode(code_bytes, offset) == _YIELD_FROM:
             # An exception leaving the frame is reported with the value None.
-            recorder.suspended(frame, call, value, certain=value is not None)
+            recorder.suspended(frame, call, value, certain=exact or value is not None)
         else:
             recorder.unwound(frame)
+        return WATCH
+
+    def _on_unwind(self, frame: FrameType) -> int:
+        """Handle an exception leaving *frame*, which only the C hook reports apart
+        from returns."""
+        recorder = self.recorder
+        if frame not in recorder.calls:
+            return self._status_without_call(frame)
+        recorder.unwound(frame)
+        return WATCH
+
+    def _status_without_call(self, frame: FrameType) -> int:
+        entry = self.recorder.codes.get(id(frame.f_code))
+        if entry is None:
+            # Code first seen at a return: a frame that started before tracing.
+            return WATCH
+        info = entry[1]
+        if info is None:
+            return SKIP_UNTRACED
+        return SKIP_PAUSED if info.paused else WATCH
 
     def _bytes_of(self, info: CodeInfo) -> bytes:
         code_bytes: Optional[bytes] = self._code_bytes.get(id(info.code))
@@ -118,3 +167,90 @@ class ProfileBackend:
 
 def _next_opcode(code_bytes: bytes, offset: int) -> int:
     return code_bytes[offset + 2] if offset + 2 < len(code_bytes) else -1
+
+
+class HookBackend(ProfileBackend):
+    """Installs the C profile function of :mod:`typetrace._profilehook`, which passes
+    only the events of watched code to the methods of :class:`ProfileBackend`.
+
+    ``recorder.on_resume`` calls the hook's ``resume()``, which unmarks the functions
+    that sampling paused. The hook keeps references to ``recorder.calls`` and
+    ``recorder.suspects``, so the recorder clears these dicts and never replaces them.
+    """
+
+    def __init__(self, recorder: Recorder, profilehook: ModuleType) -> None:
+        super().__init__(recorder)
+        self._hook = profilehook.Hook(self._handle, recorder.calls, recorder.suspects)
+
+    def install(self) -> None:
+        _check_no_profiler()
+        self._active = True
+        hook = self._hook
+        recorder = self.recorder
+
+        def start_thread(frame: FrameType, event: str, arg: Any) -> None:
+            # The Python profile function of threads started while tracing, because
+            # threading.setprofile() takes only a Python callable. It hands the thread
+            # to the C hook at the thread's first event, or, when the hook is closed,
+            # the hook removes it.
+            if hook.active:
+                try:
+                    hook.install()
+                except Exception as error:  # noqa: BLE001 - such as an audit hook's refusal
+                    recorder.note_error("profile hook install", error)
+            hook(frame, event, arg)
+
+        hook.install()
+        recorder.on_resume = hook.resume
+        threading.setprofile(start_thread)
+
+    def uninstall(self) -> None:
+        # Threads started while tracing keep the hook until their next event, where
+        # the closed hook removes itself.
+        self._active = False
+        self._hook.close()
+        self.recorder.on_resume = None
+        sys.setprofile(None)
+        threading.setprofile(None)
+        for name, count in self._hook.errors.items():
+            self.recorder.add_errors(f"profile hook: {name}", count)
+
+    def _handle(self, frame: FrameType, event: str, arg: Any) -> int:
+        # The hook's events, as _profilehook.c documents them.
+        try:
+            recorder = self.recorder
+            if recorder.suspects:
+                recorder.check_suspects()
+            if event == "call":
+                return self._on_call(frame)
+            if event == "return":
+                return self._on_return(frame, arg, exact=True)
+            if event == "unwind":
+                return self._on_unwind(frame)
+            return self._on_return(frame, arg)
+        except Exception as error:  # noqa: BLE001 - the traced program must not see tracer errors
+            self.recorder.note_error(f"profile {event}", error)
+        return WATCH
+
+
+def make_profile_backend(recorder: Recorder) -> ProfileBackend:
+    """Return a :class:`HookBackend` for *recorder*, or a :class:`ProfileBackend` when
+    the C hook is not built or ``TYPETRACE_PURE_PYTHON=1`` is set."""
+    if os.environ.get(PURE_PYTHON_VARIABLE) == "1":
+        logger.debug("%s=1 is set, so tracing uses the pure-Python profile function", PURE_PYTHON_VARIABLE)
+        return ProfileBackend(recorder)
+    try:
+        from typetrace import _profilehook
+    except ImportError as error:
+        logger.debug("The C profile hook failed to import (%s), so tracing uses the pure-Python profile function", error)
+        return ProfileBackend(recorder)
+    return HookBackend(recorder, _profilehook)
+
+
+def _check_no_profiler() -> None:
+    previous = sys.getprofile()
+    if previous is not None:
+        raise TracerError(
+            f"Another profiler is active (sys.getprofile() returned {previous!r}); "
+            "stop it before tracing with typetrace"
+        )

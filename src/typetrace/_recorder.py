@@ -280,7 +280,9 @@ class Recorder:
         # calls reuse one reference. The entry refers to the value's type, which keeps
         # the id from being reused while the entry exists.
         self._receiver_types: dict[int, TypeRef] = {}
-        #: Traced frames whose calls have not ended.
+        #: Traced frames whose calls have not ended. The C profile hook of Python 3.9
+        #: to 3.11 keeps references to this dict and to self.suspects, so both are
+        #: cleared, never replaced.
         self.calls: dict[FrameType, Call] = {}
         # id(code) -> (code, its info or None when it is not traced). The code object
         # is kept so that its id is not reused while the entry exists.
@@ -579,23 +581,31 @@ class Recorder:
     def finish_all(self) -> None:
         """Record every call still open: suspended generators and coroutines, and calls
         still running in other threads, with the types seen so far."""
-        self.suspects = {}
+        self.suspects.clear()
         self.sweep()
-        calls, self.calls = self.calls, {}
-        for call in calls.values():
+        calls = list(self.calls.values())
+        self.calls.clear()
+        for call in calls:
             self.emit(call, None)
         self.codes.clear()
 
     def forget_calls(self) -> None:
         """Drop the open calls, which in a child made by :func:`os.fork` belong to the
         parent; the parent records them."""
-        self.suspects = {}
-        self.calls = {}
+        self.suspects.clear()
+        self.calls.clear()
         for _code, info in list(self.codes.values()):
             if info is not None:
                 info.active = 0
 
     # Errors
+
+    def add_errors(self, kind: str, count: int) -> None:
+        """Count *count* errors of *kind* that a C profile hook caught, and log them."""
+        with self._errors_lock:
+            errors = self.stats.errors
+            errors[kind] = errors.get(kind, 0) + count
+        logger.warning("Errors in the tracer (%s, %d times); the traced program continued.", kind, count)
 
     def note_error(self, where: str, error: BaseException) -> None:
         """Count an error caught in the tracer; log the first one of each kind."""

@@ -366,9 +366,9 @@ def _make_backend(recorder: Recorder) -> _Backend:
         from typetrace._monitoring import MonitoringBackend
 
         return MonitoringBackend(recorder)
-    from typetrace._profiling import ProfileBackend
+    from typetrace._profiling import make_profile_backend
 
-    return ProfileBackend(recorder)
+    return make_profile_backend(recorder)
 
 
 class _SessionSink:

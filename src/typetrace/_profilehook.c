@@ -1,0 +1,489 @@
+/* A profile function in C for Python 3.9 to 3.11: the fast path of typetrace's
+ * sys.setprofile backend (typetrace._profiling).
+ *
+ * A Hook object is installed with PyEval_SetProfile in each traced thread. It drops
+ * the c_call, c_return and c_exception events, and the return events of frames
+ * without an open recorded call, at which the handler has nothing to do. It also
+ * drops the call events of code that the Python side marked as skipped: code that
+ * is not traced, and functions that sampling paused, except when the frame is one of
+ * their recorded calls that are still open. Every other call and return event goes
+ * to the Python handler, where all of the tracing logic is. The handler returns
+ * SKIP_UNTRACED or SKIP_PAUSED to mark the code of the frame, or 0 to leave it as
+ * it is. While the recorder has suspect frames, every call and return event goes to
+ * the handler.
+ *
+ * A C profile function gets the return event of a frame that an exception leaves
+ * with a NULL argument, where a Python profile function gets None, as for a return
+ * or yield of None. The hook passes such an event to the handler as "unwind", and
+ * other return events as "return", so the handler can tell them apart.
+ *
+ * The marks live in the code objects' co_extra slots (PEP 523), tagged with the value
+ * of a counter, the epoch. A new Hook (a new trace session) and Hook.resume() each
+ * start a new epoch. A SKIP_UNTRACED mark holds from the epoch its Hook started in.
+ * A SKIP_PAUSED mark holds only in the epoch it was made in, so resume() unmarks
+ * every paused function at once. A mark is tagged with the epoch read before the
+ * handler ran, so a resume() that another thread ran meanwhile makes it stale.
+ *
+ * The module keeps its state in C globals and supports one interpreter per process;
+ * the GIL serializes all access to them.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+#include <stdint.h>
+
+#if PY_VERSION_HEX < 0x03090000 || PY_VERSION_HEX >= 0x030C0000
+#error "typetrace._profilehook is for CPython 3.9 to 3.11"
+#endif
+
+/* Statuses the handler returns, also stored in the low bits of a co_extra mark. */
+#define SKIP_UNTRACED 1
+#define SKIP_PAUSED 2
+#define STATUS_BITS 2
+#define STATUS_MASK ((uintptr_t)((1 << STATUS_BITS) - 1))
+
+/* Index of typetrace's slot in co_extra, or -1 before the module's init. */
+static Py_ssize_t extra_index = -1;
+/* The current epoch. Each mark is tagged with the epoch it was made in. */
+static uintptr_t current_epoch = 0;
+/* The event names passed to the handler. */
+static PyObject *call_event = NULL;
+/* The frame returned or yielded the argument. */
+static PyObject *return_event = NULL;
+/* An exception left the frame. */
+static PyObject *unwind_event = NULL;
+/* A return event that Python code passed to Hook.__call__ with the value None: a
+   return or yield of None, or an exception leaving the frame. */
+static PyObject *return_or_unwind_event = NULL;
+
+typedef struct {
+    PyObject_HEAD
+    /* handler(frame, event, arg) -> int, called for the events not skipped. */
+    PyObject *handler;
+    /* The recorder's open calls, {frame: Call}. */
+    PyObject *calls;
+    /* The recorder's suspects: while not empty, every call and return event goes to
+       the handler, which counts the events to check the suspect frames. */
+    PyObject *suspects;
+    /* Errors raised by calls of the handler, as {exception class name: count}. */
+    PyObject *errors;
+    /* The epoch this hook started in. Older SKIP_UNTRACED marks are stale. */
+    uintptr_t first_epoch;
+    /* Events passed to the handler. */
+    unsigned long long dispatched;
+    /* Cleared by close(). A closed hook removes itself at its thread's next event. */
+    int active;
+} HookObject;
+
+static PyTypeObject HookType;
+
+static PyCodeObject *
+borrowed_code(PyFrameObject *frame)
+{
+#if PY_VERSION_HEX < 0x030B0000
+    return frame->f_code;
+#else
+    /* PyFrame_GetCode returns a new reference; the frame keeps the code alive. */
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    Py_DECREF(code);
+    return code;
+#endif
+}
+
+/* Return the status stored in the mark of *frame*'s code, or 0 when there is no
+   mark or it is stale. */
+static uintptr_t
+marked_status(HookObject *hook, PyFrameObject *frame)
+{
+    void *extra = NULL;
+    /* Fails only for an object that is not a code object. */
+    if (_PyCode_GetExtra((PyObject *)borrowed_code(frame), extra_index, &extra) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    uintptr_t mark = (uintptr_t)extra;
+    uintptr_t status = mark & STATUS_MASK;
+    uintptr_t epoch = mark >> STATUS_BITS;
+    if (status == SKIP_UNTRACED && epoch >= hook->first_epoch) {
+        return status;
+    }
+    if (status == SKIP_PAUSED && epoch == current_epoch) {
+        return status;
+    }
+    return 0;
+}
+
+/* Return whether *frame* has an open recorded call, or 1 when the lookup fails. */
+static int
+has_open_call(HookObject *hook, PyFrameObject *frame)
+{
+    /* Frames hash by identity, so the lookup runs no Python code. */
+    PyObject *call = PyDict_GetItemWithError(hook->calls, (PyObject *)frame);
+    if (call == NULL && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 1;
+    }
+    return call != NULL;
+}
+
+static void
+remove_hook(void)
+{
+    PyEval_SetProfile(NULL, NULL);
+    /* When an audit hook rejects the sys.setprofile event, PyEval_SetProfile leaves
+       the exception set, and it must not reach the traced program. */
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+}
+
+static void
+count_error(HookObject *hook)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    const char *name = type != NULL ? ((PyTypeObject *)type)->tp_name : "unknown";
+    PyObject *key = PyUnicode_FromString(name);
+    if (key != NULL) {
+        PyObject *count = PyDict_GetItemWithError(hook->errors, key);
+        if (count != NULL || !PyErr_Occurred()) {
+            long previous = count != NULL ? PyLong_AsLong(count) : 0;
+            PyObject *updated = PyLong_FromLong(previous + 1);
+            if (updated != NULL) {
+                PyDict_SetItem(hook->errors, key, updated);
+                Py_DECREF(updated);
+            }
+        }
+        Py_DECREF(key);
+    }
+    /* A failure to count (no memory) is dropped as well. */
+    PyErr_Clear();
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+}
+
+/* Pass one event to the handler and store the mark it returns. Returns -1 only for
+   an exception that is not an Exception, such as the KeyboardInterrupt of a signal
+   that arrived while the handler ran. That exception goes on to the traced program,
+   as it would from a profile function written in Python. */
+static int
+dispatch(HookObject *hook, PyFrameObject *frame, PyObject *event, PyObject *arg)
+{
+    uintptr_t epoch = current_epoch;
+    PyObject *args[3] = {(PyObject *)frame, event, arg != NULL ? arg : Py_None};
+    int outcome = 0;
+    hook->dispatched++;
+    /* The handler may end the session, which drops the thread's reference to the
+       hook. */
+    Py_INCREF(hook);
+    PyObject *result = PyObject_Vectorcall(hook->handler, args, 3, NULL);
+    if (result == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_Exception)) {
+            count_error(hook);
+        }
+        else {
+            outcome = -1;
+        }
+    }
+    else {
+        long status = PyLong_Check(result) ? PyLong_AsLong(result) : 0;
+        if (status == -1 && PyErr_Occurred()) {
+            count_error(hook);
+        }
+        else if (status == SKIP_UNTRACED || status == SKIP_PAUSED) {
+            uintptr_t mark = (epoch << STATUS_BITS) | (uintptr_t)status;
+            if (_PyCode_SetExtra((PyObject *)borrowed_code(frame), extra_index, (void *)mark) < 0) {
+                count_error(hook);
+            }
+        }
+        Py_DECREF(result);
+    }
+    Py_DECREF(hook);
+    return outcome;
+}
+
+/* Handle one event. *exact* is false for events that Python code passed to
+   Hook.__call__, where an exception leaving the frame has the argument None. */
+static int
+hook_event(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg, int exact)
+{
+    if (!hook->active) {
+        remove_hook();
+        return 0;
+    }
+    PyObject *event;
+    if (what == PyTrace_CALL) {
+        event = call_event;
+    }
+    else if (what != PyTrace_RETURN) {
+        return 0;
+    }
+    else if (!exact && arg == Py_None) {
+        event = return_or_unwind_event;
+    }
+    else {
+        event = arg == NULL ? unwind_event : return_event;
+    }
+    if (PyDict_GET_SIZE(hook->suspects) != 0) {
+        /* The handler counts these events down to check the suspects. */
+        return dispatch(hook, frame, event, arg);
+    }
+    uintptr_t status = marked_status(hook, frame);
+    if (status == SKIP_UNTRACED) {
+        return 0;
+    }
+    /* Return events matter to the handler only for frames with an open recorded
+       call. Call events of other frames go to it to start calls, unless sampling
+       paused the function. */
+    if (has_open_call(hook, frame)) {
+        return dispatch(hook, frame, event, arg);
+    }
+    if (what == PyTrace_RETURN || status == SKIP_PAUSED) {
+        return 0;
+    }
+    return dispatch(hook, frame, event, arg);
+}
+
+static int
+hook_profile(PyObject *self, PyFrameObject *frame, int what, PyObject *arg)
+{
+    return hook_event((HookObject *)self, frame, what, arg, 1);
+}
+
+/* Hook */
+
+static PyObject *
+hook_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"handler", "calls", "suspects", NULL};
+    PyObject *handler, *calls, *suspects;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O!:Hook", keywords, &handler, &PyDict_Type, &calls,
+                                     &PyDict_Type, &suspects)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(handler)) {
+        PyErr_Format(PyExc_TypeError, "Hook handler must be callable, got %R", handler);
+        return NULL;
+    }
+    HookObject *hook = (HookObject *)type->tp_alloc(type, 0);
+    if (hook == NULL) {
+        return NULL;
+    }
+    hook->errors = PyDict_New();
+    if (hook->errors == NULL) {
+        Py_DECREF(hook);
+        return NULL;
+    }
+    Py_INCREF(handler);
+    hook->handler = handler;
+    Py_INCREF(calls);
+    hook->calls = calls;
+    Py_INCREF(suspects);
+    hook->suspects = suspects;
+    hook->first_epoch = ++current_epoch;
+    hook->dispatched = 0;
+    hook->active = 1;
+    return (PyObject *)hook;
+}
+
+static int
+hook_traverse(HookObject *hook, visitproc visit, void *arg)
+{
+    Py_VISIT(hook->handler);
+    Py_VISIT(hook->calls);
+    Py_VISIT(hook->suspects);
+    Py_VISIT(hook->errors);
+    return 0;
+}
+
+static int
+hook_clear(HookObject *hook)
+{
+    /* A thread may still have the hook installed; it then removes the hook. */
+    hook->active = 0;
+    Py_CLEAR(hook->handler);
+    Py_CLEAR(hook->calls);
+    Py_CLEAR(hook->suspects);
+    Py_CLEAR(hook->errors);
+    return 0;
+}
+
+static void
+hook_dealloc(HookObject *hook)
+{
+    PyObject_GC_UnTrack(hook);
+    hook_clear(hook);
+    Py_TYPE(hook)->tp_free((PyObject *)hook);
+}
+
+static PyObject *
+hook_call(HookObject *hook, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"frame", "event", "arg", NULL};
+    PyObject *frame, *event, *arg;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!UO:Hook", keywords, &PyFrame_Type, &frame, &event, &arg)) {
+        return NULL;
+    }
+    int what;
+    if (PyUnicode_CompareWithASCIIString(event, "call") == 0) {
+        what = PyTrace_CALL;
+    }
+    else if (PyUnicode_CompareWithASCIIString(event, "return") == 0) {
+        what = PyTrace_RETURN;
+    }
+    else {
+        /* The C events, which hook_event ignores whatever their number. */
+        what = PyTrace_C_CALL;
+    }
+    if (hook_event(hook, (PyFrameObject *)frame, what, arg, 0) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hook_install(HookObject *hook, PyObject *Py_UNUSED(ignored))
+{
+    if (!hook->active) {
+        PyErr_SetString(PyExc_RuntimeError, "Hook.install() called after Hook.close()");
+        return NULL;
+    }
+    PyEval_SetProfile(hook_profile, (PyObject *)hook);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hook_resume(HookObject *hook, PyObject *Py_UNUSED(ignored))
+{
+    current_epoch++;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hook_close(HookObject *hook, PyObject *Py_UNUSED(ignored))
+{
+    hook->active = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hook_get_errors(HookObject *hook, void *Py_UNUSED(closure))
+{
+    return PyDict_Copy(hook->errors);
+}
+
+static PyObject *
+hook_get_dispatched(HookObject *hook, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLongLong(hook->dispatched);
+}
+
+static PyObject *
+hook_get_active(HookObject *hook, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(hook->active);
+}
+
+static PyMethodDef hook_methods[] = {
+    {"install", (PyCFunction)hook_install, METH_NOARGS,
+     "Make this hook the profile function of the calling thread."},
+    {"resume", (PyCFunction)hook_resume, METH_NOARGS,
+     "Unmark the functions marked SKIP_PAUSED, so that their next events reach the handler."},
+    {"close", (PyCFunction)hook_close, METH_NOARGS,
+     "Deactivate the hook; each thread that has it removes it at its next event."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef hook_getset[] = {
+    {"errors", (getter)hook_get_errors, NULL,
+     "Exceptions raised by calls of the handler, as {class name: count}.", NULL},
+    {"dispatched", (getter)hook_get_dispatched, NULL, "Events passed to the handler.", NULL},
+    {"active", (getter)hook_get_active, NULL, "Whether close() has not been called.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyDoc_STRVAR(hook_doc,
+"Hook(handler, calls, suspects)\n\n"
+"A profile function that calls handler(frame, event, arg) for the call and return\n"
+"events of frames in the dict calls, and for the call events of other frames\n"
+"unless the handler returned SKIP_UNTRACED or SKIP_PAUSED for their code. While\n"
+"the dict suspects is not empty, it calls the handler for every call and return\n"
+"event. The event is \"call\", \"return\" (the frame returned or yielded arg) or\n"
+"\"unwind\" (an exception left the frame). Calling the hook as\n"
+"hook(frame, event, arg) handles one sys.setprofile event as the profile function\n"
+"would, except that a \"return\" event with the value None reaches the handler as\n"
+"\"return_or_unwind\", because a Python profile function gets None for both.");
+
+static PyTypeObject HookType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "typetrace._profilehook.Hook",
+    .tp_basicsize = sizeof(HookObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = hook_doc,
+    .tp_new = hook_new,
+    .tp_dealloc = (destructor)hook_dealloc,
+    .tp_traverse = (traverseproc)hook_traverse,
+    .tp_clear = (inquiry)hook_clear,
+    .tp_call = (ternaryfunc)hook_call,
+    .tp_methods = hook_methods,
+    .tp_getset = hook_getset,
+};
+
+/* Module */
+
+static struct PyModuleDef profilehook_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "typetrace._profilehook",
+    .m_doc = "A profile function in C that calls typetrace's Python handler only for the "
+             "events of code it watches.",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__profilehook(void)
+{
+    if (extra_index < 0) {
+        /* The marks are integers, not pointers, so nothing is freed with the code. */
+        extra_index = _PyEval_RequestCodeExtraIndex(NULL);
+        if (extra_index < 0) {
+            return NULL;
+        }
+    }
+    if (call_event == NULL) {
+        call_event = PyUnicode_InternFromString("call");
+        return_event = PyUnicode_InternFromString("return");
+        unwind_event = PyUnicode_InternFromString("unwind");
+        return_or_unwind_event = PyUnicode_InternFromString("return_or_unwind");
+        if (call_event == NULL || return_event == NULL || unwind_event == NULL || return_or_unwind_event == NULL) {
+            Py_CLEAR(call_event);
+            Py_CLEAR(return_event);
+            Py_CLEAR(unwind_event);
+            Py_CLEAR(return_or_unwind_event);
+            return NULL;
+        }
+    }
+    if (PyType_Ready(&HookType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&profilehook_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&HookType);
+    if (PyModule_AddObject(module, "Hook", (PyObject *)&HookType) < 0) {
+        Py_DECREF(&HookType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(module, "SKIP_UNTRACED", SKIP_UNTRACED) < 0
+        || PyModule_AddIntConstant(module, "SKIP_PAUSED", SKIP_PAUSED) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
