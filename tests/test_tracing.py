@@ -544,6 +544,32 @@ def test_thread_started_inside_block() -> None:
     assert found.return_type == BYTES
 
 
+def test_thread_started_before_tracing(tracing_backend: str) -> None:
+    started = threading.Event()
+    go = threading.Event()
+
+    def wait_then_call() -> None:
+        started.set()
+        go.wait(10)
+        in_thread(1.5)
+
+    thread = threading.Thread(target=wait_then_call)
+    thread.start()
+    started.wait(10)
+    sink = ListSink()
+    with trace(SinkOnlyConfig(), sink=sink):
+        go.set()
+        thread.join(10)
+
+    if tracing_backend == "pure-python":
+        # threading.setprofile() reaches only threads started after it.
+        assert sink.of("in_thread") == []
+    else:
+        found = sink.one("in_thread")
+        assert args_of(found) == {"value": FLOAT}
+        assert found.return_type == FLOAT
+
+
 def test_default_filter_skips_stdlib() -> None:
     sink = record(lambda: use_stdlib({"a": 1}))
 

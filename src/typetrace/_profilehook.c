@@ -357,6 +357,59 @@ hook_install(HookObject *hook, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* Make *hook* the profile function of *tstate*, another thread of this interpreter,
+   the way PyEval_SetProfile does for the calling thread. The fields are set directly,
+   because _PyEval_SetProfile of Python 3.9 to 3.11 runs the audit hooks with
+   *tstate* instead of the calling thread's state. The caller holds the GIL, so
+   *tstate* is not running Python code, and checked that it has no profile function. */
+static void
+set_profile_of(PyThreadState *tstate, HookObject *hook)
+{
+    Py_INCREF(hook);
+    tstate->c_profileobj = (PyObject *)hook;
+    tstate->c_profilefunc = hook_profile;
+#if PY_VERSION_HEX >= 0x030B0000
+    tstate->cframe->use_tracing = tstate->tracing == 0 ? 255 : 0;
+#elif PY_VERSION_HEX >= 0x030A0000
+    tstate->cframe->use_tracing = 1;
+#else
+    tstate->use_tracing = 1;
+#endif
+}
+
+static PyObject *
+hook_install_other_threads(HookObject *hook, PyObject *skipped)
+{
+    if (!hook->active) {
+        PyErr_SetString(PyExc_RuntimeError, "Hook.install_other_threads() called after Hook.close()");
+        return NULL;
+    }
+    PyThreadState *current = PyThreadState_Get();
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(current);
+    long installed = 0;
+    for (PyThreadState *tstate = PyInterpreterState_ThreadHead(interp); tstate != NULL;
+         tstate = PyThreadState_Next(tstate)) {
+        /* A thread with a profile function of its own keeps it. */
+        if (tstate == current || tstate->c_profilefunc != NULL) {
+            continue;
+        }
+        PyObject *ident = PyLong_FromUnsignedLong(tstate->thread_id);
+        if (ident == NULL) {
+            return NULL;
+        }
+        int skip = PySequence_Contains(skipped, ident);
+        Py_DECREF(ident);
+        if (skip < 0) {
+            return NULL;
+        }
+        if (!skip) {
+            set_profile_of(tstate, hook);
+            installed++;
+        }
+    }
+    return PyLong_FromLong(installed);
+}
+
 static PyObject *
 hook_resume(HookObject *hook, PyObject *Py_UNUSED(ignored))
 {
@@ -392,6 +445,10 @@ hook_get_active(HookObject *hook, void *Py_UNUSED(closure))
 static PyMethodDef hook_methods[] = {
     {"install", (PyCFunction)hook_install, METH_NOARGS,
      "Make this hook the profile function of the calling thread."},
+    {"install_other_threads", (PyCFunction)hook_install_other_threads, METH_O,
+     "Make this hook the profile function of every other thread of the interpreter "
+     "that has none and whose thread id is not in the given collection; return how "
+     "many threads got it."},
     {"resume", (PyCFunction)hook_resume, METH_NOARGS,
      "Unmark the functions marked SKIP_PAUSED, so that their next events reach the handler."},
     {"close", (PyCFunction)hook_close, METH_NOARGS,

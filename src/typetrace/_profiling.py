@@ -12,7 +12,9 @@ A profile function runs for every call and return of all code, the standard libr
 included, and for every call of a builtin. :class:`HookBackend` therefore installs
 the C profile function of :mod:`typetrace._profilehook`, which drops the events of
 builtins, of code that is not traced and of functions that sampling paused, and
-passes the rest to the same Python methods as :class:`ProfileBackend`. A C profile
+passes the rest to the same Python methods as :class:`ProfileBackend`. It is also
+installed in the threads that were running before tracing began, which
+:func:`threading.setprofile` does not reach. A C profile
 function also gets a NULL value where an exception leaves the frame, so the hook
 passes those events to the handler as "unwind" events, and a yield of ``None`` needs
 no later check. The C module is built when a C compiler is available at installation.
@@ -203,6 +205,9 @@ class HookBackend(ProfileBackend):
         hook.install()
         recorder.on_resume = hook.resume
         threading.setprofile(start_thread)
+        # Threads that were running before tracing began, except typetrace's own.
+        own = {thread.ident for thread in threading.enumerate() if thread.name.startswith("typetrace-")}
+        hook.install_other_threads(own)
 
     def uninstall(self) -> None:
         # Threads started while tracing keep the hook until their next event, where

@@ -313,9 +313,9 @@ def trace(
     """Record the types of the calls made while the block runs.
 
     Code is selected by ``config.code_filter()`` and calls are sampled by
-    ``config.sampling()``. On Python 3.12 and later, calls in every thread are traced.
-    On 3.9 to 3.11, calls in the thread that enters the block and in threads started
-    inside it are traced, but not those in threads that were already running.
+    ``config.sampling()``. Calls in every thread are traced, except on 3.9 to 3.11
+    without the C profile hook (see :mod:`typetrace._profiling`): there, threads that
+    were already running when the block began are not traced.
 
     Tracing stops when the block exits, also when it raises. Generators and coroutines
     still suspended then are recorded with the types seen so far. Only one session
