@@ -179,6 +179,57 @@ def test_python_subprocess_traced(tmp_path: Path) -> None:
     assert trace.return_type == INT
 
 
+IMPORT_HOOK_PROGRAM = """
+    import builtins
+    import sys
+
+    real_import = builtins.__import__
+
+
+    def reject_imports(name, *args, **kwargs):
+        sys.stderr.write(f"import under the hook: {name}\\n")
+        if name.startswith(sys.argv[1]):
+            raise RuntimeError(f"import of {name} rejected")
+        return real_import(name, *args, **kwargs)
+
+
+    builtins.__import__ = reject_imports
+
+
+    def answer():
+        return 1
+
+
+    print(answer(), answer())
+"""
+
+
+@pytest.mark.parametrize("rejected", ["_sysconfigdata", ""], ids=["sysconfigdata", "every-import"])
+def test_child_import_hook_sees_no_tracer_import(tmp_path: Path, rejected: str) -> None:
+    """A traced child that replaces builtins.__import__ runs as it does untraced: the
+    tracer imports nothing while the program runs or while its traces are written at
+    exit, so the hook sees no import."""
+    write(tmp_path / "hook.py", IMPORT_HOOK_PROGRAM)
+    write(
+        tmp_path / "parent.py",
+        f"""
+        import subprocess
+        import sys
+
+        result = subprocess.run([sys.executable, "hook.py", {rejected!r}])
+        print("child returned", result.returncode)
+        """,
+    )
+
+    traced = traced_run(tmp_path, "parent.py")
+
+    assert traced.returncode == 0, traced.stderr
+    assert traced.stderr == ""
+    assert traced.stdout == "1 1\nchild returned 0\n"
+    traces = stored(tmp_path / "traces.sqlite3")
+    assert calls_of(traces, "hook:answer") == 2
+
+
 def test_subprocess_sees_untraced_sys_path(tmp_path: Path) -> None:
     """The startup hook's folder is gone from a child's sys.path once it has run."""
     write(tmp_path / "parent.py", "import subprocess, sys\nsubprocess.run([sys.executable, 'child.py'])\n")

@@ -15,10 +15,12 @@ import os
 import random
 import sys
 import threading
+from pathlib import Path
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from typetrace._qualnames import qualname_of
+from typetrace._source import module_name_for_path
 from typetrace._testonly import is_test_module
 from typetrace.inference import TypeInferrer, is_async_yield_wrapper, unwrap_async_yield
 from typetrace.tracing import CallTrace
@@ -238,10 +240,6 @@ _MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
 def _name_of_main(module: str, module_globals: Mapping[str, object]) -> str:
     """Return the name of the module a main script runs as: the module of ``-m``, or
     the name of its file on the import path, or *module* when neither is known."""
-    from pathlib import Path
-
-    from typetrace._source import module_name_for_path
-
     spec = module_globals.get("__spec__")
     spec_name = getattr(spec, "name", None)
     if isinstance(spec_name, str) and spec_name not in _MAIN_NAMES:
