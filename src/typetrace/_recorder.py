@@ -161,10 +161,12 @@ class CodeInfo:
 # in the frame, and an import statement that runs in the frame later passes that
 # dict to builtins.__import__ as its locals argument, where it would be None
 # untraced. The interpreter's own import ignores it, but a hook that the program
-# installs may not: one that reads locals["__name__"] fails. So the recorder reads
-# no arguments in code with an import statement while builtins.__import__ is not
-# the function it was when this module was imported.
-_LOCALS_REACH_IMPORT = sys.version_info < (3, 13)
+# installs may not: one that reads locals["__name__"] fails. So on Python 3.12 the
+# recorder reads no arguments in code with an import statement while
+# builtins.__import__ is not the function it was when this module was imported.
+# NOTE: on Python 3.9 to 3.11, sys.setprofile stores that dict in every frame before
+# it calls the profile function, so such a hook still receives it there.
+_LOCALS_REACH_IMPORT = sys.version_info[:2] == (3, 12)
 _ORIGINAL_IMPORT = builtins.__import__
 _IMPORT_NAME = opcode.opmap["IMPORT_NAME"]
 
