@@ -276,7 +276,28 @@ def test_bases_leave_out_unnameable_classes() -> None:
         __module__ = "shapes"
 
     assert TypeInferrer().type_of(Mixed()).bases == ()
-    assert TypeInferrer().type_of(io.StringIO()).bases == ()
+    # The private bases _io._TextIOBase and _io._IOBase are listed by their io names.
+    assert TypeInferrer().type_of(io.StringIO()).bases == (TypeRef("io", "TextIOBase"), TypeRef("io", "IOBase"))
+
+
+def test_private_classes_named_publicly() -> None:
+    """Classes of private modules and platform-specific classes are recorded by their
+    public names, and private bases such as typing._Final are left out."""
+    import io
+    import pathlib
+    import threading
+    import typing
+
+    inferrer = TypeInferrer()
+
+    assert inferrer.type_of(io.BytesIO()) == TypeRef("io", "BytesIO")
+    assert inferrer.type_of(threading.Lock()) == TypeRef("threading", "Lock")
+    path = inferrer.type_of(pathlib.Path("."))
+    assert path == TypeRef("pathlib", "Path")
+    assert path.bases == (TypeRef("pathlib", "PurePath"),)
+    alias = inferrer.type_of(typing.List[int])
+    assert alias == TypeRef("typing", "_GenericAlias")
+    assert alias.bases == ()
 
 
 def test_bases_capped() -> None:

@@ -179,6 +179,109 @@ def test_python_subprocess_traced(tmp_path: Path) -> None:
     assert trace.return_type == INT
 
 
+IMPORT_HOOK_PROGRAM = """
+    import builtins
+    import sys
+
+    real_import = builtins.__import__
+
+
+    def reject_imports(name, *args, **kwargs):
+        sys.stderr.write(f"import under the hook: {name}\\n")
+        if name.startswith(sys.argv[1]):
+            raise RuntimeError(f"import of {name} rejected")
+        return real_import(name, *args, **kwargs)
+
+
+    builtins.__import__ = reject_imports
+
+
+    def answer():
+        return 1
+
+
+    print(answer(), answer())
+"""
+
+
+@pytest.mark.parametrize("rejected", ["_sysconfigdata", ""], ids=["sysconfigdata", "every-import"])
+def test_child_import_hook_sees_no_tracer_import(tmp_path: Path, rejected: str) -> None:
+    """A traced child that replaces builtins.__import__ runs as it does untraced: the
+    tracer imports nothing while the program runs or while its traces are written at
+    exit, so the hook receives no import."""
+    write(tmp_path / "hook.py", IMPORT_HOOK_PROGRAM)
+    write(
+        tmp_path / "parent.py",
+        f"""
+        import subprocess
+        import sys
+
+        result = subprocess.run([sys.executable, "hook.py", {rejected!r}])
+        print("child returned", result.returncode)
+        """,
+    )
+
+    traced = traced_run(tmp_path, "parent.py")
+
+    assert traced.returncode == 0, traced.stderr
+    assert traced.stderr == ""
+    assert traced.stdout == "1 1\nchild returned 0\n"
+    traces = stored(tmp_path / "traces.sqlite3")
+    assert calls_of(traces, "hook:answer") == 2
+
+
+LOCALS_HOOK_PROGRAM = """
+    import builtins
+
+    real_import = builtins.__import__
+    importers = []
+
+
+    def note_importer(name, globals=None, locals=None, fromlist=(), level=0):
+        # Reads the locals argument, which is None for an import in a function and
+        # the module's namespace for one at module level.
+        if locals:
+            locals["__name__"]
+        if name == "json" and globals and globals["__name__"] == "__main__":
+            importers.append(locals)
+        return real_import(name, globals, locals, fromlist, level)
+
+
+    builtins.__import__ = note_importer
+
+
+    def load(name):
+        import json
+
+        return json.dumps(name)
+
+
+    print(load("a"), load("b"))
+    builtins.__import__ = real_import
+    print(importers)
+"""
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="sys.setprofile gives every frame a locals dict before Python 3.12"
+)
+def test_import_hook_gets_no_function_locals(tmp_path: Path) -> None:
+    """An import in a traced function passes None as locals to the program's import
+    hook, as it does untraced; the call is still recorded, without its arguments."""
+    write(tmp_path / "hook.py", LOCALS_HOOK_PROGRAM)
+
+    untraced = run_python(["hook.py"], tmp_path)
+    traced = traced_run(tmp_path, "hook.py")
+
+    assert untraced.stdout == '"a" "b"\n[None, None]\n', untraced.stderr
+    assert traced.returncode == 0, traced.stderr
+    assert traced.stderr == ""
+    assert traced.stdout == untraced.stdout
+    traces = stored(tmp_path / "traces.sqlite3")
+    assert calls_of(traces, "hook:load") == 2
+    assert {trace.return_type for trace in traces if trace.funcname == "hook:load"} == {STR}
+
+
 def test_subprocess_sees_untraced_sys_path(tmp_path: Path) -> None:
     """The startup hook's folder is gone from a child's sys.path once it has run."""
     write(tmp_path / "parent.py", "import subprocess, sys\nsubprocess.run([sys.executable, 'child.py'])\n")

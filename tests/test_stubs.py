@@ -67,8 +67,34 @@ class TestFunctions:
         assert "def f(a: int | None) -> int | None: ..." in text
 
     def test_only_raised_has_no_return(self) -> None:
-        text = stub_text("def f(a):\n    raise ValueError(a)\n", trace("f", {"a": INT}, None))
+        source = "def f(a):\n    if a:\n        raise ValueError(a)\n"
+        text = stub_text(source, trace("f", {"a": INT}, None))
         assert "def f(a: int): ..." in text
+
+    def test_ending_in_raise_returns_never(self) -> None:
+        source = "def f(a):\n    if a:\n        a = str(a)\n    raise ValueError(a)\n"
+        text = stub_text(source, trace("f", {"a": INT}, None))
+        assert "def f(a: int) -> NoReturn: ..." in text
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            "    if a:\n        return 1\n    raise ValueError(a)\n",
+            "    raise NotImplementedError\n",
+            "    raise NotImplementedError(a)\n",
+            "    yield a\n    raise ValueError(a)\n",
+        ],
+        ids=["has-return", "not-implemented", "not-implemented-call", "generator"],
+    )
+    def test_raise_that_may_return_no_return(self, body: str) -> None:
+        text = stub_text(f"def f(a):\n{body}", trace("f", {"a": INT}, None))
+        assert "def f(a: int):" in text
+        assert "NoReturn" not in text
+
+    def test_nested_return_still_never(self) -> None:
+        source = "def f(a):\n    def g():\n        return a\n    raise ValueError(g())\n"
+        text = stub_text(source, trace("f", {"a": INT}, None))
+        assert "def f(a: int) -> NoReturn: ..." in text
 
     def test_raised_and_returned(self) -> None:
         text = stub_text(
@@ -370,7 +396,8 @@ def test_rich_stub_passes_mypy(tmp_path: Path) -> None:
         trace("Queue.__init__", {"self": queue, "items": TypeRef("_collections", "deque", (INT,))}),
     ]
     text = stub_text(RICH_SOURCE, *traces)
-    assert "def walk(root: pathlib.PosixPath, /) -> Iterator[pathlib.PosixPath]: ..." in text
+    # PosixPath is what Path() returns on POSIX systems; the annotation says Path.
+    assert "def walk(root: pathlib.Path, /) -> Iterator[pathlib.Path]: ..." in text
     assert "def pop(self) -> int | None: ..." in text
     run_mypy(tmp_path, text)
 

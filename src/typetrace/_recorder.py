@@ -9,16 +9,20 @@ notes argument types when the call starts, and hands a
 
 from __future__ import annotations
 
+import builtins
 import logging
+import opcode
 import operator
 import os
 import random
 import sys
 import threading
+from pathlib import Path
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from typetrace._qualnames import qualname_of
+from typetrace._source import module_name_for_path
 from typetrace._testonly import is_test_module
 from typetrace.inference import TypeInferrer, is_async_yield_wrapper, unwrap_async_yield
 from typetrace.tracing import CallTrace
@@ -82,6 +86,7 @@ class CodeInfo:
         "quiet_yields",
         "inferrer",
         "receiver",
+        "imports",
     )
 
     def __init__(
@@ -148,6 +153,31 @@ class CodeInfo:
         self.receiver: Optional[str] = None
         if code.co_argcount and "." in qualname and qualname.rsplit(".", 2)[-2] != "<locals>":
             self.receiver = code.co_varnames[0]
+        #: Whether the code has an import statement, see _import_is_replaced().
+        self.imports = _LOCALS_REACH_IMPORT and _has_import(code)
+
+
+# Before Python 3.13 (PEP 667), reading frame.f_locals stores a dict of the locals
+# in the frame, and an import statement that runs in the frame later passes that
+# dict to builtins.__import__ as its locals argument, where it would be None
+# untraced. The interpreter's own import ignores it, but a hook that the program
+# installs may not: one that reads locals["__name__"] fails. So on Python 3.12 the
+# recorder reads no arguments in code with an import statement while
+# builtins.__import__ is not the function it was when this module was imported.
+# NOTE: on Python 3.9 to 3.11, sys.setprofile stores that dict in every frame before
+# it calls the profile function, so such a hook still receives it there.
+_LOCALS_REACH_IMPORT = sys.version_info[:2] == (3, 12)
+_ORIGINAL_IMPORT = builtins.__import__
+_IMPORT_NAME = opcode.opmap["IMPORT_NAME"]
+
+
+def _import_is_replaced() -> bool:
+    return builtins.__import__ is not _ORIGINAL_IMPORT
+
+
+def _has_import(code: CodeType) -> bool:
+    # Instructions take two bytes, the opcode first, since Python 3.6.
+    return _IMPORT_NAME in code.co_code[::2]
 
 
 def _key_function(params: tuple[str, ...]) -> Callable[[Mapping[str, object]], object]:
@@ -238,10 +268,6 @@ _MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
 def _name_of_main(module: str, module_globals: Mapping[str, object]) -> str:
     """Return the name of the module a main script runs as: the module of ``-m``, or
     the name of its file on the import path, or *module* when neither is known."""
-    from pathlib import Path
-
-    from typetrace._source import module_name_for_path
-
     spec = module_globals.get("__spec__")
     spec_name = getattr(spec, "name", None)
     if isinstance(spec_name, str) and spec_name not in _MAIN_NAMES:
@@ -381,6 +407,13 @@ class Recorder:
                 self._is_new_key(frame, info)
         if len(self.calls) >= self._sweep_at:
             self.sweep()
+        if info.imports and _import_is_replaced():
+            # Arguments are not read, so the import hook gets no locals dict.
+            call = Call(info, {})
+            call.suspended = info.quiet_yields
+            self.calls[frame] = call
+            info.active += 1
+            return True
         # Read once: on Python 3.12 and older, each read copies the fast locals.
         local_values = frame.f_locals
         call = Call(info, self._argument_types(local_values, info))
@@ -410,6 +443,8 @@ class Recorder:
         return False
 
     def _is_new_key(self, frame: FrameType, info: CodeInfo) -> bool:
+        if info.imports and _import_is_replaced():
+            return False
         try:
             key = info.key_of(frame.f_locals)
         except (KeyError, NameError):

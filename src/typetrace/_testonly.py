@@ -10,9 +10,11 @@ from __future__ import annotations
 __all__ = ["TEST_HELPER_PACKAGES", "is_test_module"]
 
 #: Top-level packages of test helper libraries whose classes stand in for real ones:
-#: freezegun's ``FakeDatetime`` for :class:`datetime.datetime`, and the mocks of
-#: :mod:`unittest.mock` and of its ``mock`` backport.
-TEST_HELPER_PACKAGES = frozenset({"freezegun", "mock"})
+#: freezegun's ``FakeDatetime`` for :class:`datetime.datetime`, the mocks of
+#: :mod:`unittest.mock` and of its ``mock`` backport, and pytest's classes, such as
+#: the capture streams ``_pytest.capture.CaptureIO`` and ``EncodedFile`` that stand
+#: in for :class:`io.TextIOWrapper` (``py`` is pytest's former path library).
+TEST_HELPER_PACKAGES = frozenset({"freezegun", "mock", "_pytest", "pytest", "py"})
 
 _TEST_PACKAGE_NAMES = frozenset({"test", "tests"})
 

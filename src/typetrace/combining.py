@@ -20,6 +20,9 @@ shorter where a type checker accepts the shorter form for every observed value:
   from each class's MRO, because the stub generator cannot import the classes and
   the source of a traced module does not show the bases of classes imported into
   it. See :func:`_join_siblings` for the rule and why two classes suffice.
+* Two or more concrete :mod:`io` classes become ``typing.TextIO`` when all are text
+  streams, ``typing.BinaryIO`` when all are binary, and ``typing.IO[Any]`` for a mix
+  (``BytesIO | TextIOWrapper`` is ``IO[Any]``); see :func:`_merge_streams`.
 * Tuples of one fixed length are merged position by position
   (``tuple[int, str] | tuple[float, str]`` is ``tuple[float, str]``). Tuples of
   different lengths, or next to a ``tuple[T, ...]`` or an empty tuple, become
@@ -59,6 +62,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
+from typetrace._publicnames import public_name
 from typetrace._testonly import is_test_module
 from typetrace.typemodel import ANY, ELLIPSIS, NONE, SELF, TypeRef, receiver, union
 
@@ -130,6 +134,7 @@ def combine_types(types: Iterable[TypeRef], *, max_union_size: int = DEFAULT_MAX
         # union() drops empty containers next to non-empty ones, so count after it.
         combined = union(others)
         others = list(combined.args) if combined.is_union else [combined]
+        others = _merge_streams(others)
         others = _join_siblings(others)
         if len(others) > max_union_size:
             others = [_widen(others, max_union_size)]
@@ -274,6 +279,55 @@ def _join_siblings(members: list[TypeRef]) -> list[TypeRef]:
         return members
     joined = union(replaced.get(member, member) for member in members)
     return list(joined.args) if joined.is_union else [joined]
+
+
+#: Concrete :mod:`io` classes that typeshed declares as subclasses of
+#: ``typing.TextIO`` and ``typing.BinaryIO``. ``BufferedRWPair`` is neither there.
+_TEXT_STREAMS = frozenset({TypeRef("io", "TextIOWrapper"), TypeRef("io", "StringIO")})
+_BINARY_STREAMS = frozenset(
+    TypeRef("io", name) for name in ("BytesIO", "BufferedReader", "BufferedWriter", "BufferedRandom", "FileIO")
+)
+_TEXT_IO = TypeRef("typing", "TextIO")
+_BINARY_IO = TypeRef("typing", "BinaryIO")
+_ANY_IO = TypeRef("typing", "IO", (ANY,))
+
+
+def _stream_kind(ref: TypeRef) -> Optional[str]:
+    """Return ``"text"`` or ``"binary"`` for a concrete io class or a subclass of one,
+    else ``None``."""
+    if ref.args:
+        return None
+    for name in (ref, *ref.bases):
+        public = public_name(name.module, name.qualname) or name
+        if public in _TEXT_STREAMS:
+            return "text"
+        if public in _BINARY_STREAMS:
+            return "binary"
+    return None
+
+
+def _merge_streams(members: list[TypeRef]) -> list[TypeRef]:
+    """Replace two or more concrete io classes by ``TextIO``, ``BinaryIO`` or ``IO[Any]``.
+
+    Every observed stream is an instance of the result, because typeshed derives each
+    class of :data:`_TEXT_STREAMS` from ``TextIO`` and each of :data:`_BINARY_STREAMS`
+    from ``BinaryIO``. Their nearest common base, ``io.IOBase``, would declare
+    neither ``read`` nor ``write``.
+    """
+    kinds = {member: _stream_kind(member) for member in members}
+    streams = [member for member, kind in kinds.items() if kind is not None]
+    if len(streams) < 2:
+        return members
+    found = {kinds[member] for member in streams}
+    if found == {"text"}:
+        merged = _TEXT_IO
+    elif found == {"binary"}:
+        merged = _BINARY_IO
+    else:
+        merged = _ANY_IO
+    rest = [member for member in members if kinds[member] is None]
+    combined = union([*rest, merged])
+    return list(combined.args) if combined.is_union else [combined]
 
 
 def drop_test_classes(types: Iterable[TypeRef]) -> list[TypeRef]:

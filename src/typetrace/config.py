@@ -31,6 +31,7 @@ __all__ = [
     "get_default_config",
     "load_config",
     "override_config",
+    "prepare_default_code_filter",
 ]
 
 #: Environment variable that names the trace store of :class:`DefaultConfig`.
@@ -257,3 +258,13 @@ def default_code_filter(code: CodeType) -> bool:
     """Select the user's code: skip the standard library, installed packages, typetrace
     itself, and code without a source file (``<string>``, frozen modules)."""
     return _is_user_file(code.co_filename)
+
+
+def prepare_default_code_filter() -> None:
+    """Compute the folders that :func:`default_code_filter` skips, once per process.
+
+    A trace session calls it before the program runs. ``sysconfig.get_paths()``
+    imports ``_sysconfigdata_*`` on its first call, and while the program runs that
+    import would go through any ``builtins.__import__`` hook the program installed.
+    """
+    _excluded_roots()

@@ -37,6 +37,7 @@ import types
 import weakref
 from typing import Any, Callable, Iterable, Optional, TypeVar
 
+from typetrace._publicnames import is_private, public_name
 from typetrace._testonly import is_test_module
 from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
 
@@ -239,7 +240,10 @@ class TypeInferrer:
             if stand_in is not None:
                 return stand_in
             return TypeRef(module, qualname)
-        return TypeRef(module, qualname, bases=self._bases_of(cls))
+        public = _public_class_name(module, qualname)
+        if public is not None:
+            module, qualname = public
+        return TypeRef(module, qualname, bases=self._bases_of(cls, (module, qualname)))
 
     def _names_of(self, cls: type) -> tuple[str, str]:
         module = _read_module(cls)
@@ -252,12 +256,14 @@ class TypeInferrer:
             module = self.main_names[module]
         return module, qualname
 
-    def _bases_of(self, cls: type) -> tuple[TypeRef, ...]:
+    def _bases_of(self, cls: type, name: tuple[str, str]) -> tuple[TypeRef, ...]:
         """Return the base classes of *cls* that an annotation can name, nearest first.
 
-        Classes defined inside functions, classes of modules whose top-level name
-        starts with an underscore (private C modules such as ``_io``) and, for an
-        inferrer with test stand-ins, classes of test modules are left out.
+        A base with a public alias (see :mod:`typetrace._publicnames`) is listed by
+        it, once, and never when the alias is *name*, the name recorded for *cls*.
+        Classes defined inside functions, private classes (a part of the module or
+        class name starts with an underscore, as in ``_io`` or ``typing._Final``)
+        and, for an inferrer with test stand-ins, classes of test modules are left out.
         """
         bases: list[TypeRef] = []
         for base in _read_mro(cls)[1:]:
@@ -265,13 +271,19 @@ class TypeInferrer:
                 module, qualname = self._names_of(base)
             except TypeError:
                 continue
+            public = _public_class_name(module, qualname)
+            if public is not None:
+                module, qualname = public
             if (module, qualname) in _SKIPPED_BASES or "<locals>" in qualname:
                 continue
-            if module.startswith("_"):
+            if is_private(module, qualname) or (module, qualname) == name:
                 continue
             if self.test_stand_ins and is_test_module(module):
                 continue
-            bases.append(TypeRef(module, qualname))
+            ref = TypeRef(module, qualname)
+            if ref in bases:
+                continue
+            bases.append(ref)
             if len(bases) == MAX_BASES:
                 break
         return tuple(bases)
@@ -288,6 +300,15 @@ class TypeInferrer:
                 continue
             return self.class_ref(base)
         return None
+
+
+def _public_class_name(module: str, qualname: str) -> Optional[tuple[str, str]]:
+    """Return the public module and name of a class that has a plain public alias,
+    such as ``io.TextIOWrapper`` for ``_io.TextIOWrapper``; ``None`` for others."""
+    public = public_name(module, qualname)
+    if public is None or public.args or public.module == "builtins":
+        return None
+    return public.module, public.qualname
 
 
 class _Walk:

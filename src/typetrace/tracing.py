@@ -150,7 +150,7 @@ class TraceSession:
         resolve_main: bool = False,
     ) -> None:
         from typetrace._recorder import Recorder
-        from typetrace.config import get_default_config
+        from typetrace.config import get_default_config, prepare_default_code_filter
 
         if config is None:
             config = get_default_config()
@@ -169,9 +169,14 @@ class TraceSession:
 
                 self._cleanup.enter_context(export_child_settings(config))
             sampling = config.sampling()
+            # Done before the program's next line runs, so that no import of ours
+            # goes through an import hook the program installs later.
+            prepare_default_code_filter()
             self._recorder = Recorder(sink, config.code_filter(), sampling, self.stats, main_module, resolve_main)
             if sampling.pause_after is not None and not sampling.all_calls:
-                self._resumer = _ResumeTimer(self._recorder, sampling.max_resume_interval)
+                from typetrace._writer import join_thread_for_fork
+
+                self._resumer = _ResumeTimer(self._recorder, sampling.max_resume_interval, join_thread_for_fork)
             self._backend = _make_backend(self._recorder)
             self._backend.install()
         except BaseException:
@@ -388,9 +393,15 @@ class _ResumeTimer:
     """Resumes the functions that sampling paused, after 1, 2, 4 ... seconds, at most
     *max_interval* apart."""
 
-    def __init__(self, recorder: Recorder, max_interval: float) -> None:
+    def __init__(
+        self, recorder: Recorder, max_interval: float, join_for_fork: Callable[[threading.Thread], None]
+    ) -> None:
         self._recorder = recorder
         self._max_interval = max_interval
+        # typetrace._writer.join_thread_for_fork, imported when the session starts,
+        # because an import statement in a fork handler would go through the
+        # program's builtins.__import__.
+        self._join_for_fork = join_for_fork
         self._stopped = threading.Event()
         # Started before the backend installs, so that on 3.9 to 3.11 the thread has
         # no profile function.
@@ -410,14 +421,12 @@ class _ResumeTimer:
         """Stop the thread; with *wait*, also wait for it to end, as before a fork."""
         self._stopped.set()
         if wait:
-            from typetrace._writer import join_thread_for_fork
-
-            join_thread_for_fork(self._thread)
+            self._join_for_fork(self._thread)
 
     def restart(self) -> _ResumeTimer:
         """Return a new timer for this process: in a child made by :func:`os.fork`,
         the parent's thread does not exist."""
-        return _ResumeTimer(self._recorder, self._max_interval)
+        return _ResumeTimer(self._recorder, self._max_interval, self._join_for_fork)
 
 
 class _OsExitHook:

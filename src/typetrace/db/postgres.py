@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from typetrace.db import _server, _sql, _writes
@@ -97,7 +98,10 @@ class PostgresStore(_server.ServerStore):
 
 def _import_psycopg() -> Any:
     try:
-        import psycopg
+        # importlib, unlike an import statement, does not call builtins.__import__,
+        # which a traced program may have replaced; a reconnect after a fork runs
+        # this while the program runs.
+        psycopg = importlib.import_module("psycopg")
     except ImportError as error:
         raise StoreError(
             "The PostgreSQL trace store needs the psycopg driver, which is not installed: "

@@ -11,6 +11,7 @@ import keyword
 from dataclasses import dataclass, field
 from typing import Collection, Mapping, Optional
 
+from typetrace._publicnames import PUBLIC_NAMES, is_private
 from typetrace.typemodel import ANY, ELLIPSIS, NONE, SELF, TypeRef, optional_members, union
 
 __all__ = [
@@ -30,8 +31,6 @@ __all__ = [
 #: Reserved module of a :class:`TypeRef` that is a constrained ``TypeVar``, whose
 #: arguments are the constraints. :class:`AnnotationNamer` names and declares it.
 TYPE_VAR_MODULE = "<TypeVar>"
-
-_CALLABLE = TypeRef("typing", "Callable", (ELLIPSIS, ANY))
 
 #: Oldest Python that annotations can target: ``typing.OrderedDict`` and
 #: ``from __future__ import annotations`` are new in 3.7.
@@ -56,55 +55,8 @@ _PRE_PEP585_NAMES: dict[tuple[str, str], str] = {
 }
 
 #: Classes whose ``__module__`` cannot be imported from, or is not the name the
-#: standard library documents, mapped to the public name (CPython 3.9 to 3.13).
-_PUBLIC_NAMES: dict[tuple[str, str], TypeRef] = {
-    ("_io", "StringIO"): TypeRef("io", "StringIO"),
-    ("_io", "BytesIO"): TypeRef("io", "BytesIO"),
-    ("_io", "FileIO"): TypeRef("io", "FileIO"),
-    ("_io", "TextIOWrapper"): TypeRef("io", "TextIOWrapper"),
-    ("_io", "BufferedReader"): TypeRef("io", "BufferedReader"),
-    ("_io", "BufferedWriter"): TypeRef("io", "BufferedWriter"),
-    ("_io", "BufferedRandom"): TypeRef("io", "BufferedRandom"),
-    ("_io", "BufferedRWPair"): TypeRef("io", "BufferedRWPair"),
-    ("_collections", "deque"): TypeRef("collections", "deque"),
-    ("_collections", "defaultdict"): TypeRef("collections", "defaultdict"),
-    ("_collections", "OrderedDict"): TypeRef("collections", "OrderedDict"),
-    ("_thread", "lock"): TypeRef("threading", "Lock"),
-    ("_thread", "LockType"): TypeRef("threading", "Lock"),
-    ("_thread", "RLock"): TypeRef("threading", "RLock"),
-    ("_thread", "_local"): TypeRef("threading", "local"),
-    ("_socket", "socket"): TypeRef("socket", "socket"),
-    ("_decimal", "Decimal"): TypeRef("decimal", "Decimal"),
-    ("_struct", "Struct"): TypeRef("struct", "Struct"),
-    ("_random", "Random"): TypeRef("random", "Random"),
-    ("_sre", "SRE_Pattern"): TypeRef("re", "Pattern"),
-    ("_sre", "SRE_Match"): TypeRef("re", "Match"),
-    ("_pickle", "Pickler"): TypeRef("pickle", "Pickler"),
-    ("_pickle", "Unpickler"): TypeRef("pickle", "Unpickler"),
-    ("_asyncio", "Future"): TypeRef("asyncio", "Future"),
-    ("_asyncio", "Task"): TypeRef("asyncio", "Task"),
-    ("_queue", "SimpleQueue"): TypeRef("queue", "SimpleQueue"),
-    ("_functools", "partial"): TypeRef("functools", "partial"),
-    ("_contextvars", "ContextVar"): TypeRef("contextvars", "ContextVar"),
-    ("_contextvars", "Context"): TypeRef("contextvars", "Context"),
-    ("_elementtree", "Element"): TypeRef("xml.etree.ElementTree", "Element"),
-    ("_frozen_importlib", "ModuleSpec"): TypeRef("importlib.machinery", "ModuleSpec"),
-    ("_collections_abc", "dict_keys"): TypeRef("typing", "KeysView"),
-    ("_collections_abc", "dict_values"): TypeRef("typing", "ValuesView"),
-    ("_collections_abc", "dict_items"): TypeRef("typing", "ItemsView"),
-    ("builtins", "NoneType"): NONE,
-    ("builtins", "function"): _CALLABLE,
-    ("builtins", "builtin_function_or_method"): _CALLABLE,
-    ("builtins", "method"): _CALLABLE,
-    ("builtins", "generator"): TypeRef("typing", "Generator"),
-    ("builtins", "coroutine"): TypeRef("typing", "Coroutine"),
-    ("builtins", "async_generator"): TypeRef("typing", "AsyncGenerator"),
-    ("builtins", "module"): TypeRef("types", "ModuleType"),
-    ("builtins", "mappingproxy"): TypeRef("types", "MappingProxyType"),
-    ("builtins", "dict_keys"): TypeRef("typing", "KeysView"),
-    ("builtins", "dict_values"): TypeRef("typing", "ValuesView"),
-    ("builtins", "dict_items"): TypeRef("typing", "ItemsView"),
-}
+#: standard library documents, mapped to the public name.
+_PUBLIC_NAMES = PUBLIC_NAMES
 
 
 def constrained_type_var(constraints: tuple[TypeRef, ...]) -> TypeRef:
@@ -112,17 +64,20 @@ def constrained_type_var(constraints: tuple[TypeRef, ...]) -> TypeRef:
     return TypeRef(TYPE_VAR_MODULE, "TypeVar", constraints)
 
 
-def public_type(ref: TypeRef) -> TypeRef:
+def public_type(ref: TypeRef, module: Optional[str] = None) -> TypeRef:
     """Return *ref* with every class replaced by a name that can be imported, or ``Any``.
 
-    Classes of ``__main__``, classes defined inside functions (``<locals>``), names
-    that are not identifiers and classes of private C modules without a known public
-    alias become ``Any``. ``typing.Self`` loses the type of the observed receivers,
-    which only the stub builder uses.
+    Classes of ``__main__``, classes defined inside functions (``<locals>``) and names
+    that are not identifiers become ``Any``. A private class (a part of its module or
+    qualified name starts with an underscore) without a public alias becomes its
+    nearest recorded base class, or ``Any`` without one, unless it belongs to the
+    top-level package of *module*, the module the annotation is written in.
+    ``typing.Self`` loses the type of the observed receivers, which only the stub
+    builder uses.
     """
     if ref.is_receiver:
         return SELF
-    args = tuple(public_type(arg) for arg in ref.args)
+    args = tuple(public_type(arg, module) for arg in ref.args)
     if ref.module == TYPE_VAR_MODULE:
         return TypeRef(ref.module, ref.qualname, args)
     if ref.is_union:
@@ -135,11 +90,27 @@ def public_type(ref: TypeRef) -> TypeRef:
         return mapped if mapped.args or not args else TypeRef(mapped.module, mapped.qualname, args)
     if not _is_nameable(ref):
         return ANY
+    if is_private(ref.module, ref.qualname) and not _in_package(ref.module, module):
+        return _public_base(ref)
     if ref.module == "builtins" and not hasattr(builtins, ref.qualname):
         # Types such as list_iterator report builtins as their module but are not
         # attributes of it.
         return TypeRef("typing", "Iterator") if ref.qualname.endswith("iterator") else ANY
     return TypeRef(ref.module, ref.qualname, args)
+
+
+def _in_package(ref_module: str, module: Optional[str]) -> bool:
+    return module is not None and ref_module.split(".")[0] == module.split(".")[0]
+
+
+def _public_base(ref: TypeRef) -> TypeRef:
+    """Return the nearest base of the private class *ref* that an annotation can name,
+    without type arguments, or ``Any`` when it has none."""
+    for base in ref.bases:
+        mapped = _PUBLIC_NAMES.get((base.module, base.qualname), base)
+        if not is_private(mapped.module, mapped.qualname) and _is_nameable(mapped):
+            return TypeRef(mapped.module, mapped.qualname, mapped.args, bases=mapped.bases)
+    return ANY
 
 
 def syntax_for_target(target_version: tuple[int, int]) -> tuple[bool, bool]:
@@ -194,23 +165,7 @@ def _is_nameable(ref: TypeRef) -> bool:
     if ref.module == "__main__":
         return False
     parts = [*ref.module.split("."), *ref.qualname.split(".")]
-    if not all(part.isidentifier() and not keyword.iskeyword(part) for part in parts):
-        return False
-    # A private C extension module such as _io or _thread; a private pure-Python
-    # package such as _pytest can be imported and stays.
-    root = ref.module.split(".")[0]
-    return not (root.startswith("_") and root in _PRIVATE_C_MODULES)
-
-
-_PRIVATE_C_MODULES = frozenset(
-    {
-        "_abc", "_asyncio", "_bz2", "_collections", "_collections_abc", "_contextvars",
-        "_csv", "_ctypes", "_datetime", "_decimal", "_elementtree", "_frozen_importlib",
-        "_frozen_importlib_external", "_functools", "_hashlib", "_io", "_json", "_lzma",
-        "_multiprocessing", "_operator", "_pickle", "_queue", "_random", "_socket",
-        "_sqlite3", "_sre", "_ssl", "_struct", "_thread", "_weakref", "_zoneinfo",
-    }
-)  # fmt: skip
+    return all(part.isidentifier() and not keyword.iskeyword(part) for part in parts)
 
 
 @dataclass(frozen=True)
@@ -304,7 +259,7 @@ class AnnotationNamer:
     def render(self, ref: TypeRef) -> RenderedAnnotation:
         """Render *ref* as annotation text, adding the imports it needs."""
         forward: list[bool] = []
-        text = self._render(public_type(ref), forward)
+        text = self._render(public_type(ref, self.module), forward)
         return RenderedAnnotation(text, any(forward))
 
     def _render(self, ref: TypeRef, forward: list[bool]) -> str:

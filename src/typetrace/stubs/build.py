@@ -38,6 +38,7 @@ _IMPLICIT_CLASS_METHODS = frozenset({"__new__", "__init_subclass__", "__class_ge
 _ITERATOR = ("typing", "Iterator")
 _GENERATOR = ("typing", "Generator")
 _ASYNC_ITERATOR = ("typing", "AsyncIterator")
+_NO_RETURN = TypeRef("typing", "NoReturn")
 _KEPT_DECORATORS = frozenset({"staticmethod", "classmethod", "property"})
 #: Attributes of ``object`` that are not methods, such as ``__doc__``. A ``def`` with
 #: such a name (usually under a property-like decorator) would clash with the type
@@ -140,9 +141,6 @@ class _Builder:
                 # Every class is stubbed, even without traced methods, because
                 # annotations in other modules' stubs may name it.
                 classes.append(self.class_stub(member, methods, nested))
-            elif owner is None and member.node.name == "__getattr__":
-                # Every stub declares a module __getattr__ of its own; see render.py.
-                continue
             elif self._is_stubbed(member, members) and not self._overrides_builtin(member, owner):
                 stub = self.function_stub(member)
                 if stub is not None:
@@ -250,6 +248,8 @@ class _Builder:
         parameters = self.parameter_stubs(function, traces)
         existing_return = self.existing_annotation(node.returns)
         return_type = self.return_annotation(function, traces)
+        if return_type is None and _never_returns(function):
+            return_type = _NO_RETURN
         if existing_return is not None and not self.overwrite_existing:
             return_type = None
         elif return_type is not None:
@@ -318,6 +318,10 @@ class _Builder:
                 traced = self.combine(trace.arg_types.get(arg.arg) for trace in traces)
                 if takes_object and traced is not None:
                     traced = _OBJECT
+                elif traced == NONE and _is_none_literal(default):
+                    # No call passed a value, so the trace shows nothing of the type
+                    # the parameter takes; None alone would reject every real value.
+                    traced = None
                 elif traced is not None and _is_none_literal(default):
                     # The default is a value of the parameter too, even if no call
                     # left it in place while tracing.
@@ -353,7 +357,7 @@ class _Builder:
         if match is None:
             return None
         constraints = tuple(self.combine([constraint]) or ANY for constraint in match.constraints)
-        public = [public_type(constraint) for constraint in constraints]
+        public = [public_type(constraint, self.module) for constraint in constraints]
         # Constraints that become Any, or the same public class, cannot be told apart.
         if ANY in public or len(set(public)) != len(public):
             return None
@@ -386,7 +390,7 @@ class _Builder:
     def note_references(self, ref: Optional[TypeRef]) -> None:
         if ref is None:
             return
-        for part in _walk_types(public_type(ref)):
+        for part in _walk_types(public_type(ref, self.module)):
             if part.module == self.module:
                 self.referenced_classes.add(part.qualname)
 
@@ -506,6 +510,36 @@ def _dotted_name(root: ast.expr, name: ast.Name) -> str:
             if len(candidate) > len(best):
                 best = candidate
     return best
+
+
+def _never_returns(function: FunctionNode) -> bool:
+    """Whether *function* ends in ``raise`` and has no ``return``, so no call of it
+    returns normally.
+
+    The caller checks that no traced call returned. ``raise NotImplementedError``
+    and abstract methods are left out, because subclasses override them with methods
+    that return, which a ``NoReturn`` in the base would make incompatible overrides.
+    """
+    node = function.node
+    if function.is_generator or not node.body or any("abstractmethod" in name for name in function.decorators):
+        return False
+    last = node.body[-1]
+    if not isinstance(last, ast.Raise) or _raises_not_implemented(last):
+        return False
+    return not any(isinstance(inner, ast.Return) for inner in _walk_own_body(node))
+
+
+def _raises_not_implemented(statement: ast.Raise) -> bool:
+    raised = statement.exc.func if isinstance(statement.exc, ast.Call) else statement.exc
+    return isinstance(raised, ast.Name) and raised.id in ("NotImplementedError", "NotImplemented")
+
+
+def _walk_own_body(node: ast.AST) -> Iterable[ast.AST]:
+    # The statements of the function itself, not those of nested functions or classes.
+    for child in ast.iter_child_nodes(node):
+        yield child
+        if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            yield from _walk_own_body(child)
 
 
 def _is_none_literal(node: Optional[ast.expr]) -> bool:

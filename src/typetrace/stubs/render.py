@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from typing import Iterable, Iterator, Optional
 
 from typetrace.stubs.annotations import (
@@ -54,18 +55,29 @@ def render_module_stub(
         self_module=self_module_for_target(target_version),
     )
     body: list[str] = []
+    own_getattr = None
     for function in stub.functions:
+        if function.qualname == "__getattr__":
+            own_getattr = function
+            continue
         body.append("")
         body.extend(_render_function(function, namer, "", show_counts))
     for cls in stub.classes:
         body.append("")
         body.extend(_render_class(cls, namer, "", show_counts))
-    # The stub contains only traced functions. This line marks it incomplete
-    # (PEP 484), so mypy reads the module's other names as Any instead of reporting
-    # them missing where another stub or the user's code uses them.
+    # The stub contains only traced functions. The module __getattr__ returning Any
+    # marks it incomplete (PEP 484), so mypy reads the module's other names as Any
+    # instead of reporting them missing where another stub or the user's code uses
+    # them. A module that defines a traced __getattr__ keeps its parameter types,
+    # but the return stays Any: its traced return type would be wrong for every
+    # function that the stub leaves out.
     body.append("")
     body.append(INCOMPLETE_MARKER_COMMENT)
-    body.append(f"def __getattr__(name: str) -> {namer.render(ANY).text}: ...")
+    if own_getattr is not None:
+        kept = replace(own_getattr, return_annotation=ANY, existing_return=None)
+        body.extend(_render_function(kept, namer, "", show_counts))
+    else:
+        body.append(f"def __getattr__(name: str) -> {namer.render(ANY).text}: ...")
     # Declarations may add imports, so they are rendered before the header.
     declarations = namer.type_var_declarations(quote_forward=False)
     if declarations:
