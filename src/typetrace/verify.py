@@ -182,14 +182,17 @@ def verify_stub(
     *,
     target_version: tuple[int, int] = (sys.version_info[0], sys.version_info[1]),
     checkers: Optional[Sequence[str]] = None,
+    cache_dir: Optional[Path] = None,
 ) -> VerifyResult:
     """Drop the annotations of *stub* that add type-checker errors to the module at *path*.
 
     The baseline is the package as it is on disk when this is called, so when several
     modules are annotated one after another, each is compared with the package that
     has the earlier ones written. *checkers* names the type checkers to run (``mypy``,
-    ``pyright``); by default every one of :func:`available_checkers`. The file at
-    *path* is read, never written.
+    ``pyright``); by default every one of :func:`available_checkers`. *cache_dir* is
+    mypy's cache folder, a temporary one by default. Passing one folder for several
+    modules of a package lets each check reuse the analysis of the earlier ones. The
+    file at *path* is read, never written.
 
     Raises:
         VerifyError: no type checker is available, one fails to run, or the file
@@ -203,7 +206,7 @@ def verify_stub(
     except (OSError, UnicodeDecodeError) as error:
         raise VerifyError(f"Failed to read {path}: {error}") from error
     with tempfile.TemporaryDirectory(prefix="typetrace-verify-") as folder:
-        runner = _Runner(path.resolve(), Path(folder), checkers)
+        runner = _Runner(path.resolve(), Path(folder), checkers, cache_dir or Path(folder) / "mypy-cache")
         baseline = collections.Counter(error.key for error in runner.check(None))
         return _Verification(stub, source, baseline, runner, target_version).run()
 
@@ -384,13 +387,14 @@ def _new_errors(errors: list[CheckerError], baseline: _Baseline) -> list[Checker
 class _Runner:
     """Runs the type checkers on the module's package, with the module as it is or with another text."""
 
-    def __init__(self, path: Path, folder: Path, checkers: tuple[str, ...]) -> None:
+    def __init__(self, path: Path, folder: Path, checkers: tuple[str, ...], cache_dir: Path) -> None:
         unknown = [name for name in checkers if name not in ("mypy", "pyright")]
         if unknown:
             raise VerifyError(f"Unknown type checker {unknown[0]!r}: use mypy or pyright")
         self.path = path
         self.folder = folder
         self.checkers = checkers
+        self.cache_dir = cache_dir
         self.shadow = folder / path.name
         # The checkers run in the folder that contains the module's top-level package,
         # where ``import pkg.other`` resolves as at run time.
@@ -418,7 +422,7 @@ class _Runner:
         command = [
             sys.executable, "-m", "mypy", "--check-untyped-defs",
             "--show-column-numbers", "--no-error-summary", "--hide-error-context", "--no-pretty",
-            "--show-absolute-path", "--follow-imports=silent", "--cache-dir", str(self.folder / "mypy-cache"),
+            "--show-absolute-path", "--follow-imports=silent", "--cache-dir", str(self.cache_dir),
         ]  # fmt: skip
         if shadowed:
             command += ["--shadow-file", str(self.path), str(self.shadow)]
