@@ -287,9 +287,9 @@ class TestBlamePrecision:
         assert {item.slot for item in result.dropped} == bad
         slots = 2 * 60 + 2
         assert len(result.kept) == slots - len(bad)
-        # One round with every annotation, one after the precise drops, one after
-        # dropping everything for the box error; then the restore step, where only
-        # Box.__init__'s size stays dropped.
+        # Three drop rounds: with every annotation, after the drops for the three
+        # calls, and after dropping everything for the box error. Then the restore
+        # step runs, and only Box.__init__'s size stays dropped in it.
         bound = 3 + restore_check_bound(slots, 1)
         assert bound == 3 + 1 + 2 * math.ceil(math.log2(slots))
         assert result.rounds <= bound, result.rounds

@@ -210,7 +210,7 @@ def blame(error: ErrorSite, context: BlameContext) -> Blame:
     if statement is None:
         return Blame(frozenset(), False)
     expression = _expression_at(statement, error.line, error.column)
-    scopes = [expression, statement] if expression is not None else [statement]
+    scopes: list[ast.AST] = [expression, statement] if expression is not None else [statement]
     slots = _blame_in_scopes(scopes, statement, error, enclosing, context)
     return _finish(slots, context, certain=len(slots) == 1)
 
