@@ -294,6 +294,15 @@ class TestBlamePrecision:
         assert bound == 3 + 1 + 2 * math.ceil(math.log2(slots))
         assert result.rounds <= bound, result.rounds
 
+    def test_package_syntax_error_fallback(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        """A syntax error elsewhere in the package makes mypy check the module alone."""
+        path = write_package(tmp_path)
+        (path.parent / "template.py").write_text("def {{ name }}():\n")
+        result = verify_stub(build_stub(MODULE, TRACES, SOURCE), path, checkers=["mypy"])
+        assert {item.slot for item in result.dropped} == {Slot("shout", "text"), Slot("shout", None)}
+        assert "Checking" in caplog.text
+        assert "alone, because checking its package failed" in caplog.text
+
 
 CALLER = """\
 from pkg.mod import describe

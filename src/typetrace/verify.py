@@ -207,7 +207,17 @@ def verify_stub(
         raise VerifyError(f"Failed to read {path}: {error}") from error
     with tempfile.TemporaryDirectory(prefix="typetrace-verify-") as folder:
         runner = _Runner(path.resolve(), Path(folder), checkers, cache_dir or Path(folder) / "mypy-cache")
-        baseline = collections.Counter(error.key for error in runner.check(None))
+        try:
+            baseline_errors = runner.check(None)
+        except VerifyError as error:
+            if runner.target == runner.path:
+                raise
+            # A syntax error in any file of the package stops mypy (exit code 2),
+            # but the module alone can still be checked.
+            logger.warning("Checking %s alone, because checking its package failed: %s", path, error)
+            runner.target = runner.path
+            baseline_errors = runner.check(None)
+        baseline = collections.Counter(error.key for error in baseline_errors)
         return _Verification(stub, source, baseline, runner, target_version).run()
 
 
