@@ -77,7 +77,7 @@ class Slot:
 
 @dataclass(frozen=True)
 class ErrorSite:
-    """Where an error is: its file (empty for the annotated module), line and column, 1-based."""
+    """The position and text of one error: its file (empty for the annotated module), line and column, 1-based."""
 
     file: str
     line: int
@@ -177,10 +177,10 @@ def blame(error: ErrorSite, context: BlameContext) -> Blame:
     3. An error about the arguments of a call to a stubbed function or class (mypy's
        ``Argument 2 to "f"``, ``Unexpected keyword argument "x" for "f"``) is blamed on
        the annotation of that parameter, or on the callee's parameter annotations.
-    4. In the expression at the error's column (else in its statement): the return
-       annotations of the stubbed functions called there; then, for an error about
-       a ``return``, the enclosing function's return annotation; then the annotations
-       of the enclosing function's parameters used there.
+    4. The return annotations of the stubbed functions called in the expression at
+       the error's column, else in its statement. Failing that, for an error about a
+       ``return``, the enclosing function's return annotation. Failing that, the
+       annotations of the enclosing function's parameters used there.
 
     Rules 3 and 4 also apply to errors in other files of the package, where stubbed
     functions and classes are found by the names called. Rule 3 comes before the
@@ -385,7 +385,7 @@ def _called_names(scope: ast.AST) -> list[str]:
 
 
 def _module_statement_at(tree: ast.Module, line: int) -> Optional[ast.stmt]:
-    """Return the import or assignment at *line* at module level or in a module-level ``if``."""
+    """Return the import or ``TypeVar`` declaration at *line*, at module level or in a module-level ``if``."""
     statements: list[ast.stmt] = list(tree.body)
     while statements:
         statement = statements.pop()

@@ -107,7 +107,7 @@ class CheckerError:
 
     @property
     def key(self) -> tuple[str, str, str, str]:
-        """What two runs compare: checker, file, code and message, without the position."""
+        """The fields that two runs compare: checker, file, code and message, without the position."""
         return (self.checker, self.file, self.code, self.message)
 
     def __str__(self) -> str:
@@ -171,9 +171,9 @@ def restore_check_bound(guessed: int, kept_dropped: int) -> int:
     *guessed* is the number of annotations whose drop was a guess, and *kept_dropped*
     the number of them that stay dropped (each ``TypeVar`` with its uses counts once).
     """
-    if guessed == 0:
-        return 0
-    return 1 + 2 * kept_dropped * math.ceil(math.log2(guessed)) if guessed > 1 else 1
+    if guessed <= 1:
+        return guessed
+    return 1 + 2 * kept_dropped * math.ceil(math.log2(guessed))
 
 
 def verify_stub(
