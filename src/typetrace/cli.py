@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Sequence, TextIO
@@ -203,27 +204,29 @@ def stub_command(ctx: Context) -> int:
         except ValueError as error:
             raise CommandError(f"{error} (option --target-version)") from error
     targets = _resolve_targets(ctx, ctx.args.module, allow_package=output_dir is not None)
-    for target in targets:
-        stub = _build(ctx, target)
-        if ctx.args.verify:
-            from typetrace.verify import verify_stub
+    # One mypy cache for every module, so that each baseline check reuses the last.
+    with tempfile.TemporaryDirectory(prefix="typetrace-verify-") as cache:
+        for target in targets:
+            stub = _build(ctx, target)
+            if ctx.args.verify:
+                from typetrace.verify import verify_stub
 
-            verified = verify_stub(stub, target.path)
-            ctx.stderr.write(verified.report(verbose=ctx.args.verbose))
-            stub = verified.stub
-        text = stub.render(target_version=target_version, show_counts=ctx.args.show_counts)
-        if output_dir is None:
-            ctx.stdout.write(text)
-            continue
-        relative = Path(*target.module.split("."))
-        if target.path.name == "__init__.py":
-            relative = relative / "__init__.pyi"
-        else:
-            relative = relative.with_suffix(".pyi")
-        destination = output_dir / relative
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_text(text, encoding="utf-8")
-        ctx.stderr.write(f"Wrote {destination} ({_plural(stub.function_count, 'function')})\n")
+                verified = verify_stub(stub, target.path, cache_dir=Path(cache))
+                ctx.stderr.write(verified.report(verbose=ctx.args.verbose))
+                stub = verified.stub
+            text = stub.render(target_version=target_version, show_counts=ctx.args.show_counts)
+            if output_dir is None:
+                ctx.stdout.write(text)
+                continue
+            relative = Path(*target.module.split("."))
+            if target.path.name == "__init__.py":
+                relative = relative / "__init__.pyi"
+            else:
+                relative = relative.with_suffix(".pyi")
+            destination = output_dir / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_text(text, encoding="utf-8")
+            ctx.stderr.write(f"Wrote {destination} ({_plural(stub.function_count, 'function')})\n")
     if output_dir is not None:
         _write_package_stubs(output_dir, targets)
     return 0
@@ -257,21 +260,22 @@ def apply_command(ctx: Context) -> int:
     except ValueError as error:
         raise CommandError(f"{error} (option --target-version)") from error
     targets = _resolve_targets(ctx, ctx.args.module, allow_package=True)
-    for target in targets:
-        stub = _build(ctx, target)
-        if ctx.args.verify:
-            from typetrace.verify import verify_stub
+    with tempfile.TemporaryDirectory(prefix="typetrace-verify-") as cache:
+        for target in targets:
+            stub = _build(ctx, target)
+            if ctx.args.verify:
+                from typetrace.verify import verify_stub
 
-            verified = verify_stub(stub, target.path, target_version=target_version)
-            ctx.stderr.write(verified.report(verbose=ctx.args.verbose))
-            stub = verified.stub
-        result = apply_stub_to_file(target.path, stub, write=not ctx.args.diff, target_version=target_version)
-        if ctx.args.diff:
-            ctx.stdout.write(result.diff())
-        elif result.changed:
-            ctx.stderr.write(f"Annotated {target.path} ({_plural(stub.function_count, 'function')})\n")
-        else:
-            ctx.stderr.write(f"{target.path} already has these annotations\n")
+                verified = verify_stub(stub, target.path, target_version=target_version, cache_dir=Path(cache))
+                ctx.stderr.write(verified.report(verbose=ctx.args.verbose))
+                stub = verified.stub
+            result = apply_stub_to_file(target.path, stub, write=not ctx.args.diff, target_version=target_version)
+            if ctx.args.diff:
+                ctx.stdout.write(result.diff())
+            elif result.changed:
+                ctx.stderr.write(f"Annotated {target.path} ({_plural(stub.function_count, 'function')})\n")
+            else:
+                ctx.stderr.write(f"{target.path} already has these annotations\n")
     return 0
 
 

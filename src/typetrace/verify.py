@@ -1,25 +1,35 @@
-"""Verify: keep only the annotations of a stub that add no type-checker errors to its module.
+"""Verify: keep only the annotations of a stub that add no type-checker errors to its package.
 
-:func:`verify_stub` type-checks the module as it is, then with the stub applied, and
-compares the errors. Each error that only the annotated module has is blamed on the
-annotations that introduced it (see :func:`_blame`). Those annotations are dropped,
-and the check repeats until the annotated module has no new errors. The user's file
+:func:`verify_stub` type-checks the module's package as it is, then with the stub
+applied to the module, and compares the errors of every file the checker reports.
+Each error that only the annotated run has is blamed on the annotations that
+introduced it (see :func:`typetrace._blame.blame`). Those annotations are dropped,
+and the check repeats until there is no new error. Then the restore step puts back
+the annotations that a blame only guessed at (see :func:`_restore`). The user's file
 is never written here, so the caller decides what to write. mypy reads the annotated
-text from a temporary folder through ``--shadow-file``. pyright has no such option, so
-for pyright the text is written to a copy beside the file, named
-``_typetrace_verify_<name>.py``, and the copy is removed after the check.
+text from a temporary folder through ``--shadow-file``, and checks the whole top-level
+package, so that calls of the module's functions in other modules are checked against
+the new annotations. pyright has no such option, so for pyright the text is written
+to a copy beside the file, named ``_typetrace_verify_<name>.py``, only that copy is
+checked, and the copy is removed after the check.
 
-Errors are compared by checker, error code and message, not by line, because the
-imports that ``apply`` adds move every line below them.
+Errors are compared by checker, file, error code and message, not by line, because
+the imports that ``apply`` adds move every line below them.
+
+Number of checker runs per module: one for the baseline, at most :data:`MAX_ROUNDS`
+to drop, and for the restore step at most ``1 + 2 * k * ceil(log2(n))``, where *n* is
+the number of annotations (a ``TypeVar`` with its uses counts as one) whose drop was a
+guess and *k* the number of them that stay dropped. :data:`MAX_RESTORE_CHECKS` caps
+the restore step. Each run of mypy reuses the cache of the previous one.
 """
 
 from __future__ import annotations
 
-import ast
 import collections
 import dataclasses
 import difflib
 import logging
+import math
 import re
 import shutil
 import subprocess
@@ -29,12 +39,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
+from typetrace._blame import (
+    BlameContext,
+    ErrorSite,
+    Slot,
+    annotation_of,
+    blame,
+    function_of,
+    is_type_var,
+    stub_slots,
+    with_type_var_partners,
+)
 from typetrace.apply import apply_stub_to_source
 from typetrace.exceptions import TypeTraceError
-from typetrace.stubs.annotations import TYPE_VAR_MODULE
-from typetrace.stubs.model import ClassStub, FunctionStub, ModuleStub, PropertyAccessor
-from typetrace.stubs.scan import FunctionNode, scan_module
-from typetrace.typemodel import TypeRef
+from typetrace.stubs.model import ClassStub, FunctionStub, ModuleStub
 
 __all__ = [
     "CheckerError",
@@ -43,15 +61,17 @@ __all__ = [
     "VerifyError",
     "VerifyResult",
     "available_checkers",
+    "restore_check_bound",
     "verify_stub",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Maximum number of check rounds before every remaining annotation is dropped.
+#: Maximum number of drop rounds before every remaining annotation is dropped.
 MAX_ROUNDS = 10
-#: Maximum number of dropped groups that are tried again one at a time.
-MAX_RESTORES = 20
+#: Maximum number of checker runs of the restore step; annotations not tried by then
+#: stay dropped.
+MAX_RESTORE_CHECKS = 60
 #: Seconds one type-checker run may take.
 CHECK_TIMEOUT = 600
 
@@ -61,7 +81,8 @@ _MYPY_LINE = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<column>\d+): error: (
 #: ``disallow_untyped_defs`` and ``disallow_untyped_calls`` with new messages, so
 #: they are never counted as new errors.
 _COMPLETENESS_CODES = frozenset({"no-untyped-def", "no-untyped-call"})
-_QUOTED_NAME = re.compile(r'"([A-Za-z_][A-Za-z0-9_]*)"')
+
+_Baseline = collections.Counter[tuple[str, str, str, str]]
 
 
 class VerifyError(TypeTraceError):
@@ -69,28 +90,8 @@ class VerifyError(TypeTraceError):
 
 
 @dataclass(frozen=True)
-class Slot:
-    """One annotation a stub adds: a parameter's, or the return's when *parameter* is ``None``."""
-
-    qualname: str
-    parameter: Optional[str]
-    accessor: Optional[str] = None
-
-    @property
-    def sort_key(self) -> tuple[str, str, bool, str]:
-        """Order of the slots in reports: by function, parameters before the return."""
-        return (self.qualname, self.accessor or "", self.parameter is None, self.parameter or "")
-
-    def __str__(self) -> str:
-        suffix = f" ({self.accessor})" if self.accessor else ""
-        if self.parameter is None:
-            return f"{self.qualname}{suffix} return"
-        return f"{self.qualname}{suffix} parameter {self.parameter}"
-
-
-@dataclass(frozen=True)
 class CheckerError:
-    """One error a type checker reported on the checked module."""
+    """One error a type checker reported on the checked module or its package."""
 
     #: Name of the checker, such as ``mypy``.
     checker: str
@@ -100,20 +101,24 @@ class CheckerError:
     message: str
     #: Error code, such as ``arg-type``; empty when the checker gave none.
     code: str = ""
+    #: Path of the file, relative to the folder of the top-level package; empty for
+    #: the module that is verified.
+    file: str = ""
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        """What two runs compare: checker, code and message, without the position."""
-        return (self.checker, self.code, self.message)
+    def key(self) -> tuple[str, str, str, str]:
+        """The fields that two runs compare: checker, file, code and message, without the position."""
+        return (self.checker, self.file, self.code, self.message)
 
     def __str__(self) -> str:
         code = f"  [{self.code}]" if self.code else ""
-        return f"{self.checker}: line {self.line}: {self.message}{code}"
+        where = f"{self.file} line {self.line}" if self.file else f"line {self.line}"
+        return f"{self.checker}: {where}: {self.message}{code}"
 
 
 @dataclass(frozen=True)
 class DroppedAnnotation:
-    """An annotation left out because the module had a new error with it."""
+    """An annotation left out because the package had a new error with it."""
 
     slot: Slot
     #: The annotation as the stub renders it.
@@ -132,7 +137,7 @@ class VerifyResult:
     dropped: tuple[DroppedAnnotation, ...]
     #: Names of the type checkers that were run.
     checkers: tuple[str, ...]
-    #: Number of times the annotated module was checked.
+    #: Number of times the annotated module was checked, the baseline not included.
     rounds: int
 
     def report(self, *, verbose: bool = False) -> str:
@@ -160,17 +165,34 @@ def available_checkers() -> tuple[str, ...]:
     return tuple(names)
 
 
+def restore_check_bound(guessed: int, kept_dropped: int) -> int:
+    """Return the most checker runs the restore step makes, before :data:`MAX_RESTORE_CHECKS`.
+
+    *guessed* is the number of annotations whose drop was a guess, and *kept_dropped*
+    the number of them that stay dropped (each ``TypeVar`` with its uses counts once).
+    """
+    if guessed <= 1:
+        return guessed
+    return 1 + 2 * kept_dropped * math.ceil(math.log2(guessed))
+
+
 def verify_stub(
     stub: ModuleStub,
     path: Path,
     *,
     target_version: tuple[int, int] = (sys.version_info[0], sys.version_info[1]),
     checkers: Optional[Sequence[str]] = None,
+    cache_dir: Optional[Path] = None,
 ) -> VerifyResult:
     """Drop the annotations of *stub* that add type-checker errors to the module at *path*.
 
-    *checkers* names the type checkers to run (``mypy``, ``pyright``); by default every
-    one of :func:`available_checkers`. The file at *path* is read, never written.
+    The baseline is the package as it is on disk when this is called, so when several
+    modules are annotated one after another, each is compared with the package that
+    has the earlier ones written. *checkers* names the type checkers to run (``mypy``,
+    ``pyright``); by default every one of :func:`available_checkers`. *cache_dir* is
+    mypy's cache folder, a temporary one by default. Passing one folder for several
+    modules of a package lets each check reuse the analysis of the earlier ones. The
+    file at *path* is read, never written.
 
     Raises:
         VerifyError: no type checker is available, one fails to run, or the file
@@ -184,67 +206,156 @@ def verify_stub(
     except (OSError, UnicodeDecodeError) as error:
         raise VerifyError(f"Failed to read {path}: {error}") from error
     with tempfile.TemporaryDirectory(prefix="typetrace-verify-") as folder:
-        runner = _Runner(path.resolve(), Path(folder), checkers)
-        baseline = collections.Counter(error.key for error in runner.check(None))
-        return _drop_until_clean(stub, source, baseline, runner, target_version)
+        runner = _Runner(path.resolve(), Path(folder), checkers, cache_dir or Path(folder) / "mypy-cache")
+        try:
+            baseline_errors = runner.check(None)
+        except VerifyError as error:
+            if runner.target == runner.path:
+                raise
+            # A syntax error in any file of the package stops mypy (exit code 2),
+            # but the module alone can still be checked.
+            logger.warning("Checking %s alone, because checking its package failed: %s", path, error)
+            runner.target = runner.path
+            baseline_errors = runner.check(None)
+        baseline = collections.Counter(error.key for error in baseline_errors)
+        return _Verification(stub, source, baseline, runner, target_version).run()
 
 
-def _drop_until_clean(
-    original: ModuleStub,
-    source: str,
-    baseline: collections.Counter[tuple[str, str, str]],
-    runner: _Runner,
-    target_version: tuple[int, int],
-) -> VerifyResult:
-    """Drop blamed annotations until the module has no new errors, then restore what fits.
+class _Verification:
+    """The drop rounds and the restore step for one module."""
 
-    Blame is coarse when one line calls several stubbed functions. So afterwards each
-    group of annotations dropped together, one function's in one round, is put back
-    on its own in the order dropped. It stays if the module has no new errors with it.
-    """
-    removed: dict[Slot, CheckerError] = {}
-    groups: list[set[Slot]] = []
-    rounds = 0
-    while True:
-        stub = _without(original, removed)
-        annotated = apply_stub_to_source(source, stub, target_version=target_version)
-        if annotated == source:
-            break
-        rounds += 1
-        new_errors = _new_errors(runner.check(annotated), baseline)
-        if not new_errors:
-            break
-        blamed: dict[Slot, CheckerError] = {}
-        functions = _locate(annotated, stub)
-        lines = annotated.splitlines()
-        to_source_line = _line_mapper(lines, source.splitlines())
-        for error in new_errors:
-            # Reported with the line of the user's file, not of the annotated text.
-            reported = dataclasses.replace(error, line=to_source_line(error.line))
-            for slot in _blame(error, functions, lines, stub):
-                blamed.setdefault(slot, reported)
-        if not blamed or rounds >= MAX_ROUNDS:
-            # An error that no rule blames drops every remaining annotation; the
-            # restore step below puts back the functions that do not cause it.
-            logger.info("Dropping every annotation of %s: %d new error(s) not attributed", original.module, len(new_errors))
-            blamed = {slot: new_errors[0] for slot in _slots(stub)}
-        removed.update(blamed)
-        for qualname in sorted({slot.qualname for slot in blamed}):
-            groups.append({slot for slot in blamed if slot.qualname == qualname})
+    def __init__(
+        self,
+        original: ModuleStub,
+        source: str,
+        baseline: _Baseline,
+        runner: _Runner,
+        target_version: tuple[int, int],
+    ) -> None:
+        self.original = original
+        self.source = source
+        self.baseline = baseline
+        self.runner = runner
+        self.target_version = target_version
+        self.to_source_line: Callable[[int], int] = lambda line: line
+        #: Dropped slots, with the error that each was dropped for.
+        self.removed: dict[Slot, CheckerError] = {}
+        #: Dropped slots whose blame was a guess; the restore step tries them again.
+        self.guessed: set[Slot] = set()
+        #: Dropped slots that a certain blame named, and whose error went with them.
+        self.confirmed: set[Slot] = set()
+        self.rounds = 0
 
-    for group in groups[:MAX_RESTORES] if len(groups) > 1 else []:
-        trial = {slot: error for slot, error in removed.items() if slot not in group}
-        annotated = apply_stub_to_source(source, _without(original, trial), target_version=target_version)
-        rounds += 1
-        if not _new_errors(runner.check(annotated), baseline):
-            removed = trial
+    def run(self) -> VerifyResult:
+        self._drop_until_clean()
+        self._restore()
+        dropped = [
+            DroppedAnnotation(slot, _annotation_text(self.original, slot), error)
+            for slot, error in sorted(self.removed.items(), key=lambda item: item[0].sort_key)
+        ]
+        stub = _without(self.original, self.removed)
+        return VerifyResult(stub, tuple(stub_slots(stub)), tuple(dropped), self.runner.checkers, self.rounds)
 
-    dropped = [
-        DroppedAnnotation(slot, _annotation_text(original, slot), error)
-        for slot, error in sorted(removed.items(), key=lambda item: item[0].sort_key)
-    ]
-    stub = _without(original, removed)
-    return VerifyResult(stub, tuple(_slots(stub)), tuple(dropped), runner.checkers, rounds)
+    def _check(self, removed: Iterable[Slot]) -> tuple[str, ModuleStub, list[CheckerError]]:
+        """Check the package with the stub minus *removed*; return the text, stub and new errors."""
+        stub = _without(self.original, removed)
+        annotated = apply_stub_to_source(self.source, stub, target_version=self.target_version)
+        if annotated == self.source:
+            return annotated, stub, []
+        self.rounds += 1
+        return annotated, stub, _new_errors(self.runner.check(annotated), self.baseline)
+
+    def _drop_until_clean(self) -> None:
+        """Drop blamed annotations until the package has no new errors.
+
+        A certain blame is confirmed when its error is gone in the next round, and its
+        annotations are not tried again even if another blame guessed at them.
+        Otherwise they count as guessed too.
+        """
+        pending: dict[tuple[str, str, str, str], set[Slot]] = {}
+        while True:
+            annotated, stub, new_errors = self._check(self.removed)
+            remaining = collections.Counter(error.key for error in new_errors)
+            for key, slots in pending.items():
+                if remaining[key]:
+                    self.guessed |= slots
+                else:
+                    self.confirmed |= slots
+            pending = {}
+            if not new_errors:
+                return
+            context = BlameContext(stub, annotated, self.runner.root)
+            self.to_source_line = _line_mapper(annotated.splitlines(), self.source.splitlines())
+            blamed: dict[Slot, CheckerError] = {}
+            for error in new_errors:
+                site = ErrorSite(error.file, error.line, error.column, error.code, error.message)
+                found = blame(site, context)
+                for slot in found.slots:
+                    blamed.setdefault(slot, self._reported(error))
+                if found.certain:
+                    pending.setdefault(error.key, set()).update(found.slots)
+                else:
+                    self.guessed |= found.slots
+            if not blamed or self.rounds >= MAX_ROUNDS:
+                # An error that no rule blames drops every remaining annotation, and the
+                # restore step puts back the ones that do not cause it.
+                logger.info(
+                    "Dropping every annotation of %s: %d new error(s) not attributed",
+                    self.original.module, len(new_errors),
+                )  # fmt: skip
+                everything = stub_slots(stub)
+                blamed = {slot: self._reported(new_errors[0]) for slot in everything}
+                self.guessed |= set(everything)
+            self.removed.update(blamed)
+
+    def _reported(self, error: CheckerError) -> CheckerError:
+        """Return *error* with the line of the user's file, not of the annotated text."""
+        if error.file:
+            return error
+        return dataclasses.replace(error, line=self.to_source_line(error.line))
+
+    def _restore(self) -> None:
+        """Put back the guessed drops that add no new error, bisecting batches that do.
+
+        A batch of dropped annotations is added back in one check. If errors come back,
+        the batch is split in halves and each half is tried, the first half on top of
+        what was already put back. When the first half is put back whole, the second
+        half is known to fail without a check, because the package would then be the
+        one of the failed batch. So each annotation that stays dropped costs at most
+        two checks per halving, ``2 * ceil(log2(n))``.
+        """
+        candidates = sorted((self.guessed - self.confirmed) & set(self.removed), key=lambda slot: slot.sort_key)
+        units: list[frozenset[Slot]] = []
+        seen: set[Slot] = set()
+        for slot in candidates:
+            if slot not in seen:
+                unit = frozenset(with_type_var_partners({slot}, self.original) & set(self.removed))
+                seen |= unit
+                units.append(unit)
+        self.restore_checks = 0
+        if units:
+            self._restore_batch(units, known_to_fail=False)
+
+    def _restore_batch(self, units: list[frozenset[Slot]], *, known_to_fail: bool) -> bool:
+        """Try to put back *units*; return whether all of them were put back."""
+        if not known_to_fail:
+            if self.restore_checks >= MAX_RESTORE_CHECKS:
+                logger.info("Restore step of %s stopped after %d checks", self.original.module, MAX_RESTORE_CHECKS)
+                return False
+            batch = set().union(*units)
+            trial = [slot for slot in self.removed if slot not in batch]
+            self.restore_checks += 1
+            _, _, new_errors = self._check(trial)
+            if not new_errors:
+                for slot in batch:
+                    del self.removed[slot]
+                return True
+        if len(units) == 1:
+            return False
+        half = len(units) // 2
+        first_put_back = self._restore_batch(units[:half], known_to_fail=False)
+        self._restore_batch(units[half:], known_to_fail=first_put_back)
+        return False
 
 
 def _line_mapper(annotated: list[str], source: list[str]) -> Callable[[int], int]:
@@ -266,7 +377,7 @@ def _line_mapper(annotated: list[str], source: list[str]) -> Callable[[int], int
     return lambda line: mapping.get(line, line)
 
 
-def _new_errors(errors: list[CheckerError], baseline: collections.Counter[tuple[str, str, str]]) -> list[CheckerError]:
+def _new_errors(errors: list[CheckerError], baseline: _Baseline) -> list[CheckerError]:
     """Return the errors that the baseline does not have, counting repeats."""
     remaining = collections.Counter(baseline)
     new = []
@@ -284,24 +395,28 @@ def _new_errors(errors: list[CheckerError], baseline: collections.Counter[tuple[
 
 
 class _Runner:
-    """Runs the type checkers on the module, as it is or with another text in its place."""
+    """Runs the type checkers on the module's package, with the module as it is or with another text."""
 
-    def __init__(self, path: Path, folder: Path, checkers: tuple[str, ...]) -> None:
+    def __init__(self, path: Path, folder: Path, checkers: tuple[str, ...], cache_dir: Path) -> None:
         unknown = [name for name in checkers if name not in ("mypy", "pyright")]
         if unknown:
             raise VerifyError(f"Unknown type checker {unknown[0]!r}: use mypy or pyright")
         self.path = path
         self.folder = folder
         self.checkers = checkers
+        self.cache_dir = cache_dir
         self.shadow = folder / path.name
         # The checkers run in the folder that contains the module's top-level package,
         # where ``import pkg.other`` resolves as at run time.
         self.root = path.parent
         while (self.root / "__init__.py").is_file() and self.root.parent != self.root:
             self.root = self.root.parent
+        # mypy checks the whole top-level package, or the module alone if it is in none.
+        relative = path.relative_to(self.root)
+        self.target = self.root / relative.parts[0] if len(relative.parts) > 1 else path
 
     def check(self, text: Optional[str]) -> list[CheckerError]:
-        """Check the module, with *text* in place of its source unless it is ``None``."""
+        """Check the package, with *text* in place of the module's source unless it is ``None``."""
         if text is not None:
             self.shadow.write_text(text, encoding="utf-8")
         errors: list[CheckerError] = []
@@ -317,21 +432,28 @@ class _Runner:
         command = [
             sys.executable, "-m", "mypy", "--check-untyped-defs",
             "--show-column-numbers", "--no-error-summary", "--hide-error-context", "--no-pretty",
-            "--show-absolute-path", "--follow-imports=silent", "--cache-dir", str(self.folder / "mypy-cache"),
+            "--show-absolute-path", "--follow-imports=silent", "--cache-dir", str(self.cache_dir),
         ]  # fmt: skip
         if shadowed:
             command += ["--shadow-file", str(self.path), str(self.shadow)]
-        command.append(str(self.path))
+        command.append(str(self.target))
         result = _run(command, self.root)
         # mypy exits with 1 when it found errors and 2 when it failed.
         if result.returncode not in (0, 1):
-            raise VerifyError(f"mypy failed on {self.path} (exit code {result.returncode}): {result.stderr.strip()[-2000:]}")
+            raise VerifyError(f"mypy failed on {self.target} (exit code {result.returncode}): {result.stderr.strip()[-2000:]}")
         errors = []
         for line in result.stdout.splitlines():
             match = _MYPY_LINE.match(line)
-            if match is None or Path(match["path"]) != self.path:
+            if match is None:
                 continue
-            errors.append(CheckerError("mypy", int(match["line"]), int(match["column"]), match["message"], match["code"] or ""))
+            path = Path(match["path"])
+            if path == self.path:
+                file = ""
+            elif path.is_relative_to(self.root):
+                file = path.relative_to(self.root).as_posix()
+            else:
+                continue
+            errors.append(CheckerError("mypy", int(match["line"]), int(match["column"]), match["message"], match["code"] or "", file))
         return errors
 
     def _pyright(self, text: Optional[str]) -> list[CheckerError]:
@@ -372,167 +494,15 @@ def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         raise VerifyError(f"Failed to run {command[0]}: {error}") from error
 
 
-# --- Blaming annotations -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Located:
-    """A stubbed function, found in the annotated text."""
-
-    function: FunctionStub
-    node: FunctionNode
-
-    @property
-    def start(self) -> int:
-        return self.node.node.lineno
-
-    @property
-    def body_start(self) -> int:
-        return self.node.node.body[0].lineno
-
-    @property
-    def end(self) -> int:
-        return self.node.node.end_lineno or self.start
-
-
-def _locate(annotated: str, stub: ModuleStub) -> list[_Located]:
-    scan = scan_module(ast.parse(annotated))
-    located = []
-    for node in scan.iter_functions():
-        function = stub.function(node.qualname, node.accessor)
-        if function is not None and function.has_annotations:
-            located.append(_Located(function, node))
-    return located
-
-
-def _blame(error: CheckerError, functions: list[_Located], lines: list[str], stub: ModuleStub) -> set[Slot]:
-    """Return the annotations that *error* is blamed on; empty when no rule applies.
-
-    The first rule that blames anything wins:
-
-    1. An error in a signature is blamed on the parameter or return annotation at its
-       column, or on every annotation of that signature.
-    2. An error that names a stubbed function in quotes (``Argument 1 to "f"``) or on
-       whose line a stubbed function is called is blamed on every annotation of those
-       functions, because a call site shows a wrong parameter or return type.
-    3. An error in a function body on a ``return`` line, or with the code
-       ``return-value``, is blamed on the return annotation; another one on the
-       annotated parameters named on its line.
-
-    Rule 2 comes before rule 3, so that when the callee's annotation is the cause,
-    the caller's stays. If the error remains, the next round blames the caller.
-    A blamed annotation that is a ``TypeVar`` takes its other uses in the same
-    signature with it.
-    """
-    line_text = lines[error.line - 1] if 0 < error.line <= len(lines) else ""
-    signature = set()
-    body = set()
-    for located in functions:
-        if located.start <= error.line < located.body_start:
-            signature |= _blame_signature(located, error)
-        elif located.body_start <= error.line <= located.end:
-            body |= _blame_body(located, error, line_text)
-    named = set(_QUOTED_NAME.findall(error.message))
-    called = set(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(", line_text))
-    callees = set()
-    for located in functions:
-        if located.function.name in named or located.function.name in called:
-            callees |= set(_function_slots(located.function))
-    for slots in (signature, callees, body):
-        if slots:
-            return _with_type_var_partners(slots, stub)
-    return set()
-
-
-def _blame_signature(located: _Located, error: CheckerError) -> set[Slot]:
-    node = located.node.node
-    arguments = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
-    arguments += [arg for arg in (node.args.vararg, node.args.kwarg) if arg is not None]
-    for argument in arguments:
-        if _covers(argument, error) or (argument.annotation is not None and _covers(argument.annotation, error)):
-            slot = _slot(located.function, argument.arg)
-            return {slot} if slot is not None else set()
-    if node.returns is not None and _covers(node.returns, error):
-        slot = _slot(located.function, None)
-        return {slot} if slot is not None else set()
-    return set(_function_slots(located.function))
-
-
-def _blame_body(located: _Located, error: CheckerError, line_text: str) -> set[Slot]:
-    if error.code == "return-value" or line_text.lstrip().startswith("return"):
-        slot = _slot(located.function, None)
-        if slot is not None:
-            return {slot}
-    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", line_text))
-    slots = set()
-    for parameter in located.function.parameters:
-        if parameter.name in words:
-            slot = _slot(located.function, parameter.name)
-            if slot is not None:
-                slots.add(slot)
-    return slots
-
-
-def _covers(node: ast.AST, error: CheckerError) -> bool:
-    start = (node.lineno, node.col_offset + 1)  # type: ignore[attr-defined]
-    end = (node.end_lineno, node.end_col_offset + 1)  # type: ignore[attr-defined]
-    return start <= (error.line, error.column) <= end
-
-
-def _with_type_var_partners(slots: set[Slot], stub: ModuleStub) -> set[Slot]:
-    result = set(slots)
-    for slot in slots:
-        function = _function(stub, slot)
-        if function is None or not _is_type_var(_annotation(function, slot)):
-            continue
-        type_var = _annotation(function, slot)
-        result |= {other for other in _function_slots(function) if _annotation(function, other) == type_var}
-    return result
-
-
-# --- Slots of a stub ---------------------------------------------------------------
-
-
-def _slot(function: FunctionStub, parameter: Optional[str]) -> Optional[Slot]:
-    """Return the slot of *parameter* (``None``: the return) if the stub annotates it."""
-    slot = Slot(function.qualname, parameter, function.accessor.value if function.accessor else None)
-    return slot if _annotation(function, slot) is not None else None
-
-
-def _function_slots(function: FunctionStub) -> list[Slot]:
-    names: list[Optional[str]] = [parameter.name for parameter in function.parameters]
-    slots = [_slot(function, name) for name in [*names, None]]
-    return [slot for slot in slots if slot is not None]
-
-
-def _slots(stub: ModuleStub) -> list[Slot]:
-    return [slot for function in stub.iter_functions() for slot in _function_slots(function)]
-
-
-def _function(stub: ModuleStub, slot: Slot) -> Optional[FunctionStub]:
-    accessor = PropertyAccessor(slot.accessor) if slot.accessor else None
-    return stub.function(slot.qualname, accessor)
-
-
-def _annotation(function: FunctionStub, slot: Slot) -> Optional[TypeRef]:
-    if slot.parameter is None:
-        return function.return_annotation
-    for parameter in function.parameters:
-        if parameter.name == slot.parameter:
-            return parameter.annotation
-    return None
-
-
-def _is_type_var(ref: Optional[TypeRef]) -> bool:
-    return ref is not None and ref.module == TYPE_VAR_MODULE
+# --- Changing the stub -------------------------------------------------------------
 
 
 def _annotation_text(stub: ModuleStub, slot: Slot) -> str:
-    function = _function(stub, slot)
-    ref = _annotation(function, slot) if function is not None else None
+    function = function_of(stub, slot)
+    ref = annotation_of(function, slot) if function is not None else None
     if ref is None:
         return "?"
-    if _is_type_var(ref):
+    if is_type_var(ref):
         return f"TypeVar constrained to {', '.join(str(arg) for arg in ref.args)}"
     return str(ref)
 
