@@ -14,6 +14,15 @@ The cost per value is bounded:
   iteration order, because they cannot be indexed.
 * Containers nested deeper than :data:`MAX_DEPTH` become ``Any``, which also ends the
   walk through self-referencing containers.
+
+A ``dict`` (the exact class) with at most :data:`MAX_SHAPE_KEYS` keys, each an exact
+``str`` of at most :data:`MAX_SHAPE_KEY_LENGTH` characters, gets a *shape* (see
+:mod:`typetrace.typemodel`): the type of the value under every key, which stubs write
+as a ``TypedDict``. Such a dict has every value inspected instead of its first
+:data:`HEAD_ELEMENTS`, when the element budget of the top-level value still allows it;
+otherwise it is typed ``dict[str, V]`` from its first entries as before. The key
+strings become part of the trace, so a store keeps the keys of small dicts, not only
+types.
 """
 
 from __future__ import annotations
@@ -27,12 +36,14 @@ import types
 import weakref
 from typing import Any, Callable, Iterable, Optional, TypeVar
 
-from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
+from typetrace.typemodel import ANY, ELLIPSIS, MAX_SHAPE_KEYS, NONE, ShapeKey, TypeRef, dict_shape, union
 
 __all__ = [
     "HEAD_ELEMENTS",
     "MAX_DEPTH",
     "MAX_ELEMENTS",
+    "MAX_SHAPE_KEYS",
+    "MAX_SHAPE_KEY_LENGTH",
     "MAX_TUPLE_LENGTH",
     "SPREAD_ELEMENTS",
     "TypeInferrer",
@@ -54,6 +65,9 @@ HEAD_ELEMENTS = 8
 SPREAD_ELEMENTS = 8
 #: Tuples up to this length get one type per position; longer ones get ``tuple[T, ...]``.
 MAX_TUPLE_LENGTH = 10
+#: Longest key, in characters, of a dict that gets a shape. Longer keys are data rather
+#: than field names, and would make every stored trace of the dict as long.
+MAX_SHAPE_KEY_LENGTH = 64
 
 # Classes whose names are cached per inferrer; the cache is emptied when full.
 _MAX_CACHED_CLASSES = 4096
@@ -315,13 +329,26 @@ def _walk_mapping(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef
     return TypeRef(base.module, base.qualname, (keys, values))
 
 
+def _walk_dict(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef:
+    # Called for exact dicts only, so len() and dict.items() run no Python code, and
+    # ``type(key) is str`` lets no str subclass through.
+    length = len(value)
+    if not 0 < length <= MAX_SHAPE_KEYS or walk.budget < length:
+        return _walk_mapping(walk, value, base, depth)
+    items = list(dict.items(value))
+    if not all(type(key) is str and len(key) <= MAX_SHAPE_KEY_LENGTH for key, _ in items):
+        return _walk_mapping(walk, value, base, depth)
+    walk.take(len(items))
+    return dict_shape(ShapeKey(key, walk.infer(item, depth)) for key, item in items)
+
+
 _CONTAINERS: dict[int, Callable[[_Walk, Any, TypeRef, int], TypeRef]] = {
     id(list): _walk_sequence,
     id(tuple): _walk_tuple,
     id(set): _walk_iterable,
     id(frozenset): _walk_iterable,
     id(collections.deque): _walk_iterable,
-    id(dict): _walk_mapping,
+    id(dict): _walk_dict,
     id(collections.defaultdict): _walk_mapping,
     id(collections.OrderedDict): _walk_mapping,
     id(collections.Counter): _walk_mapping,

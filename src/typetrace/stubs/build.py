@@ -6,9 +6,9 @@ import ast
 import builtins
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Optional, Sequence, Union
 
-from typetrace.combining import DEFAULT_MAX_UNION_SIZE, combine_types, match_type_var
+from typetrace.combining import DEFAULT_MAX_UNION_SIZE, combine_calls, combine_types, match_type_var
 from typetrace.exceptions import TypeTraceError
 from typetrace.stubs.annotations import NewImport, constrained_type_var, public_type
 from typetrace.stubs.model import (
@@ -21,7 +21,7 @@ from typetrace.stubs.model import (
 )
 from typetrace.stubs.scan import ClassNode, FunctionNode, ModuleScan, scan_module
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import ANY, NONE, TypeRef
+from typetrace.typemodel import ANY, NONE, TypeRef, without_shapes
 
 __all__ = ["StubBuildError", "build_stub"]
 
@@ -287,7 +287,7 @@ class _Builder:
             has_default = default is not None
             traced = None
             if not (skip_first and index == 0 and kind is not ParameterKind.VAR_POSITIONAL):
-                traced = self.combine(trace.arg_types.get(arg.arg) for trace in traces)
+                traced = self.combine_slot(traces, lambda trace: trace.arg_types.get(arg.arg))
                 if takes_object and traced is not None:
                     traced = _OBJECT
                 elif traced is not None and _is_none_literal(default):
@@ -324,7 +324,8 @@ class _Builder:
         match = match_type_var(calls, candidates, max_constraints=self.max_union_size)
         if match is None:
             return None
-        constraints = tuple(self.combine([constraint]) or ANY for constraint in match.constraints)
+        # A constraint is written inline, where a dict shape has no TypedDict name.
+        constraints = tuple(without_shapes(self.combine([constraint]) or ANY) for constraint in match.constraints)
         public = [public_type(constraint) for constraint in constraints]
         # Constraints that become Any, or the same public class, cannot be told apart.
         if ANY in public or len(set(public)) != len(public):
@@ -332,10 +333,10 @@ class _Builder:
         return constrained_type_var(constraints), match.parameters
 
     def return_annotation(self, function: FunctionNode, traces: list[CallTrace]) -> Optional[TypeRef]:
-        returned = self.combine(trace.return_type for trace in traces)
+        returned = self.combine_slot(traces, lambda trace: trace.return_type)
         if not function.is_generator:
             return returned
-        yielded = self.combine(trace.yield_type for trace in traces)
+        yielded = self.combine_slot(traces, lambda trace: trace.yield_type)
         if yielded is None:
             return None
         if isinstance(function.node, ast.AsyncFunctionDef):
@@ -350,6 +351,23 @@ class _Builder:
         if not observed:
             return None
         return combine_types(observed, max_union_size=self.max_union_size)
+
+    def combine_slot(
+        self, traces: Iterable[CallTrace], read: Callable[[CallTrace], Optional[TypeRef]]
+    ) -> Optional[TypeRef]:
+        """Combine the types that *read* gets from *traces*, weighted by their call counts.
+
+        ``None`` when no trace has a type for the slot. See
+        :func:`typetrace.combining.combine_calls`.
+        """
+        observed = []
+        for trace in traces:
+            ref = read(trace)
+            if ref is not None:
+                observed.append((ref, trace.call_count))
+        if not observed:
+            return None
+        return combine_calls(observed, max_union_size=self.max_union_size)
 
     def note_references(self, ref: Optional[TypeRef]) -> None:
         if ref is None:

@@ -7,6 +7,7 @@ from typing import Iterable, Iterator, Optional
 
 from typetrace.stubs.annotations import AnnotationNamer, NewImport, syntax_for_target
 from typetrace.stubs.model import ClassStub, FunctionStub, ModuleStub, ParameterKind, ParameterStub
+from typetrace.stubs.typeddicts import slot_class_name
 from typetrace.typemodel import ANY, TypeRef
 
 __all__ = ["format_imports", "render_module_stub"]
@@ -29,6 +30,11 @@ def render_module_stub(
     written ``X | Y`` and ``list[X]``, which mypy and pyright accept in ``.pyi`` files
     whatever Python version they check for.
 
+    Dict shapes become ``TypedDict`` classes, defined after the imports and named after
+    the function and parameter that first use them (see
+    :mod:`typetrace.stubs.typeddicts`). ``NotRequired`` comes from :mod:`typing` for a
+    target version of 3.11 or newer, and from ``typing_extensions`` otherwise.
+
     Raises:
         ValueError: *target_version* is older than 3.7.
     """
@@ -41,6 +47,7 @@ def render_module_stub(
         bindings={new.bound_name: new.binding() for new in stub.source_imports},
         pep604=pep604,
         pep585=pep585,
+        target_version=target_version,
     )
     body: list[str] = []
     for function in stub.functions:
@@ -56,6 +63,10 @@ def render_module_stub(
     body.append(INCOMPLETE_MARKER_COMMENT)
     body.append(f"def __getattr__(name: str) -> {namer.render(ANY).text}: ...")
     # Declarations may add imports, so they are rendered before the header.
+    definitions: list[str] = []
+    for statement in namer.typed_dict_declarations(quote_forward=False):
+        definitions += ["", *statement.split("\n")]
+    body[0:0] = definitions
     declarations = namer.type_var_declarations(quote_forward=False)
     if declarations:
         body[0:0] = ["", *declarations]
@@ -105,15 +116,22 @@ def _render_class(cls: ClassStub, namer: AnnotationNamer, indent: str) -> list[s
 def _render_function(function: FunctionStub, namer: AnnotationNamer, indent: str) -> list[str]:
     lines = [f"{indent}@{decorator}" for decorator in function.decorators]
     keyword = "async def" if function.is_async else "def"
-    parameters = ", ".join(render_parameters(function.parameters, namer))
-    returns = _annotation_text(function.return_annotation, function.existing_return, namer)
+    parameters = ", ".join(render_parameters(function.parameters, namer, function.qualname))
+    typed_dict_name = slot_class_name(function.qualname, None)
+    returns = _annotation_text(function.return_annotation, function.existing_return, namer, typed_dict_name)
     arrow = f" -> {returns}" if returns is not None else ""
     lines.append(f"{indent}{keyword} {function.name}({parameters}){arrow}: ...")
     return lines
 
 
-def render_parameters(parameters: Iterable[ParameterStub], namer: AnnotationNamer) -> list[str]:
-    """Render the parameter list with ``/`` and ``*`` markers and ``...`` defaults."""
+def render_parameters(
+    parameters: Iterable[ParameterStub], namer: AnnotationNamer, qualname: Optional[str] = None
+) -> list[str]:
+    """Render the parameter list with ``/`` and ``*`` markers and ``...`` defaults.
+
+    *qualname*, the function's, names the TypedDict classes of the parameters; without
+    it, dict shapes are written ``dict[str, V]``.
+    """
     parameters = list(parameters)
     texts: list[str] = []
     kinds = [parameter.kind for parameter in parameters]
@@ -121,7 +139,7 @@ def render_parameters(parameters: Iterable[ParameterStub], namer: AnnotationName
         if parameter.kind is ParameterKind.KEYWORD_ONLY and ParameterKind.VAR_POSITIONAL not in kinds:
             if index == 0 or parameters[index - 1].kind is not ParameterKind.KEYWORD_ONLY:
                 texts.append("*")
-        texts.append(_render_parameter(parameter, namer))
+        texts.append(_render_parameter(parameter, namer, qualname))
         is_last_positional_only = parameter.kind is ParameterKind.POSITIONAL_ONLY and (
             index + 1 == len(parameters) or parameters[index + 1].kind is not ParameterKind.POSITIONAL_ONLY
         )
@@ -130,9 +148,10 @@ def render_parameters(parameters: Iterable[ParameterStub], namer: AnnotationName
     return texts
 
 
-def _render_parameter(parameter: ParameterStub, namer: AnnotationNamer) -> str:
+def _render_parameter(parameter: ParameterStub, namer: AnnotationNamer, qualname: Optional[str]) -> str:
     stars = {ParameterKind.VAR_POSITIONAL: "*", ParameterKind.VAR_KEYWORD: "**"}.get(parameter.kind, "")
-    annotation = _annotation_text(parameter.annotation, parameter.existing, namer)
+    typed_dict_name = None if qualname is None else slot_class_name(qualname, parameter.name)
+    annotation = _annotation_text(parameter.annotation, parameter.existing, namer, typed_dict_name)
     text = f"{stars}{parameter.name}"
     if annotation is not None:
         text += f": {annotation}"
@@ -142,8 +161,8 @@ def _render_parameter(parameter: ParameterStub, namer: AnnotationNamer) -> str:
 
 
 def _annotation_text(
-    traced: Optional[TypeRef], existing: Optional[str], namer: AnnotationNamer
+    traced: Optional[TypeRef], existing: Optional[str], namer: AnnotationNamer, typed_dict_name: Optional[str]
 ) -> Optional[str]:
     if traced is not None:
-        return namer.render(traced).text
+        return namer.render(traced, typed_dict_name=typed_dict_name).text
     return existing
