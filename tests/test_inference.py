@@ -262,7 +262,7 @@ class TestDictShapes:
 
         inner = dict_shape([ShapeKey("id", INT)])
         assert result.shape == (ShapeKey("user", inner), ShapeKey("tags", builtin("list", STR)))
-        # The value type argument holds the nested dict without its shape.
+        # The value type argument contains the nested dict without its shape.
         assert result.args == (STR, union([builtin("dict", STR, INT), builtin("list", STR)]))
 
     def test_every_value_inspected(self) -> None:

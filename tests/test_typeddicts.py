@@ -138,6 +138,7 @@ class TestNames:
             ("camelCase", "someArg", "CamelCaseSomeArg"),
             ("f2", "x", "F2X"),
             ("_", "_2", "Dict2"),
+            ("f", "x²", "FX"),
         ],
     )
     def test_slot_class_name(self, qualname: str, parameter: str | None, expected: str) -> None:
@@ -274,6 +275,11 @@ class TestStub:
         assert "class FD3(TypedDict):" in text
         assert "def f(d: FD3) -> None: ..." in text
 
+    def test_name_avoids_builtins(self) -> None:
+        text = stub_text("def value(error):\n    pass\n", *[trace("value", {"error": shape(a=INT)}, NONE)] * 2)
+
+        assert "def value(error: ValueError2) -> None: ..." in text
+
     def test_optional_shape(self) -> None:
         text = stub_text("def f(d=None):\n    pass\n", *[trace("f", {"d": shape(a=INT)}, NONE)] * 2)
 
@@ -391,6 +397,21 @@ class TestApply:
         assert "    class LoadUserReturn2(TypedDict):\n" in after
         assert 'def load_user(user_id: int) -> "LoadUserReturn2":' in after
         assert "\nLoadUserReturn = 0\n" in after
+
+    def test_stub_of_applied_module_keeps_items(self, tmp_path: Path) -> None:
+        """Stubbing the annotated module writes the TypedDict classes with their items."""
+        applied = apply(SOURCE, *TRACES, target=(3, 9))
+
+        text = stub_text(applied, *TRACES[2:4])
+
+        assert "class LoadUserReturn(TypedDict):\n    id: int\n    name: str\n    address: LoadUserReturnAddress\n" in text
+        assert "class StoreSaveRecord(TypedDict):\n    id: int\n    name: str\n    owner: NotRequired['User']\n" in text
+        assert "def load_user(user_id: int) -> LoadUserReturn: ..." in text
+        assert "from typing_extensions import NotRequired" in text
+        path = tmp_path / "mod.pyi"
+        path.write_text(text)
+        result = run_mypy(path, "--strict")
+        assert result.returncode == 0, result.stdout + text
 
     def test_typed_dict_import_avoids_module_name(self) -> None:
         after = apply("TypedDict = 1\n\ndef f(d):\n    pass\n", *[trace("f", {"d": shape(a=INT)}, NONE)] * 2)

@@ -24,7 +24,7 @@ order first seen::
 
 Each entry has the key (``key``, a string), the type of its value (``type``) and,
 only when false, ``required``: whether every observed dict had the key. ``args``
-still holds the union of the value types, so the document also reads as the
+still contains the union of the value types, so the document also reads as the
 ``dict[str, V]`` the shape degrades to.
 
 ``shape`` was added to version 1 without a new version number. Rows that have no

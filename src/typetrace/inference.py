@@ -65,8 +65,8 @@ HEAD_ELEMENTS = 8
 SPREAD_ELEMENTS = 8
 #: Tuples up to this length get one type per position; longer ones get ``tuple[T, ...]``.
 MAX_TUPLE_LENGTH = 10
-#: Longest key, in characters, of a dict that gets a shape. Longer keys are data rather
-#: than field names, and would make every stored trace of the dict as long.
+#: Maximum length, in characters, of the keys of a dict that gets a shape. Longer keys
+#: are data rather than field names, and would make every stored trace as long.
 MAX_SHAPE_KEY_LENGTH = 64
 
 # Classes whose names are cached per inferrer; the cache is emptied when full.

@@ -127,7 +127,7 @@ def dict_shape(keys: Iterable[ShapeKey], value_type: Optional[TypeRef] = None) -
 
 
 def has_shape(ref: TypeRef) -> bool:
-    """Whether *ref*, or a type nested in it, is a dict shape."""
+    """Return whether *ref*, or a type nested in it, is a dict shape."""
     return bool(ref.shape) or any(has_shape(arg) for arg in ref.args)
 
 

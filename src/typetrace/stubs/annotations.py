@@ -447,6 +447,8 @@ class AnnotationNamer:
     def _typed_dict_name(self, ref: TypeRef, base: str, forward: list[bool]) -> str:
         # The class exists for type checkers only: apply defines it under
         # ``if TYPE_CHECKING:``.
+        # NOTE: a TypedDict class already in the module is never reused, so applying
+        # again with overwrite_existing defines FooArg2 and leaves FooArg unused.
         forward.append(True)
         key = frozenset(ref.shape)
         name = self._typed_dict_names.get(key)
@@ -510,7 +512,9 @@ class AnnotationNamer:
         return self._names[key]
 
     def _unavailable(self) -> set[str]:
-        return {*self.taken, *self.type_var_taken, *self.bindings, *self._allocated()}
+        # Built-in names too, because annotations write built-in classes by their bare
+        # names, such as ValueError.
+        return {*self.taken, *self.type_var_taken, *self.bindings, *self._allocated(), *dir(builtins)}
 
     def _allocated(self) -> set[str]:
         names = {new.bound_name for new in self.imports} | set(self.type_vars.values())

@@ -30,6 +30,7 @@ _ITERATOR = ("typing", "Iterator")
 _GENERATOR = ("typing", "Generator")
 _ASYNC_ITERATOR = ("typing", "AsyncIterator")
 _KEPT_DECORATORS = frozenset({"staticmethod", "classmethod", "property"})
+_TYPED_DICT_MODULES = frozenset({"typing", "typing_extensions"})
 #: Attributes of ``object`` that are not methods, such as ``__doc__``. A ``def`` with
 #: such a name (usually under a property-like decorator) would clash with the type
 #: that typeshed gives the attribute, so it is left out of the stub.
@@ -178,7 +179,32 @@ class _Builder:
             functions=tuple(methods),
             classes=tuple(nested),
             bases=tuple(kept),
+            typed_dict_items=self.typed_dict_items(node),
         )
+
+    def typed_dict_items(self, node: ClassNode) -> tuple[tuple[str, Optional[str]], ...]:
+        """Return the items of *node* if it derives from ``TypedDict`` directly.
+
+        A ``TypedDict`` stubbed without its items would accept no key, so its body is
+        kept, such as the classes that ``apply`` writes for dict shapes.
+        """
+        if not any(self._is_typed_dict_base(base) for base in node.node.bases):
+            return ()
+        items = []
+        for statement in node.node.body:
+            if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+                items.append((statement.target.id, self.existing_annotation(statement.annotation)))
+        return tuple(items)
+
+    def _is_typed_dict_base(self, base: ast.expr) -> bool:
+        # TypedDict imported by name, or through an import of its module.
+        if isinstance(base, ast.Name):
+            new = self.scan.imports.get(base.id)
+            return new is not None and new.name == "TypedDict" and new.module in _TYPED_DICT_MODULES
+        if isinstance(base, ast.Attribute) and base.attr == "TypedDict" and isinstance(base.value, ast.Name):
+            new = self.scan.imports.get(base.value.id)
+            return new is not None and new.name is None and new.module in _TYPED_DICT_MODULES
+        return False
 
     def add_referenced_classes(
         self, members: list[Union[FunctionNode, ClassNode]], classes: list[ClassStub]

@@ -103,9 +103,12 @@ def _walk_classes(classes: Iterable[ClassStub]) -> Iterator[ClassStub]:
 
 def _render_class(cls: ClassStub, namer: AnnotationNamer, indent: str) -> list[str]:
     bases = f"({', '.join(cls.bases)})" if cls.bases else ""
-    if not cls.functions and not cls.classes:
+    if not cls.functions and not cls.classes and not cls.typed_dict_items:
         return [f"{indent}class {cls.name}{bases}: ..."]
     lines = [f"{indent}class {cls.name}{bases}:"]
+    for key, annotation in cls.typed_dict_items:
+        text = annotation if annotation is not None else namer.render(ANY).text
+        lines.append(f"{indent}{_INDENT}{key}: {text}")
     for function in cls.functions:
         lines.extend(_render_function(function, namer, indent + _INDENT))
     for nested in cls.classes:

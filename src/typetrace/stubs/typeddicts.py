@@ -5,10 +5,10 @@ after the slot it is first used in: ``<Function><Parameter>`` or ``<Function>Ret
 in CamelCase, with the names of enclosing classes in front for a method. A shape nested
 under a key of another shape adds the key: ``<Outer><Key>``.
 
-A definition uses the class syntax when every key can be written as a class attribute,
-and the functional syntax (``Name = TypedDict("Name", {...})``) otherwise: for keys
-that are not identifiers, that are keywords, or that start with two underscores, which
-a class body would name-mangle.
+A definition uses the class syntax when every key can be written as a class attribute.
+Otherwise it uses the functional syntax, ``Name = TypedDict("Name", {...})``. That is
+the case for keys that are not identifiers, are keywords, start with two underscores
+(which a class body would name-mangle), or equal a name that the value types use.
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ def _camel_case(name: str) -> str:
     # other than letters and digits separate words, so "content-type" -> "ContentType".
     words = [word for word in re.split(r"[\W_]+", name) if word]
     text = "".join(word[0].upper() + word[1:] for word in words)
+    # Some characters that re counts as word characters, such as "²", cannot be part
+    # of an identifier.
+    text = "".join(character for character in text if f"A{character}".isidentifier())
     return text or _FALLBACK_NAME
 
 
@@ -71,7 +74,7 @@ class TypedDictDefinition:
     items: tuple[TypedDictItem, ...]
 
     def uses_class_syntax(self, names: Collection[str] = ()) -> bool:
-        """Whether every key can be written as an attribute in a class body.
+        """Return whether every key can be written as an attribute in a class body.
 
         A key equal to one of *names*, the names that the value types use, would hide
         that name from the annotations that follow it in the class body.
