@@ -197,12 +197,18 @@ class _Annotator(cst.CSTTransformer):
         by_name = {parameter.name: parameter for parameter in function.parameters}
         params = node.params
         qualname = function.qualname
+        star_arg = params.star_arg
+        if isinstance(star_arg, cst.Param):
+            star_arg = self._param(star_arg, by_name, qualname)
+        star_kwarg = params.star_kwarg
+        if star_kwarg is not None:
+            star_kwarg = self._param(star_kwarg, by_name, qualname)
         params = params.with_changes(
             posonly_params=[self._param(p, by_name, qualname) for p in params.posonly_params],
             params=[self._param(p, by_name, qualname) for p in params.params],
             kwonly_params=[self._param(p, by_name, qualname) for p in params.kwonly_params],
-            star_arg=self._param(params.star_arg, by_name, qualname) if isinstance(params.star_arg, cst.Param) else params.star_arg,
-            star_kwarg=self._param(params.star_kwarg, by_name, qualname) if params.star_kwarg is not None else None,
+            star_arg=star_arg,
+            star_kwarg=star_kwarg,
         )
         returns = node.returns
         if function.return_annotation is not None and (returns is None or self.stub.overwrite_existing):

@@ -127,7 +127,9 @@ def _shape_from_list(ref: TypeRef, entries: object) -> tuple[ShapeKey, ...]:
     keys = []
     for entry in entries:
         if not isinstance(entry, dict) or set(entry) - {"key", "type", "required"}:
-            raise DecodeError(f"a shape entry must be an object with 'key', 'type' and 'required', got {entry!r}")
+            raise DecodeError(
+                f"a shape entry must be an object with 'key', 'type' and 'required', got {entry!r}"
+            )
         name = entry.get("key")
         required = entry.get("required", True)
         if not isinstance(name, str) or not isinstance(required, bool):

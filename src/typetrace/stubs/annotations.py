@@ -464,7 +464,8 @@ class AnnotationNamer:
         for shape_key in ref.shape:
             self._typed_dict_base = key_class_name(name, shape_key.name)
             value = self._render(shape_key.value, [])
-            items.append(TypedDictItem(shape_key.name, value, shape_key.required, self._names_local_class(shape_key.value)))
+            local = self._names_local_class(shape_key.value)
+            items.append(TypedDictItem(shape_key.name, value, shape_key.required, local))
         self._typed_dict_base = base
         # Appended after the classes its items use, which functional-syntax
         # definitions must follow.
@@ -485,7 +486,9 @@ class AnnotationNamer:
         typed_dict = self._typing_feature("TypedDict", (3, 8))
         statements = []
         for definition in self.typed_dicts:
-            not_required = self._typing_feature("NotRequired", (3, 11)) if definition.needs_not_required else None
+            not_required = None
+            if definition.needs_not_required:
+                not_required = self._typing_feature("NotRequired", (3, 11))
             lines = definition.lines(typed_dict, not_required, quote_local=quote_forward)
             statements.append("\n".join(lines))
         return statements

@@ -183,10 +183,10 @@ class _Builder:
         )
 
     def typed_dict_items(self, node: ClassNode) -> tuple[tuple[str, Optional[str]], ...]:
-        """Return the items of *node* if it derives from ``TypedDict`` directly.
+        """Return the items of *node* if it derives from ``TypedDict`` directly, else ``()``.
 
-        A ``TypedDict`` stubbed without its items would accept no key, so its body is
-        kept, such as the classes that ``apply`` writes for dict shapes.
+        A ``TypedDict`` stubbed without its items would accept no key. The classes that
+        ``apply`` writes for dict shapes are such classes.
         """
         if not any(self._is_typed_dict_base(base) for base in node.node.bases):
             return ()
@@ -351,7 +351,9 @@ class _Builder:
         if match is None:
             return None
         # A constraint is written inline, where a dict shape has no TypedDict name.
-        constraints = tuple(without_shapes(self.combine([constraint]) or ANY) for constraint in match.constraints)
+        constraints = tuple(
+            without_shapes(self.combine([constraint]) or ANY) for constraint in match.constraints
+        )
         public = [public_type(constraint) for constraint in constraints]
         # Constraints that become Any, or the same public class, cannot be told apart.
         if ANY in public or len(set(public)) != len(public):
