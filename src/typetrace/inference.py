@@ -335,9 +335,9 @@ def _walk_dict(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef:
     length = len(value)
     if not 0 < length <= MAX_SHAPE_KEYS or walk.budget < length:
         return _walk_mapping(walk, value, base, depth)
-    items = list(dict.items(value))
-    if not all(type(key) is str and len(key) <= MAX_SHAPE_KEY_LENGTH for key, _ in items):
+    if not all(type(key) is str and len(key) <= MAX_SHAPE_KEY_LENGTH for key in dict.keys(value)):
         return _walk_mapping(walk, value, base, depth)
+    items = list(dict.items(value))
     walk.take(len(items))
     return dict_shape(ShapeKey(key, walk.infer(item, depth)) for key, item in items)
 

@@ -122,8 +122,12 @@ def dict_shape(keys: Iterable[ShapeKey], value_type: Optional[TypeRef] = None) -
     if len({key.name for key in shape}) != len(shape):
         raise ValueError(f"dict_shape() got a key twice: {[key.name for key in shape]!r}")
     if value_type is None:
-        value_type = union(key.value for key in shape)
-    return TypeRef("builtins", "dict", (_STR, without_shapes(value_type)), shape)
+        # A type without arguments has no shape in it, which skips most calls on this
+        # path, the one that inference takes for every small dict.
+        value_type = union(without_shapes(key.value) if key.value.args else key.value for key in shape)
+    else:
+        value_type = without_shapes(value_type)
+    return TypeRef("builtins", "dict", (_STR, value_type), shape)
 
 
 def has_shape(ref: TypeRef) -> bool:
