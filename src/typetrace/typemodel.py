@@ -27,7 +27,7 @@ nested shapes from doubling in size at each level.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Iterable, NamedTuple, Optional
 
 __all__ = [
     "ANY",
@@ -89,9 +89,12 @@ class TypeRef:
         return render_plain(self)
 
 
-@dataclass(frozen=True, order=True)
-class ShapeKey:
-    """One key of a dict shape: a ``TypedDict`` item."""
+class ShapeKey(NamedTuple):
+    """One key of a dict shape: a ``TypedDict`` item.
+
+    A named tuple rather than a dataclass, because inference builds one for every key
+    of every small dict, and tuples are built, hashed and compared in C.
+    """
 
     #: The key.
     name: str
