@@ -332,13 +332,18 @@ def _walk_mapping(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef
 def _walk_dict(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef:
     # Called for exact dicts only, so len() and dict.items() run no Python code, and
     # ``type(key) is str`` lets no str subclass through.
-    length = len(value)
-    if not 0 < length <= MAX_SHAPE_KEYS or walk.budget < length:
+    if not 0 < len(value) <= min(MAX_SHAPE_KEYS, walk.budget):
         return _walk_mapping(walk, value, base, depth)
-    if not all(type(key) is str and len(key) <= MAX_SHAPE_KEY_LENGTH for key in dict.keys(value)):
-        return _walk_mapping(walk, value, base, depth)
+    # One copy of the entries, checked and used as it is, because another thread may
+    # change the dict between two reads of it.
     items = list(dict.items(value))
+    if not 0 < len(items) <= min(MAX_SHAPE_KEYS, walk.budget) or not all(
+        type(key) is str and len(key) <= MAX_SHAPE_KEY_LENGTH for key, _ in items
+    ):
+        return _walk_mapping(walk, value, base, depth)
     walk.take(len(items))
+    # NOTE: the shape keeps the program's key strings themselves, not copies. They are
+    # immutable exact str objects, at most MAX_SHAPE_KEY_LENGTH characters long.
     return dict_shape(ShapeKey(key, walk.infer(item, depth)) for key, item in items)
 
 
