@@ -9,12 +9,27 @@ import pytest
 
 from typetrace.combining import (
     DEFAULT_MAX_UNION_SIZE,
+    MAX_SHAPE_KEY_SETS,
+    MIN_SHAPE_CALLS,
     TypeVarMatch,
+    combine_calls,
     combine_types,
     drop_test_classes,
     match_type_var,
 )
-from typetrace.typemodel import ANY, ELLIPSIS, NONE, SELF, TypeRef, receiver, union
+from typetrace.typemodel import (
+    ANY,
+    ELLIPSIS,
+    MAX_SHAPE_KEYS,
+    NONE,
+    SELF,
+    ShapeKey,
+    TypeRef,
+    dict_shape,
+    receiver,
+    union,
+    without_shapes,
+)
 
 BOOL = TypeRef("builtins", "bool")
 INT = TypeRef("builtins", "int")
@@ -375,3 +390,124 @@ class TestTestClasses:
     def test_library_classes_kept(self) -> None:
         kept = [SQUARE, TypeRef("testing_tools", "Helper"), TypeRef("contest", "Entry")]
         assert drop_test_classes(kept) == kept
+def shape(**values: TypeRef) -> TypeRef:
+    """A dict shape with the keyword names as required keys."""
+    return dict_shape(ShapeKey(name, value) for name, value in values.items())
+
+
+class TestDictShapes:
+    def test_same_keys_all_required(self) -> None:
+        assert text(shape(id=INT, name=STR), shape(id=INT, name=STR)) == "{'id': int, 'name': str}"
+
+    def test_missing_key_not_required(self) -> None:
+        combined = combine_types([shape(id=INT, name=STR), shape(id=INT)])
+
+        assert combined.shape == (ShapeKey("id", INT), ShapeKey("name", STR, required=False))
+
+    def test_values_combined_per_key(self) -> None:
+        combined = combine_types([shape(id=INT, score=FLOAT), shape(id=INT, score=INT), shape(id=NONE, score=FLOAT)])
+
+        assert combined.shape == (ShapeKey("id", union([INT, NONE])), ShapeKey("score", FLOAT))
+        assert combined.args == (STR, union([FLOAT, NONE]))
+
+    def test_combining_again_changes_nothing(self) -> None:
+        combined = combine_types([shape(id=INT, name=STR), shape(id=INT, note=BYTES)])
+
+        assert combine_types([combined]) == combined
+        assert combine_types([combined, shape(id=INT, name=STR)]) == combined
+
+    def test_optional_key_stays_optional(self) -> None:
+        combined = combine_types([shape(id=INT, name=STR), shape(id=INT)])
+        again = combine_types([combined, shape(id=INT, name=STR)])
+
+        assert ShapeKey("name", STR, required=False) in again.shape
+
+    def test_order_of_observation_irrelevant(self) -> None:
+        observed = [shape(a=INT, b=STR), shape(b=STR, c=BYTES, a=INT), shape(a=FLOAT), NONE]
+        results = {combine_types(order) for order in itertools.permutations(observed)}
+
+        assert len(results) == 1
+
+    def test_no_common_key_degrades(self) -> None:
+        assert text(shape(a=INT), shape(b=STR)) == "dict[str, int | str]"
+
+    def test_too_many_key_sets_degrade(self) -> None:
+        observed = [shape(id=INT, **{f"k{i}": STR}) for i in range(MAX_SHAPE_KEY_SETS + 1)]
+
+        assert text(*observed) == "dict[str, int | str]"
+        assert combine_types(observed[:MAX_SHAPE_KEY_SETS]).shape != ()
+
+    def test_too_many_keys_together_degrade(self) -> None:
+        half = MAX_SHAPE_KEYS // 2 + 1
+        first = shape(id=INT, **{f"a{i}": STR for i in range(half)})
+        second = shape(id=INT, **{f"b{i}": STR for i in range(half)})
+
+        assert text(first, second) == "dict[str, int | str]"
+
+    def test_plain_dict_degrades(self) -> None:
+        assert text(shape(a=INT), generic("dict", STR, BYTES)) == "dict[str, bytes | int]"
+
+    def test_empty_dict_degrades(self) -> None:
+        """An empty dict lacks every key, so no key is required in all observations."""
+        assert text(shape(a=INT), generic("dict")) == "dict[str, int]"
+
+    def test_other_key_type_degrades(self) -> None:
+        assert text(shape(a=INT), generic("dict", INT, STR)) == "dict[int | str, int | str]"
+
+    def test_none_kept_next_to_shape(self) -> None:
+        assert text(shape(a=INT), NONE) == "{'a': int} | None"
+
+    def test_nested_shapes_merged(self) -> None:
+        first = generic("list", shape(user=shape(id=INT), n=INT))
+        second = generic("list", shape(user=shape(id=INT, name=STR), n=INT))
+
+        assert text(first, second) == "list[{'user': {'id': int, 'name'?: str}, 'n': int}]"
+
+    def test_degraded_dict_keeps_value_shapes(self) -> None:
+        """A dict keyed by data whose values are records keeps the records' shape."""
+        first = shape(alice=shape(age=INT), bob=shape(age=INT))
+        second = shape(carol=shape(age=INT))
+
+        assert text(first, second) == "dict[str, {'age': int}]"
+
+    def test_widened_union_drops_shape(self) -> None:
+        observed = [shape(a=INT), generic("list", INT), generic("set", INT), generic("tuple", INT), generic("frozenset", INT)]
+
+        assert text(*observed, max_union_size=2) == "collections.abc.Collection[int | str]"
+
+    def test_mock_value_dropped(self) -> None:
+        assert text(shape(a=INT), shape(a=MOCK)) == "{'a': int}"
+
+
+class TestCombineCalls:
+    def test_one_call_degrades(self) -> None:
+        assert combine_calls([(shape(a=INT), 1)]) == generic("dict", STR, INT)
+
+    def test_nested_shape_of_one_call_degrades(self) -> None:
+        assert combine_calls([(generic("list", shape(a=INT)), 1), (INT, 5)]) == union([INT, generic("list", generic("dict", STR, INT))])
+
+    def test_counted_calls_keep_shape(self) -> None:
+        assert combine_calls([(shape(a=INT), MIN_SHAPE_CALLS)]) == shape(a=INT)
+
+    def test_calls_of_several_traces_add_up(self) -> None:
+        assert combine_calls([(shape(a=INT), 1), (shape(a=INT, b=STR), 1)]).shape != ()
+
+    def test_same_as_combine_types_without_shapes(self) -> None:
+        observed = [INT, FLOAT, generic("list", STR)]
+
+        assert combine_calls((ref, 1) for ref in observed) == combine_types(observed)
+
+
+class TestShapeModel:
+    def test_without_shapes_everywhere(self) -> None:
+        ref = union([generic("list", shape(a=shape(b=INT))), NONE])
+
+        assert without_shapes(ref) == union([generic("list", generic("dict", STR, generic("dict", STR, INT))), NONE])
+
+    def test_union_keeps_empty_dict_next_to_shape(self) -> None:
+        assert union([shape(a=INT), generic("dict")]).is_union
+        assert union([generic("dict", STR, INT), generic("dict")]) == generic("dict", STR, INT)
+
+    def test_repeated_key_rejected(self) -> None:
+        with pytest.raises(ValueError, match="twice"):
+            dict_shape([ShapeKey("a", INT), ShapeKey("a", STR)])

@@ -18,7 +18,7 @@ from typetrace.encoding import (
     type_to_json,
 )
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, receiver, union
+from typetrace.typemodel import ANY, ELLIPSIS, NONE, ShapeKey, TypeRef, dict_shape, receiver, union
 
 INT = TypeRef("builtins", "int")
 STR = TypeRef("builtins", "str")
@@ -275,3 +275,98 @@ def test_equal_types_with_other_bases_encode_apart() -> None:
     assert "Polygon" in type_to_json(based)
     assert "Polygon" in arg_types_to_json({"shape": based})
     assert "Polygon" not in arg_types_to_json({"shape": plain})
+INT_DOCUMENT = {"module": "builtins", "qualname": "int"}
+STR_DOCUMENT = {"module": "builtins", "qualname": "str"}
+DICT_DOCUMENT = {"module": "builtins", "qualname": "dict", "args": [STR_DOCUMENT, INT_DOCUMENT]}
+
+
+def shape_of(*keys: ShapeKey) -> TypeRef:
+    return dict_shape(keys)
+
+
+class TestDictShapes:
+    @pytest.mark.parametrize(
+        "ref",
+        [
+            pytest.param(shape_of(ShapeKey("id", INT)), id="one-key"),
+            pytest.param(shape_of(ShapeKey("id", INT), ShapeKey("note", STR, required=False)), id="optional-key"),
+            pytest.param(shape_of(ShapeKey("user", shape_of(ShapeKey("id", INT))), ShapeKey("n", INT)), id="nested"),
+            pytest.param(shape_of(ShapeKey("content-type", STR), ShapeKey("class", INT), ShapeKey("größe", NONE)), id="any-key-text"),
+            pytest.param(TypeRef("builtins", "list", (union([shape_of(ShapeKey("a", INT)), NONE]),)), id="inside-union"),
+        ],
+    )
+    def test_round_trip(self, ref: TypeRef) -> None:
+        decoded = type_from_json(type_to_json(ref))
+
+        assert decoded == ref
+        assert decoded.shape == ref.shape
+
+    def test_documented_form(self) -> None:
+        """The stored form is the one the encoding module documents."""
+        ref = shape_of(ShapeKey("id", INT), ShapeKey("note", STR, required=False))
+
+        assert json.loads(type_to_json(ref)) == {
+            "module": "builtins",
+            "qualname": "dict",
+            "args": [{"module": "builtins", "qualname": "str"}, json.loads(type_to_json(union([INT, STR])))],
+            "shape": [
+                {"key": "id", "type": {"module": "builtins", "qualname": "int"}},
+                {"key": "note", "type": {"module": "builtins", "qualname": "str"}, "required": False},
+            ],
+        }
+
+    def test_row_without_shape_unchanged(self) -> None:
+        """A row written before shapes existed decodes to the same plain dict."""
+        row = CallTraceRow(
+            module="m",
+            qualname="f",
+            arg_types='{"d":{"module":"builtins","qualname":"dict",'
+            '"args":[{"module":"builtins","qualname":"str"},{"module":"builtins","qualname":"int"}]}}',
+            return_type='{"module":"builtins","qualname":"None"}',
+            yield_type=None,
+            format_version=1,
+        )
+
+        trace = row.to_trace()
+
+        assert trace.arg_types["d"] == TypeRef("builtins", "dict", (STR, INT))
+        assert trace.arg_types["d"].shape == ()
+        assert CallTraceRow.from_trace(trace) == row
+
+    def test_row_with_shape_keeps_version(self) -> None:
+        trace = CallTrace("m", "f", {"d": shape_of(ShapeKey("id", INT))}, NONE)
+
+        row = CallTraceRow.from_trace(trace)
+
+        assert row.format_version == FORMAT_VERSION == 1
+        assert row.to_trace() == trace
+
+    @pytest.mark.parametrize(
+        ("document", "message"),
+        [
+            pytest.param(
+                {"module": "builtins", "qualname": "list", "args": [STR_DOCUMENT], "shape": [{"key": "a", "type": INT_DOCUMENT}]},
+                "only valid on builtins.dict",
+                id="not-a-dict",
+            ),
+            pytest.param(
+                {"module": "builtins", "qualname": "dict", "args": [INT_DOCUMENT, INT_DOCUMENT], "shape": [{"key": "a", "type": INT_DOCUMENT}]},
+                "only valid on builtins.dict with str keys",
+                id="int-keys",
+            ),
+            pytest.param({**DICT_DOCUMENT, "shape": []}, "non-empty JSON array", id="empty"),
+            pytest.param({**DICT_DOCUMENT, "shape": {"a": INT_DOCUMENT}}, "non-empty JSON array", id="object"),
+            pytest.param({**DICT_DOCUMENT, "shape": [{"key": 1, "type": INT_DOCUMENT}]}, "string 'key'", id="key-not-text"),
+            pytest.param({**DICT_DOCUMENT, "shape": [{"key": "a", "type": INT_DOCUMENT, "required": 0}]}, "boolean 'required'", id="required-not-bool"),
+            pytest.param({**DICT_DOCUMENT, "shape": [{"key": "a", "type": INT_DOCUMENT, "extra": 1}]}, "must be an object", id="unknown-entry-key"),
+            pytest.param({**DICT_DOCUMENT, "shape": [{"key": "a"}]}, "must be a JSON object", id="missing-type"),
+            pytest.param(
+                {**DICT_DOCUMENT, "shape": [{"key": "a", "type": INT_DOCUMENT}, {"key": "a", "type": STR_DOCUMENT}]},
+                "names a key twice",
+                id="repeated-key",
+            ),
+        ],
+    )
+    def test_invalid_shape(self, document: dict[str, object], message: str) -> None:
+        with pytest.raises(DecodeError, match=message):
+            type_from_json(json.dumps(document))

@@ -11,12 +11,14 @@ from typetrace.inference import (
     HEAD_ELEMENTS,
     MAX_BASES,
     MAX_ELEMENTS,
+    MAX_SHAPE_KEY_LENGTH,
+    MAX_SHAPE_KEYS,
     MAX_TUPLE_LENGTH,
     TypeInferrer,
     failure_counts,
     type_of,
 )
-from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
+from typetrace.typemodel import ANY, ELLIPSIS, NONE, ShapeKey, TypeRef, dict_shape, union
 
 INT = TypeRef("builtins", "int")
 STR = TypeRef("builtins", "str")
@@ -81,7 +83,7 @@ class WithHostileMeta(metaclass=HostileMeta):
         pytest.param([], builtin("list"), id="empty list"),
         pytest.param({1.0}, builtin("set", FLOAT), id="set"),
         pytest.param(frozenset({b""}), builtin("frozenset", BYTES), id="frozenset"),
-        pytest.param({"a": 1}, builtin("dict", STR, INT), id="dict"),
+        pytest.param({"a": 1}, dict_shape([ShapeKey("a", INT)]), id="dict"),
         pytest.param({1: None, "a": 2}, builtin("dict", union([INT, STR]), union([INT, NONE])), id="mixed dict"),
         pytest.param({}, builtin("dict"), id="empty dict"),
         pytest.param((1, "x"), builtin("tuple", INT, STR), id="tuple"),
@@ -116,7 +118,7 @@ def test_hostile_value_methods_not_called() -> None:
 
     assert type_of(Hostile()) == TypeRef(__name__, "Hostile")
     assert type_of([Hostile(), Hostile()]) == builtin("list", TypeRef(__name__, "Hostile"))
-    assert type_of({"k": Hostile()}) == builtin("dict", STR, TypeRef(__name__, "Hostile"))
+    assert type_of({"k": Hostile()}) == dict_shape([ShapeKey("k", TypeRef(__name__, "Hostile"))])
     assert type_of({Hostile: 1}) == builtin("dict", builtin("type", TypeRef(__name__, "Hostile")), INT)
     assert Hostile.calls == 0
 
@@ -355,3 +357,98 @@ class TestStandIns:
         from unittest import mock
 
         assert TypeInferrer(test_stand_ins=True).type_of(mock.Mock()) == TypeRef("unittest.mock", "Mock")
+class StrSubclass(str):
+    pass
+
+
+class TestDictShapes:
+    def test_keys_in_insertion_order(self) -> None:
+        result = type_of({"name": "x", "id": 1, "score": None})
+
+        assert [key.name for key in result.shape] == ["name", "id", "score"]
+        assert [key.value for key in result.shape] == [STR, INT, NONE]
+        assert all(key.required for key in result.shape)
+
+    def test_degrades_to_dict_of_value_union(self) -> None:
+        result = type_of({"name": "x", "id": 1})
+
+        assert result.args == (STR, union([STR, INT]))
+        assert str(result) == "{'name': str, 'id': int}"
+
+    def test_nested_shape(self) -> None:
+        result = type_of({"user": {"id": 1}, "tags": ["a"]})
+
+        inner = dict_shape([ShapeKey("id", INT)])
+        assert result.shape == (ShapeKey("user", inner), ShapeKey("tags", builtin("list", STR)))
+        # The value type argument contains the nested dict without its shape.
+        assert result.args == (STR, union([builtin("dict", STR, INT), builtin("list", STR)]))
+
+    def test_every_value_inspected(self) -> None:
+        values: dict[str, object] = {f"k{i}": i for i in range(MAX_SHAPE_KEYS)}
+        values[f"k{MAX_SHAPE_KEYS - 1}"] = "last"
+
+        result = type_of(values)
+
+        assert len(result.shape) == MAX_SHAPE_KEYS
+        assert result.shape[-1] == ShapeKey(f"k{MAX_SHAPE_KEYS - 1}", STR)
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            pytest.param({"a": 1, 2: 2}, builtin("dict", union([INT, STR]), INT), id="non-str key"),
+            pytest.param({StrSubclass("a"): 1}, builtin("dict", TypeRef(__name__, "StrSubclass"), INT), id="str subclass key"),
+            pytest.param({"a" * (MAX_SHAPE_KEY_LENGTH + 1): 1}, builtin("dict", STR, INT), id="long key"),
+            pytest.param({str(i): i for i in range(MAX_SHAPE_KEYS + 1)}, builtin("dict", STR, INT), id="too many keys"),
+            pytest.param(collections.OrderedDict(a=1), TypeRef("collections", "OrderedDict", (STR, INT)), id="OrderedDict"),
+            pytest.param(collections.defaultdict(int, a=1), TypeRef("collections", "defaultdict", (STR, INT)), id="defaultdict"),
+        ],
+    )
+    def test_no_shape(self, value: object, expected: TypeRef) -> None:
+        result = type_of(value)
+
+        assert result == expected
+        assert result.shape == ()
+
+    def test_longest_key_allowed(self) -> None:
+        key = "a" * MAX_SHAPE_KEY_LENGTH
+
+        assert type_of({key: 1}).shape == (ShapeKey(key, INT),)
+
+    def test_huge_dict_inspects_bounded_entries(self) -> None:
+        inferrer = TypeInferrer()
+
+        result = inferrer.type_of({str(i): i for i in range(100_000)})
+
+        assert result == builtin("dict", STR, INT)
+        assert inferrer.elements_inspected <= HEAD_ELEMENTS
+
+    def test_budget_too_small_gives_plain_dict(self) -> None:
+        inferrer = TypeInferrer(max_elements=3)
+
+        result = inferrer.type_of({"a": 1, "b": 2, "c": 3, "d": "x"})
+
+        assert result == builtin("dict", STR, INT)
+        assert inferrer.elements_inspected == 3
+
+    def test_shapes_share_budget(self) -> None:
+        inferrer = TypeInferrer()
+        records = [{f"k{i}": i for i in range(MAX_SHAPE_KEYS)} for _ in range(100)]
+
+        result = inferrer.type_of(records)
+
+        assert inferrer.elements_inspected <= MAX_ELEMENTS
+        # The first records take the budget; the rest are typed from what is left.
+        assert {member.shape == () for member in result.args[0].args} == {True, False}
+
+    def test_hostile_values_not_called(self) -> None:
+        Hostile.calls = 0
+
+        result = type_of({"a": Hostile(), "b": [Hostile()]})
+
+        assert result.shape[0] == ShapeKey("a", TypeRef(__name__, "Hostile"))
+        assert Hostile.calls == 0
+
+    def test_empty_dict_next_to_shape_kept(self) -> None:
+        result = type_of([{"a": 1}, {}])
+
+        assert result == builtin("list", union([builtin("dict"), dict_shape([ShapeKey("a", INT)])]))

@@ -7,7 +7,8 @@ annotation that uses such a name, or a class of the module, is written as a stri
 unless the module has ``from __future__ import annotations``. The only name added at
 run time is a private alias of :mod:`typing` for the ``TYPE_CHECKING`` test, when the
 module has no runtime import of ``typing`` to reuse. Constrained ``TypeVar`` declarations
-go into the same ``if TYPE_CHECKING:`` block as the imports.
+and the ``TypedDict`` classes of dict shapes go into the same ``if TYPE_CHECKING:``
+block as the imports, so they exist for type checkers only.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typetrace.stubs.annotations import AnnotationNamer, self_module_for_target,
 from typetrace.stubs.model import FunctionStub, ModuleStub, ParameterStub, PropertyAccessor
 from typetrace.stubs.render import format_imports
 from typetrace.stubs.scan import scan_module
+from typetrace.stubs.typeddicts import slot_class_name
 from typetrace.typemodel import TypeRef
 
 _Statement = Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]
@@ -99,10 +101,11 @@ def apply_stub_to_source(
         pep585=pep585,
         typing_at_runtime=False,
         self_module=self_module_for_target(target_version),
+        target_version=target_version,
     )
     annotator = _Annotator(stub, namer, quote=not scan.future_annotations)
     annotated = module.visit(annotator)
-    if not namer.imports and not namer.type_vars:
+    if not namer.imports and not namer.type_vars and not namer.typed_dicts:
         return annotated.code
     return _add_imports(annotated, namer).code
 
@@ -196,25 +199,33 @@ class _Annotator(cst.CSTTransformer):
     def _annotate(self, node: cst.FunctionDef, function: FunctionStub) -> cst.FunctionDef:
         by_name = {parameter.name: parameter for parameter in function.parameters}
         params = node.params
+        qualname = function.qualname
+        star_arg = params.star_arg
+        if isinstance(star_arg, cst.Param):
+            star_arg = self._param(star_arg, by_name, qualname)
+        star_kwarg = params.star_kwarg
+        if star_kwarg is not None:
+            star_kwarg = self._param(star_kwarg, by_name, qualname)
         params = params.with_changes(
-            posonly_params=[self._param(p, by_name) for p in params.posonly_params],
-            params=[self._param(p, by_name) for p in params.params],
-            kwonly_params=[self._param(p, by_name) for p in params.kwonly_params],
-            star_arg=self._param(params.star_arg, by_name) if isinstance(params.star_arg, cst.Param) else params.star_arg,
-            star_kwarg=self._param(params.star_kwarg, by_name) if params.star_kwarg is not None else None,
+            posonly_params=[self._param(p, by_name, qualname) for p in params.posonly_params],
+            params=[self._param(p, by_name, qualname) for p in params.params],
+            kwonly_params=[self._param(p, by_name, qualname) for p in params.kwonly_params],
+            star_arg=star_arg,
+            star_kwarg=star_kwarg,
         )
         returns = node.returns
         if function.return_annotation is not None and (returns is None or self.stub.overwrite_existing):
-            returns = self._annotation(function.return_annotation)
+            returns = self._annotation(function.return_annotation, slot_class_name(qualname, None))
         return node.with_changes(params=params, returns=returns)
 
-    def _param(self, param: cst.Param, by_name: dict[str, ParameterStub]) -> cst.Param:
+    def _param(self, param: cst.Param, by_name: dict[str, ParameterStub], qualname: str) -> cst.Param:
         stub = by_name.get(param.name.value)
         if stub is None or stub.annotation is None:
             return param
         if param.annotation is not None and not self.stub.overwrite_existing:
             return param
-        changes: dict[str, object] = {"annotation": self._annotation(stub.annotation)}
+        annotation = self._annotation(stub.annotation, slot_class_name(qualname, stub.name))
+        changes: dict[str, object] = {"annotation": annotation}
         if param.default is not None and param.annotation is None:
             # PEP 8 spaces the = of a default only when the parameter is annotated.
             changes["equal"] = cst.AssignEqual(
@@ -223,8 +234,8 @@ class _Annotator(cst.CSTTransformer):
             )
         return param.with_changes(**changes)
 
-    def _annotation(self, ref: TypeRef) -> cst.Annotation:
-        rendered = self.namer.render(ref)
+    def _annotation(self, ref: TypeRef, typed_dict_name: str) -> cst.Annotation:
+        rendered = self.namer.render(ref, typed_dict_name=typed_dict_name)
         text = rendered.text
         if rendered.forward and self.quote:
             text = f'"{text}"'
@@ -249,10 +260,12 @@ def _accessor(node: cst.FunctionDef) -> Optional[PropertyAccessor]:
 
 def _add_imports(module: cst.Module, namer: AnnotationNamer) -> cst.Module:
     body = list(module.body)
-    # TypeVar declarations go after the imports they need, in the same block, so
-    # they exist only for type checkers, like the imports. A constraint that names a
-    # class of the module is quoted even under ``from __future__ import annotations``,
-    # because TypeVar arguments are not annotations and the class comes later.
+    # TypeVar declarations and TypedDict classes go after the imports they need, in the
+    # same block, so they exist only for type checkers, like the imports. A constraint
+    # or TypedDict value that names a class of the module is quoted even under
+    # ``from __future__ import annotations``, because TypeVar arguments and the values
+    # of a functional TypedDict are not annotations, and the class comes later.
+    definitions = namer.typed_dict_declarations(quote_forward=True)
     declarations = namer.type_var_declarations(quote_forward=True)
     lines = [*format_imports(namer.imports), *declarations]
     block_index = _type_checking_block(body)
@@ -261,13 +274,19 @@ def _add_imports(module: cst.Module, namer: AnnotationNamer) -> cst.Module:
         block = body[block_index]
         assert isinstance(block, cst.If) and isinstance(block.body, cst.IndentedBlock)
         statements = [cst.parse_statement(line + "\n") for line in lines]
+        for definition in definitions:
+            parsed = cst.parse_statement(definition + "\n")
+            statements.append(parsed.with_changes(leading_lines=[cst.EmptyLine(indent=False)]))
         inner = block.body.with_changes(body=[*block.body.body, *statements])
         body[block_index] = block.with_changes(body=inner)
     else:
         test, typing_import = _type_checking_test(namer)
         if typing_import is not None:
             new_statements.append(cst.parse_statement(typing_import + "\n"))
-        indented = "".join(f"    {line}\n" for line in lines)
+        # Each TypedDict definition follows a blank line, and a class definition spans
+        # several lines, each indented into the block.
+        definition_lines = [line for definition in definitions for line in ["", *definition.split("\n")]]
+        indented = "".join(f"    {line}\n" if line else "\n" for line in [*lines, *definition_lines])
         block = cst.parse_statement(f"if {test}:\n{indented}")
         new_statements.append(block.with_changes(leading_lines=[cst.EmptyLine()]))
     position = _import_position(body)

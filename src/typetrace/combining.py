@@ -46,10 +46,24 @@ shorter where a type checker accepts the shorter form for every observed value:
   every observed value other than ``None`` was the receiver. When some calls
   returned another value, the receivers count as their own types, so a method that
   returned ``self`` once and a new instance of its class once gets the class.
+* Dict shapes (``TypedDict`` candidates, see :mod:`typetrace.typemodel`) merge into one
+  shape when their keys are *stable*: every ``dict`` member of the union has a shape
+  (an empty dict or a ``dict[K, V]`` has none), the shapes have at most
+  :data:`~typetrace.typemodel.MAX_SHAPE_KEYS` keys together and at most
+  :data:`MAX_SHAPE_KEY_SETS` different sets of keys, and at least one key is required
+  in all of them. A key that is required in every shape stays required, and every
+  other key becomes ``NotRequired``. The value types of a key are combined over the
+  shapes that have it. Shapes that are not stable degrade to ``dict[str, V]``, with
+  ``V`` the combined type of all their values.
 
 The rules apply at every depth, so the arguments of a container are combined the same
 way. Members keep the order of :func:`~typetrace.typemodel.union`, so the result does
 not depend on the order in which the types were observed.
+
+:func:`combine_calls` combines the types of a slot together with the number of calls
+each type was seen in, and keeps dict shapes only where at least
+:data:`MIN_SHAPE_CALLS` calls had one, because the keys of a single call are weak
+evidence of the keys a function takes or returns.
 
 :func:`match_type_var` looks across the calls of one function instead of one slot: it
 finds parameters whose type is the return type in every call, which a stub writes
@@ -64,11 +78,27 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 from typetrace._publicnames import public_name
 from typetrace._testonly import is_test_module
-from typetrace.typemodel import ANY, ELLIPSIS, NONE, SELF, TypeRef, receiver, union
+from typetrace.typemodel import (
+    ANY,
+    ELLIPSIS,
+    MAX_SHAPE_KEYS,
+    NONE,
+    SELF,
+    ShapeKey,
+    TypeRef,
+    dict_shape,
+    has_shape,
+    receiver,
+    union,
+    without_shapes,
+)
 
 __all__ = [
     "DEFAULT_MAX_UNION_SIZE",
+    "MAX_SHAPE_KEY_SETS",
+    "MIN_SHAPE_CALLS",
     "TypeVarMatch",
+    "combine_calls",
     "combine_types",
     "drop_test_classes",
     "match_type_var",
@@ -76,6 +106,12 @@ __all__ = [
 
 #: Default maximum number of members other than ``None`` that a combined union keeps.
 DEFAULT_MAX_UNION_SIZE = 5
+#: Maximum number of different key sets among the dict shapes of one union that still
+#: merge into one shape. More sets suggest keys that are data, not field names.
+MAX_SHAPE_KEY_SETS = 4
+#: Minimum number of calls of a slot whose type has a dict shape for the shape to be
+#: kept by :func:`combine_calls`.
+MIN_SHAPE_CALLS = 2
 
 _BOOL = TypeRef("builtins", "bool")
 _INT = TypeRef("builtins", "int")
@@ -88,6 +124,8 @@ _NUMERIC_TOWER = (
     (_INT, frozenset({_BOOL})),
 )
 _TUPLE = ("builtins", "tuple")
+_DICT = ("builtins", "dict")
+_STR = TypeRef("builtins", "str")
 
 #: For each built-in container, the :mod:`collections.abc` classes it derives from,
 #: most specific first. ``dict`` is the only built-in mapping and the dicts of a union
@@ -129,6 +167,7 @@ def combine_types(types: Iterable[TypeRef], *, max_union_size: int = DEFAULT_MAX
             return ANY
     if others:
         others = _merge_tuples(others, max_union_size)
+        others = _merge_shapes(others, max_union_size)
         others = _merge_generics(others, max_union_size)
         others = _drop_numeric_subtypes(others)
         # union() drops empty containers next to non-empty ones, so count after it.
@@ -211,6 +250,10 @@ def _merge_generics(members: list[TypeRef], max_union_size: int) -> list[TypeRef
         groups[(member.module, member.qualname, len(member.args))].append(member)
     merged: list[TypeRef] = []
     for (module, qualname, arity), group in groups.items():
+        if len(group) == 1 and group[0].shape:
+            # The one dict shape that _merge_shapes left, its values combined already.
+            merged.append(group[0])
+            continue
         if arity == 0 or (module, qualname) == _TUPLE:
             # Tuples were merged already: their arguments are positions, not one
             # element type, and a second tuple member cannot remain.
@@ -222,6 +265,54 @@ def _merge_generics(members: list[TypeRef], max_union_size: int) -> list[TypeRef
         )
         merged.append(TypeRef(module, qualname, args))
     return merged
+
+
+def combine_calls(
+    observations: Iterable[tuple[TypeRef, int]], *, max_union_size: int = DEFAULT_MAX_UNION_SIZE
+) -> TypeRef:
+    """Combine the types of one slot, each given with the number of calls that had it.
+
+    The result is that of :func:`combine_types`, except that dict shapes become
+    ``dict[str, V]`` when fewer than :data:`MIN_SHAPE_CALLS` calls had a type with a
+    shape.
+
+    Raises:
+        ValueError: as :func:`combine_types`.
+    """
+    observed = list(observations)
+    combined = combine_types((ref for ref, _ in observed), max_union_size=max_union_size)
+    shaped_calls = sum(count for ref, count in observed if has_shape(ref))
+    return combined if shaped_calls >= MIN_SHAPE_CALLS else without_shapes(combined)
+
+
+def _merge_shapes(members: list[TypeRef], max_union_size: int) -> list[TypeRef]:
+    """Merge the dict shapes among *members* into one, or degrade them all (see above)."""
+    # Sorted, so that the keys come in an order that does not depend on the order in
+    # which the types were observed.
+    shapes = sorted(member for member in members if member.shape)
+    if not shapes:
+        return members
+    rest = [member for member in members if not member.shape]
+    dicts = [member for member in rest if (member.module, member.qualname) == _DICT]
+    key_sets = {frozenset(key.name for key in shape.shape) for shape in shapes}
+    all_keys = [key.name for shape in shapes for key in shape.shape]
+    required = set.intersection(*({key.name for key in shape.shape if key.required} for shape in shapes))
+    is_stable = (
+        not dicts
+        and len(set(all_keys)) <= MAX_SHAPE_KEYS
+        and len(key_sets) <= MAX_SHAPE_KEY_SETS
+        and bool(required)
+    )
+    if not is_stable:
+        values = [key.value for shape in shapes for key in shape.shape]
+        value_type = combine_types(values, max_union_size=max_union_size)
+        return [*rest, TypeRef(*_DICT, (_STR, value_type))]
+    merged = []
+    for name in dict.fromkeys(all_keys):
+        values = [key.value for shape in shapes for key in shape.shape if key.name == name]
+        merged.append(ShapeKey(name, combine_types(values, max_union_size=max_union_size), name in required))
+    value_type = combine_types([without_shapes(key.value) for key in merged], max_union_size=max_union_size)
+    return [*rest, dict_shape(merged, value_type)]
 
 
 def _drop_numeric_subtypes(members: list[TypeRef]) -> list[TypeRef]:
@@ -356,7 +447,10 @@ def _without_test_classes(ref: TypeRef) -> Optional[TypeRef]:
         return ref
     cleaned_args = map(_without_test_classes, ref.args)
     args = tuple(ANY if cleaned is None else cleaned for cleaned in cleaned_args)
-    return TypeRef(ref.module, ref.qualname, args, bases=ref.bases)
+    shape = tuple(
+        ShapeKey(key.name, _without_test_classes(key.value) or ANY, key.required) for key in ref.shape
+    )
+    return TypeRef(ref.module, ref.qualname, args, shape, bases=ref.bases)
 
 
 def _widen(members: list[TypeRef], max_union_size: int) -> TypeRef:

@@ -26,6 +26,27 @@ where they do not apply, and rows without them decode as before:
   class. The rest of the document is the value's own type. Decoded, the type is
   ``typing.Self`` with that type as its argument (:func:`typetrace.typemodel.receiver`).
 
+A ``builtins.dict`` document whose ``args`` are ``str`` and a value type may have a
+``shape``, the keys of a dict whose keys were all observed (a ``TypedDict``), in the
+order first seen::
+
+    {"module": "builtins", "qualname": "dict",
+     "args": [{"module": "builtins", "qualname": "str"}, <type>],
+     "shape": [{"key": "id", "type": <type>},
+               {"key": "note", "type": <type>, "required": false}]}
+
+Each entry has the key (``key``, a string), the type of its value (``type``) and,
+only when false, ``required``: whether every observed dict had the key. ``args``
+still contains the union of the value types, so the document also reads as the
+``dict[str, V]`` the shape degrades to.
+
+``shape`` was added to version 1 without a new version number. Rows that have no
+shape are encoded exactly as before, so stores keep aggregating them with the rows
+that earlier releases wrote, and earlier releases read them. An earlier release
+rejects a document with ``shape`` as having an unknown key: it raises
+:class:`DecodeError` for that row only and never reads the row as something else. A
+new version number would have made earlier releases reject every new row instead.
+
 A row (:class:`CallTraceRow`) contains three JSON texts:
 
 * ``arg_types``: an object mapping each parameter name to a type document, for
@@ -49,7 +70,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import TypeRef, receiver
+from typetrace.typemodel import ShapeKey, TypeRef, receiver
 
 __all__ = [
     "FORMAT_VERSION",
@@ -64,6 +85,8 @@ logger = logging.getLogger(__name__)
 
 #: Version of the JSON type format that this module writes.
 FORMAT_VERSION = 1
+
+_STR = TypeRef("builtins", "str")
 
 
 class DecodeError(ValueError):
@@ -83,7 +106,16 @@ def type_to_dict(ref: TypeRef) -> dict[str, Any]:
         document["bases"] = [
             {"module": base.module, "qualname": base.qualname} for base in ref.bases
         ]
+    if ref.shape:
+        document["shape"] = [_shape_key_to_dict(key) for key in ref.shape]
     return document
+
+
+def _shape_key_to_dict(key: ShapeKey) -> dict[str, Any]:
+    entry: dict[str, Any] = {"key": key.name, "type": type_to_dict(key.value)}
+    if not key.required:
+        entry["required"] = False
+    return entry
 
 
 def type_from_dict(document: object) -> TypeRef:
@@ -113,10 +145,12 @@ def type_from_dict(document: object) -> TypeRef:
         tuple(type_from_dict(arg) for arg in args),
         bases=tuple(_base_from_dict(base) for base in bases),
     )
+    if "shape" in document:
+        ref = TypeRef(module, qualname, ref.args, _shape_from_list(ref, document["shape"]))
     return receiver(ref) if is_receiver else ref
 
 
-_TYPE_DOCUMENT_KEYS = frozenset({"module", "qualname", "args", "bases", "receiver"})
+_TYPE_DOCUMENT_KEYS = frozenset({"module", "qualname", "args", "bases", "receiver", "shape"})
 
 
 def _name_from_dict(document: dict[str, Any]) -> tuple[str, str]:
@@ -133,6 +167,27 @@ def _base_from_dict(document: object) -> TypeRef:
             f"a base class must be a JSON object with only 'module' and 'qualname', got {document!r}"
         )
     return TypeRef(*_name_from_dict(document))
+
+
+def _shape_from_list(ref: TypeRef, entries: object) -> tuple[ShapeKey, ...]:
+    if (ref.module, ref.qualname) != ("builtins", "dict") or len(ref.args) != 2 or ref.args[0] != _STR:
+        raise DecodeError(f"'shape' is only valid on builtins.dict with str keys, got {ref}")
+    if not isinstance(entries, list) or not entries:
+        raise DecodeError(f"'shape' must be a non-empty JSON array, got {entries!r}")
+    keys = []
+    for entry in entries:
+        if not isinstance(entry, dict) or set(entry) - {"key", "type", "required"}:
+            raise DecodeError(
+                f"a shape entry must be an object with 'key', 'type' and 'required', got {entry!r}"
+            )
+        name = entry.get("key")
+        required = entry.get("required", True)
+        if not isinstance(name, str) or not isinstance(required, bool):
+            raise DecodeError(f"a shape entry needs a string 'key' and a boolean 'required', got {entry!r}")
+        keys.append(ShapeKey(name, type_from_dict(entry.get("type")), required))
+    if len({key.name for key in keys}) != len(keys):
+        raise DecodeError(f"a shape names a key twice: {entries!r}")
+    return tuple(keys)
 
 
 def type_to_json(ref: TypeRef) -> str:

@@ -24,6 +24,15 @@ An inferrer made with ``test_stand_ins=True`` names a class of test code or of a
 helper library (see :mod:`typetrace._testonly`) by its nearest base class that is
 neither, so freezegun's ``FakeDatetime`` is recorded as ``datetime.datetime``. A class
 without such a base, other than ``object``, keeps its own name.
+
+A ``dict`` (the exact class) with at most :data:`MAX_SHAPE_KEYS` keys, each an exact
+``str`` of at most :data:`MAX_SHAPE_KEY_LENGTH` characters, gets a *shape* (see
+:mod:`typetrace.typemodel`): the type of the value under every key, which stubs write
+as a ``TypedDict``. Such a dict has every value inspected instead of its first
+:data:`HEAD_ELEMENTS`, when the element budget of the top-level value still allows it;
+otherwise it is typed ``dict[str, V]`` from its first entries as before. The key
+strings become part of the trace, so a store keeps the keys of small dicts, not only
+types.
 """
 
 from __future__ import annotations
@@ -39,13 +48,15 @@ from typing import Any, Callable, Iterable, Optional, TypeVar
 
 from typetrace._publicnames import is_private, public_name
 from typetrace._testonly import is_test_module
-from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
+from typetrace.typemodel import ANY, ELLIPSIS, MAX_SHAPE_KEYS, NONE, ShapeKey, TypeRef, dict_shape, union
 
 __all__ = [
     "HEAD_ELEMENTS",
     "MAX_BASES",
     "MAX_DEPTH",
     "MAX_ELEMENTS",
+    "MAX_SHAPE_KEYS",
+    "MAX_SHAPE_KEY_LENGTH",
     "MAX_TUPLE_LENGTH",
     "SPREAD_ELEMENTS",
     "TypeInferrer",
@@ -74,6 +85,9 @@ MAX_BASES = 8
 _SKIPPED_BASES = frozenset(
     {("builtins", "object"), ("typing", "Generic"), ("typing", "Protocol"), ("abc", "ABC")}
 )
+#: Maximum length, in characters, of the keys of a dict that gets a shape. Longer keys
+#: are data rather than field names, and would make every stored trace as long.
+MAX_SHAPE_KEY_LENGTH = 64
 
 # Classes whose names are cached per inferrer; the cache is emptied when full.
 _MAX_CACHED_CLASSES = 4096
@@ -411,13 +425,31 @@ def _walk_mapping(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef
     return TypeRef(base.module, base.qualname, (keys, values))
 
 
+def _walk_dict(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef:
+    # Called for exact dicts only, so len() and dict.items() run no Python code, and
+    # ``type(key) is str`` lets no str subclass through.
+    if not 0 < len(value) <= min(MAX_SHAPE_KEYS, walk.budget):
+        return _walk_mapping(walk, value, base, depth)
+    # One copy of the entries, checked and used as it is, because another thread may
+    # change the dict between two reads of it.
+    items = list(dict.items(value))
+    if not 0 < len(items) <= min(MAX_SHAPE_KEYS, walk.budget) or not all(
+        type(key) is str and len(key) <= MAX_SHAPE_KEY_LENGTH for key, _ in items
+    ):
+        return _walk_mapping(walk, value, base, depth)
+    walk.take(len(items))
+    # NOTE: the shape keeps the program's key strings themselves, not copies. They are
+    # immutable exact str objects, at most MAX_SHAPE_KEY_LENGTH characters long.
+    return dict_shape(ShapeKey(key, walk.infer(item, depth)) for key, item in items)
+
+
 _CONTAINERS: dict[int, Callable[[_Walk, Any, TypeRef, int], TypeRef]] = {
     id(list): _walk_sequence,
     id(tuple): _walk_tuple,
     id(set): _walk_iterable,
     id(frozenset): _walk_iterable,
     id(collections.deque): _walk_iterable,
-    id(dict): _walk_mapping,
+    id(dict): _walk_dict,
     id(collections.defaultdict): _walk_mapping,
     id(collections.OrderedDict): _walk_mapping,
     id(collections.Counter): _walk_mapping,

@@ -16,23 +16,41 @@ Special forms use reserved names:
 * ``typing.Self`` with one argument is the type of a value that a method returned
   and that was its receiver (see :func:`receiver`); the argument is the value's own
   type. Without arguments it is the ``Self`` that an annotation writes.
+
+A ``builtins.dict`` may also carry a *shape*: its keys, each a string with the type of
+its value and whether it is required (see :class:`ShapeKey`). Such a reference stands
+for a ``TypedDict``. Its ``args`` are still ``(str, V)``, with ``V`` the union of the
+value types with any shapes in them removed (see :func:`dict_shape`). So code that
+reads only ``module``, ``qualname`` and ``args`` sees the ``dict[str, V]`` that the
+shape degrades to, and a ``TypeRef`` rebuilt from those three fields is that
+``dict[str, V]``. Keeping nested shapes out of ``V`` also keeps the encoded form of
+nested shapes from doubling in size at each level.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Iterable, NamedTuple, Optional
 
 __all__ = [
     "ANY",
     "ELLIPSIS",
+    "MAX_SHAPE_KEYS",
     "NONE",
     "SELF",
+    "ShapeKey",
     "TypeRef",
+    "dict_shape",
+    "has_shape",
     "receiver",
     "union",
     "optional_members",
+    "without_shapes",
 ]
+
+#: Maximum number of keys of a dict shape: inference records no shape for a dict with
+#: more keys, and combining degrades shapes whose keys add up to more.
+MAX_SHAPE_KEYS = 16
 
 
 @dataclass(frozen=True, order=True)
@@ -45,6 +63,9 @@ class TypeRef:
     qualname: str
     #: Type arguments, for example ``(str, int)`` for ``dict[str, int]``.
     args: tuple[TypeRef, ...] = ()
+    #: The keys of a ``builtins.dict`` whose keys were all observed, in the order first
+    #: seen; empty for every other reference. See the module documentation.
+    shape: tuple[ShapeKey, ...] = ()
     #: Base classes of the class, nearest first as in its MRO, without arguments.
     #: Only the bases that an annotation may name are listed, and never ``object``.
     #: Not part of equality, hashing or ordering: a reference decoded from a trace
@@ -56,7 +77,7 @@ class TypeRef:
         # references are shared between traces.
         cached: Optional[int] = self.__dict__.get("_hash")
         if cached is None:
-            cached = hash((self.module, self.qualname, self.args))
+            cached = hash((self.module, self.qualname, self.args, self.shape))
             object.__setattr__(self, "_hash", cached)
         return cached
 
@@ -84,6 +105,21 @@ class TypeRef:
         return render_plain(self)
 
 
+class ShapeKey(NamedTuple):
+    """One key of a dict shape: a ``TypedDict`` item.
+
+    A named tuple rather than a dataclass, because inference builds one for every key
+    of every small dict, and tuples are built, hashed and compared in C.
+    """
+
+    #: The key.
+    name: str
+    #: Type of the value under the key.
+    value: TypeRef
+    #: Whether the key was in every dict observed; a ``NotRequired`` item otherwise.
+    required: bool = True
+
+
 ANY = TypeRef("typing", "Any")
 NONE = TypeRef("builtins", "None")
 ELLIPSIS = TypeRef("builtins", "Ellipsis")
@@ -98,6 +134,45 @@ def receiver(ref: TypeRef) -> TypeRef:
     returning an instance of ``cls``).
     """
     return TypeRef(SELF.module, SELF.qualname, (ref,))
+
+
+_STR = TypeRef("builtins", "str")
+
+
+def dict_shape(keys: Iterable[ShapeKey], value_type: Optional[TypeRef] = None) -> TypeRef:
+    """Build the ``builtins.dict`` reference with the shape *keys*.
+
+    Its value type argument is the union of the value types, without shapes, unless
+    *value_type* gives it.
+
+    Raises:
+        ValueError: *keys* is empty or names a key twice.
+    """
+    shape = tuple(keys)
+    if not shape:
+        raise ValueError("dict_shape() needs at least one key")
+    if len({key.name for key in shape}) != len(shape):
+        raise ValueError(f"dict_shape() got a key twice: {[key.name for key in shape]!r}")
+    if value_type is None:
+        # A type without arguments has no shape in it, which skips most calls on this
+        # path, the one that inference takes for every small dict.
+        value_type = union(without_shapes(key.value) if key.value.args else key.value for key in shape)
+    else:
+        value_type = without_shapes(value_type)
+    return TypeRef("builtins", "dict", (_STR, value_type), shape)
+
+
+def has_shape(ref: TypeRef) -> bool:
+    """Return whether *ref*, or a type nested in it, is a dict shape."""
+    return bool(ref.shape) or any(has_shape(arg) for arg in ref.args)
+
+
+def without_shapes(ref: TypeRef) -> TypeRef:
+    """Return *ref* with every dict shape in it replaced by its ``dict[str, V]``."""
+    if not has_shape(ref):
+        return ref
+    args = tuple(without_shapes(arg) for arg in ref.args)
+    return union(args) if ref.is_union else TypeRef(ref.module, ref.qualname, args, bases=ref.bases)
 
 
 def union(members: Iterable[TypeRef]) -> TypeRef:
@@ -117,7 +192,9 @@ def union(members: Iterable[TypeRef]) -> TypeRef:
         raise ValueError("union() needs at least one member")
     if ANY in flat:
         return ANY
-    parameterized = {(m.module, m.qualname) for m in flat if m.args}
+    # A dict shape does not absorb an empty dict, because the empty dict lacks the
+    # shape's required keys.
+    parameterized = {(m.module, m.qualname) for m in flat if m.args and not m.shape}
     flat = {m for m in flat if m.args or (m.module, m.qualname) not in parameterized}
     if len(flat) == 1:
         return flat.pop()
@@ -151,6 +228,9 @@ def render_plain(ref: TypeRef) -> str:
         return "..."
     if ref.is_union:
         return " | ".join(render_plain(m) for m in ref.args)
+    if ref.shape:
+        items = (f"{key.name!r}{'' if key.required else '?'}: {render_plain(key.value)}" for key in ref.shape)
+        return "{" + ", ".join(items) + "}"
     name = ref.qualname if ref.module == "builtins" else ref.dotted_name
     if not ref.args:
         return name

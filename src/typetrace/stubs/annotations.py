@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Collection, Mapping, Optional
 
 from typetrace._publicnames import PUBLIC_NAMES, is_private
-from typetrace.typemodel import ANY, ELLIPSIS, NONE, SELF, TypeRef, optional_members, union
+from typetrace.stubs.typeddicts import TypedDictDefinition, TypedDictItem, key_class_name
+from typetrace.typemodel import ANY, ELLIPSIS, NONE, SELF, ShapeKey, TypeRef, optional_members, union
 
 __all__ = [
     "TYPE_VAR_MODULE",
@@ -96,7 +97,8 @@ def public_type(ref: TypeRef, module: Optional[str] = None) -> TypeRef:
         # Types such as list_iterator report builtins as their module but are not
         # attributes of it.
         return TypeRef("typing", "Iterator") if ref.qualname.endswith("iterator") else ANY
-    return TypeRef(ref.module, ref.qualname, args)
+    shape = tuple(ShapeKey(key.name, public_type(key.value, module), key.required) for key in ref.shape)
+    return TypeRef(ref.module, ref.qualname, args, shape, bases=ref.bases)
 
 
 def _in_package(ref_module: str, module: Optional[str]) -> bool:
@@ -250,16 +252,38 @@ class AnnotationNamer:
     typing_at_runtime: bool = True
     #: Module that ``Self`` is imported from: see :func:`self_module_for_target`.
     self_module: str = "typing_extensions"
+    #: Oldest Python the annotations must work on, which decides whether ``TypedDict``
+    #: and ``NotRequired`` come from :mod:`typing` or ``typing_extensions``. ``None``
+    #: means any version that a type checker may check for.
+    target_version: Optional[tuple[int, int]] = None
     #: Imports added so far.
     imports: list[NewImport] = field(default_factory=list)
     #: Names of the type variables used so far, by their reference.
     type_vars: dict[TypeRef, str] = field(default_factory=dict)
+    #: TypedDict classes that annotations rendered so far use, each after the ones
+    #: its items use.
+    typed_dicts: list[TypedDictDefinition] = field(default_factory=list)
     _names: dict[tuple[str, Optional[str]], str] = field(default_factory=dict)
+    # Names of the TypedDict classes, by the keys of their shape.
+    _typed_dict_names: dict[frozenset[ShapeKey], str] = field(default_factory=dict)
+    # Name for the next TypedDict class of the annotation being rendered; None renders
+    # dict shapes as dict[str, V].
+    _typed_dict_base: Optional[str] = None
 
-    def render(self, ref: TypeRef) -> RenderedAnnotation:
-        """Render *ref* as annotation text, adding the imports it needs."""
+    def render(self, ref: TypeRef, *, typed_dict_name: Optional[str] = None) -> RenderedAnnotation:
+        """Render *ref* as annotation text, adding the imports it needs.
+
+        A dict shape in *ref* is written as a TypedDict class that is added to
+        :attr:`typed_dicts`, named *typed_dict_name* unless that name is taken or the
+        same shape has a class already. Without *typed_dict_name*, shapes are written
+        ``dict[str, V]``.
+        """
         forward: list[bool] = []
-        text = self._render(public_type(ref, self.module), forward)
+        self._typed_dict_base = typed_dict_name
+        try:
+            text = self._render(public_type(ref, self.module), forward)
+        finally:
+            self._typed_dict_base = None
         return RenderedAnnotation(text, any(forward))
 
     def _render(self, ref: TypeRef, forward: list[bool]) -> str:
@@ -273,6 +297,10 @@ class AnnotationNamer:
             return self._self_name(forward)
         if ref.module == TYPE_VAR_MODULE:
             return self._type_var_name(ref, forward)
+        if ref.shape:
+            if self._typed_dict_base is not None:
+                return self._typed_dict_name(ref, self._typed_dict_base, forward)
+            ref = TypeRef(ref.module, ref.qualname, ref.args)
         if not ref.args:
             return self._name(ref, forward)
         alias = None if self.pep585 else _pre_pep585_name(ref)
@@ -411,8 +439,84 @@ class AnnotationNamer:
             return True
         return any(self._names_local_class(arg) for arg in ref.args)
 
+    def _typed_dict_name(self, ref: TypeRef, base: str, forward: list[bool]) -> str:
+        # The class exists for type checkers only: apply defines it under
+        # ``if TYPE_CHECKING:``.
+        # NOTE: a TypedDict class already in the module is never reused, so applying
+        # again with overwrite_existing defines FooArg2 and leaves FooArg unused.
+        forward.append(True)
+        key = frozenset(ref.shape)
+        name = self._typed_dict_names.get(key)
+        if name is not None:
+            return name
+        name = base
+        number = 1
+        while name in self._unavailable():
+            number += 1
+            name = f"{base}{number}"
+        self._typed_dict_names[key] = name
+        items = []
+        for shape_key in ref.shape:
+            self._typed_dict_base = key_class_name(name, shape_key.name)
+            value = self._render(shape_key.value, [])
+            local = self._names_local_class(shape_key.value)
+            items.append(TypedDictItem(shape_key.name, value, shape_key.required, local))
+        self._typed_dict_base = base
+        # Appended after the classes its items use, which functional-syntax
+        # definitions must follow.
+        self.typed_dicts.append(TypedDictDefinition(name, tuple(items)))
+        return name
+
+    def typed_dict_declarations(self, *, quote_forward: bool) -> list[str]:
+        """Return the definitions of the TypedDict classes used so far, one statement each.
+
+        Call it after the annotations are rendered and before the imports are read,
+        because the definitions import ``TypedDict`` and ``NotRequired``. A statement of
+        the class syntax spans several lines. With *quote_forward*, a value type that
+        names a class of the module is quoted, since the definition may come before the
+        class.
+        """
+        if not self.typed_dicts:
+            return []
+        typed_dict = self._typing_feature("TypedDict", (3, 8))
+        statements = []
+        for definition in self.typed_dicts:
+            not_required = None
+            if definition.needs_not_required:
+                not_required = self._typing_feature("NotRequired", (3, 11))
+            lines = definition.lines(typed_dict, not_required, quote_local=quote_forward)
+            statements.append("\n".join(lines))
+        return statements
+
+    def _typing_feature(self, name: str, added: tuple[int, int]) -> str:
+        """Return the expression for *name* from :mod:`typing`, new in Python *added*.
+
+        For a target version older than *added*, the name comes from
+        ``typing_extensions``, which type checkers know whatever Python version they
+        check for. Without a target version, names new in 3.8 or earlier come from
+        :mod:`typing`, where typeshed declares them for every version it covers.
+        """
+        oldest = self.target_version if self.target_version is not None else (3, 8)
+        if oldest >= added:
+            return self.typing_name(name)
+        for bound, binding in self.bindings.items():
+            if binding.target == f"typing_extensions.{name}" and not binding.is_module:
+                return bound
+        key = ("typing_extensions", name)
+        if key not in self._names:
+            alias = self._free_name(name)
+            self._names[key] = alias
+            self.imports.append(NewImport("typing_extensions", name, None if alias == name else alias))
+        return self._names[key]
+
+    def _unavailable(self) -> set[str]:
+        # Built-in names too, because annotations write built-in classes by their bare
+        # names, such as ValueError.
+        return {*self.taken, *self.type_var_taken, *self.bindings, *self._allocated(), *dir(builtins)}
+
     def _allocated(self) -> set[str]:
-        return {new.bound_name for new in self.imports} | set(self.type_vars.values())
+        names = {new.bound_name for new in self.imports} | set(self.type_vars.values())
+        return names | set(self._typed_dict_names.values())
 
     def free_name(self, name: str) -> str:
         """Return *name*, or *name* with leading underscores, so that it binds nothing taken."""

@@ -6,11 +6,12 @@ import ast
 import builtins
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Optional, Sequence, Union
 
 from typetrace._testonly import is_test_module
 from typetrace.combining import (
     DEFAULT_MAX_UNION_SIZE,
+    combine_calls,
     combine_types,
     drop_test_classes,
     match_type_var,
@@ -27,7 +28,7 @@ from typetrace.stubs.model import (
 )
 from typetrace.stubs.scan import ClassNode, FunctionNode, ModuleScan, scan_module
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import ANY, NONE, TypeRef
+from typetrace.typemodel import ANY, NONE, TypeRef, without_shapes
 
 __all__ = ["StubBuildError", "build_stub"]
 
@@ -40,6 +41,7 @@ _GENERATOR = ("typing", "Generator")
 _ASYNC_ITERATOR = ("typing", "AsyncIterator")
 _NO_RETURN = TypeRef("typing", "NoReturn")
 _KEPT_DECORATORS = frozenset({"staticmethod", "classmethod", "property"})
+_TYPED_DICT_MODULES = frozenset({"typing", "typing_extensions"})
 #: Attributes of ``object`` that are not methods, such as ``__doc__``. A ``def`` with
 #: such a name (usually under a property-like decorator) would clash with the type
 #: that typeshed gives the attribute, so it is left out of the stub.
@@ -202,7 +204,32 @@ class _Builder:
             functions=tuple(methods),
             classes=tuple(nested),
             bases=tuple(kept),
+            typed_dict_items=self.typed_dict_items(node),
         )
+
+    def typed_dict_items(self, node: ClassNode) -> tuple[tuple[str, Optional[str]], ...]:
+        """Return the items of *node* if it derives from ``TypedDict`` directly, else ``()``.
+
+        A ``TypedDict`` stubbed without its items would accept no key. The classes that
+        ``apply`` writes for dict shapes are such classes.
+        """
+        if not any(self._is_typed_dict_base(base) for base in node.node.bases):
+            return ()
+        items = []
+        for statement in node.node.body:
+            if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+                items.append((statement.target.id, self.existing_annotation(statement.annotation)))
+        return tuple(items)
+
+    def _is_typed_dict_base(self, base: ast.expr) -> bool:
+        # TypedDict imported by name, or through an import of its module.
+        if isinstance(base, ast.Name):
+            new = self.scan.imports.get(base.id)
+            return new is not None and new.name == "TypedDict" and new.module in _TYPED_DICT_MODULES
+        if isinstance(base, ast.Attribute) and base.attr == "TypedDict" and isinstance(base.value, ast.Name):
+            new = self.scan.imports.get(base.value.id)
+            return new is not None and new.name is None and new.module in _TYPED_DICT_MODULES
+        return False
 
     def add_referenced_classes(
         self, members: list[Union[FunctionNode, ClassNode]], classes: list[ClassStub]
@@ -315,7 +342,7 @@ class _Builder:
             has_default = default is not None
             traced = None
             if not (skip_first and index == 0 and kind is not ParameterKind.VAR_POSITIONAL):
-                traced = self.combine(trace.arg_types.get(arg.arg) for trace in traces)
+                traced = self.combine_slot(traces, lambda trace: trace.arg_types.get(arg.arg))
                 if takes_object and traced is not None:
                     traced = _OBJECT
                 elif traced == NONE and _is_none_literal(default):
@@ -356,7 +383,10 @@ class _Builder:
         match = match_type_var(calls, candidates, max_constraints=self.max_union_size)
         if match is None:
             return None
-        constraints = tuple(self.combine([constraint]) or ANY for constraint in match.constraints)
+        # A constraint is written inline, where a dict shape has no TypedDict name.
+        constraints = tuple(
+            without_shapes(self.combine([constraint]) or ANY) for constraint in match.constraints
+        )
         public = [public_type(constraint, self.module) for constraint in constraints]
         # Constraints that become Any, or the same public class, cannot be told apart.
         if ANY in public or len(set(public)) != len(public):
@@ -364,10 +394,10 @@ class _Builder:
         return constrained_type_var(constraints), match.parameters
 
     def return_annotation(self, function: FunctionNode, traces: list[CallTrace]) -> Optional[TypeRef]:
-        returned = self.combine(trace.return_type for trace in traces)
+        returned = self.combine_slot(traces, lambda trace: trace.return_type)
         if not function.is_generator:
             return returned
-        yielded = self.combine(trace.yield_type for trace in traces)
+        yielded = self.combine_slot(traces, lambda trace: trace.yield_type)
         if yielded is None:
             return None
         if isinstance(function.node, ast.AsyncFunctionDef):
@@ -386,6 +416,28 @@ class _Builder:
             if not observed:
                 return ANY
         return combine_types(observed, max_union_size=self.max_union_size)
+
+    def combine_slot(
+        self, traces: Iterable[CallTrace], read: Callable[[CallTrace], Optional[TypeRef]]
+    ) -> Optional[TypeRef]:
+        """Combine the types that *read* gets from *traces*, weighted by their call counts.
+
+        ``None`` when no trace has a type for the slot. See
+        :func:`typetrace.combining.combine_calls`.
+        """
+        observed = []
+        for trace in traces:
+            ref = read(trace)
+            if ref is not None:
+                observed.append((ref, trace.call_count))
+        if not observed:
+            return None
+        if not self.keep_test_classes:
+            cleaned = [(drop_test_classes([ref]), count) for ref, count in observed]
+            observed = [(kept[0], count) for kept, count in cleaned if kept]
+            if not observed:
+                return ANY
+        return combine_calls(observed, max_union_size=self.max_union_size)
 
     def note_references(self, ref: Optional[TypeRef]) -> None:
         if ref is None:

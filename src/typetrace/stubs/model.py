@@ -94,6 +94,10 @@ class ClassStub:
     classes: tuple[ClassStub, ...] = ()
     #: Base classes and keywords such as ``metaclass=ABCMeta``, as source text.
     bases: tuple[str, ...] = ()
+    #: Items of a ``TypedDict`` class, as ``(key, annotation text)`` from its body. The
+    #: text is ``None`` where the source annotation cannot be written in the stub, and
+    #: the tuple is empty for every other class.
+    typed_dict_items: tuple[tuple[str, Optional[str]], ...] = ()
 
     def iter_functions(self) -> Iterator[FunctionStub]:
         """Yield the functions of this class and of its nested classes."""

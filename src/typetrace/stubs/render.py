@@ -13,6 +13,7 @@ from typetrace.stubs.annotations import (
     syntax_for_target,
 )
 from typetrace.stubs.model import ClassStub, FunctionStub, ModuleStub, ParameterKind, ParameterStub
+from typetrace.stubs.typeddicts import slot_class_name
 from typetrace.typemodel import ANY, TypeRef
 
 __all__ = ["format_imports", "render_module_stub"]
@@ -40,6 +41,11 @@ def render_module_stub(
     whatever Python version they check for. ``Self`` comes from :mod:`typing` for a
     target of 3.11 or later, and from ``typing_extensions`` otherwise.
 
+    Dict shapes become ``TypedDict`` classes, defined after the imports and named after
+    the function and parameter that first use them (see
+    :mod:`typetrace.stubs.typeddicts`). ``NotRequired`` comes from :mod:`typing` for a
+    target version of 3.11 or newer, and from ``typing_extensions`` otherwise.
+
     Raises:
         ValueError: *target_version* is older than 3.7.
     """
@@ -53,6 +59,7 @@ def render_module_stub(
         pep604=pep604,
         pep585=pep585,
         self_module=self_module_for_target(target_version),
+        target_version=target_version,
     )
     body: list[str] = []
     own_getattr = None
@@ -79,6 +86,10 @@ def render_module_stub(
     else:
         body.append(f"def __getattr__(name: str) -> {namer.render(ANY).text}: ...")
     # Declarations may add imports, so they are rendered before the header.
+    definitions: list[str] = []
+    for statement in namer.typed_dict_declarations(quote_forward=False):
+        definitions += ["", *statement.split("\n")]
+    body[0:0] = definitions
     declarations = namer.type_var_declarations(quote_forward=False)
     if declarations:
         body[0:0] = ["", *declarations]
@@ -117,9 +128,12 @@ def _render_class(
     cls: ClassStub, namer: AnnotationNamer, indent: str, show_counts: bool
 ) -> list[str]:
     bases = f"({', '.join(cls.bases)})" if cls.bases else ""
-    if not cls.functions and not cls.classes:
+    if not cls.functions and not cls.classes and not cls.typed_dict_items:
         return [f"{indent}class {cls.name}{bases}: ..."]
     lines = [f"{indent}class {cls.name}{bases}:"]
+    for key, annotation in cls.typed_dict_items:
+        text = annotation if annotation is not None else namer.render(ANY).text
+        lines.append(f"{indent}{_INDENT}{key}: {text}")
     for function in cls.functions:
         lines.extend(_render_function(function, namer, indent + _INDENT, show_counts))
     for nested in cls.classes:
@@ -136,15 +150,22 @@ def _render_function(
         lines.append(f"{indent}# {function.call_count:,} {noun} traced")
     lines.extend(f"{indent}@{decorator}" for decorator in function.decorators)
     keyword = "async def" if function.is_async else "def"
-    parameters = ", ".join(render_parameters(function.parameters, namer))
-    returns = _annotation_text(function.return_annotation, function.existing_return, namer)
+    parameters = ", ".join(render_parameters(function.parameters, namer, function.qualname))
+    typed_dict_name = slot_class_name(function.qualname, None)
+    returns = _annotation_text(function.return_annotation, function.existing_return, namer, typed_dict_name)
     arrow = f" -> {returns}" if returns is not None else ""
     lines.append(f"{indent}{keyword} {function.name}({parameters}){arrow}: ...")
     return lines
 
 
-def render_parameters(parameters: Iterable[ParameterStub], namer: AnnotationNamer) -> list[str]:
-    """Render the parameter list with ``/`` and ``*`` markers and ``...`` defaults."""
+def render_parameters(
+    parameters: Iterable[ParameterStub], namer: AnnotationNamer, qualname: Optional[str] = None
+) -> list[str]:
+    """Render the parameter list with ``/`` and ``*`` markers and ``...`` defaults.
+
+    *qualname*, the function's, names the TypedDict classes of the parameters; without
+    it, dict shapes are written ``dict[str, V]``.
+    """
     parameters = list(parameters)
     texts: list[str] = []
     kinds = [parameter.kind for parameter in parameters]
@@ -152,7 +173,7 @@ def render_parameters(parameters: Iterable[ParameterStub], namer: AnnotationName
         if parameter.kind is ParameterKind.KEYWORD_ONLY and ParameterKind.VAR_POSITIONAL not in kinds:
             if index == 0 or parameters[index - 1].kind is not ParameterKind.KEYWORD_ONLY:
                 texts.append("*")
-        texts.append(_render_parameter(parameter, namer))
+        texts.append(_render_parameter(parameter, namer, qualname))
         is_last_positional_only = parameter.kind is ParameterKind.POSITIONAL_ONLY and (
             index + 1 == len(parameters) or parameters[index + 1].kind is not ParameterKind.POSITIONAL_ONLY
         )
@@ -161,9 +182,10 @@ def render_parameters(parameters: Iterable[ParameterStub], namer: AnnotationName
     return texts
 
 
-def _render_parameter(parameter: ParameterStub, namer: AnnotationNamer) -> str:
+def _render_parameter(parameter: ParameterStub, namer: AnnotationNamer, qualname: Optional[str]) -> str:
     stars = {ParameterKind.VAR_POSITIONAL: "*", ParameterKind.VAR_KEYWORD: "**"}.get(parameter.kind, "")
-    annotation = _annotation_text(parameter.annotation, parameter.existing, namer)
+    typed_dict_name = None if qualname is None else slot_class_name(qualname, parameter.name)
+    annotation = _annotation_text(parameter.annotation, parameter.existing, namer, typed_dict_name)
     text = f"{stars}{parameter.name}"
     if annotation is not None:
         text += f": {annotation}"
@@ -173,8 +195,8 @@ def _render_parameter(parameter: ParameterStub, namer: AnnotationNamer) -> str:
 
 
 def _annotation_text(
-    traced: Optional[TypeRef], existing: Optional[str], namer: AnnotationNamer
+    traced: Optional[TypeRef], existing: Optional[str], namer: AnnotationNamer, typed_dict_name: Optional[str]
 ) -> Optional[str]:
     if traced is not None:
-        return namer.render(traced).text
+        return namer.render(traced, typed_dict_name=typed_dict_name).text
     return existing
