@@ -80,7 +80,8 @@ class TestSchema:
         store = SQLiteStore(str(path))
         try:
             # 1 is NORMAL, which in WAL mode syncs at checkpoints, not at each commit.
-            assert store._connect().execute("PRAGMA synchronous").fetchone() == (1,)
+            with closing(store._connect()) as connection:
+                assert connection.execute("PRAGMA synchronous").fetchone() == (1,)
         finally:
             store.close()
 
