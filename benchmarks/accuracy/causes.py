@@ -13,10 +13,11 @@ from __future__ import annotations
 import ast
 import json
 import re
-import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from typetrace.db.sqlite import SQLiteStore
 
 #: Abstract classes of ``collections.abc`` and ``typing`` that a maintainer often
 #: writes where the tests pass a concrete container.
@@ -82,11 +83,15 @@ def observed_types(database: Path, package: str) -> dict[tuple[str, str, str], s
     observed: dict[tuple[str, str, str], set[str]] = {}
     if not database.exists():
         return observed
-    connection = sqlite3.connect(database)
+    # Read through the store, whose tables change with its schema version.
+    store = SQLiteStore(str(database))
     try:
-        rows = connection.execute("SELECT module, qualname, arg_types, return_type, yield_type FROM typetrace_call_traces").fetchall()
+        rows = [
+            (stored.row.module, stored.row.qualname, stored.row.arg_types, stored.row.return_type, stored.row.yield_type)
+            for stored in store.iter_rows()
+        ]
     finally:
-        connection.close()
+        store.close()
     for module, qualname, arg_types, return_type, yield_type in rows:
         if module != package and not module.startswith(package + "."):
             continue
