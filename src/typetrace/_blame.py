@@ -185,7 +185,7 @@ def blame(error: ErrorSite, context: BlameContext) -> Blame:
     Rules 3 and 4 also apply to errors in other files of the package, where stubbed
     functions and classes are found by the names called. Rule 3 comes before the
     caller's own annotations, so that when the callee's annotation is the cause, the
-    caller's stays; if the error remains, the next round blames the caller. A blamed
+    caller's stays. If the error remains, the next round blames the caller. A blamed
     annotation that is a ``TypeVar`` takes its other uses in the same signature with it.
     """
     if error.file:

@@ -19,8 +19,8 @@
  *
  * The marks live in the code objects' co_extra slots (PEP 523), tagged with the value
  * of a counter, the epoch. A new Hook (a new trace session) and Hook.resume() each
- * start a new epoch. A SKIP_UNTRACED mark holds from the epoch its Hook started in.
- * A SKIP_PAUSED mark holds only in the epoch it was made in, so resume() unmarks
+ * start a new epoch. A SKIP_UNTRACED mark is valid from the epoch its Hook started in.
+ * A SKIP_PAUSED mark is valid only in the epoch it was made in, so resume() unmarks
  * every paused function at once. A mark is tagged with the epoch read before the
  * handler ran, so a resume() that another thread ran meanwhile makes it stale.
  *

@@ -410,17 +410,14 @@ class Recorder:
         if info.imports and _import_is_replaced():
             # Arguments are not read, so the import hook gets no locals dict.
             call = Call(info, {})
-            call.suspended = info.quiet_yields
-            self.calls[frame] = call
-            info.active += 1
-            return True
-        # Read once: on Python 3.12 and older, each read copies the fast locals.
-        local_values = frame.f_locals
-        call = Call(info, self._argument_types(local_values, info))
-        receiver_name = info.receiver
-        if receiver_name is not None and receiver_name in local_values:
-            # Only the id is kept, so the recorder holds no reference to the object.
-            call.receiver_id = id(local_values[receiver_name])
+        else:
+            # Read once: on Python 3.12 and older, each read copies the fast locals.
+            local_values = frame.f_locals
+            call = Call(info, self._argument_types(local_values, info))
+            receiver_name = info.receiver
+            if receiver_name is not None and receiver_name in local_values:
+                # Only the id is kept, so the recorder holds no reference to the object.
+                call.receiver_id = id(local_values[receiver_name])
         # Without resume events, a call counts as possibly suspended from its start,
         # so that sweep() checks it. A frame that still runs has a reference from the
         # interpreter, so sweep() leaves it alone.

@@ -97,9 +97,9 @@ class StoreWriter:
         self._wake = threading.Event()
         # Each pending distinct trace maps to its slot, a one-item list of its calls.
         # _pending_ids finds the slot by the id of the first trace object queued into
-        # it, because the recorder hands over the same object for repeated calls, and
-        # an int is much cheaper to look up than a trace is to hash and compare. Its
-        # entries reference the trace objects, so no id is reused while it holds them.
+        # it. The recorder hands over the same object for repeated calls, and an int is
+        # much cheaper to look up than a trace is to hash and compare. The entries
+        # reference the trace objects, so no id is reused while they exist.
         self._pending: dict[CallTrace, list[int]] = {}
         self._pending_ids: dict[int, tuple[CallTrace, list[int]]] = {}
         self._thread: Optional[threading.Thread] = None

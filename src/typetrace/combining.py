@@ -336,8 +336,8 @@ def _join_siblings(members: list[TypeRef]) -> list[TypeRef]:
     Two classes are enough: the common base accepts every observed value, a subclass
     not seen in the trace does not break the annotation, and it is what a person
     writes for a function that handles several kinds of one thing. The union would
-    stay more precise for a caller of a function that returns siblings; the base
-    costs that caller an ``isinstance`` check that the union needed too. The recorder
+    stay more precise for a caller of a function that returns siblings. The base
+    costs that caller an ``isinstance`` check, which the union needed too. The recorder
     leaves ``typing.Generic``, ``typing.Protocol``, ``abc.ABC`` and classes that an
     annotation cannot name out of the bases, so they never become the common base.
     """

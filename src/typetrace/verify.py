@@ -107,7 +107,7 @@ class CheckerError:
 
     @property
     def key(self) -> tuple[str, str, str, str]:
-        """The fields that two runs compare: checker, file, code and message, without the position."""
+        """Checker, file, code and message: the fields that two runs compare, without the position."""
         return (self.checker, self.file, self.code, self.message)
 
     def __str__(self) -> str:

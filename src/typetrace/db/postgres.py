@@ -99,8 +99,8 @@ class PostgresStore(_server.ServerStore):
 def _import_psycopg() -> Any:
     try:
         # importlib, unlike an import statement, does not call builtins.__import__,
-        # which a traced program may have replaced; a reconnect after a fork runs
-        # this while the program runs.
+        # which a traced program may have replaced. A reconnect after a fork runs this
+        # while the program runs.
         psycopg = importlib.import_module("psycopg")
     except ImportError as error:
         raise StoreError(
