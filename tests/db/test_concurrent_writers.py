@@ -32,11 +32,19 @@ def run_workers(url: str, batches: int) -> list[float]:
         for worker in range(WORKERS)
     ]
     durations = []
-    for worker, process in enumerate(processes):
-        stdout, stderr = process.communicate(timeout=120)
-        assert process.returncode == 0, f"worker {worker} failed:\n{stderr}"
-        assert stderr == "", f"worker {worker} wrote to stderr:\n{stderr}"
-        durations.append(float(stdout))
+    try:
+        for worker, process in enumerate(processes):
+            stdout, stderr = process.communicate(timeout=120)
+            assert process.returncode == 0, f"worker {worker} failed:\n{stderr}"
+            assert stderr == "", f"worker {worker} wrote to stderr:\n{stderr}"
+            durations.append(float(stdout))
+    finally:
+        # After a failure, end the other workers and close their pipes, so that no
+        # warning about them reaches a later test.
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                process.communicate()
     return durations
 
 

@@ -109,3 +109,36 @@ def test_new_traces_get_distinct_ids(sql_url: str) -> None:
     )
     assert len(set(ids)) == 50
     assert counts(sql_url) == {f"f{number}": 2 if 20 <= number < 30 else 1 for number in range(50)}
+
+
+def test_trace_committed_after_snapshot_found(mysql_url: str) -> None:
+    """A trace that another writer committed after this transaction's snapshot gets its id.
+
+    The transaction runs in REPEATABLE READ, so its plain reads use a snapshot from
+    before the other writer's commit and only a locking read finds the trace.
+    """
+    store = store_from_url(mysql_url)
+    other = store_from_url(mysql_url)
+    connection = store.open_connection()  # type: ignore[attr-defined]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            other.add([TRACE])
+            now = time.time()
+            entries = [(encoded, count, now, now) for encoded, count in _writes.merge_traces([TRACE])]
+            resolved = _writes.write_counts(
+                cursor,
+                store.statements,  # type: ignore[attr-defined]
+                store.update_counts,  # type: ignore[attr-defined]
+                entries,
+                {},
+            )
+        connection.commit()
+    finally:
+        connection.close()
+        other.close()
+        store.close()
+
+    assert resolved == {entries[0][0].signature: id_of(mysql_url, "f")}
+    assert counts(mysql_url) == {"f": 2}

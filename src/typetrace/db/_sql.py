@@ -60,6 +60,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Source of retry jitter. The traced program's global random state stays untouched.
+_JITTER = random.SystemRandom()
+
 #: Version of the table layout that this release creates and reads.
 SCHEMA_VERSION = 2
 
@@ -289,7 +292,7 @@ def retry_transient(
                 raise
             if attempt in (1, 10, 100):
                 logger.debug("Retrying %s after attempt %d failed: %s", description, attempt, error)
-            time.sleep(delay * (0.5 + random.random()))
+            time.sleep(delay * (0.5 + _JITTER.random()))
             delay = min(delay * 2, 1.0)
 
 

@@ -202,6 +202,9 @@ class Statements:
         counts_inserted_rows: Whether ``rowcount`` after an ``executemany`` of
             inserts with *ignore_conflict* is the number of rows inserted. MySQL
             connections with ``CLIENT_FOUND_ROWS`` also count the rows skipped.
+        locking_read: Clause after a ``SELECT`` that makes it read the latest
+            committed rows and wait for rows that other transactions hold, such as
+            ``FOR SHARE``; empty where every read does so.
     """
 
     placeholder: str
@@ -209,11 +212,13 @@ class Statements:
     min_function: str
     max_function: str
     counts_inserted_rows: bool = True
+    locking_read: str = ""
 
-    def select_ids(self, count: int) -> str:
-        """Return the query of the ids of *count* signatures."""
+    def select_ids(self, count: int, locking: bool = False) -> str:
+        """Return the query of the ids of *count* signatures, a locking read if *locking*."""
         markers = ", ".join([self.placeholder] * count)
-        return f"SELECT signature, id FROM {TRACES_TABLE} WHERE signature IN ({markers})"
+        query = f"SELECT signature, id FROM {TRACES_TABLE} WHERE signature IN ({markers})"
+        return f"{query} {self.locking_read}" if locking and self.locking_read else query
 
     @property
     def insert_trace(self) -> str:
@@ -339,6 +344,12 @@ def _resolve_ids(
     all_new = statements.counts_inserted_rows and cursor.rowcount == len(entries)
     ids = _select_ids(cursor, statements, [entry[0].signature for entry in entries])
     if len(ids) != len(entries):
+        # NOTE: a plain read on MariaDB 10.11 in READ COMMITTED once missed a row that
+        # a concurrent writer committed, with the cause unknown. A locking read
+        # returns the latest committed rows, so it finds such a row.
+        unseen = [entry[0].signature for entry in entries if entry[0].signature not in ids]
+        ids.update(_select_ids(cursor, statements, unseen, locking=True))
+    if len(ids) != len(entries):
         missing = next(entry[0].signature for entry in entries if entry[0].signature not in ids)
         raise StoreError(
             f"The trace with signature {missing} is missing from {TRACES_TABLE} after it "
@@ -372,11 +383,13 @@ def _trace_params(encoded: EncodedTrace) -> tuple[Any, ...]:
     )
 
 
-def _select_ids(cursor: Any, statements: Statements, signatures: list[str]) -> dict[str, int]:
+def _select_ids(
+    cursor: Any, statements: Statements, signatures: list[str], locking: bool = False
+) -> dict[str, int]:
     found: dict[str, int] = {}
     for start in range(0, len(signatures), LOOKUP_CHUNK_SIZE):
         chunk = signatures[start : start + LOOKUP_CHUNK_SIZE]
-        cursor.execute(statements.select_ids(len(chunk)), chunk)
+        cursor.execute(statements.select_ids(len(chunk), locking), chunk)
         found.update((signature, int(row_id)) for signature, row_id in cursor.fetchall())
     return found
 

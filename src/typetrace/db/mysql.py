@@ -95,6 +95,7 @@ class MySQLStore(_server.ServerStore):
         min_function="LEAST",
         max_function="GREATEST",
         counts_inserted_rows=False,
+        locking_read="LOCK IN SHARE MODE",
     )
 
     def open_connection(self) -> Any:

@@ -70,6 +70,7 @@ class PostgresStore(_server.ServerStore):
         ignore_conflict="ON CONFLICT DO NOTHING",
         min_function="LEAST",
         max_function="GREATEST",
+        locking_read="FOR SHARE",
     )
 
     def open_connection(self) -> Any:
