@@ -17,7 +17,6 @@ import os
 import random
 import sys
 import threading
-from pathlib import Path
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
@@ -274,7 +273,7 @@ def _name_of_main(module: str, module_globals: Mapping[str, object]) -> str:
         return spec_name[: -len(".__main__")] if spec_name.endswith(".__main__") else spec_name
     filename = module_globals.get("__file__")
     if isinstance(filename, str) and filename.endswith(".py"):
-        return module_name_for_path(Path(filename))
+        return module_name_for_path(filename)
     return module
 
 

@@ -6,7 +6,6 @@ import os
 import runpy
 import sys
 import traceback
-from pathlib import Path
 from typing import Callable, Sequence
 
 from typetrace.config import Config
@@ -23,17 +22,16 @@ def run_script(script: str, args: Sequence[str], config: Config) -> int:
     """
     from typetrace._source import module_name_for_path
 
-    path = Path(script)
-    if not path.is_file():
+    if not os.path.isfile(script):
         # Exit code 2, as python gives for a script it cannot open.
         print(
             f"typetrace: error: Script {script!r} not found; pass the path of a Python file, or -m MODULE",
             file=sys.stderr,
         )
         return 2
-    main_module = module_name_for_path(path)
+    main_module = module_name_for_path(script)
     sys.argv = [script, *args]
-    sys.path.insert(0, str(path.resolve().parent))
+    sys.path.insert(0, os.path.dirname(os.path.realpath(script)))
     # An absolute path, so that __file__ and tracebacks read as under python 3.9+.
     absolute = os.path.abspath(script)
     return _run(lambda: runpy.run_path(absolute, run_name="__main__"), config, main_module)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 from typetrace.exceptions import TypeTraceError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "ModuleSourceNotFoundError",
@@ -27,10 +29,10 @@ def default_search_path() -> list[str]:
     return [os.getcwd(), *sys.path]
 
 
-def _search_entries(search_path: Optional[Sequence[str]]) -> list[Path]:
+def _search_entries(search_path: Optional[Sequence[str]]) -> list[str]:
     entries = default_search_path() if search_path is None else list(search_path)
     # An empty entry in sys.path means the working directory.
-    return [Path(entry or os.getcwd()) for entry in entries]
+    return [entry or os.getcwd() for entry in entries]
 
 
 def find_module_source(module: str, search_path: Optional[Sequence[str]] = None) -> Path:
@@ -43,12 +45,16 @@ def find_module_source(module: str, search_path: Optional[Sequence[str]] = None)
     Raises:
         ModuleSourceNotFoundError: no entry has a source file for *module*.
     """
+    # Imported here, because typetrace run imports this module and uses only
+    # module_name_for_path, which works on strings.
+    from pathlib import Path
+
     parts = module.split(".")
     if not module or not all(part.isidentifier() for part in parts):
         raise ModuleSourceNotFoundError(
             f"Invalid module name {module!r}: expected a dotted name such as pkg.mod"
         )
-    entries = _search_entries(search_path)
+    entries = [Path(entry) for entry in _search_entries(search_path)]
     for entry in entries:
         base = entry.joinpath(*parts)
         for candidate in (base.with_name(base.name + ".py"), base / "__init__.py"):
@@ -62,30 +68,34 @@ def find_module_source(module: str, search_path: Optional[Sequence[str]] = None)
     )
 
 
-def module_name_for_path(path: Path, search_path: Optional[Sequence[str]] = None) -> str:
+def module_name_for_path(
+    path: Union[str, os.PathLike[str]], search_path: Optional[Sequence[str]] = None
+) -> str:
     """Return the dotted module name of the source file *path*.
 
     The name is relative to the nearest search-path entry that contains the file,
     walking up through folders with an ``__init__.py``. When no entry contains the
     file, the name is its stem, which is how a script run as a file is recorded.
     """
-    resolved = Path(os.path.abspath(path))
-    parts = [] if resolved.name == "__init__.py" else [resolved.stem]
-    folder = resolved.parent
-    entries = {Path(os.path.abspath(entry)) for entry in _search_entries(search_path)}
+    file_folder, file_name = os.path.split(os.path.abspath(path))
+    stem = os.path.splitext(file_name)[0]
+    parts = [] if file_name == "__init__.py" else [stem]
+    folder = file_folder
+    entries = {os.path.abspath(entry) for entry in _search_entries(search_path)}
 
     # Walk up while the folder is a regular package; stop at the first search-path
     # entry, so the name is relative to the nearest entry.
-    while folder not in entries and (folder / "__init__.py").is_file():
-        parts.insert(0, folder.name)
-        if folder.parent == folder:
+    while folder not in entries and os.path.isfile(os.path.join(folder, "__init__.py")):
+        parent, name = os.path.split(folder)
+        parts.insert(0, name)
+        if parent == folder:
             break
-        folder = folder.parent
+        folder = parent
     if folder in entries and parts:
         return ".".join(parts)
     # NOTE: a module of a namespace package passed as a path gets its stem, because a
     # folder without __init__.py cannot be told apart from a folder of scripts.
-    return resolved.stem if resolved.name != "__init__.py" else resolved.parent.name
+    return stem if file_name != "__init__.py" else os.path.basename(file_folder)
 
 
 def is_source_path(text: str) -> bool:

@@ -9,7 +9,6 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence, cast
 
 from typetrace.cli import CommandError, Context, _describe_store, _plural
@@ -69,7 +68,7 @@ def add_commands(
     )
     export.add_argument("--module", help=module_help)
     export.add_argument(
-        "-o", "--output", type=Path, metavar="FILE", help="the file to write (default: stdout)"
+        "-o", "--output", metavar="FILE", help="the file to write (default: stdout)"
     )
     export.set_defaults(handler=export_command)
 
@@ -78,7 +77,7 @@ def add_commands(
         parents=[common],
         help="add the traces of an export file, or of a MonkeyType store, to the store",
     )
-    importing.add_argument("file", type=Path, metavar="FILE", help="an export file, or - for stdin")
+    importing.add_argument("file", metavar="FILE", help="an export file, or - for stdin")
     importing.add_argument(
         "--monkeytype",
         action="store_true",
@@ -171,10 +170,12 @@ def _write_stats_table(ctx: Context, table: dict[str, _ModuleCounts]) -> None:
 
 def export_command(ctx: Context) -> int:
     """Write the stored traces, with counts and times, as JSON lines."""
+    from pathlib import Path
+
     from typetrace import transfer
 
     modules = None if ctx.args.module is None else _matching_modules(ctx, ctx.args.module)
-    output: Optional[Path] = ctx.args.output
+    output = None if ctx.args.output is None else Path(ctx.args.output)
     if output is None:
         result = transfer.export_rows(ctx.store, ctx.stdout, modules)
         destination = "stdout"
@@ -195,9 +196,11 @@ def export_command(ctx: Context) -> int:
 
 def import_command(ctx: Context) -> int:
     """Add the traces of an export file or a MonkeyType store to the store."""
+    from pathlib import Path
+
     from typetrace import transfer
 
-    path: Path = ctx.args.file
+    path = Path(ctx.args.file)
     # Opened on first use, so that an input file that turns out unreadable leaves no
     # new, empty store behind.
     store = cast("CallTraceStore", _StoreOnFirstUse(ctx))

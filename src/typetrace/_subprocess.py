@@ -25,7 +25,6 @@ import logging
 import os
 import sys
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Iterator, Optional
 
 from typetrace.config import (
@@ -56,7 +55,7 @@ SUBPROCESS_ENV_VAR = "TYPETRACE_SUBPROCESS"
 #: :data:`STARTUP_DIR` on ``PYTHONPATH``.
 AUTO_ENV_VAR = "TYPETRACE"
 #: Folder with the ``sitecustomize`` module that starts tracing in child processes.
-STARTUP_DIR = str(Path(__file__).resolve().parent / "_startup")
+STARTUP_DIR = os.path.join(os.path.dirname(os.path.realpath(__file__)), "_startup")
 
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
@@ -155,11 +154,14 @@ def _locate_config(config: Config) -> Optional[tuple[str, Optional[str]]]:
     filename = getattr(module, "__file__", None)
     if not isinstance(filename, str):
         return path, None
-    # The folder that contains the top-level package of the module.
-    folder = Path(filename).resolve()
-    if folder.name == "__init__.py":
-        folder = folder.parent
-    return path, str(folder.parents[len(module_name.split(".")) - 1])
+    # The folder that contains the top-level package of the module: one level up
+    # from the file for each part of the name, from its folder for an __init__.py.
+    folder = os.path.realpath(filename)
+    if os.path.basename(folder) == "__init__.py":
+        folder = os.path.dirname(folder)
+    for _ in module_name.split("."):
+        folder = os.path.dirname(folder)
+    return path, folder
 
 
 def _absolute_store(db: Optional[str]) -> Optional[str]:

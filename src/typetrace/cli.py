@@ -1,4 +1,8 @@
-"""The ``typetrace`` command line: run, list-modules, stub and apply."""
+"""The ``typetrace`` command line: run, list-modules, stub and apply.
+
+Modules that only some commands need are imported in those commands' functions, so
+that ``typetrace run`` imports less before the program starts.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,7 @@ import argparse
 import logging
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Sequence, TextIO
 
 from typetrace import __version__
@@ -18,6 +20,8 @@ from typetrace.exceptions import ConfigError, TypeTraceError
 from typetrace.tracing import CallTrace
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from typetrace.stubs import ModuleStub
 
 __all__ = ["entry_point", "main"]
@@ -119,6 +123,8 @@ class ModuleTarget:
 
 def _resolve_targets(ctx: Context, name: str, *, allow_package: bool) -> list[ModuleTarget]:
     """Turn a module name, package name or file path into traced modules and their files."""
+    from pathlib import Path
+
     from typetrace import _source
 
     modules = ctx.store.list_modules()
@@ -194,9 +200,12 @@ def _build(ctx: Context, target: ModuleTarget) -> ModuleStub:
 
 def stub_command(ctx: Context) -> int:
     """Print a stub, or write one ``.pyi`` per module under ``--output-dir``."""
+    import tempfile
+    from pathlib import Path
+
     from typetrace.stubs.annotations import parse_target_version
 
-    output_dir: Optional[Path] = ctx.args.output_dir
+    output_dir = None if ctx.args.output_dir is None else Path(ctx.args.output_dir)
     target_version = None
     if ctx.args.target_version is not None:
         try:
@@ -251,6 +260,9 @@ def _write_package_stubs(output_dir: Path, targets: Sequence[ModuleTarget]) -> N
 
 def apply_command(ctx: Context) -> int:
     """Write annotations into the source of a module, or show them with ``--diff``."""
+    import tempfile
+    from pathlib import Path
+
     from typetrace.apply import apply_stub_to_file
     from typetrace.stubs.annotations import parse_target_version
 
@@ -379,7 +391,6 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "stub":
             sub.add_argument(
                 "--output-dir",
-                type=Path,
                 help="write one .pyi per traced module under this folder, laid out like the package",
             )
             sub.add_argument(

@@ -11,7 +11,6 @@ import sys
 import sysconfig
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from types import CodeType
 from typing import TYPE_CHECKING, Callable, Collection, Optional
 
@@ -239,7 +238,7 @@ def _excluded_roots() -> tuple[str, ...]:
         roots.add(path)
     for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
         roots.add(sysconfig.get_path("stdlib", vars={"installed_base": prefix, "base": prefix}))
-    roots.add(str(Path(__file__).parent))
+    roots.add(os.path.dirname(__file__))
     resolved = {os.path.realpath(root) for root in roots if root}
     return tuple(sorted(root.rstrip(os.sep) + os.sep for root in resolved))
 

@@ -37,7 +37,6 @@ import random
 import threading
 import time
 from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from typetrace.db.base import StoredRow
 from typetrace.encoding import CallTraceRow
@@ -242,6 +241,10 @@ def mask_password(url: str) -> str:
     A ``password`` query parameter is masked too. Text that is not a URL is returned
     as it is.
     """
+    # Imported here, so that the SQLite store does not load it; the server stores
+    # that call this function import it themselves.
+    from urllib.parse import urlsplit, urlunsplit
+
     try:
         parts = urlsplit(url)
     except ValueError:

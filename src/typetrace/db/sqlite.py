@@ -7,7 +7,6 @@ import os
 import sqlite3
 import threading
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
-from urllib.parse import unquote, urlsplit
 
 from typetrace.db import _sql, _writes
 from typetrace.db.base import CallTraceStore, CallTraceThunk, StoredRow
@@ -85,6 +84,9 @@ class SQLiteStore(CallTraceStore):
 
     def __init__(self, connection_string: str) -> None:
         self.connection_string = connection_string
+        # Found here, before a traced program runs, because for a file: URI it
+        # imports urllib.parse.
+        self._path = _file_path(connection_string)
         self._clock = _sql.UtcClock()
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -244,11 +246,10 @@ class SQLiteStore(CallTraceStore):
     def _store_error(self, action: str, error: sqlite3.Error) -> StoreError:
         location = self.connection_string
         message = str(error)
-        path = _file_path(location)
         if "not a database" in message:
             hint = "choose another path for the trace store"
         elif "readonly" in message or "unable to open" in message:
-            hint = _diagnose_open_failure(path)
+            hint = _diagnose_open_failure(self._path)
         elif _is_busy(error):
             hint = (
                 f"it stayed locked by another process for {_RETRY_DEADLINE_SECONDS:.0f} s; "
@@ -387,6 +388,9 @@ def _file_path(connection_string: str) -> Optional[str]:
     if connection_string == ":memory:" or connection_string == "":
         return None
     if connection_string.startswith("file:"):
+        # Imported only for URIs, which few stores use.
+        from urllib.parse import unquote, urlsplit
+
         path = unquote(urlsplit(connection_string).path)
         return path or None
     return connection_string
