@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import sqlite3
@@ -112,6 +113,85 @@ class TestSchema:
             if step.startswith(("SCAN t", "SCAN typetrace")) and "INDEX" not in step
         ]
         assert table_scans == []
+
+
+class TestNewFile:
+    def test_leaves_only_the_store(self, path: Path) -> None:
+        """A new store is built in a temporary file that is gone afterwards."""
+        SQLiteStore(str(path)).close()
+
+        assert [entry.name for entry in path.parent.iterdir()] == [path.name]
+        assert read_meta(path) == [("schema_version", str(SCHEMA_VERSION))]
+
+    def test_syncs_the_file_before_linking_it(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The complete file is synced before it gets the store's name, then the folder."""
+        events: list[tuple[str, str]] = []
+        real_fsync = os.fsync
+        real_link = os.link
+
+        def fsync(descriptor: int) -> None:
+            events.append(("fsync", os.readlink(f"/proc/self/fd/{descriptor}")))
+            real_fsync(descriptor)
+
+        def link(source: str, destination: str) -> None:
+            events.append(("link", destination))
+            real_link(source, destination)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(os, "link", link)
+        SQLiteStore(str(path)).close()
+
+        folder = os.path.realpath(path.parent)
+        assert [kind for kind, _ in events] == ["fsync", "link", "fsync"]
+        assert os.path.dirname(events[0][1]) == folder
+        assert os.path.basename(events[0][1]).startswith(f".{path.name}.")
+        assert events[1][1] == str(path)
+        assert events[2][1] == folder
+
+    def test_store_created_meanwhile_is_used(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """When another process creates the file first, the store opens that file."""
+        real_link = os.link
+
+        def link_after_another_process(source: str, destination: str) -> None:
+            with closing(sqlite3.connect(destination)) as other, other:
+                other.execute("CREATE TABLE other_process (x INTEGER)")
+            real_link(source, destination)
+
+        monkeypatch.setattr(os, "link", link_after_another_process)
+        store = SQLiteStore(str(path))
+        store.add([TRACE])
+        store.close()
+
+        with closing(sqlite3.connect(path)) as connection:
+            tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master")}
+        assert "other_process" in tables
+        assert read_meta(path) == [("schema_version", str(SCHEMA_VERSION))]
+        reopened = SQLiteStore(str(path))
+        assert reopened.list_modules() == ["pkg"]
+        reopened.close()
+        assert [entry.name for entry in path.parent.iterdir()] == [path.name]
+
+    def test_created_in_place_without_hard_links(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """On a file system without hard links the store is created in place."""
+
+        def link_not_permitted(source: str, destination: str) -> None:
+            raise PermissionError(errno.EPERM, "Operation not permitted", destination)
+
+        monkeypatch.setattr(os, "link", link_not_permitted)
+        store = SQLiteStore(str(path))
+        store.add([TRACE])
+        store.close()
+
+        assert read_meta(path) == [("schema_version", str(SCHEMA_VERSION))]
+        with closing(sqlite3.connect(path)) as connection:
+            assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert [entry.name for entry in path.parent.iterdir()] == [path.name]
 
 
 class TestConnectionStrings:
