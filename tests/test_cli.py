@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from support import run_typetrace
 
+from typetrace import cli
+
 TESTS_DIR = Path(__file__).parent
 
 
@@ -135,6 +137,45 @@ class TestRun:
         result = typetrace(project, "run", "-m", "no_such_module")
         assert result.returncode == 1
         assert "'no_such_module' not found" in result.stderr
+
+
+class TestParser:
+    @pytest.mark.parametrize(
+        ("argv", "expected"),
+        [
+            pytest.param(["run", "app.py"], True, id="run"),
+            pytest.param(["-v", "--db", "x.sqlite3", "--config", "c:C", "run"], True, id="options"),
+            pytest.param(["--db=x.sqlite3", "--config=c:C", "run", "-m", "pkg"], True, id="equals"),
+            pytest.param(["--db", "run", "list-modules"], False, id="run-as-option-value"),
+            pytest.param(["--help", "run"], False, id="help-first"),
+            pytest.param(["--version", "run"], False, id="version-first"),
+            pytest.param(["--verb", "run"], False, id="abbreviation"),
+            pytest.param(["stub", "run"], False, id="other-command"),
+            pytest.param([], False, id="empty"),
+        ],
+    )
+    def test_selects_run(self, argv: list[str], expected: bool) -> None:
+        """Only run, after nothing but global options, gets the parser of run alone."""
+        assert cli._selects_run(argv) is expected
+
+    def test_run_help_unchanged(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """``run --help`` prints the same help from the run-only parser as from the whole one."""
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["run", "--help"])
+        whole = capsys.readouterr().out
+        with pytest.raises(SystemExit):
+            cli.main(["run", "--help"])
+        run_only = capsys.readouterr().out
+        assert run_only == whole
+        assert "--all-calls" in run_only
+
+    def test_help_lists_every_command(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """``--help`` before run still lists every command."""
+        with pytest.raises(SystemExit):
+            cli.main(["--help", "run"])
+        output = capsys.readouterr().out
+        for command in ("run", "list-modules", "stub", "apply", "prune", "stats", "export", "import"):
+            assert f"    {command} " in output
 
 
 class TestListModules:

@@ -325,8 +325,14 @@ def _common_options(default: object) -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with its subcommands."""
+def build_parser(run_only: bool = False) -> argparse.ArgumentParser:
+    """Build the argument parser with its subcommands, or with ``run`` alone.
+
+    A command line that selects ``run`` needs no other subcommand. Leaving them out
+    halves the time that ``typetrace run`` spends on its parser, because argparse
+    looks up the translations of its messages again for each subcommand, and the
+    store commands' module is not imported.
+    """
     common = _common_options(default=None)
     # Subcommands accept the same options; SUPPRESS keeps a value given before the
     # subcommand from being reset by the subcommand's default.
@@ -348,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("script", nargs="?", help="the script to run")
     run.add_argument("program_args", nargs="*", metavar="ARGS", help="arguments for the program")
     run.set_defaults(handler=run_command)
+    if run_only:
+        return parser
 
     listing = commands.add_parser("list-modules", parents=[sub_common], help="list the modules that have traces")
     listing.set_defaults(handler=list_modules_command)
@@ -411,6 +419,25 @@ def build_parser() -> argparse.ArgumentParser:
 _RUN_OPTIONS_WITH_VALUE = frozenset({"--config", "--db"})
 
 
+def _selects_run(argv: Sequence[str]) -> bool:
+    """Whether *argv* is ``run`` and its arguments, after global options only.
+
+    Any other option before the command, such as ``--help``, needs the whole parser.
+    """
+    position = 0
+    while position < len(argv):
+        item = argv[position]
+        if item == "run":
+            return True
+        if item in _RUN_OPTIONS_WITH_VALUE:
+            position += 2
+        elif item in ("-v", "--verbose") or item.startswith(("--config=", "--db=")):
+            position += 1
+        else:
+            return False
+    return False
+
+
 def _split_run_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
     """Split ``typetrace ... run [options] (SCRIPT | -m MODULE) ARGS`` before ``ARGS``.
 
@@ -435,8 +462,8 @@ def _split_run_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     """Run the command line with *argv* and return the exit code."""
-    parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(run_only=_selects_run(arguments))
     typetrace_arguments, program_arguments = _split_run_arguments(arguments)
     args = parser.parse_args(typetrace_arguments)
     if args.command == "run":
