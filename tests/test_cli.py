@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import textwrap
@@ -23,6 +24,22 @@ def write(path: Path, text: str) -> Path:
 
 
 typetrace = run_typetrace
+
+#: Modules that typetrace run does not import before the program starts, because
+#: only other commands use them or the run path does without them. NOTE: inspect is
+#: not among them: dataclasses imports it, and the trace types are dataclasses.
+NOT_IMPORTED_BY_RUN = {
+    "ipaddress",
+    "libcst",
+    "pathlib",
+    "tempfile",
+    "typetrace._store_commands",
+    "typetrace.apply",
+    "typetrace.stubs",
+    "typetrace.transfer",
+    "typetrace.verify",
+    "urllib.parse",
+}
 
 SCRIPT = """
     import sys
@@ -137,6 +154,20 @@ class TestRun:
         result = typetrace(project, "run", "-m", "no_such_module")
         assert result.returncode == 1
         assert "'no_such_module' not found" in result.stderr
+
+    def test_imports_only_what_run_needs(self, project: Path) -> None:
+        """typetrace run imports no module that only other commands need before the program runs."""
+        write(project / "modules.py", "import sys\nprint('\\n'.join(sorted(sys.modules)))\n")
+        # coverage.py, when its .pth file starts it in child processes, imports more.
+        env = {"COVERAGE_PROCESS_START": "", "COVERAGE_PROCESS_CONFIG": ""}
+        untraced = subprocess.run(
+            [sys.executable, "modules.py"], cwd=project, capture_output=True, text=True, env={**os.environ, **env}
+        )
+        traced = typetrace(project, "run", "modules.py", env=env)
+        assert traced.returncode == 0, traced.stderr
+        added = set(traced.stdout.split()) - set(untraced.stdout.split())
+        assert "typetrace.tracing" in added
+        assert sorted(added & NOT_IMPORTED_BY_RUN) == []
 
 
 class TestParser:
