@@ -27,7 +27,7 @@ typetrace = run_typetrace
 
 #: Modules that typetrace run does not import before the program starts, because
 #: only other commands use them or the run path does without them. NOTE: inspect is
-#: not among them: dataclasses imports it, and the trace types are dataclasses.
+#: not among them, because dataclasses imports it and the trace types are dataclasses.
 NOT_IMPORTED_BY_RUN = {
     "ipaddress",
     "libcst",

@@ -154,8 +154,9 @@ def _locate_config(config: Config) -> Optional[tuple[str, Optional[str]]]:
     filename = getattr(module, "__file__", None)
     if not isinstance(filename, str):
         return path, None
-    # The folder that contains the top-level package of the module: one level up
-    # from the file for each part of the name, from its folder for an __init__.py.
+    # The folder that contains the top-level package of the module. It is one level
+    # up from the file for each part of the module name, from the package folder for
+    # an __init__.py.
     folder = os.path.realpath(filename)
     if os.path.basename(folder) == "__init__.py":
         folder = os.path.dirname(folder)

@@ -420,7 +420,7 @@ _RUN_OPTIONS_WITH_VALUE = frozenset({"--config", "--db"})
 
 
 def _selects_run(argv: Sequence[str]) -> bool:
-    """Whether *argv* is ``run`` and its arguments, after global options only.
+    """Return whether *argv* selects ``run``, with only global options before it.
 
     Any other option before the command, such as ``--help``, needs the whole parser.
     """

@@ -241,8 +241,8 @@ def mask_password(url: str) -> str:
     A ``password`` query parameter is masked too. Text that is not a URL is returned
     as it is.
     """
-    # Imported here, so that the SQLite store does not load it; the server stores
-    # that call this function import it themselves.
+    # Imported here, so that the SQLite store does not load it. The server stores,
+    # which call this function, import it themselves.
     from urllib.parse import urlsplit, urlunsplit
 
     try:

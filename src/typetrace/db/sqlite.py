@@ -214,7 +214,8 @@ class SQLiteStore(CallTraceStore):
             self._connection = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        # Only for a plain path: a file: URI may ask for a read-only or other mode.
+        # Only a plain path is created this way, because a file: URI may ask for a
+        # read-only or another mode.
         if self._path == self.connection_string and not os.path.lexists(self._path):
             _create_store_file(self._path)
         try:
@@ -311,8 +312,8 @@ def _create_or_migrate(connection: sqlite3.Connection, location: str) -> None:
 def _create_store_file(path: str) -> None:
     """Create an empty store at *path*, which does not exist yet, with two syncs.
 
-    Created in place, a store in WAL mode costs nine syncs: SQLite syncs its files
-    and folder when it switches the new file to WAL, when it commits the schema and
+    Created in place, a store in WAL mode costs nine syncs of its files and folder.
+    SQLite syncs when it switches the new file to WAL, when it commits the schema and
     when it checkpoints at close (counted with strace, SQLite 3.40 on Linux). Here
     the store is built without syncs in a temporary file next to *path*, which is
     then synced and hard-linked to *path*, and the folder is synced. *path* thus
