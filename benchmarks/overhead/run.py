@@ -7,6 +7,8 @@ alike. The script prints the median, min and max of each run's wall time and of 
 CPU time (user plus system, of the process and its children), each with its ratio to
 the untraced median. CPU time varies less than wall time when other jobs share the
 machine, but it leaves out time spent waiting, for example on disk writes.
+Each run deletes the trace stores first, so that it creates a new SQLite store, the
+slowest case for start-up. With --keep-store every run writes to one existing store.
 
 On Python 3.9 to 3.11, the mode hook-floor, run only when --modes names it, runs the
 workload under a C profile function that drops every event. That is close to the
@@ -114,13 +116,17 @@ def command(python: Path, work: Path, workload: str, mode: str) -> tuple[list[st
     return [str(python), *prefix, *target], cwd
 
 
-def run_once(python: Path, work: Path, workload: str, mode: str) -> tuple[float, float]:
-    """Run one workload in one mode; return its wall time and CPU time in seconds."""
+def run_once(python: Path, work: Path, workload: str, mode: str, keep_store: bool = False) -> tuple[float, float]:
+    """Run one workload in one mode; return its wall time and CPU time in seconds.
+
+    The stores are deleted first, unless *keep_store*.
+    """
     args, cwd = command(python, work, workload, mode)
-    for stale in work.glob("traces.sqlite3*"):
-        stale.unlink()
-    for stale in work.glob("monkeytype.sqlite3*"):
-        stale.unlink()
+    if not keep_store:
+        for stale in work.glob("traces.sqlite3*"):
+            stale.unlink()
+        for stale in work.glob("monkeytype.sqlite3*"):
+            stale.unlink()
     env = {name: value for name, value in os.environ.items() if not name.startswith(("TYPETRACE", "MT_"))}
     env["MT_DB_PATH"] = str(work / "monkeytype.sqlite3")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -161,9 +167,21 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="runs of each workload in each mode (default: 5)")
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=[*WORKLOADS, "startup"])
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=[*MODES, FLOOR_MODE])
+    parser.add_argument(
+        "--keep-store",
+        action="store_true",
+        help="keep the trace stores between runs, after one unmeasured run of each workload and mode "
+        "creates them (default: delete them before each run, so that each run creates a new store)",
+    )
     args = parser.parse_args()
     python, work = prepare(args.python)
     workloads = [*args.workloads, "startup"] if "startup" not in args.workloads else args.workloads
+    if args.keep_store:
+        for stale in [*work.glob("traces.sqlite3*"), *work.glob("monkeytype.sqlite3*")]:
+            stale.unlink()
+        for workload in workloads:
+            for mode in args.modes:
+                run_once(python, work, workload, mode, keep_store=True)
     wall: dict[tuple[str, str], list[float]] = {}
     cpu: dict[tuple[str, str], list[float]] = {}
     for round_number in range(args.rounds):
@@ -171,7 +189,7 @@ def main() -> int:
             # Rotate the order of the modes from round to round.
             shift = round_number % len(args.modes)
             for mode in [*args.modes[shift:], *args.modes[:shift]]:
-                elapsed, used = run_once(python, work, workload, mode)
+                elapsed, used = run_once(python, work, workload, mode, keep_store=args.keep_store)
                 wall.setdefault((workload, mode), []).append(elapsed)
                 cpu.setdefault((workload, mode), []).append(used)
         print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
