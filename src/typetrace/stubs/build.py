@@ -50,6 +50,11 @@ _OBJECT_DATA_ATTRIBUTES = frozenset(
 )
 #: Methods whose parameters typeshed declares as ``object`` on every class.
 _OBJECT_PARAMETER_METHODS = frozenset({"__eq__", "__ne__"})
+#: Methods that typeshed declares with the same signature on ``object`` and on every
+#: builtin class that defines them (``def __str__(self) -> str``), and whose return
+#: type Python checks at run time. Traced types cannot make an override of them
+#: incompatible, so they are annotated in subclasses of builtin classes too.
+_DATA_MODEL_METHODS = frozenset({"__str__", "__repr__", "__format__"})
 #: Methods that mypy does not check against the base class's signature.
 _CONSTRUCTORS = frozenset({"__init__", "__new__", "__init_subclass__"})
 
@@ -159,7 +164,7 @@ class _Builder:
         parameters are built.
         """
         name = function.node.name
-        if owner is None or name in _CONSTRUCTORS:
+        if owner is None or name in _CONSTRUCTORS or name in _DATA_MODEL_METHODS:
             return False
         if name in _OBJECT_DATA_ATTRIBUTES:
             return True
