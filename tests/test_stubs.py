@@ -488,7 +488,7 @@ class TestOverrides:
         assert "def extra(self, value: int) -> int: ..." in text
 
     def test_data_model_methods_of_builtin_subclass(self) -> None:
-        """__str__ and __format__ of an Exception subclass are annotated; its other overrides are not."""
+        """__str__ and __format__ of an Exception subclass are annotated, and its other overrides are not."""
         text = stub_text(OVERRIDES_SOURCE, *OVERRIDES_TRACES)
         assert "def __str__(self) -> str: ..." in text
         assert "def __format__(self, spec: str) -> str: ..." in text

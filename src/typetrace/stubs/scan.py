@@ -7,14 +7,23 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Union
+from typing import Iterator, NamedTuple, Optional, Union
 
 from typetrace.stubs.annotations import Binding, NewImport
-from typetrace.stubs.model import PropertyAccessor
+from typetrace.stubs.model import ParameterKind, PropertyAccessor
 
-__all__ = ["ClassNode", "FunctionNode", "ModuleScan", "scan_module"]
+__all__ = ["ClassNode", "FunctionNode", "ModuleScan", "Parameter", "scan_module"]
 
 AnyFunctionDef = Union[ast.FunctionDef, ast.AsyncFunctionDef]
+
+
+class Parameter(NamedTuple):
+    """One parameter of a ``def``."""
+
+    arg: ast.arg
+    kind: ParameterKind
+    #: The default value's expression; ``None`` when the parameter has no default.
+    default: Optional[ast.expr]
 
 
 @dataclass
@@ -39,6 +48,27 @@ class FunctionNode:
     @property
     def is_generator(self) -> bool:
         return _contains_yield(self.node)
+
+    def parameters(self) -> list[Parameter]:
+        """Return the parameters in the order of the signature, ``self`` included."""
+        args = self.node.args
+        positional = [*args.posonlyargs, *args.args]
+        defaults_start = len(positional) - len(args.defaults)
+        result = []
+        for index, arg in enumerate(positional):
+            if index < len(args.posonlyargs):
+                kind = ParameterKind.POSITIONAL_ONLY
+            else:
+                kind = ParameterKind.POSITIONAL_OR_KEYWORD
+            default = args.defaults[index - defaults_start] if index >= defaults_start else None
+            result.append(Parameter(arg, kind, default))
+        if args.vararg is not None:
+            result.append(Parameter(args.vararg, ParameterKind.VAR_POSITIONAL, None))
+        for arg, keyword_default in zip(args.kwonlyargs, args.kw_defaults):
+            result.append(Parameter(arg, ParameterKind.KEYWORD_ONLY, keyword_default))
+        if args.kwarg is not None:
+            result.append(Parameter(args.kwarg, ParameterKind.VAR_KEYWORD, None))
+        return result
 
 
 @dataclass
