@@ -98,12 +98,14 @@ class CalleeResolver:
         self.module = module
         self._load = load
         self._mros: dict[tuple[str, str], Optional[list[_MroEntry]]] = {}
+        #: Names each function binds, by the ``id`` of its ``ast`` node.
+        self._locals: dict[tuple[int, bool], set[str]] = {}
 
     def resolve(self, call: ast.Call, function: FunctionNode) -> Optional[Callee]:
         """Return the function that *call*, in the body of *function*, runs."""
         func = call.func
         if isinstance(func, ast.Name):
-            if func.id in _local_names(function):
+            if func.id in self._local_names(function):
                 return None
             return self._callee(self._lookup(self.module.name, func.id, 0))
         if not isinstance(func, ast.Attribute):
@@ -115,11 +117,11 @@ class CalleeResolver:
             return self._bound_callee(found, is_instance=True)
         receiver = _receiver_name(function)
         if owner is not None and isinstance(value, ast.Name) and value.id == receiver:
-            if receiver in _local_names(function, include_parameters=False):
+            if receiver in self._local_names(function, include_parameters=False):
                 return None
             found = self._method(owner, func.attr, skip_first=False)
             return self._bound_callee(found, is_instance=True)
-        if isinstance(value, ast.Name) and value.id not in _local_names(function):
+        if isinstance(value, ast.Name) and value.id not in self._local_names(function):
             target = self._lookup(self.module.name, value.id, 0)
             if isinstance(target, str):
                 return self._callee(self._lookup(target, func.attr, 0))
@@ -127,6 +129,12 @@ class CalleeResolver:
                 found = self._method((target[0], target[1]), func.attr, skip_first=False)
                 return self._bound_callee(found, is_instance=False)
         return None
+
+    def _local_names(self, function: FunctionNode, *, include_parameters: bool = True) -> set[str]:
+        key = (id(function.node), include_parameters)
+        if key not in self._locals:
+            self._locals[key] = _local_names(function, include_parameters=include_parameters)
+        return self._locals[key]
 
     def _callee(self, target: Optional[_Target]) -> Optional[Callee]:
         if target is None or isinstance(target, str):
