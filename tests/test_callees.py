@@ -47,6 +47,7 @@ class Other:
 """
 
 MAIN = """
+import functools
 import pkg.codec as codecs
 from . import encode
 from .base import Base, Other
@@ -97,6 +98,39 @@ class Error(Exception):
     def run(self, value):
         self.with_traceback(value)
         self.missing(value)
+
+
+def marker(function):
+    function.marked = True
+    return function
+
+
+def wrapping(function):
+    def wrapper(*args):
+        return function(None, *args)
+
+    return wrapper
+
+
+@marker
+def marked(value):
+    return value
+
+
+@wrapping
+def wrapped(context, value):
+    return value
+
+
+@functools.lru_cache(maxsize=None)
+def cached(value):
+    return value
+
+
+def call_decorated(value):
+    marked(value)
+    wrapped(value)
+    cached(value)
 
 
 class Listed(list):
@@ -200,6 +234,14 @@ class TestResolve:
         calls = resolve_all("Listed.run")
         assert named(calls["self.shadowed"]) == ("pkg.main", "Listed.shadowed", True)
         assert calls["self.append"] is None
+
+
+    def test_decorators(self) -> None:
+        """A decorator that may change the arguments hides the function; others do not."""
+        calls = resolve_all("call_decorated")
+        assert named(calls["marked"]) == ("pkg.main", "marked", False)
+        assert named(calls["cached"]) == ("pkg.main", "cached", False)
+        assert calls["wrapped"] is None
 
 
 class TestParameter:

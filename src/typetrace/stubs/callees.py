@@ -36,6 +36,14 @@ _MAX_IMPORT_HOPS = 8
 _POSITIONAL = (ParameterKind.POSITIONAL_ONLY, ParameterKind.POSITIONAL_OR_KEYWORD)
 _KEYWORD = (ParameterKind.POSITIONAL_OR_KEYWORD, ParameterKind.KEYWORD_ONLY)
 _NESTED_SCOPES = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+#: Decorators, by their last name, that leave the parameters of the function as the
+#: source writes them (``classmethod`` and ``staticmethod`` are read separately).
+_SIGNATURE_KEEPING_DECORATORS = frozenset(
+    {
+        "abstractmethod", "cache", "cached_property", "classmethod", "contextmanager",
+        "asynccontextmanager", "final", "lru_cache", "override", "staticmethod",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,18 @@ class CalleeResolver:
         self._locals: dict[tuple[int, bool], set[str]] = {}
 
     def resolve(self, call: ast.Call, function: FunctionNode) -> Optional[Callee]:
-        """Return the function that *call*, in the body of *function*, runs."""
+        """Return the function that *call*, in the body of *function*, runs.
+
+        A decorator may change which parameters a call's arguments fill, as click's
+        ``pass_context`` does. So a function is returned only when each of its
+        decorators is known to keep the signature or returns the function it is given.
+        """
+        callee = self._resolve(call, function)
+        if callee is None or not self._keeps_signature(callee.module, callee.function):
+            return None
+        return callee
+
+    def _resolve(self, call: ast.Call, function: FunctionNode) -> Optional[Callee]:
         func = call.func
         if isinstance(func, ast.Name):
             if func.id in self._local_names(function):
@@ -160,6 +179,20 @@ class CalleeResolver:
         if "classmethod" in method.decorators:
             return Callee(module, method, bound=True)
         return Callee(module, method, bound=is_instance)
+
+    def _keeps_signature(self, module: str, function: FunctionNode) -> bool:
+        for decorator in function.node.decorator_list:
+            text = ast.unparse(decorator.func if isinstance(decorator, ast.Call) else decorator)
+            if text.rsplit(".", 1)[-1] in _SIGNATURE_KEEPING_DECORATORS:
+                continue
+            if not isinstance(decorator, ast.Name):
+                return False
+            target = self._lookup(module, decorator.id, 0)
+            if not (isinstance(target, tuple) and isinstance(target[1], FunctionNode)):
+                return False
+            if not _returns_first_argument(target[1]):
+                return False
+        return True
 
     # --- names --------------------------------------------------------------------
 
@@ -318,6 +351,31 @@ def _absolute(module: str, importer: ScannedModule) -> Optional[str]:
     base = parts[: len(parts) - (level - 1)]
     rest = module[level:]
     return ".".join([*base, rest] if rest else base)
+
+
+def _returns_first_argument(function: FunctionNode) -> bool:
+    """Whether every ``return`` of *function* returns its first parameter, as a
+    decorator that only marks the function it is given does."""
+    positional = [*function.node.args.posonlyargs, *function.node.args.args]
+    if not positional:
+        return False
+    returns = [node for node in _own_nodes(function.node) if isinstance(node, ast.Return)]
+    first = positional[0].arg
+    return bool(returns) and all(
+        isinstance(node.value, ast.Name) and node.value.id == first for node in returns
+    )
+
+
+def _own_nodes(node: ast.AST) -> list[ast.AST]:
+    """Return the nodes of *node*'s body, without those of nested functions and classes."""
+    result: list[ast.AST] = []
+    pending = list(ast.iter_child_nodes(node))
+    while pending:
+        child = pending.pop()
+        result.append(child)
+        if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            pending.extend(ast.iter_child_nodes(child))
+    return result
 
 
 def _receiver_name(function: FunctionNode) -> Optional[str]:
