@@ -6,8 +6,10 @@ import ast
 import textwrap
 from typing import Optional
 
+import pytest
+
 from typetrace.stubs.callees import Callee, CalleeResolver, ScannedModule
-from typetrace.stubs.scan import FunctionNode, scan_module
+from typetrace.stubs.scan import FunctionNode, absolute_module, scan_module
 
 PACKAGE_INIT = """
 from .codec import encode as encode
@@ -268,3 +270,18 @@ class TestParameter:
         assert callee is not None
         parameter = callee.parameter(1, None)
         assert parameter is not None and parameter.arg.arg == "value"
+
+
+@pytest.mark.parametrize(
+    ("module", "package", "expected"),
+    [
+        pytest.param("os.path", "pkg", "os.path", id="absolute"),
+        pytest.param(".codec", "pkg", "pkg.codec", id="sibling"),
+        pytest.param(".", "pkg.sub", "pkg.sub", id="own-package"),
+        pytest.param("..codec", "pkg.sub", "pkg.codec", id="parent"),
+        pytest.param("..codec", "pkg", None, id="above-top"),
+        pytest.param(".codec", "", None, id="no-package"),
+    ],
+)
+def test_absolute_module(module: str, package: str, expected: Optional[str]) -> None:
+    assert absolute_module(module, package) == expected

@@ -396,8 +396,9 @@ def test_rich_stub_passes_mypy(tmp_path: Path) -> None:
         trace("Queue.__init__", {"self": queue, "items": TypeRef("_collections", "deque", (INT,))}),
     ]
     text = stub_text(RICH_SOURCE, *traces)
-    # Path() returns a PosixPath on POSIX systems, and the annotation is written Path.
-    assert "def walk(root: pathlib.Path, /) -> Iterator[pathlib.Path]: ..." in text
+    # Path() returns a PosixPath on POSIX systems, and the annotation is written Path,
+    # by the name that the source's import binds.
+    assert "def walk(root: Path, /) -> Iterator[Path]: ..." in text
     assert "def pop(self) -> int | None: ..." in text
     run_mypy(tmp_path, text)
 

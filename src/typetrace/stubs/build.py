@@ -136,6 +136,7 @@ def build_stub(
         overwrite_existing=overwrite_existing,
         source_imports=tuple(sorted(builder.needed_imports)),
         source_names=frozenset(scan.names),
+        is_package=is_package,
     )
 
 

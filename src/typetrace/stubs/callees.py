@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 from typetrace.stubs.model import ParameterKind
-from typetrace.stubs.scan import ClassNode, FunctionNode, ModuleScan, Parameter
+from typetrace.stubs.scan import ClassNode, FunctionNode, ModuleScan, Parameter, absolute_module
 
 __all__ = ["Callee", "CalleeResolver", "ScannedModule"]
 
@@ -340,17 +340,8 @@ def _c3_merge(sequences: list[list[_MroEntry]]) -> Optional[list[_MroEntry]]:
 
 def _absolute(module: str, importer: ScannedModule) -> Optional[str]:
     """Return the absolute name of *module* as imported in *importer*."""
-    level = len(module) - len(module.lstrip("."))
-    if level == 0:
-        return module
-    parts = importer.name.split(".")
-    if not importer.is_package:
-        parts = parts[:-1]
-    if level - 1 > len(parts) - 1 or not parts:
-        return None
-    base = parts[: len(parts) - (level - 1)]
-    rest = module[level:]
-    return ".".join([*base, rest] if rest else base)
+    package = importer.name if importer.is_package else importer.name.rpartition(".")[0]
+    return absolute_module(module, package)
 
 
 def _returns_first_argument(function: FunctionNode) -> bool:

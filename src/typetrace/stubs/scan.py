@@ -12,7 +12,7 @@ from typing import Iterator, NamedTuple, Optional, Union
 from typetrace.stubs.annotations import Binding, NewImport
 from typetrace.stubs.model import ParameterKind, PropertyAccessor
 
-__all__ = ["ClassNode", "FunctionNode", "ModuleScan", "Parameter", "scan_module"]
+__all__ = ["ClassNode", "FunctionNode", "ModuleScan", "Parameter", "absolute_module", "scan_module"]
 
 AnyFunctionDef = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 
@@ -100,10 +100,15 @@ class ModuleScan:
     def iter_classes(self) -> Iterator[ClassNode]:
         yield from _iter_classes(self.members)
 
-    def bindings(self) -> dict[str, Binding]:
-        """Return the imports as :class:`Binding` values, by bound name."""
+    def bindings(self, package: Optional[str] = None) -> dict[str, Binding]:
+        """Return the imports as :class:`Binding` values, by bound name.
+
+        A relative import's target is made absolute against *package*, the package
+        that contains the module (the module itself for an ``__init__``). Without
+        *package*, it stays relative.
+        """
         result = {
-            name: new.binding(runtime=name not in self.type_checking_names)
+            name: _absolute_import(new, package).binding(runtime=name not in self.type_checking_names)
             for name, new in self.imports.items()
         }
         # ``import a.b`` makes the expression ``a.b`` name that module. Keyed by that
@@ -112,6 +117,29 @@ class ModuleScan:
             if new.name is None and new.alias is None and "." in new.module:
                 result[new.module] = Binding(new.module, True, result[name].runtime)
         return result
+
+
+def absolute_module(module: str, package: str) -> Optional[str]:
+    """Return the absolute name of *module*, as an import in *package* names it.
+
+    ``None`` when a relative *module* goes above the top-level package.
+    """
+    relative = module.lstrip(".")
+    level = len(module) - len(relative)
+    if level == 0:
+        return module
+    parts = package.split(".") if package else []
+    if level - 1 >= len(parts):
+        return None
+    base = parts[: len(parts) - (level - 1)]
+    return ".".join([*base, relative] if relative else base)
+
+
+def _absolute_import(new: NewImport, package: Optional[str]) -> NewImport:
+    if package is None:
+        return new
+    module = absolute_module(new.module, package)
+    return new if module is None else NewImport(module, new.name, new.alias)
 
 
 def _iter_functions(members: list[Union[FunctionNode, ClassNode]]) -> Iterator[FunctionNode]:
