@@ -76,6 +76,17 @@ class Local(Base):
         missing(value)
 
 
+class Factory(Base):
+    @classmethod
+    def build(cls, value):
+        cls.store(value)
+        cls.make(value)
+
+    @classmethod
+    def make(cls, value):
+        return value
+
+
 class Diamond(Local, Other):
     def run(self, value):
         self.load(value)
@@ -219,6 +230,12 @@ class TestResolve:
         assert calls["encode_later"] is None
         assert calls["missing"] is None
         assert calls["self.check"] is None
+
+    def test_class_receiver_binds_no_self(self) -> None:
+        """In a classmethod, ``cls.m`` with a plain method binds nothing, a classmethod binds ``cls``."""
+        calls = resolve_all("Factory.build")
+        assert named(calls["cls.store"]) == ("pkg.base", "Base.store", False)
+        assert named(calls["cls.make"]) == ("pkg.main", "Factory.make", True)
 
     def test_c3_order(self) -> None:
         """With two bases, the method resolution order is the one Python computes."""

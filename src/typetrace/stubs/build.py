@@ -36,8 +36,6 @@ __all__ = ["ModuleLoader", "ModuleSource", "StubBuildError", "build_stub"]
 
 _OBJECT = TypeRef("builtins", "object")
 _TYPE = ("builtins", "type")
-#: Methods that Python calls with the class as first argument without a decorator.
-_IMPLICIT_CLASS_METHODS = frozenset({"__new__", "__init_subclass__", "__class_getitem__"})
 _ITERATOR = ("typing", "Iterator")
 _GENERATOR = ("typing", "Generator")
 _ASYNC_ITERATOR = ("typing", "AsyncIterator")
@@ -680,10 +678,7 @@ def _checked_receivers(function: FunctionNode, traces: list[CallTrace]) -> list[
     positional = [*node.args.posonlyargs, *node.args.args]
     kind = None
     if function.is_method and not function.is_staticmethod and positional:
-        is_class_method = (
-            "classmethod" in function.decorators or node.name in _IMPLICIT_CLASS_METHODS
-        )
-        kind = "class" if is_class_method else "instance"
+        kind = "class" if function.takes_class else "instance"
     first = positional[0].arg if positional else ""
     checked = []
     classes = set()

@@ -139,7 +139,8 @@ class CalleeResolver:
             if receiver in self._local_names(function, include_parameters=False):
                 return None
             found = self._method(owner, func.attr, skip_first=False)
-            return self._bound_callee(found, is_instance=True)
+            # The receiver of a classmethod is the class, which does not bind ``self``.
+            return self._bound_callee(found, is_instance=not function.takes_class)
         if isinstance(value, ast.Name) and value.id not in self._local_names(function):
             target = self._lookup(self.module.name, value.id, 0)
             if isinstance(target, str):

@@ -15,6 +15,7 @@ from typetrace.stubs.model import ParameterKind, PropertyAccessor
 __all__ = ["ClassNode", "FunctionNode", "ModuleScan", "Parameter", "absolute_module", "scan_module"]
 
 AnyFunctionDef = Union[ast.FunctionDef, ast.AsyncFunctionDef]
+_IMPLICIT_CLASS_METHODS = frozenset({"__new__", "__init_subclass__", "__class_getitem__"})
 
 
 class Parameter(NamedTuple):
@@ -40,6 +41,13 @@ class FunctionNode:
     @property
     def is_staticmethod(self) -> bool:
         return "staticmethod" in self.decorators
+
+    @property
+    def takes_class(self) -> bool:
+        """Whether Python passes the class as first argument: a classmethod, or a method
+        that is one without a decorator (``__new__``, ``__init_subclass__``,
+        ``__class_getitem__``)."""
+        return "classmethod" in self.decorators or self.node.name in _IMPLICIT_CLASS_METHODS
 
     @property
     def is_overload(self) -> bool:
