@@ -506,10 +506,10 @@ class _Builder:
                 return None
             if builder.returns_argument_type(callee.function, parameter):
                 return None
-            taken = builder.parameter_type(callee.function, parameter)
-            if taken is None or taken == ANY:
+            callee_type = builder.parameter_type(callee.function, parameter)
+            if callee_type is None or callee_type == ANY:
                 return None
-            accepted.append(taken)
+            accepted.append(callee_type)
         return _common_members(accepted)
 
     def returns_argument_type(self, function: FunctionNode, parameter: Parameter) -> bool:

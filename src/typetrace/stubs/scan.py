@@ -115,10 +115,10 @@ class ModuleScan:
         that contains the module (the module itself for an ``__init__``). Without
         *package*, it stays relative.
         """
-        result = {
-            name: _absolute_import(new, package).binding(runtime=name not in self.type_checking_names)
-            for name, new in self.imports.items()
-        }
+        result = {}
+        for name, new in self.imports.items():
+            runtime = name not in self.type_checking_names
+            result[name] = _absolute_import(new, package).binding(runtime=runtime)
         # ``import a.b`` makes the expression ``a.b`` name that module. Keyed by that
         # expression, it is reused by :meth:`AnnotationNamer.module_expression`.
         for name, new in self.imports.items():

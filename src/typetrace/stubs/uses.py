@@ -369,7 +369,7 @@ class _Analysis:
 
 
 def _is_none_test(node: ast.expr, name: str) -> bool:
-    """Whether *node* is ``name is None`` or ``name is not None`` (either side)."""
+    """Check whether *node* is ``name is None`` or ``name is not None`` (either side)."""
     if not (isinstance(node, ast.Compare) and len(node.ops) == 1):
         return False
     if not isinstance(node.ops[0], (ast.Is, ast.IsNot)):
@@ -381,7 +381,7 @@ def _is_none_test(node: ast.expr, name: str) -> bool:
 
 
 def _none_branch(test: ast.expr, name: str) -> Optional[bool]:
-    """Return which branch of *test* a ``None`` value of *name* takes, if the test says.
+    """Return which branch of *test* a ``None`` value of *name* takes, if the test decides it.
 
     ``True`` for ``name is None`` and for an ``or`` with it, ``False`` for
     ``name is not None`` and for an ``and`` with it, ``None`` otherwise.
@@ -390,17 +390,17 @@ def _none_branch(test: ast.expr, name: str) -> Optional[bool]:
         assert isinstance(test, ast.Compare)
         return isinstance(test.ops[0], ast.Is)
     if isinstance(test, ast.BoolOp):
-        wanted = ast.Is if isinstance(test.op, ast.Or) else ast.IsNot
+        none_operator = ast.Is if isinstance(test.op, ast.Or) else ast.IsNot
         for value in test.values:
             if _is_none_test(value, name):
                 assert isinstance(value, ast.Compare)
-                if isinstance(value.ops[0], wanted):
+                if isinstance(value.ops[0], none_operator):
                     return isinstance(test.op, ast.Or)
     return None
 
 
 def _is_truth_test(node: ast.expr, name: str) -> bool:
-    """Whether *node* is ``name`` or ``not name``, which only take the value's truth."""
+    """Check whether *node* is ``name`` or ``not name``, which only take the value's truth."""
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         node = node.operand
     return isinstance(node, ast.Name) and node.id == name
