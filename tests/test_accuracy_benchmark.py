@@ -27,6 +27,11 @@ def normalized(text: str) -> str:
         pytest.param("t.Union[bytes, str]", "str | bytes", id="union order"),
         pytest.param("'Signer'", "Signer", id="string annotation"),
         pytest.param("te.Literal['\\n', '']", "Literal['\\n', '']", id="literal strings"),
+        pytest.param("t.Callable[..., t.Any]", "cabc.Callable", id="bare callable"),
+        pytest.param("t.Iterator[t.Any] | None", "Iterator | None", id="bare iterator"),
+        pytest.param("t.Tuple[t.Any, ...]", "tuple", id="bare tuple"),
+        pytest.param("dict[str, dict[t.Any, t.Any]]", "dict[str, dict]", id="nested bare dict"),
+        pytest.param("t.Type[t.Any]", "type", id="bare type"),
     ],
 )
 def test_normalize_equal_spellings(first: str, second: str) -> None:
@@ -36,6 +41,10 @@ def test_normalize_equal_spellings(first: str, second: str) -> None:
 def test_normalize_keeps_distinct_types() -> None:
     assert normalized("int") != normalized("float")
     assert normalized("Mapping[str, int]") != normalized("dict[str, int]")
+    assert normalized("tuple[t.Any]") != normalized("tuple")
+    assert normalized("Callable[[t.Any], t.Any]") != normalized("Callable")
+    assert normalized("dict[str, t.Any]") != normalized("dict")
+    assert normalized("te.TypeGuard[t.Any]") != normalized("TypeGuard")
 
 
 def test_check_subtypes(tmp_path: Path) -> None:

@@ -565,3 +565,40 @@ class TestSelf:
         after = apply("Self = 1\n\n" + SELF_SOURCE, SELF_TRACE, target=(3, 9))
         assert "    from typing_extensions import Self as _Self\n" in after
         assert 'def add(self, part: int) -> "_Self":' in after
+
+
+SQUARE = TypeRef("pkg.shapes", "Square")
+AREA_TRACE = trace("area", {"square": SQUARE}, INT)
+AREA_SOURCE = """
+def area(square):
+    return square.side
+"""
+
+
+class TestImportedClasses:
+    def test_relative_import_reused(self) -> None:
+        """A class that the module imports by name is written by that name, with no new import."""
+        after = apply("from .shapes import Square\n" + AREA_SOURCE, AREA_TRACE)
+        assert 'def area(square: "Square") -> int:' in after
+        assert "import pkg.shapes" not in after
+
+    def test_package_relative_import_reused(self) -> None:
+        """In a package's ``__init__``, ``.shapes`` is the package's own submodule."""
+        source = "from .shapes import Square\n" + textwrap.dedent(AREA_SOURCE)
+        traces = [CallTrace("pkg", "area", {"square": SQUARE}, INT)]
+        stub = build_stub("pkg", traces, source, is_package=True)
+        after = apply_stub_to_source(source, stub)
+        assert 'def area(square: "Square") -> int:' in after
+        assert "import pkg.shapes" not in after
+
+    def test_future_annotations_unquoted(self) -> None:
+        """With postponed evaluation of annotations, the reused name is not quoted."""
+        source = "from __future__ import annotations\n\nfrom pkg.shapes import Square\n" + AREA_SOURCE
+        after = apply(source, AREA_TRACE)
+        assert "def area(square: Square) -> int:" in after
+
+    def test_reexport_not_reused(self) -> None:
+        """A name imported from another module than the one that defines the class is not reused."""
+        after = apply("from pkg import Square\n" + AREA_SOURCE, AREA_TRACE)
+        assert 'def area(square: "pkg.shapes.Square") -> int:' in after
+        assert "    import pkg.shapes\n" in after

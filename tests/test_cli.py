@@ -308,6 +308,43 @@ class TestStub:
         assert "def main() -> int: ..." in result.stdout
 
 
+def test_stub_follows_calls_into_other_modules(tmp_path: Path) -> None:
+    """A value passed on to a function of another module takes what that function took."""
+    write(tmp_path / "codec" / "__init__.py", "")
+    write(
+        tmp_path / "codec" / "text.py",
+        """
+        def want_bytes(s):
+            return s.encode() if isinstance(s, str) else s
+        """,
+    )
+    write(
+        tmp_path / "codec" / "signer.py",
+        """
+        from .text import want_bytes
+
+
+        def sign(value):
+            value = want_bytes(value)
+            return value + b"."
+        """,
+    )
+    write(
+        tmp_path / "main.py",
+        """
+        from codec.signer import sign
+        from codec.text import want_bytes
+
+        want_bytes("text")
+        sign(b"data")
+        """,
+    )
+    assert typetrace(tmp_path, "run", "main.py").returncode == 0
+    result = typetrace(tmp_path, "stub", "codec.signer")
+    assert result.returncode == 0, result.stderr
+    assert "def sign(value: bytes | str) -> bytes: ..." in result.stdout
+
+
 class TestApply:
     def test_apply_writes_annotations(self, traced: Path) -> None:
         """apply writes the annotations into the module's source file."""

@@ -138,7 +138,13 @@ class TestTuples:
         assert text(generic("tuple", INT, ELLIPSIS), generic("tuple", STR, ELLIPSIS)) == "tuple[int | str, ...]"
 
     def test_tuple_next_to_other_types(self) -> None:
-        assert text(generic("tuple", INT), generic("tuple", STR), NONE) == "tuple[int | str] | None"
+        assert text(generic("tuple", INT, INT), generic("tuple", STR, INT), NONE) == "tuple[int | str, int] | None"
+
+    def test_one_element_becomes_variadic(self) -> None:
+        """A one-element tuple is taken for a sequence that held one item."""
+        assert text(generic("tuple", STR)) == "tuple[str, ...]"
+        assert text(generic("tuple", INT), generic("tuple", STR), NONE) == "tuple[int | str, ...] | None"
+        assert text(generic("list", generic("tuple", STR))) == "list[tuple[str, ...]]"
 
 
 class TestWidening:

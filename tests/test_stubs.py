@@ -396,8 +396,9 @@ def test_rich_stub_passes_mypy(tmp_path: Path) -> None:
         trace("Queue.__init__", {"self": queue, "items": TypeRef("_collections", "deque", (INT,))}),
     ]
     text = stub_text(RICH_SOURCE, *traces)
-    # Path() returns a PosixPath on POSIX systems, and the annotation is written Path.
-    assert "def walk(root: pathlib.Path, /) -> Iterator[pathlib.Path]: ..." in text
+    # Path() returns a PosixPath on POSIX systems, and the annotation is written Path,
+    # by the name that the source's import binds.
+    assert "def walk(root: Path, /) -> Iterator[Path]: ..." in text
     assert "def pop(self) -> int | None: ..." in text
     run_mypy(tmp_path, text)
 
@@ -428,6 +429,17 @@ class Lazy(property):
 
     def extra(self, value):
         return value
+
+
+class Failure(Exception):
+    def __str__(self):
+        return "failure"
+
+    def __format__(self, spec):
+        return "failure"
+
+    def with_traceback(self, tb):
+        return self
 """
 
 OVERRIDES_TRACES = (
@@ -436,6 +448,9 @@ OVERRIDES_TRACES = (
     trace("Key.__doc__", {"self": TypeRef(MODULE, "Key")}, STR),
     trace("Lazy.__get__", {"self": TypeRef(MODULE, "Lazy"), "obj": INT, "owner": NONE}, INT),
     trace("Lazy.extra", {"self": TypeRef(MODULE, "Lazy"), "value": INT}, INT),
+    trace("Failure.__str__", {"self": TypeRef(MODULE, "Failure")}, STR),
+    trace("Failure.__format__", {"self": TypeRef(MODULE, "Failure"), "spec": STR}, STR),
+    trace("Failure.with_traceback", {"self": TypeRef(MODULE, "Failure"), "tb": NONE}, TypeRef(MODULE, "Failure")),
 )
 
 
@@ -472,6 +487,13 @@ class TestOverrides:
         text = stub_text(OVERRIDES_SOURCE, *OVERRIDES_TRACES)
         assert "__get__" not in text
         assert "def extra(self, value: int) -> int: ..." in text
+
+    def test_data_model_methods_of_builtin_subclass(self) -> None:
+        """__str__ and __format__ of an Exception subclass are annotated, and its other overrides are not."""
+        text = stub_text(OVERRIDES_SOURCE, *OVERRIDES_TRACES)
+        assert "def __str__(self) -> str: ..." in text
+        assert "def __format__(self, spec: str) -> str: ..." in text
+        assert "with_traceback" not in text
 
     def test_overrides_pass_mypy(self, tmp_path: Path) -> None:
         """mypy reports no incompatible override in the stub."""

@@ -107,7 +107,7 @@ class TestVerifyStub:
         result = verify_stub(build_stub(MODULE, TRACES, SOURCE), path, checkers=["mypy"])
         annotated = apply_stub_to_source(SOURCE, result.stub)
         assert "def shout(text):" in annotated
-        assert 'def area(square: "pkg.shapes.Square") -> int:' in annotated
+        assert 'def area(square: "Square") -> int:' in annotated
         path.write_text(annotated)
         rerun = verify_stub(build_stub(MODULE, [], annotated), path, checkers=["mypy"])
         assert rerun.dropped == ()

@@ -8,6 +8,10 @@ differently count as equal:
   ``AbstractSet`` is ``Set``, ``Text`` is ``str``);
 * ``Optional[X]``, ``Union[X, Y]`` and ``X | Y`` become one union, with its members
   sorted and deduplicated;
+* a generic class whose type arguments are all ``Any`` is written bare, as type
+  checkers read a bare generic class (``Callable[..., Any]`` is ``Callable``,
+  ``tuple[Any, ...]`` is ``tuple``, ``Iterator[Any]`` is ``Iterator``), but
+  ``tuple[Any]``, a tuple of one element, stays;
 * string annotations are parsed.
 
 Nothing else is equated: ``int`` and ``float``, a ``TypeVar`` and its constraints,
@@ -40,6 +44,13 @@ _ALIASES = {
     "NoneType": "None",
 }
 _OVERLOAD_NAMES = frozenset({"overload", "t.overload", "typing.overload"})
+#: Subscripted forms that are not generic classes, so ``X[Any]`` is not the bare ``X``.
+_SPECIAL_FORMS = frozenset(
+    {
+        "Annotated", "ClassVar", "Concatenate", "Final", "Literal", "NotRequired", "Optional",
+        "ReadOnly", "Required", "TypeGuard", "TypeIs", "Union", "Unpack",
+    }
+)  # fmt: skip
 
 
 class _Stripper(cst.CSTTransformer):
@@ -146,10 +157,22 @@ def normalize(annotation: ast.expr) -> str:
         if base == "Literal":
             # The strings in Literal[...] are values, not forward references.
             return f"Literal[{', '.join(ast.unparse(element) for element in elements)}]"
-        return f"{base}[{', '.join(normalize(element) for element in elements)}]"
+        arguments = [normalize(element) for element in elements]
+        if base not in _SPECIAL_FORMS and _all_any(base, arguments):
+            return base
+        return f"{base}[{', '.join(arguments)}]"
     if isinstance(annotation, ast.List):
         return f"[{', '.join(normalize(element) for element in annotation.elts)}]"
     return ast.unparse(annotation)
+
+
+def _all_any(base: str, arguments: list[str]) -> bool:
+    """Check whether the normalized *arguments* of the generic class *base* are all ``Any``."""
+    if base == "Callable":
+        return arguments == ["...", "Any"]
+    if base == "tuple":
+        return arguments == ["Any", "..."]
+    return all(argument == "Any" for argument in arguments)
 
 
 def _union(members: list[ast.expr]) -> str:

@@ -96,7 +96,7 @@ def apply_stub_to_source(
         module=stub.module,
         local_classes={cls.qualname for cls in scan.iter_classes()},
         taken=scan.names,
-        bindings=scan.bindings(),
+        bindings=scan.bindings(stub.package),
         pep604=pep604,
         pep585=pep585,
         typing_at_runtime=False,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from typetrace.stubs import ModuleStub
+    from typetrace.stubs.build import ModuleLoader, ModuleSource
 
 __all__ = ["entry_point", "main"]
 
@@ -42,6 +43,8 @@ class Context:
     stderr: TextIO
     _config: Optional[Config] = field(default=None, repr=False)
     _store: Optional[CallTraceStore] = field(default=None, repr=False)
+    #: Sources and traces of the modules that calls in stubbed modules reach, by name.
+    module_sources: dict[str, Optional[ModuleSource]] = field(default_factory=dict, repr=False)
 
     @property
     def config(self) -> Config:
@@ -193,9 +196,42 @@ def _build(ctx: Context, target: ModuleTarget) -> ModuleStub:
             source,
             overwrite_existing=ctx.args.overwrite_existing,
             max_union_size=ctx.args.max_union_size,
+            is_package=target.path.name == "__init__.py",
+            modules=_module_loader(ctx, target.module),
         )
     except StubBuildError as error:
         raise CommandError(f"Cannot read {target.path}: {error.__cause__ or error}") from error
+
+
+def _module_loader(ctx: Context, module: str) -> ModuleLoader:
+    """Return a loader of the modules that calls in *module* may reach.
+
+    It reads the modules that have traces and the modules of *module*'s top-level
+    package, which may re-export names, and caches them in *ctx*.
+    """
+    from typetrace import _source
+    from typetrace.stubs.build import ModuleSource
+
+    traced = set(ctx.store.list_modules())
+    package = module.split(".")[0]
+
+    def load(name: str) -> Optional[ModuleSource]:
+        if name in ctx.module_sources:
+            return ctx.module_sources[name]
+        loaded = None
+        if name in traced or name.split(".")[0] == package:
+            try:
+                path = _source.find_module_source(name)
+                source = path.read_text(encoding="utf-8")
+            except (_source.ModuleSourceNotFoundError, OSError, UnicodeDecodeError):
+                pass
+            else:
+                traces = _load_traces(ctx, name) if name in traced else []
+                loaded = ModuleSource(source, traces, is_package=path.name == "__init__.py")
+        ctx.module_sources[name] = loaded
+        return loaded
+
+    return load
 
 
 def stub_command(ctx: Context) -> int:

@@ -26,7 +26,9 @@ shorter where a type checker accepts the shorter form for every observed value:
 * Tuples of one fixed length are merged position by position
   (``tuple[int, str] | tuple[float, str]`` is ``tuple[float, str]``). Tuples of
   different lengths, or next to a ``tuple[T, ...]`` or an empty tuple, become
-  ``tuple[T, ...]`` with ``T`` the combined type of all their elements.
+  ``tuple[T, ...]`` with ``T`` the combined type of all their elements. So do
+  tuples of one element: ``("a",)`` is almost always a sequence that held one item,
+  and an annotation of exactly one element would reject the same sequence with two.
 * A union with more than *max_union_size* members other than ``None`` is widened. When
   every member is a built-in container (``list``, ``tuple``, ``set``, ``frozenset``,
   ``dict``), it becomes the most specific :mod:`collections.abc` class they all
@@ -233,7 +235,8 @@ def _merge_tuples(members: list[TypeRef], max_union_size: int) -> list[TypeRef]:
     rest = [member for member in members if (member.module, member.qualname) != _TUPLE]
     lengths = {len(member.args) for member in tuples}
     is_variadic = any(member.args[-1:] == (ELLIPSIS,) for member in parameterized)
-    if len(lengths) == 1 and not is_variadic:
+    # One-element tuples are taken for sequences that held one item, not for records.
+    if len(lengths) == 1 and not is_variadic and lengths != {1}:
         # One fixed length, and no empty tuple since that would be a second length.
         positions = zip(*(member.args for member in parameterized))
         args = tuple(combine_types(position, max_union_size=max_union_size) for position in positions)

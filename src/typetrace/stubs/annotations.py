@@ -330,7 +330,21 @@ class AnnotationNamer:
                 forward.append(True)
                 return ref.qualname
             return self.typing_name("Any", forward)
+        imported = self._imported_name(ref)
+        if imported is not None:
+            # Quoted like an added import: an import at the end of the module, as
+            # import cycles need, has not run yet where the annotation is evaluated.
+            forward.append(True)
+            return imported
         return f"{self.module_expression(ref.module, forward)}.{ref.qualname}"
+
+    def _imported_name(self, ref: TypeRef) -> Optional[str]:
+        """Return the name that an import of the module binds to the class *ref*, if any."""
+        target = f"{ref.module}.{ref.qualname}"
+        for bound, binding in self.bindings.items():
+            if binding.target == target and not binding.is_module:
+                return bound
+        return None
 
     def typing_name(self, name: str, forward: Optional[list[bool]] = None) -> str:
         """Return the expression for ``typing.<name>``, importing it if needed."""

@@ -26,16 +26,16 @@ from typetrace.stubs.model import (
     ParameterStub,
     PropertyAccessor,
 )
-from typetrace.stubs.scan import ClassNode, FunctionNode, ModuleScan, scan_module
+from typetrace.stubs.callees import CalleeResolver, ScannedModule
+from typetrace.stubs.scan import ClassNode, FunctionNode, ModuleScan, Parameter, scan_module
+from typetrace.stubs.uses import ParameterUses, parameter_uses
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import ANY, NONE, TypeRef, without_shapes
+from typetrace.typemodel import ANY, NONE, TypeRef, union, without_shapes
 
-__all__ = ["StubBuildError", "build_stub"]
+__all__ = ["ModuleLoader", "ModuleSource", "StubBuildError", "build_stub"]
 
 _OBJECT = TypeRef("builtins", "object")
 _TYPE = ("builtins", "type")
-#: Methods that Python calls with the class as first argument without a decorator.
-_IMPLICIT_CLASS_METHODS = frozenset({"__new__", "__init_subclass__", "__class_getitem__"})
 _ITERATOR = ("typing", "Iterator")
 _GENERATOR = ("typing", "Generator")
 _ASYNC_ITERATOR = ("typing", "AsyncIterator")
@@ -50,12 +50,34 @@ _OBJECT_DATA_ATTRIBUTES = frozenset(
 )
 #: Methods whose parameters typeshed declares as ``object`` on every class.
 _OBJECT_PARAMETER_METHODS = frozenset({"__eq__", "__ne__"})
+#: Methods that typeshed declares with the same signature on ``object`` and on every
+#: builtin class that defines them (``def __str__(self) -> str``), and whose return
+#: type Python checks at run time. Traced types cannot make an override of them
+#: incompatible, so they are annotated in subclasses of builtin classes too.
+_DATA_MODEL_METHODS = frozenset({"__str__", "__repr__", "__format__"})
+_VARIADIC = (ParameterKind.VAR_POSITIONAL, ParameterKind.VAR_KEYWORD)
 #: Methods that mypy does not check against the base class's signature.
 _CONSTRUCTORS = frozenset({"__init__", "__new__", "__init_subclass__"})
 
 
 class StubBuildError(TypeTraceError):
     """The source of a module cannot be read to build its stub."""
+
+
+@dataclass(frozen=True)
+class ModuleSource:
+    """Another module that calls in the stubbed module may reach: its source and traces."""
+
+    source: str
+    traces: Sequence[CallTrace]
+    #: Whether the source is a package's ``__init__.py``, which matters for its
+    #: relative imports.
+    is_package: bool = False
+
+
+#: Returns the :class:`ModuleSource` of a module by name, or ``None`` when the module
+#: has no source to read.
+ModuleLoader = Callable[[str], Optional[ModuleSource]]
 
 
 def build_stub(
@@ -65,6 +87,8 @@ def build_stub(
     *,
     overwrite_existing: bool = False,
     max_union_size: int = DEFAULT_MAX_UNION_SIZE,
+    is_package: bool = False,
+    modules: Optional[ModuleLoader] = None,
 ) -> ModuleStub:
     """Build the stub of *module* from its *traces* and its *source* text.
 
@@ -83,6 +107,12 @@ def build_stub(
     a hard-coded ``Base()``, which is wrong for subclasses. Other functions that
     returned their first argument get its type.
 
+    A parameter whose value the function only passes on to other functions, as an
+    argument of their calls, also takes what those functions' parameters take (see
+    :meth:`_Builder.parameter_type`). *modules* loads the other modules that such
+    calls reach; without it, only calls within *module* are followed. Pass
+    *is_package* when *source* is a package's ``__init__.py``.
+
     Raises:
         StubBuildError: *source* is not valid Python.
     """
@@ -90,15 +120,9 @@ def build_stub(
         tree = ast.parse(source)
     except SyntaxError as error:
         raise StubBuildError(f"Cannot build the stub of {module!r}: invalid source ({error})") from error
-    scan = scan_module(tree)
-    builder = _Builder(
-        module,
-        scan,
-        overwrite_existing,
-        _group_traces(module, traces),
-        max_union_size,
-        keep_test_classes=is_test_module(module),
-    )
+    project = _Project(modules, overwrite_existing, max_union_size)
+    builder = project.add(module, tree, traces, is_package)
+    scan = builder.scan
     functions, classes = builder.build_members(scan.members)
     # Classes that annotations or bases name but that have no traced methods are
     # stubbed without members, so the stub still defines every name it uses.
@@ -110,6 +134,7 @@ def build_stub(
         overwrite_existing=overwrite_existing,
         source_imports=tuple(sorted(builder.needed_imports)),
         source_names=frozenset(scan.names),
+        is_package=is_package,
     )
 
 
@@ -121,6 +146,51 @@ def _group_traces(module: str, traces: Iterable[CallTrace]) -> dict[str, list[Ca
     return grouped
 
 
+class _Project:
+    """The stubbed module and the other modules that its calls reach, with a builder each."""
+
+    def __init__(
+        self, loader: Optional[ModuleLoader], overwrite_existing: bool, max_union_size: int
+    ) -> None:
+        self._loader = loader
+        self._overwrite_existing = overwrite_existing
+        self._max_union_size = max_union_size
+        self._builders: dict[str, Optional[_Builder]] = {}
+
+    def add(
+        self, module: str, tree: ast.Module, traces: Iterable[CallTrace], is_package: bool
+    ) -> _Builder:
+        builder = _Builder(
+            module,
+            scan_module(tree),
+            self._overwrite_existing,
+            _group_traces(module, traces),
+            self._max_union_size,
+            keep_test_classes=is_test_module(module),
+            is_package=is_package,
+            project=self,
+        )
+        self._builders[module] = builder
+        return builder
+
+    def builder(self, module: str) -> Optional[_Builder]:
+        """Return the builder of *module*, loading the module once; ``None`` if it has no source."""
+        if module not in self._builders:
+            self._builders[module] = None
+            loaded = self._loader(module) if self._loader is not None else None
+            if loaded is not None:
+                try:
+                    tree = ast.parse(loaded.source)
+                except SyntaxError:
+                    return None
+                self.add(module, tree, loaded.traces, loaded.is_package)
+        return self._builders[module]
+
+    def scanned(self, module: str) -> Optional[ScannedModule]:
+        builder = self.builder(module)
+        return None if builder is None else builder.scanned
+
+
 @dataclass
 class _Builder:
     module: str
@@ -129,8 +199,21 @@ class _Builder:
     traces: dict[str, list[CallTrace]]
     max_union_size: int = DEFAULT_MAX_UNION_SIZE
     keep_test_classes: bool = False
+    is_package: bool = False
+    project: Optional[_Project] = None
     needed_imports: set[NewImport] = field(default_factory=set)
     referenced_classes: set[str] = field(default_factory=set)
+    #: Results of :meth:`parameter_type` by function and parameter name.
+    _parameter_types: dict[tuple[str, str], Optional[TypeRef]] = field(
+        default_factory=dict, init=False
+    )
+    #: The parameters whose type :meth:`parameter_type` is computing.
+    _pending: set[tuple[str, str]] = field(default_factory=set, init=False)
+    _resolver: Optional[CalleeResolver] = field(default=None, init=False)
+
+    @property
+    def scanned(self) -> ScannedModule:
+        return ScannedModule(self.module, self.scan, self.is_package)
 
     def build_members(
         self, members: list[Union[FunctionNode, ClassNode]], owner: Optional[ClassNode] = None
@@ -159,7 +242,7 @@ class _Builder:
         parameters are built.
         """
         name = function.node.name
-        if owner is None or name in _CONSTRUCTORS:
+        if owner is None or name in _CONSTRUCTORS or name in _DATA_MODEL_METHODS:
             return False
         if name in _OBJECT_DATA_ATTRIBUTES:
             return True
@@ -272,7 +355,7 @@ class _Builder:
             return None
         traces = _checked_receivers(function, traces)
         node = function.node
-        parameters = self.parameter_stubs(function, traces)
+        parameters = self.parameter_stubs(function)
         existing_return = self.existing_annotation(node.returns)
         return_type = self.return_annotation(function, traces)
         if return_type is None and _never_returns(function):
@@ -319,47 +402,131 @@ class _Builder:
             return [trace for trace in traces if len(trace.arg_types) <= 1]
         return []
 
-    def parameter_stubs(self, function: FunctionNode, traces: list[CallTrace]) -> tuple[ParameterStub, ...]:
-        args = function.node.args
-        positional = [*args.posonlyargs, *args.args]
-        defaults_start = len(positional) - len(args.defaults)
-        entries: list[tuple[ast.arg, ParameterKind, Optional[ast.expr]]] = []
-        for index, arg in enumerate(positional):
-            kind = ParameterKind.POSITIONAL_ONLY if index < len(args.posonlyargs) else ParameterKind.POSITIONAL_OR_KEYWORD
-            default = args.defaults[index - defaults_start] if index >= defaults_start else None
-            entries.append((arg, kind, default))
-        if args.vararg is not None:
-            entries.append((args.vararg, ParameterKind.VAR_POSITIONAL, None))
-        for arg, default in zip(args.kwonlyargs, args.kw_defaults):
-            entries.append((arg, ParameterKind.KEYWORD_ONLY, default))
-        if args.kwarg is not None:
-            entries.append((args.kwarg, ParameterKind.VAR_KEYWORD, None))
-
+    def parameter_stubs(self, function: FunctionNode) -> tuple[ParameterStub, ...]:
         skip_first = function.is_method and not function.is_staticmethod
         takes_object = function.is_method and function.node.name in _OBJECT_PARAMETER_METHODS
         stubs = []
-        for index, (arg, kind, default) in enumerate(entries):
-            has_default = default is not None
+        for index, parameter in enumerate(function.parameters()):
+            arg, kind, default = parameter
             traced = None
             if not (skip_first and index == 0 and kind is not ParameterKind.VAR_POSITIONAL):
-                traced = self.combine_slot(traces, lambda trace: trace.arg_types.get(arg.arg))
+                traced = self.parameter_type(function, parameter)
                 if takes_object and traced is not None:
                     traced = _OBJECT
-                elif traced == NONE and _is_none_literal(default):
-                    # No call passed a value, so the trace shows nothing of the type
-                    # the parameter takes; None alone would reject every real value.
-                    traced = None
-                elif traced is not None and _is_none_literal(default):
-                    # The default is a value of the parameter too, even if no call
-                    # left it in place while tracing.
-                    traced = self.combine([traced, NONE])
             existing = self.existing_annotation(arg.annotation)
             if existing is not None and not self.overwrite_existing:
                 traced = None
             elif traced is not None:
                 existing = None
-            stubs.append(ParameterStub(arg.arg, kind, has_default, traced, existing))
+            stubs.append(ParameterStub(arg.arg, kind, default is not None, traced, existing))
         return tuple(stubs)
+
+    def parameter_type(self, function: FunctionNode, parameter: Parameter) -> Optional[TypeRef]:
+        """Return the type to write for *parameter* of *function*, or ``None`` for none.
+
+        The type combines the types that traced calls passed with more that the source
+        shows the parameter takes:
+
+        * When the body only passes the parameter's value on, as an argument of calls
+          to traced functions, whatever all those callees' parameters take. Tests
+          against ``None`` and truth tests do not count as uses.
+        * ``None``, when the default is ``None`` or when the body tests the value
+          against ``None`` and goes on without raising.
+
+        A parameter that only ever held its ``None`` default, with no callee to say
+        more, gets no type: the trace shows nothing of the type it takes. A
+        ``*args`` or ``**kwargs`` that no traced call filled gets ``Any`` when the body
+        only unpacks it into calls or does not read it, because the function accepts
+        whatever it passes on, or anything.
+        """
+        key = (function.qualname, parameter.arg.arg)
+        if key in self._parameter_types:
+            return self._parameter_types[key]
+        if key in self._pending:
+            # A cycle of calls that pass the value on: the types observed here are
+            # all this parameter adds.
+            return self._observed_type(function, parameter.arg.arg)
+        self._pending.add(key)
+        try:
+            result = self._parameter_type(function, parameter)
+        finally:
+            self._pending.discard(key)
+        self._parameter_types[key] = result
+        return result
+
+    def _observed_type(self, function: FunctionNode, name: str) -> Optional[TypeRef]:
+        if function.qualname not in self.traces:
+            return None
+        traces = self._traces_for(function)
+        return self.combine_slot(traces, lambda trace: trace.arg_types.get(name))
+
+    def _parameter_type(self, function: FunctionNode, parameter: Parameter) -> Optional[TypeRef]:
+        arg, kind, default = parameter
+        observed = self._observed_type(function, arg.arg)
+        uses = parameter_uses(function.node, arg.arg)
+        if kind in _VARIADIC:
+            if observed is None and uses.only_unpacked and function.qualname in self.traces:
+                return ANY
+            return observed
+        traced = observed
+        forwarded = self._forwarded_type(function, uses)
+        if forwarded is not None:
+            traced = self.combine([observed, forwarded])
+        if traced is None:
+            return None
+        if traced == NONE and _is_none_literal(default):
+            # No call passed a value, so the trace shows nothing of the type the
+            # parameter takes; None alone would reject every real value.
+            return None
+        if _is_none_literal(default) or uses.handles_none:
+            # The default is a value of the parameter too, even if no call left it
+            # in place while tracing, and so is a None that the body handles.
+            traced = self.combine([traced, NONE])
+        return traced
+
+    def _forwarded_type(self, function: FunctionNode, uses: ParameterUses) -> Optional[TypeRef]:
+        """Return what every callee that receives the parameter's value takes.
+
+        ``None`` unless every read of the value is an argument of a call that
+        resolves to a function with a type for that parameter (other than ``Any``).
+        """
+        if self.project is None or not uses.only_arguments:
+            return None
+        if self._resolver is None:
+            self._resolver = CalleeResolver(self.scanned, self.project.scanned)
+        accepted = []
+        for use in uses.uses:
+            assert use.call is not None
+            callee = self._resolver.resolve(use.call, function)
+            if callee is None:
+                return None
+            builder = self.project.builder(callee.module)
+            parameter = callee.parameter(use.position, use.keyword)
+            if builder is None or parameter is None:
+                return None
+            if builder.returns_argument_type(callee.function, parameter):
+                return None
+            callee_type = builder.parameter_type(callee.function, parameter)
+            if callee_type is None or callee_type == ANY:
+                return None
+            accepted.append(callee_type)
+        return _common_members(accepted)
+
+    def returns_argument_type(self, function: FunctionNode, parameter: Parameter) -> bool:
+        """Check whether *function* returned the type of *parameter*'s argument in every
+        traced call, with at least two different types.
+
+        Such a function passes the type of its argument on to its caller (a
+        ``TypeVar`` in effect), so what it accepts does not bound what its caller
+        accepts: the caller goes on with the value it was given. One type alone does
+        not tell a function that returns its argument from one that returns that type.
+        """
+        name = parameter.arg.arg
+        calls = [trace for trace in self.traces.get(function.qualname, ()) if name in trace.arg_types]
+        passed = {trace.arg_types[name] for trace in calls}
+        if len(passed) < 2:
+            return False
+        return all(trace.return_type == trace.arg_types[name] for trace in calls)
 
     def linked_type_var(
         self, function: FunctionNode, traces: list[CallTrace], parameters: tuple[ParameterStub, ...]
@@ -511,10 +678,7 @@ def _checked_receivers(function: FunctionNode, traces: list[CallTrace]) -> list[
     positional = [*node.args.posonlyargs, *node.args.args]
     kind = None
     if function.is_method and not function.is_staticmethod and positional:
-        is_class_method = (
-            "classmethod" in function.decorators or node.name in _IMPLICIT_CLASS_METHODS
-        )
-        kind = "class" if is_class_method else "instance"
+        kind = "class" if function.takes_class else "instance"
     first = positional[0].arg if positional else ""
     checked = []
     classes = set()
@@ -592,6 +756,13 @@ def _walk_own_body(node: ast.AST) -> Iterable[ast.AST]:
         yield child
         if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
             yield from _walk_own_body(child)
+
+
+def _common_members(types: Sequence[TypeRef]) -> Optional[TypeRef]:
+    """Return the union of the members that every one of *types* has, or ``None``."""
+    memberships = [set(ref.args) if ref.is_union else {ref} for ref in types]
+    common = set.intersection(*memberships)
+    return union(common) if common else None
 
 
 def _is_none_literal(node: Optional[ast.expr]) -> bool:

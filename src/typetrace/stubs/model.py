@@ -121,6 +121,14 @@ class ModuleStub:
     #: Names bound at the top level or in a class body of the source module, which
     #: imports added for annotations must not rebind.
     source_names: frozenset[str] = field(default_factory=frozenset)
+    #: Whether the module is a package's ``__init__``, which its relative imports
+    #: are relative to.
+    is_package: bool = False
+
+    @property
+    def package(self) -> str:
+        """The package that the module's relative imports start from."""
+        return self.module if self.is_package else self.module.rpartition(".")[0]
 
     def iter_functions(self) -> Iterator[FunctionStub]:
         """Yield every stubbed function, methods of nested classes included."""

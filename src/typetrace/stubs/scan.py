@@ -7,14 +7,24 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Union
+from typing import Iterator, NamedTuple, Optional, Union
 
 from typetrace.stubs.annotations import Binding, NewImport
-from typetrace.stubs.model import PropertyAccessor
+from typetrace.stubs.model import ParameterKind, PropertyAccessor
 
-__all__ = ["ClassNode", "FunctionNode", "ModuleScan", "scan_module"]
+__all__ = ["ClassNode", "FunctionNode", "ModuleScan", "Parameter", "absolute_module", "scan_module"]
 
 AnyFunctionDef = Union[ast.FunctionDef, ast.AsyncFunctionDef]
+_IMPLICIT_CLASS_METHODS = frozenset({"__new__", "__init_subclass__", "__class_getitem__"})
+
+
+class Parameter(NamedTuple):
+    """One parameter of a ``def``."""
+
+    arg: ast.arg
+    kind: ParameterKind
+    #: The default value's expression; ``None`` when the parameter has no default.
+    default: Optional[ast.expr]
 
 
 @dataclass
@@ -33,12 +43,40 @@ class FunctionNode:
         return "staticmethod" in self.decorators
 
     @property
+    def takes_class(self) -> bool:
+        """Whether Python passes the class as first argument: a classmethod, or a method
+        that is one without a decorator (``__new__``, ``__init_subclass__``,
+        ``__class_getitem__``)."""
+        return "classmethod" in self.decorators or self.node.name in _IMPLICIT_CLASS_METHODS
+
+    @property
     def is_overload(self) -> bool:
         return any(name in ("overload", "typing.overload") for name in self.decorators)
 
     @property
     def is_generator(self) -> bool:
         return _contains_yield(self.node)
+
+    def parameters(self) -> list[Parameter]:
+        """Return the parameters in the order of the signature, ``self`` included."""
+        args = self.node.args
+        positional = [*args.posonlyargs, *args.args]
+        defaults_start = len(positional) - len(args.defaults)
+        result = []
+        for index, arg in enumerate(positional):
+            if index < len(args.posonlyargs):
+                kind = ParameterKind.POSITIONAL_ONLY
+            else:
+                kind = ParameterKind.POSITIONAL_OR_KEYWORD
+            default = args.defaults[index - defaults_start] if index >= defaults_start else None
+            result.append(Parameter(arg, kind, default))
+        if args.vararg is not None:
+            result.append(Parameter(args.vararg, ParameterKind.VAR_POSITIONAL, None))
+        for arg, keyword_default in zip(args.kwonlyargs, args.kw_defaults):
+            result.append(Parameter(arg, ParameterKind.KEYWORD_ONLY, keyword_default))
+        if args.kwarg is not None:
+            result.append(Parameter(args.kwarg, ParameterKind.VAR_KEYWORD, None))
+        return result
 
 
 @dataclass
@@ -70,18 +108,46 @@ class ModuleScan:
     def iter_classes(self) -> Iterator[ClassNode]:
         yield from _iter_classes(self.members)
 
-    def bindings(self) -> dict[str, Binding]:
-        """Return the imports as :class:`Binding` values, by bound name."""
-        result = {
-            name: new.binding(runtime=name not in self.type_checking_names)
-            for name, new in self.imports.items()
-        }
+    def bindings(self, package: Optional[str] = None) -> dict[str, Binding]:
+        """Return the imports as :class:`Binding` values, by bound name.
+
+        A relative import's target is made absolute against *package*, the package
+        that contains the module (the module itself for an ``__init__``). Without
+        *package*, it stays relative.
+        """
+        result = {}
+        for name, new in self.imports.items():
+            runtime = name not in self.type_checking_names
+            result[name] = _absolute_import(new, package).binding(runtime=runtime)
         # ``import a.b`` makes the expression ``a.b`` name that module. Keyed by that
         # expression, it is reused by :meth:`AnnotationNamer.module_expression`.
         for name, new in self.imports.items():
             if new.name is None and new.alias is None and "." in new.module:
                 result[new.module] = Binding(new.module, True, result[name].runtime)
         return result
+
+
+def absolute_module(module: str, package: str) -> Optional[str]:
+    """Return the absolute name of *module*, as an import in *package* names it.
+
+    ``None`` when a relative *module* goes above the top-level package.
+    """
+    relative = module.lstrip(".")
+    level = len(module) - len(relative)
+    if level == 0:
+        return module
+    parts = package.split(".") if package else []
+    if level - 1 >= len(parts):
+        return None
+    base = parts[: len(parts) - (level - 1)]
+    return ".".join([*base, relative] if relative else base)
+
+
+def _absolute_import(new: NewImport, package: Optional[str]) -> NewImport:
+    if package is None:
+        return new
+    module = absolute_module(new.module, package)
+    return new if module is None else NewImport(module, new.name, new.alias)
 
 
 def _iter_functions(members: list[Union[FunctionNode, ClassNode]]) -> Iterator[FunctionNode]:
