@@ -662,13 +662,12 @@ def test_sigterm_inside_record_still_writes(tmp_path: Path, tracing_backend: str
     write(tmp_path / "locked.py", LOCKED_WRITER.format(lock="_lock"))
     db = tmp_path / "traces.sqlite3"
 
-    traced, elapsed = run_until_sigterm(
+    traced, _ = run_until_sigterm(
         run_args(db, "locked.py"), tmp_path, backend_environment(tracing_backend)
     )
 
     assert traced.returncode == -signal.SIGTERM, traced.stderr
     assert traced.stderr == ""
-    assert elapsed < WRITE_TIMEOUT
     assert calls_of(stored(db), "locked:handle") == 3
 
 

@@ -120,7 +120,11 @@ def install(write_traces: Callable[[float, bool], None]) -> bool:
         )
         return False
     _write_traces = write_traces
-    _watcher.start()
+    try:
+        _watcher.start()
+    except (OSError, RuntimeError) as error:
+        # Out of file descriptors or threads: the handler works without the watcher.
+        logger.debug("Failed to start the SIGTERM watcher: %s", error)
     return True
 
 
@@ -236,6 +240,8 @@ def _before_fork() -> None:
 def _after_fork_in_parent() -> None:
     # The watcher starts again at the next recorded call (see restart_watcher()): a
     # thread started here would make Python 3.13 warn about a fork with threads.
+    # NOTE: until then, a SIGTERM that arrives just before the parent's main thread
+    # blocks in a system call waits for that call to end.
     ident = threading.get_ident()
     if ident in _blocked_for_fork:
         _blocked_for_fork.discard(ident)
@@ -296,7 +302,8 @@ class _Watcher:
         self._open_pipe()
         previous = self._real_set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
         if previous != -1:
-            # The program's wakeup fd stays.
+            # The program's wakeup fd stays. NOTE: Python cannot read back the
+            # warn_on_full_buffer that the program set, so it is True again.
             self._real_set_wakeup_fd(previous)
             return
         self._has_wakeup_fd = True
@@ -341,14 +348,19 @@ class _Watcher:
         self._thread = self._reader = None
         self._stopped_by_fork = False
         self._nudges = 0
-        if self._read_fd >= 0:
-            os.close(self._read_fd)
-            os.close(self._write_fd)
-            self._read_fd = self._write_fd = -1
-        if self._has_wakeup_fd:
+        if not self._has_wakeup_fd:
+            return
+        try:
+            # No signal number reaches the old pipe, or a closed fd, from here on.
+            self._real_set_wakeup_fd(-1)
+            self._has_wakeup_fd = False
             self._open_pipe()
             self._real_set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+            self._has_wakeup_fd = True
             self._start_thread()
+        except (OSError, RuntimeError, ValueError) as error:
+            # An exception from a fork handler would be printed on the program's stderr.
+            logger.debug("Failed to start the SIGTERM watcher in the child: %s", error)
 
     def _open_pipe(self) -> None:
         if self._read_fd >= 0:
