@@ -25,9 +25,9 @@ the signal numbers that Python writes to the wakeup fd (:func:`signal.set_wakeup
 and sends SIGTERM to the main thread again until the handler starts.
 
 A child made by :func:`os.fork` inherits the handler. Python discards the signals
-that reach a child before its fork handlers run, so SIGTERM is blocked in the forking
-thread from the fork handlers before the fork until those after it: a SIGTERM in
-between waits and is then handled, instead of being lost.
+that reach a child before its fork handlers run. So the forking thread blocks SIGTERM
+from the fork handlers before the fork until those after it, and a SIGTERM in between
+waits and is then handled, instead of being lost.
 
 On platforms without POSIX signals, such as Windows, the module does nothing.
 """
