@@ -789,6 +789,46 @@ def test_sigterm_during_write_at_exit(tmp_path: Path, tracing_backend: str) -> N
     assert calls_of(stored(db), "exiting:handle") == 2
 
 
+SLOW_ATEXIT = """
+    import atexit
+    import time
+
+    import typetrace.auto
+
+
+    def handle(request):
+        return request
+
+
+    def slow_exit():
+        print("exiting", flush=True)
+        time.sleep(30)
+
+
+    # Runs before typetrace's own exit handler, which was registered first.
+    atexit.register(slow_exit)
+    handle(1)
+    handle(2)
+"""
+
+
+def test_sigterm_during_atexit_handler(tmp_path: Path, tracing_backend: str) -> None:
+    """SIGTERM arrives while an exit handler of the program runs, where Python 3.12
+    starts no thread: the traces are written all the same."""
+    write(tmp_path / "at_exit.py", SLOW_ATEXIT)
+    db = tmp_path / "traces.sqlite3"
+    env = backend_environment(tracing_backend, TYPETRACE="1", TYPETRACE_DB=str(db))
+
+    untraced, _ = run_until_sigterm(["at_exit.py"], tmp_path, backend_environment(tracing_backend))
+    traced, elapsed = run_until_sigterm(["at_exit.py"], tmp_path, env)
+
+    assert traced.returncode == untraced.returncode == -signal.SIGTERM
+    assert traced.stdout == untraced.stdout == "exiting\n"
+    assert traced.stderr == untraced.stderr == ""
+    assert elapsed < WRITE_TIMEOUT + 5.0
+    assert calls_of(stored(db), "at_exit:handle") == 2
+
+
 OWN_HANDLER = """
     import signal
     import sys
