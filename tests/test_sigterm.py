@@ -149,6 +149,29 @@ def test_program_sees_no_watcher_wakeup_fd() -> None:
         writer.close()
 
 
+def test_watcher_takes_back_cleared_wakeup_fd() -> None:
+    """A program that clears its wakeup fd, as the forkserver of multiprocessing does
+    in each child, leaves it to the watcher."""
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    try:
+        with trace(SinkOnlyConfig(), sink=ListSink()):
+            signal.set_wakeup_fd(writer.fileno())
+            taken_by_program = _sigterm._watcher._has_wakeup_fd
+            cleared = signal.set_wakeup_fd(-1)
+            taken_back = _sigterm._watcher._has_wakeup_fd
+            watchers = watcher_threads()
+
+        assert not taken_by_program
+        assert cleared == writer.fileno()
+        assert taken_back
+        assert len(watchers) == 1
+        assert signal.set_wakeup_fd(-1) == -1
+    finally:
+        reader.close()
+        writer.close()
+
+
 def test_program_wakeup_fd_set_before_is_kept() -> None:
     reader, writer = socket.socketpair()
     writer.setblocking(False)

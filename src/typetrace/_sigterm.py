@@ -267,10 +267,11 @@ class _Watcher:
 
     Python's own signal handler writes the number of each signal to the wakeup fd, the
     pipe that this thread reads. The program keeps its use of
-    :func:`signal.set_wakeup_fd`: while the watcher has the wakeup fd,
+    :func:`signal.set_wakeup_fd`: while the watcher is installed,
     ``signal.set_wakeup_fd`` is replaced by a function that sets the program's fd and
     returns -1 where the previous fd was the watcher's. The watcher then receives no
     more signal numbers, and the program's wakeup fd wakes its main thread instead.
+    When the program sets -1, the watcher takes the wakeup fd back.
     """
 
     # Written to the pipe to end the thread. Signal numbers start at 1, so no signal
@@ -286,7 +287,9 @@ class _Watcher:
         self._thread: Optional[threading.Thread] = None
         # The thread that last read the pipe, which must end before the pipe closes.
         self._reader: Optional[threading.Thread] = None
-        # Whether the wakeup fd is the pipe, and whether a fork stopped the thread.
+        # Whether start() ran and stop() did not, whether the wakeup fd is the pipe,
+        # and whether a fork stopped the thread.
+        self._installed = False
         self._has_wakeup_fd = False
         self._stopped_by_fork = False
         self._nudges = 0
@@ -297,22 +300,24 @@ class _Watcher:
     def start(self) -> None:
         """Take the wakeup fd if no one has it, and start the thread. Call it from the
         main thread only."""
-        if self._has_wakeup_fd:
+        if self._installed:
             return
-        self._open_pipe()
-        previous = self._real_set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+        self._installed = True
+        signal.set_wakeup_fd = self._set_wakeup_fd_for_program
+        previous = self._take_wakeup_fd()
         if previous != -1:
             # The program's wakeup fd stays. NOTE: Python cannot read back the
             # warn_on_full_buffer that the program set, so it is True again.
             self._real_set_wakeup_fd(previous)
+            self._has_wakeup_fd = False
             return
-        self._has_wakeup_fd = True
-        signal.set_wakeup_fd = self._set_wakeup_fd_for_program
         self._start_thread()
 
     def stop(self) -> None:
         """Give the wakeup fd back and end the thread. Call it from the main thread
         only."""
+        self._installed = False
+        self._stopped_by_fork = False
         if signal.set_wakeup_fd == self._set_wakeup_fd_for_program:
             signal.set_wakeup_fd = self._real_set_wakeup_fd
         if self._has_wakeup_fd:
@@ -321,7 +326,6 @@ class _Watcher:
             if current != self._write_fd:
                 # Set by C code, which bypasses the replaced signal.set_wakeup_fd.
                 self._real_set_wakeup_fd(current)
-        self._stopped_by_fork = False
         thread = self._end_thread()
         if thread is not None:
             thread.join(self._STOP_TIMEOUT)
@@ -336,10 +340,9 @@ class _Watcher:
                 _join_for_fork(thread)
 
     def restart_after_fork(self) -> None:
-        with self._lock:
-            if self._stopped_by_fork and self._has_wakeup_fd and self._thread is None:
-                self._stopped_by_fork = False
-                self._start_thread()
+        if self._stopped_by_fork:
+            self._stopped_by_fork = False
+            self._start_thread()
 
     def start_in_child(self) -> None:
         # The pipe is shared with the parent, whose watcher must not see the child's
@@ -348,19 +351,27 @@ class _Watcher:
         self._thread = self._reader = None
         self._stopped_by_fork = False
         self._nudges = 0
-        if not self._has_wakeup_fd:
-            return
         try:
-            # No signal number reaches the old pipe, or a closed fd, from here on.
-            self._real_set_wakeup_fd(-1)
-            self._has_wakeup_fd = False
-            self._open_pipe()
-            self._real_set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
-            self._has_wakeup_fd = True
-            self._start_thread()
+            if self._has_wakeup_fd:
+                # No signal number reaches the old pipe, or a closed fd, from here on.
+                self._real_set_wakeup_fd(-1)
+                self._has_wakeup_fd = False
+            if self._read_fd >= 0:
+                os.close(self._read_fd)
+                os.close(self._write_fd)
+                self._read_fd = self._write_fd = -1
+            if self._installed and self._take_wakeup_fd() == -1:
+                self._start_thread()
         except (OSError, RuntimeError, ValueError) as error:
             # An exception from a fork handler would be printed on the program's stderr.
             logger.debug("Failed to start the SIGTERM watcher in the child: %s", error)
+
+    def _take_wakeup_fd(self) -> int:
+        """Make the pipe the wakeup fd and return the previous wakeup fd."""
+        self._open_pipe()
+        previous = self._real_set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+        self._has_wakeup_fd = True
+        return int(previous)
 
     def _open_pipe(self) -> None:
         if self._read_fd >= 0:
@@ -373,15 +384,19 @@ class _Watcher:
         os.set_blocking(self._write_fd, False)
 
     def _start_thread(self) -> None:
-        thread = threading.Thread(
-            target=self._run, args=(self._read_fd,), name="typetrace-sigterm", daemon=True
-        )
-        thread.start()
-        self._thread = self._reader = thread
+        with self._lock:
+            if self._thread is not None or not self._has_wakeup_fd:
+                return
+            thread = threading.Thread(
+                target=self._run, args=(self._read_fd,), name="typetrace-sigterm", daemon=True
+            )
+            thread.start()
+            self._thread = self._reader = thread
 
     def _end_thread(self) -> Optional[threading.Thread]:
-        thread = self._thread
-        self._thread = None
+        with self._lock:
+            thread = self._thread
+            self._thread = None
         if thread is not None:
             try:
                 os.write(self._write_fd, self._STOP)
@@ -421,7 +436,15 @@ class _Watcher:
     def _set_wakeup_fd_for_program(self, fd: int, /, *, warn_on_full_buffer: bool = True) -> int:
         previous = self._real_set_wakeup_fd(fd, warn_on_full_buffer=warn_on_full_buffer)
         self._has_wakeup_fd = False
-        return -1 if previous == self._write_fd else previous
+        if previous == self._write_fd:
+            previous = -1
+        if fd == -1 and self._installed:
+            try:
+                self._take_wakeup_fd()
+                self._start_thread()
+            except (OSError, RuntimeError) as error:
+                logger.debug("Failed to start the SIGTERM watcher again: %s", error)
+        return int(previous)
 
 
 def _no_wakeup_fd(fd: int, /, **options: Any) -> int:
