@@ -53,8 +53,10 @@ WRITE_TIMEOUT = 2.0
 #: Seconds that the handler waits for its debug message after a timeout.
 _LOG_TIMEOUT = 0.2
 #: Seconds that the watcher waits for the handler to start before it sends SIGTERM to
-#: the main thread again, and the most times it sends it for one SIGTERM.
+#: the main thread again.
 _NUDGE_DELAY = 0.05
+#: Maximum number of times that the watcher sends SIGTERM again in one process, which
+#: is 2 seconds of waiting.
 _MAX_NUDGES = 40
 
 #: Whether SIGTERM can be handled, blocked and sent again as this module needs.
