@@ -1,18 +1,22 @@
 """Child processes of a traced program, run for real: multiprocessing with each start
-method, process pools, subprocesses, os._exit() and the environment switch."""
+method, process pools, subprocesses, os._exit(), SIGTERM and the environment switch."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Optional
 
 import pytest
 
+from typetrace._profiling import PURE_PYTHON_VARIABLE
+from typetrace._sigterm import WRITE_TIMEOUT
 from typetrace._subprocess import STARTUP_DIR, SUBPROCESS_ENV_VAR, ChildSettings, settings_for
 from typetrace.config import DefaultConfig, override_config
 from typetrace.db.sqlite import SQLiteStore
@@ -35,6 +39,13 @@ def clean_environment(**extra: str) -> dict[str, str]:
     return env
 
 
+def backend_environment(tracing_backend: str, **extra: str) -> dict[str, str]:
+    """clean_environment() that makes the programs under test trace with *tracing_backend*."""
+    if tracing_backend == "pure-python":
+        extra[PURE_PYTHON_VARIABLE] = "1"
+    return clean_environment(**extra)
+
+
 def run_python(args: list[str], cwd: Path, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, *args],
@@ -44,6 +55,38 @@ def run_python(args: list[str], cwd: Path, env: Optional[dict[str, str]] = None)
         text=True,
         timeout=120,
     )
+
+
+def run_until_sigterm(
+    args: list[str], cwd: Path, env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run Python with *args*, send it SIGTERM once it prints its first line, and return
+    the result and the seconds from the signal to the end of the process."""
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first_line = process.stdout.readline()
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        rest, stderr = process.communicate(timeout=60)
+        elapsed = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return subprocess.CompletedProcess(args, process.returncode, first_line + rest, stderr), elapsed
+
+
+def run_args(db: Path, *args: str) -> list[str]:
+    """Python's arguments that run *args* under ``typetrace run`` into the store *db*."""
+    return ["-m", "typetrace", "run", "--db", str(db), *args]
 
 
 def traced_run(tmp_path: Path, script: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -517,3 +560,437 @@ def test_traced_under_coverage(tmp_path: Path) -> None:
     assert result.stdout == "yes no\n"
     assert report.stdout.strip() == "100", report.stdout + report.stderr
     assert calls_of(stored(db), "covered:branch") == 2
+
+
+POOL_WITH_BLOCK = """
+    import multiprocessing
+    import sys
+
+
+    def square(value):
+        return value * value
+
+
+    if __name__ == "__main__":
+        context = multiprocessing.get_context(sys.argv[1])
+        with context.Pool(2) as pool:
+            print(sum(pool.map(square, range(40))))
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_pool_with_block_keeps_worker_calls(
+    tmp_path: Path, method: str, tracing_backend: str
+) -> None:
+    """Leaving a Pool's with block ends its workers with SIGTERM, and each worker writes
+    its calls before it ends."""
+    write(tmp_path / "pool_block.py", POOL_WITH_BLOCK)
+    env = backend_environment(tracing_backend)
+    db = tmp_path / "traces.sqlite3"
+
+    untraced = run_python(["pool_block.py", method], tmp_path, env)
+    traced = run_python(run_args(db, "--all-calls", "pool_block.py", method), tmp_path, env)
+
+    assert traced.returncode == untraced.returncode == 0, traced.stderr
+    assert traced.stdout == untraced.stdout == "20540\n"
+    assert traced.stderr == untraced.stderr
+    assert calls_of(stored(db), "pool_block:square") == 40
+
+
+SERVICE = """
+    import time
+
+    import typetrace.auto
+
+
+    def handle(request):
+        return {"ok": request}
+
+
+    for number in range(3):
+        handle(number)
+    print("ready", flush=True)
+    time.sleep(60)
+    print("not reached")
+"""
+
+
+@pytest.mark.parametrize("start", ["run", "auto"])
+def test_sigterm_keeps_recorded_calls(tmp_path: Path, start: str, tracing_backend: str) -> None:
+    """A traced process ended by SIGTERM writes the calls it recorded and still ends
+    killed by SIGTERM, under typetrace run and with TYPETRACE=1."""
+    write(tmp_path / "service.py", SERVICE)
+    db = tmp_path / "traces.sqlite3"
+    if start == "run":
+        args = run_args(db, "service.py")
+        env = backend_environment(tracing_backend)
+    else:
+        args = ["service.py"]
+        env = backend_environment(tracing_backend, TYPETRACE="1", TYPETRACE_DB=str(db))
+
+    untraced, _ = run_until_sigterm(["service.py"], tmp_path, backend_environment(tracing_backend))
+    traced, _ = run_until_sigterm(args, tmp_path, env)
+
+    assert traced.returncode == untraced.returncode == -signal.SIGTERM
+    assert traced.stdout == untraced.stdout == "ready\n"
+    assert traced.stderr == untraced.stderr == ""
+    assert calls_of(stored(db), "service:handle") == 3
+
+
+LOCKED_WRITER = """
+    import time
+
+    from typetrace.tracing import active_session
+
+
+    def handle(request):
+        return request
+
+
+    for number in range(3):
+        handle(number)
+    # Taken as record() takes it, for SIGTERM to arrive in the middle of a record().
+    active_session()._writer.{lock}.acquire()
+    print("ready", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_sigterm_inside_record_still_writes(tmp_path: Path, tracing_backend: str) -> None:
+    """The main thread has taken the lock of the pending traces when SIGTERM arrives,
+    and never releases it. The pending traces are written all the same."""
+    write(tmp_path / "locked.py", LOCKED_WRITER.format(lock="_lock"))
+    db = tmp_path / "traces.sqlite3"
+
+    traced, _ = run_until_sigterm(
+        run_args(db, "locked.py"), tmp_path, backend_environment(tracing_backend)
+    )
+
+    assert traced.returncode == -signal.SIGTERM, traced.stderr
+    assert traced.stderr == ""
+    assert calls_of(stored(db), "locked:handle") == 3
+
+
+def test_sigterm_with_stuck_write_ends_in_time(tmp_path: Path, tracing_backend: str) -> None:
+    """A write that cannot start is given up after the timeout: the process still ends
+    killed by SIGTERM, its pending calls are lost, and the store stays readable."""
+    write(tmp_path / "stuck.py", LOCKED_WRITER.format(lock="_write_lock"))
+    db = tmp_path / "traces.sqlite3"
+
+    traced, elapsed = run_until_sigterm(
+        run_args(db, "stuck.py"), tmp_path, backend_environment(tracing_backend)
+    )
+
+    assert traced.returncode == -signal.SIGTERM, traced.stderr
+    assert traced.stderr == ""
+    assert WRITE_TIMEOUT <= elapsed < WRITE_TIMEOUT + 5.0
+    assert calls_of(stored(db), "stuck:handle") == 0
+
+
+SIGNAL_IN_OTHER_THREAD = """
+    import signal
+    import threading
+    import time
+
+
+    def handle(request):
+        return request
+
+
+    def send_sigterm():
+        time.sleep(0.2)
+        signal.raise_signal(signal.SIGTERM)
+
+
+    handle(1)
+    blocker = threading.Lock()
+    blocker.acquire()
+    # raise_signal() delivers SIGTERM to the calling thread, so the system call that
+    # the main thread blocks in is not interrupted: as when SIGTERM arrives just
+    # before the main thread blocks.
+    threading.Thread(target=send_sigterm).start()
+    blocker.acquire()
+"""
+
+
+def test_sigterm_while_main_thread_blocks(tmp_path: Path, tracing_backend: str) -> None:
+    """SIGTERM that does not interrupt the main thread's blocking call, where Python
+    would not run the handler, still ends the process after the traces are written."""
+    write(tmp_path / "blocked.py", SIGNAL_IN_OTHER_THREAD)
+    db = tmp_path / "traces.sqlite3"
+    env = backend_environment(tracing_backend)
+
+    untraced = subprocess.run(
+        [sys.executable, "blocked.py"], cwd=tmp_path, env=env, capture_output=True, timeout=30
+    )
+    traced = subprocess.run(
+        [sys.executable, *run_args(db, "blocked.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=30,
+    )
+
+    assert traced.returncode == untraced.returncode == -signal.SIGTERM, traced.stderr
+    assert traced.stderr == untraced.stderr == b""
+    assert calls_of(stored(db), "blocked:handle") == 1
+
+
+SLOW_STORE_CONFIG = """
+    import sys
+    import time
+
+    from typetrace.config import DefaultConfig
+    from typetrace.db.sqlite import SQLiteStore
+
+
+    class SlowStore(SQLiteStore):
+        def add(self, traces):
+            print("writing", flush=True)
+            time.sleep(1.0)
+            super().add(traces)
+
+
+    class SlowConfig(DefaultConfig):
+        def trace_store(self):
+            return SlowStore(sys.argv[-1])
+
+
+    CONFIG = SlowConfig()
+"""
+
+EXITING = """
+    def handle(request):
+        return request
+
+
+    handle(1)
+    handle(2)
+"""
+
+
+def test_sigterm_during_write_at_exit(tmp_path: Path, tracing_backend: str) -> None:
+    """SIGTERM arrives while the process writes its traces at exit: the write
+    finishes, and the process ends killed by SIGTERM."""
+    write(tmp_path / "slow_config.py", SLOW_STORE_CONFIG)
+    write(tmp_path / "exiting.py", EXITING)
+    db = tmp_path / "traces.sqlite3"
+
+    traced, elapsed = run_until_sigterm(
+        ["-m", "typetrace", "run", "--config", "slow_config:CONFIG", "exiting.py", str(db)],
+        tmp_path,
+        backend_environment(tracing_backend),
+    )
+
+    assert traced.returncode == -signal.SIGTERM, traced.stderr
+    assert traced.stdout == "writing\n"
+    assert traced.stderr == ""
+    assert elapsed < WRITE_TIMEOUT + 5.0
+    assert calls_of(stored(db), "exiting:handle") == 2
+
+
+SLOW_ATEXIT = """
+    import atexit
+    import time
+
+    import typetrace.auto
+
+
+    def handle(request):
+        return request
+
+
+    def slow_exit():
+        print("exiting", flush=True)
+        time.sleep(30)
+
+
+    # Runs before typetrace's own exit handler, which was registered first.
+    atexit.register(slow_exit)
+    handle(1)
+    handle(2)
+"""
+
+
+def test_sigterm_during_atexit_handler(tmp_path: Path, tracing_backend: str) -> None:
+    """SIGTERM arrives while an exit handler of the program runs, where Python 3.12
+    starts no thread: the traces are written all the same."""
+    write(tmp_path / "at_exit.py", SLOW_ATEXIT)
+    db = tmp_path / "traces.sqlite3"
+    env = backend_environment(tracing_backend, TYPETRACE="1", TYPETRACE_DB=str(db))
+
+    untraced, _ = run_until_sigterm(["at_exit.py"], tmp_path, backend_environment(tracing_backend))
+    traced, elapsed = run_until_sigterm(["at_exit.py"], tmp_path, env)
+
+    assert traced.returncode == untraced.returncode == -signal.SIGTERM
+    assert traced.stdout == untraced.stdout == "exiting\n"
+    assert traced.stderr == untraced.stderr == ""
+    assert elapsed < WRITE_TIMEOUT + 5.0
+    assert calls_of(stored(db), "at_exit:handle") == 2
+
+
+OWN_HANDLER = """
+    import signal
+    import sys
+    import time
+
+
+    def handle(request):
+        return request
+
+
+    def on_sigterm(signum, frame):
+        print("handled", signal.getsignal(signal.SIGTERM) is on_sigterm, flush=True)
+        sys.exit(3)
+
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    handle(1)
+    print("ready", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_own_sigterm_handler_kept(tmp_path: Path, tracing_backend: str) -> None:
+    """A SIGTERM handler that the program installs replaces typetrace's and runs as it
+    does untraced."""
+    write(tmp_path / "own_handler.py", OWN_HANDLER)
+    db = tmp_path / "traces.sqlite3"
+    env = backend_environment(tracing_backend)
+
+    untraced, _ = run_until_sigterm(["own_handler.py"], tmp_path, env)
+    traced, _ = run_until_sigterm(run_args(db, "own_handler.py"), tmp_path, env)
+
+    assert traced.returncode == untraced.returncode == 3
+    assert traced.stdout == untraced.stdout == "ready\nhandled True\n"
+    assert traced.stderr == untraced.stderr == ""
+    assert calls_of(stored(db), "own_handler:handle") == 1
+
+
+ASYNCIO_HANDLER = """
+    import asyncio
+    import signal
+
+
+    def handle(request):
+        return request
+
+
+    async def serve():
+        stopping = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+        handle(1)
+        print("ready", flush=True)
+        await stopping.wait()
+        print("stopping", flush=True)
+
+
+    asyncio.run(serve())
+"""
+
+
+def test_asyncio_sigterm_handler_kept(tmp_path: Path, tracing_backend: str) -> None:
+    """An asyncio loop's SIGTERM handler, which also takes the signal wakeup fd, runs as
+    it does untraced."""
+    write(tmp_path / "served.py", ASYNCIO_HANDLER)
+    db = tmp_path / "traces.sqlite3"
+    env = backend_environment(tracing_backend)
+
+    untraced, _ = run_until_sigterm(["served.py"], tmp_path, env)
+    traced, _ = run_until_sigterm(run_args(db, "served.py"), tmp_path, env)
+
+    assert traced.returncode == untraced.returncode == 0
+    assert traced.stdout == untraced.stdout == "ready\nstopping\n"
+    assert traced.stderr == untraced.stderr == ""
+    assert calls_of(stored(db), "served:handle") == 1
+
+
+RESENDING_HANDLER = """
+    import os
+    import signal
+    import time
+
+
+    def handle(request):
+        return request
+
+
+    def on_sigterm(signum, frame):
+        # As coverage.py does: clean up, then restore the previous handler and send
+        # SIGTERM again.
+        print("cleaned up", flush=True)
+        signal.signal(signal.SIGTERM, previous)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    handle(1)
+    print("ready", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_program_handler_resending_sigterm(tmp_path: Path, tracing_backend: str) -> None:
+    """A program handler that restores typetrace's handler and sends SIGTERM again ends
+    the process as SIG_DFL would, and the calls are written."""
+    write(tmp_path / "resend.py", RESENDING_HANDLER)
+    db = tmp_path / "traces.sqlite3"
+    env = backend_environment(tracing_backend)
+
+    untraced, _ = run_until_sigterm(["resend.py"], tmp_path, env)
+    traced, _ = run_until_sigterm(run_args(db, "resend.py"), tmp_path, env)
+
+    assert traced.returncode == untraced.returncode == -signal.SIGTERM
+    assert traced.stdout == untraced.stdout == "ready\ncleaned up\n"
+    assert traced.stderr == untraced.stderr == ""
+    assert calls_of(stored(db), "resend:handle") == 1
+
+
+FORK_THEN_SIGTERM = """
+    import os
+    import signal
+    import time
+
+
+    def in_parent(value):
+        return value
+
+
+    def in_child(value):
+        return value
+
+
+    in_parent(1)
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(reader)
+        in_child("x")
+        os.write(writer, b"ready")
+        time.sleep(60)
+        os._exit(0)
+    os.close(writer)
+    os.read(reader, 5)
+    os.kill(pid, signal.SIGTERM)
+    _, status = os.waitpid(pid, 0)
+    print("child killed by", os.WTERMSIG(status) if os.WIFSIGNALED(status) else None)
+    in_parent(2)
+"""
+
+
+def test_forked_child_sigterm_writes_own_calls(tmp_path: Path, tracing_backend: str) -> None:
+    """A child of os.fork() inherits the SIGTERM handler. At SIGTERM it writes its own
+    calls, not its parent's, and ends killed by SIGTERM."""
+    write(tmp_path / "fork_term.py", FORK_THEN_SIGTERM)
+    db = tmp_path / "traces.sqlite3"
+    env = backend_environment(tracing_backend)
+
+    untraced = run_python(["fork_term.py"], tmp_path, env)
+    traced = run_python(run_args(db, "fork_term.py"), tmp_path, env)
+
+    assert traced.returncode == untraced.returncode == 0, traced.stderr
+    assert traced.stdout == untraced.stdout == f"child killed by {int(signal.SIGTERM)}\n"
+    assert traced.stderr == untraced.stderr
+    traces = stored(db)
+    assert calls_of(traces, "fork_term:in_child") == 1
+    assert calls_of(traces, "fork_term:in_parent") == 2

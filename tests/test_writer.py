@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Iterator, Optional
 
 import pytest
 
-from typetrace._writer import StoreWriter
+from typetrace._writer import TERMINATION_LOCK_WAIT, StoreWriter
 from typetrace.db.base import CallTraceStore, CallTraceThunk
 from typetrace.db.sqlite import SQLiteStore
 from typetrace.tracing import CallTrace
@@ -287,9 +287,81 @@ class TestClose:
         assert "did not finish within 0.2 s" in caplog.text
 
 
+class TestTermination:
+    def test_writes_while_lock_held_by_stopped_thread(self, store: ControlledStore) -> None:
+        """The calling thread holds the lock, as the main thread does when a SIGTERM
+        handler stops it inside record()."""
+        writer = StoreWriter(store, flush_interval=NEVER)
+        writer.record(make_trace("a"))
+        writer.record(make_trace("a"))
+        writer.record(make_trace("b"))
+
+        writer._lock.acquire()
+        started = time.monotonic()
+        try:
+            writer.write_at_termination(2.0)
+        finally:
+            writer._lock.release()
+        elapsed = time.monotonic() - started
+
+        assert store.counts() == {"a": 2, "b": 1}
+        assert TERMINATION_LOCK_WAIT <= elapsed < 1.5
+        assert writer.stats().pending == 0
+
+    def test_gives_up_when_write_lock_stays_held(
+        self, store: ControlledStore, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        writer = StoreWriter(store, flush_interval=NEVER)
+        writer.record(make_trace("a"))
+
+        writer._write_lock.acquire()
+        started = time.monotonic()
+        try:
+            with caplog.at_level(logging.DEBUG, logger="typetrace._writer"):
+                writer.write_at_termination(0.3)
+        finally:
+            writer._write_lock.release()
+        elapsed = time.monotonic() - started
+
+        assert elapsed < 1.5
+        assert store.batches == []
+        assert "that write and 1 pending calls are lost" in caplog.text
+
+    def test_failed_write_is_logged_at_debug_level(self, caplog: pytest.LogCaptureFixture) -> None:
+        store = ControlledStore(failures=1)
+        writer = StoreWriter(store, flush_interval=NEVER)
+        writer.record(make_trace("a"))
+
+        with caplog.at_level(logging.DEBUG, logger="typetrace._writer"):
+            writer.write_at_termination(1.0)
+
+        assert [record.levelno for record in caplog.records] == [logging.DEBUG]
+        assert "Failed to write 1 pending calls" in caplog.text
+        store.close()
+
+    def test_records_after_termination_are_dropped(self, store: ControlledStore) -> None:
+        writer = StoreWriter(store, flush_interval=NEVER)
+        writer.record(make_trace("a"))
+
+        writer.write_at_termination(1.0)
+        writer.record(make_trace("a"))
+
+        assert store.counts() == {"a": 1}
+        stats = writer.stats()
+        assert (stats.written, stats.dropped, stats.pending) == (1, 1, 0)
+
+    def test_lock_free_within(self, store: ControlledStore) -> None:
+        writer = StoreWriter(store, flush_interval=NEVER)
+
+        assert writer.lock_free_within(0.0)
+        with writer._lock:
+            assert not writer.lock_free_within(0.05)
+        assert writer.lock_free_within(0.0)
+
+
 FORK_SCRIPT = """
 import dataclasses, json, os, sys
-from typetrace._writer import StoreWriter
+from typetrace._writer import TERMINATION_LOCK_WAIT, StoreWriter
 from typetrace.db.sqlite import SQLiteStore
 from typetrace.tracing import CallTrace
 from typetrace.typemodel import TypeRef

@@ -23,6 +23,11 @@ logger = logging.getLogger(__name__)
 MAX_RETRY_DELAY = 30.0
 #: Seconds that os.fork() waits for the writer thread to end before forking anyway.
 FORK_JOIN_TIMEOUT = 5.0
+#: Seconds that :meth:`StoreWriter.write_at_termination` waits for the lock of the
+#: pending traces before it takes them without the lock. Threads hold that lock only to
+#: update the pending traces, so a longer wait most likely means that the main thread,
+#: stopped by a signal handler, holds it.
+TERMINATION_LOCK_WAIT = 0.1
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,69 @@ class StoreWriter:
                 stats.dropped,
                 stats.pending,
             )
+
+    def lock_free_within(self, timeout: float = TERMINATION_LOCK_WAIT) -> bool:
+        """Return whether the lock of the pending traces could be taken within
+        *timeout* seconds. The lock is released again at once."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        self._lock.release()
+        return True
+
+    def write_at_termination(self, timeout: float) -> None:
+        """Close the writer and write the pending traces of a process that is about to
+        end, waiting at most *timeout* seconds.
+
+        A SIGTERM handler runs in the main thread between two bytecodes, possibly
+        inside :meth:`record` with the lock of the pending traces held, and that thread
+        never runs again. So when the lock stays taken for :data:`TERMINATION_LOCK_WAIT`
+        seconds, the pending traces are taken without it. The GIL keeps each dictionary
+        operation whole, so at worst the calls that the stopped thread was adding are
+        missing. Traces not written in time are lost, which is logged at debug level.
+        """
+        deadline = time.monotonic() + timeout
+        locked = self._lock.acquire(timeout=min(TERMINATION_LOCK_WAIT, timeout))
+        try:
+            self._closed = True
+            slots = self._pending
+            self._pending = {}
+            self._pending_ids = {}
+        finally:
+            if locked:
+                self._lock.release()
+        # list() copies the items in one step, in case a thread still adds to them.
+        batch = {trace: slot[0] for trace, slot in list(slots.items()) if slot[0] > 0}
+        calls = sum(batch.values())
+        # Taken also when there is nothing left to write, to wait for a write of the
+        # writer's thread that is in progress.
+        if not self._write_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            logger.debug(
+                "Trace writer to %r is still writing at termination; "
+                "that write and %d pending calls are lost",
+                self.store,
+                calls,
+            )
+            return
+        try:
+            if not batch:
+                return
+            traces = [
+                dataclasses.replace(trace, call_count=count) for trace, count in batch.items()
+            ]
+            self.store.add(traces)
+        except Exception:
+            logger.debug(
+                "Failed to write %d pending calls to %r at termination; they are lost",
+                calls,
+                self.store,
+                exc_info=True,
+            )
+            return
+        finally:
+            self._write_lock.release()
+        if self._lock.acquire(blocking=False):
+            self._written += calls
+            self._lock.release()
 
     def stats(self) -> WriterStats:
         """Return a snapshot of the counters."""

@@ -14,14 +14,17 @@ import logging
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, NoReturn, Optional, Protocol
 
+from typetrace import _sigterm
 from typetrace.exceptions import TypeTraceError
 from typetrace.typemodel import TypeRef
 
 if TYPE_CHECKING:
     from typetrace._recorder import Recorder
+    from typetrace._writer import StoreWriter
     from typetrace.config import Config
 
 __all__ = [
@@ -137,8 +140,11 @@ class TraceSession:
 
     While it runs, a call of :func:`os._exit` first stops the session, so that the
     traces of a process that ends that way are written; :mod:`multiprocessing` ends
-    its forked workers so. In a child made by :func:`os.fork`, the session goes on
-    with the calls the child makes, and the child's traces go to the same store.
+    its forked workers so. A session started in the main thread of a process whose
+    SIGTERM handler is the default also writes the traces at SIGTERM, within
+    :data:`typetrace._sigterm.WRITE_TIMEOUT` seconds. In a child made by
+    :func:`os.fork`, the session goes on with the calls the child makes, and the
+    child's traces go to the same store.
     """
 
     def __init__(
@@ -159,10 +165,14 @@ class TraceSession:
         self._stopped = False
         self._cleanup = contextlib.ExitStack()
         self._resumer: Optional[_ResumeTimer] = None
-        self._resumer_stopped_by_fork = False
+        # Set when os.fork() stopped the timer's thread or the SIGTERM watcher's in
+        # this process, which the next recorded call starts again.
+        self._threads_stopped_by_fork = False
+        # The writer that the session opened, when no sink was given.
+        self._writer: Optional[StoreWriter] = None
         try:
             if sink is None:
-                sink = _open_store_writer(config, self._cleanup)
+                sink = self._writer = _open_store_writer(config, self._cleanup)
             sink = _SessionSink(self, sink)
             if follow_children:
                 from typetrace._subprocess import export_child_settings
@@ -204,11 +214,31 @@ class TraceSession:
                 if _active_session is self:
                     _active_session = None
                     _os_exit_hook.uninstall()
+                    _sigterm.uninstall()
 
     @property
     def active(self) -> bool:
         """Whether the session is still tracing."""
         return not self._stopped
+
+    def _write_before_termination(self, timeout: float) -> None:
+        """Stop the session and write its pending traces within *timeout* seconds, from
+        a thread other than the main thread, which a SIGTERM handler holds.
+
+        When the main thread stopped inside the writer's :meth:`~StoreWriter.record`,
+        recording the open calls would wait for its lock forever, so only the pending
+        traces are written.
+        """
+        deadline = time.monotonic() + timeout
+        writer = self._writer
+        if writer is None or writer.lock_free_within():
+            try:
+                # Returns at once when the session is already stopping.
+                self.stop()
+            except Exception:
+                logger.debug("Failed to stop tracing at SIGTERM", exc_info=True)
+        if writer is not None:
+            writer.write_at_termination(max(0.0, deadline - time.monotonic()))
 
     def _before_fork(self) -> None:
         # Python 3.12+ warns on the program's stderr when it forks with more than
@@ -220,15 +250,17 @@ class TraceSession:
         # Restarted by the next recorded call (see _SessionSink): a thread started
         # here would make Python 3.13 warn, because it counts threads after the fork
         # handlers.
-        if self._resumer is not None and not self._stopped:
-            self._resumer_stopped_by_fork = True
+        if not self._stopped:
+            self._threads_stopped_by_fork = True
 
-    def _restart_resumer(self) -> None:
+    def _restart_threads(self) -> None:
         with _session_lock:
-            if not self._resumer_stopped_by_fork or self._resumer is None or self._stopped:
+            if not self._threads_stopped_by_fork or self._stopped:
                 return
-            self._resumer_stopped_by_fork = False
-            self._resumer = self._resumer.restart()
+            self._threads_stopped_by_fork = False
+            if self._resumer is not None:
+                self._resumer = self._resumer.restart()
+            _sigterm.restart_watcher()
 
     def _after_fork_in_child(self) -> None:
         self._recorder.forget_calls()
@@ -301,6 +333,7 @@ def _start_session(
     with _session_lock:
         _active_session = session
         _os_exit_hook.install()
+        _sigterm.install(_write_before_sigterm)
         if not _stop_registered_at_exit:
             _stop_registered_at_exit = True
             atexit.register(_stop_at_exit)
@@ -356,7 +389,7 @@ def trace(
         session.stop()
 
 
-def _open_store_writer(config: Config, cleanup: contextlib.ExitStack) -> TraceSink:
+def _open_store_writer(config: Config, cleanup: contextlib.ExitStack) -> StoreWriter:
     from typetrace._writer import StoreWriter
 
     store = config.trace_store()
@@ -384,8 +417,8 @@ class _SessionSink:
         self._sink = sink
 
     def record(self, trace: CallTrace) -> None:
-        if self._session._resumer_stopped_by_fork:
-            self._session._restart_resumer()
+        if self._session._threads_stopped_by_fork:
+            self._session._restart_threads()
         self._sink.record(trace)
 
 
@@ -470,6 +503,19 @@ class _Starting:
 
 
 _STARTING: Any = _Starting()
+
+
+def _write_before_sigterm(timeout: float, in_main_thread: bool) -> None:
+    session = _active_session
+    if session is None or session is _STARTING:
+        return
+    if not in_main_thread:
+        session._write_before_termination(timeout)
+    elif session._writer is not None:
+        # Stopping the session could wait forever for a lock that the main thread,
+        # stopped in the handler, has taken. The writer waits for locks only with
+        # timeouts.
+        session._writer.write_at_termination(timeout)
 
 
 def _stop_at_exit() -> None:
