@@ -167,7 +167,9 @@ class TestForwarded:
         stub = build_stub(MODULE, MYPY_TRACES, source)
         path = tmp_path / "mod.py"
         path.write_text(apply_stub_to_source(source, stub))
-        assert "def sign(value: bytes | str) -> bytes:" in path.read_text()
+        # Before Python 3.10, a union needs typing.Union, imported for type checking only.
+        value_type = "bytes | str" if sys.version_info >= (3, 10) else '"Union[bytes, str]"'
+        assert f"def sign(value: {value_type}) -> bytes:" in path.read_text()
         result = subprocess.run(
             [sys.executable, "-m", "mypy", "--config-file=", "--no-incremental", "--strict", str(path)],
             cwd=tmp_path,
