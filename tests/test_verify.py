@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import io
 import math
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from support import MODULE, make_trace
 from typetrace.apply import apply_stub_to_source
 from typetrace.stubs import build_stub
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import TypeRef
+from typetrace.typemodel import NONE, TypeRef
 from typetrace.verify import CheckerError, Slot, VerifyError, _new_errors, restore_check_bound, verify_stub
 
 pytest.importorskip("mypy")
@@ -302,6 +305,130 @@ class TestBlamePrecision:
         assert {item.slot for item in result.dropped} == {Slot("shout", "text"), Slot("shout", None)}
         assert "Checking" in caplog.text
         assert "alone, because checking its package failed" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def latent(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """Verify :data:`LATENT` with its traces, once for the tests that only read the result."""
+    return verify(tmp_path_factory.mktemp("latent"), LATENT, LATENT_TRACES)
+
+
+class TestCheckModes:
+    """mypy runs with and without ``--check-untyped-defs``, on top of the project's configuration."""
+
+    def test_latent_body_error_drops_function(self, latent: tuple[Path, object]) -> None:
+        """A body error that mypy's defaults report only once the function is annotated drops all its annotations."""
+        _, result = latent
+        dropped = {item.slot for item in result.dropped}  # type: ignore[attr-defined]
+        assert dropped == {Slot("first", "items"), Slot("first", None), Slot("size", "text"), Slot("size", None)}
+        assert set(result.kept) == {Slot("double", "n"), Slot("double", None)}  # type: ignore[attr-defined]
+        assert {item.error.code for item in result.dropped} == {"valid-type", "arg-type"}  # type: ignore[attr-defined]
+        # Blamed for certain, so the restore step tries nothing: one check finds
+        # the errors, one finds none.
+        assert result.rounds == 2  # type: ignore[attr-defined]
+
+    def test_latent_report_names_no_option(self, latent: tuple[Path, object]) -> None:
+        """Without a configuration, mypy's defaults skip untyped bodies, so the report adds no option."""
+        _, result = latent
+        report = result.report()  # type: ignore[attr-defined]
+        assert '  dropped first parameter items: str (mypy: line 7: Type variable "pkg.mod.V" is unbound  [valid-type])' in report
+        assert "check-untyped-defs" not in report
+
+    def test_no_new_errors_either_way(self, latent: tuple[Path, object]) -> None:
+        """The verified annotations add no mypy error with mypy's defaults or with --check-untyped-defs."""
+        path, result = latent
+        root = path.parent.parent
+        before = mypy_errors(root)
+        before_checking = mypy_errors(root, "--check-untyped-defs")
+        annotated = apply_stub_to_source(textwrap.dedent(LATENT), result.stub)  # type: ignore[attr-defined]
+        assert "def double(n: int) -> int:" in annotated
+        assert "def first(items):" in annotated
+        path.write_text(annotated)
+        assert mypy_errors(root) - before == collections.Counter()
+        assert mypy_errors(root, "--check-untyped-defs") - before_checking == collections.Counter()
+
+    def test_strict_configuration_labels_other_mode(self, tmp_path: Path) -> None:
+        """Under ``strict``, which checks untyped bodies, the latent errors come from the run that adds --no-check-untyped-defs."""
+        (tmp_path / "pyproject.toml").write_text("[tool.mypy]\nstrict = true\n")
+        _, result = verify(tmp_path, LATENT, LATENT_TRACES)
+        dropped = {item.slot for item in result.dropped}  # type: ignore[attr-defined]
+        assert dropped == {Slot("first", "items"), Slot("first", None), Slot("size", "text"), Slot("size", None)}
+        assert {item.error.options for item in result.dropped} == {"--no-check-untyped-defs"}  # type: ignore[attr-defined]
+        assert "(mypy --no-check-untyped-defs: line 7: " in result.report()  # type: ignore[attr-defined]
+
+    def test_call_in_untyped_function_labelled(self, tmp_path: Path) -> None:
+        """A call that only --check-untyped-defs checks drops the annotation and names that option."""
+        source = """\
+        def describe(label):
+            return label.upper()
+
+
+        def main():
+            return describe(3)
+        """
+        _, result = verify(tmp_path, source, [trace("describe", {"label": STR}, STR)])
+        assert [item.slot for item in result.dropped] == [Slot("describe", "label")]  # type: ignore[attr-defined]
+        assert result.dropped[0].error.options == "--check-untyped-defs"  # type: ignore[attr-defined]
+        assert "(mypy --check-untyped-defs: line 6: " in result.report()  # type: ignore[attr-defined]
+
+    @pytest.mark.parametrize(
+        ("configuration", "kept"),
+        [
+            pytest.param(None, False, id="defaults"),
+            pytest.param("[tool.mypy]\nstrict_optional = false\n", True, id="no-strict-optional"),
+            pytest.param("[mypy]\nstrict_optional = False\n", True, id="mypy-ini"),
+        ],
+    )
+    def test_project_configuration_honoured(self, tmp_path: Path, configuration: str, kept: bool) -> None:
+        """``strict_optional = false`` in the project's configuration keeps an annotation that mypy's defaults reject."""
+        if configuration is not None:
+            name = "mypy.ini" if configuration.startswith("[mypy]") else "pyproject.toml"
+            (tmp_path / name).write_text(configuration)
+        source = """\
+        def increment(value):
+            return value + 1
+        """
+        traces = [trace("increment", {"value": INT}, INT), trace("increment", {"value": NONE}, INT)]
+        _, result = verify(tmp_path, source, traces)
+        assert (Slot("increment", "value") in result.kept) is kept  # type: ignore[attr-defined]
+        assert Slot("increment", None) in result.kept  # type: ignore[attr-defined]
+
+
+LATENT = """\
+from typing import TypeVar
+
+V = TypeVar("V")
+
+
+def first(items):
+    item: V = items[0]
+    return item
+
+
+def size(text):
+    return len(5) + len(text)
+
+
+def double(n):
+    return n * 2
+"""
+
+LATENT_TRACES = [
+    trace("first", {"items": STR}, STR),
+    trace("size", {"text": STR}, INT),
+    trace("double", {"n": INT}, INT),
+]
+
+
+def mypy_errors(root: Path, *options: str) -> collections.Counter[str]:
+    """Count mypy's errors on ``pkg`` in *root* by message and code, with mypy's defaults and *options*."""
+    command = [
+        sys.executable, "-m", "mypy", "--config-file=", "--no-incremental", "--cache-dir", str(root / "check-cache"),
+        "--no-error-summary", "--hide-error-context", "--no-pretty", "--show-error-codes", *options, "pkg",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    assert result.returncode in (0, 1), result.stderr
+    return collections.Counter(line.split(": error: ", 1)[1] for line in result.stdout.splitlines() if ": error: " in line)
 
 
 CALLER = """\

@@ -40,14 +40,18 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 from typetrace._blame import (
+    Blame,
     BlameContext,
     ErrorSite,
     Slot,
     annotation_of,
     blame,
+    body_owner,
     function_of,
+    function_slots,
     is_type_var,
     stub_slots,
+    unannotated_functions,
     with_type_var_partners,
 )
 from typetrace.apply import apply_stub_to_source
@@ -104,6 +108,10 @@ class CheckerError:
     #: Path of the file, relative to the folder of the top-level package; empty for
     #: the module that is verified.
     file: str = ""
+    #: The option that verify added to the project's configuration for the run that
+    #: reported the error, such as ``--check-untyped-defs``; empty when the
+    #: configuration sets that option already.
+    options: str = ""
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -113,7 +121,8 @@ class CheckerError:
     def __str__(self) -> str:
         code = f"  [{self.code}]" if self.code else ""
         where = f"{self.file} line {self.line}" if self.file else f"line {self.line}"
-        return f"{self.checker}: {where}: {self.message}{code}"
+        checker = f"{self.checker} {self.options}" if self.options else self.checker
+        return f"{checker}: {where}: {self.message}{code}"
 
 
 @dataclass(frozen=True)
@@ -138,7 +147,10 @@ class VerifyResult:
     #: Names of the type checkers that were run.
     checkers: tuple[str, ...]
     #: Number of times the annotated module was checked, the baseline not included.
+    #: One check runs mypy up to twice, see :func:`verify_stub`.
     rounds: int
+    #: Number of type-checker runs, the baseline runs included.
+    runs: int = 0
 
     def report(self, *, verbose: bool = False) -> str:
         """Return the counts and the dropped annotations as text; *verbose* lists the kept ones too."""
@@ -207,8 +219,9 @@ def verify_stub(
         raise VerifyError(f"Failed to read {path}: {error}") from error
     with tempfile.TemporaryDirectory(prefix="typetrace-verify-") as folder:
         runner = _Runner(path.resolve(), Path(folder), checkers, cache_dir or Path(folder) / "mypy-cache")
+        modes = runner.modes()
         try:
-            baseline_errors = runner.check(None)
+            baselines = {mode: collections.Counter(error.key for error in runner.check(None, mode)) for mode in modes}
         except VerifyError as error:
             if runner.target == runner.path:
                 raise
@@ -216,9 +229,28 @@ def verify_stub(
             # but the module alone can still be checked.
             logger.warning("Checking %s alone, because checking its package failed: %s", path, error)
             runner.target = runner.path
-            baseline_errors = runner.check(None)
-        baseline = collections.Counter(error.key for error in baseline_errors)
-        return _Verification(stub, source, baseline, runner, target_version).run()
+            baselines = {mode: collections.Counter(error.key for error in runner.check(None, mode)) for mode in modes}
+        return _Verification(stub, source, baselines, runner, target_version).run()
+
+
+@dataclass
+class _Round:
+    """One check of the stub minus some annotations: the text checked and the new errors of each run."""
+
+    annotated: str
+    stub: ModuleStub
+    #: New errors of each mode that ran, in the order they ran. The check stops at the
+    #: first mode with a new error, so only the last one can have any.
+    errors: dict[_Mode, list[CheckerError]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def failed(self) -> Optional[_Mode]:
+        """The mode that reported new errors, or ``None`` if none did."""
+        if self.errors:
+            mode, errors = list(self.errors.items())[-1]
+            if errors:
+                return mode
+        return None
 
 
 class _Verification:
@@ -228,15 +260,20 @@ class _Verification:
         self,
         original: ModuleStub,
         source: str,
-        baseline: _Baseline,
+        baselines: dict[_Mode, _Baseline],
         runner: _Runner,
         target_version: tuple[int, int],
     ) -> None:
         self.original = original
         self.source = source
-        self.baseline = baseline
+        self.baselines = baselines
         self.runner = runner
         self.target_version = target_version
+        #: The modes in the order a check runs them: the one that last reported a new
+        #: error comes first, because it is the most likely to report one again.
+        self.order = list(baselines)
+        #: Functions that the source leaves without annotations, by qualified name and accessor.
+        self.unannotated = unannotated_functions(source)
         self.to_source_line: Callable[[int], int] = lambda line: line
         #: Dropped slots, with the error that each was dropped for.
         self.removed: dict[Slot, CheckerError] = {}
@@ -245,6 +282,7 @@ class _Verification:
         #: Dropped slots that a certain blame named, and whose error went with them.
         self.confirmed: set[Slot] = set()
         self.rounds = 0
+        self.runs = len(baselines)
 
     def run(self) -> VerifyResult:
         self._drop_until_clean()
@@ -254,46 +292,57 @@ class _Verification:
             for slot, error in sorted(self.removed.items(), key=lambda item: item[0].sort_key)
         ]
         stub = _without(self.original, self.removed)
-        return VerifyResult(stub, tuple(stub_slots(stub)), tuple(dropped), self.runner.checkers, self.rounds)
+        return VerifyResult(stub, tuple(stub_slots(stub)), tuple(dropped), self.runner.checkers, self.rounds, self.runs)
 
-    def _check(self, removed: Iterable[Slot]) -> tuple[str, ModuleStub, list[CheckerError]]:
-        """Check the package with the stub minus *removed*; return the text, stub and new errors."""
+    def _check(self, removed: Iterable[Slot]) -> _Round:
+        """Check the package with the stub minus *removed* in each mode, up to the first with new errors."""
         stub = _without(self.original, removed)
         annotated = apply_stub_to_source(self.source, stub, target_version=self.target_version)
+        checked = _Round(annotated, stub)
         if annotated == self.source:
-            return annotated, stub, []
+            return checked
         self.rounds += 1
-        return annotated, stub, _new_errors(self.runner.check(annotated), self.baseline)
+        for mode in list(self.order):
+            self.runs += 1
+            new_errors = _new_errors(self.runner.check(annotated, mode), self.baselines[mode])
+            checked.errors[mode] = new_errors
+            if new_errors:
+                self.order.remove(mode)
+                self.order.insert(0, mode)
+                break
+        return checked
 
     def _drop_until_clean(self) -> None:
-        """Drop blamed annotations until the package has no new errors.
+        """Drop blamed annotations until the package has no new errors in any mode.
 
-        A certain blame is confirmed when its error is gone in the next round, and its
-        annotations are not tried again even if another blame guessed at them.
-        Otherwise they count as guessed too.
+        A certain blame is confirmed when its error is gone the next time its mode
+        runs, and its annotations are not tried again even if another blame guessed at
+        them. Otherwise they count as guessed too.
         """
-        pending: dict[tuple[str, str, str, str], set[Slot]] = {}
+        pending: dict[tuple[_Mode, tuple[str, str, str, str]], set[Slot]] = {}
         while True:
-            annotated, stub, new_errors = self._check(self.removed)
-            remaining = collections.Counter(error.key for error in new_errors)
-            for key, slots in pending.items():
-                if remaining[key]:
-                    self.guessed |= slots
-                else:
-                    self.confirmed |= slots
-            pending = {}
-            if not new_errors:
+            checked = self._check(self.removed)
+            for mode, errors in checked.errors.items():
+                remaining = collections.Counter(error.key for error in errors)
+                for pending_mode, key in [item for item in pending if item[0] == mode]:
+                    slots = pending.pop((pending_mode, key))
+                    if remaining[key]:
+                        self.guessed |= slots
+                    else:
+                        self.confirmed |= slots
+            failed = checked.failed
+            if failed is None:
                 return
-            context = BlameContext(stub, annotated, self.runner.root)
-            self.to_source_line = _line_mapper(annotated.splitlines(), self.source.splitlines())
+            new_errors = checked.errors[failed]
+            context = BlameContext(checked.stub, checked.annotated, self.runner.root)
+            self.to_source_line = _line_mapper(checked.annotated.splitlines(), self.source.splitlines())
             blamed: dict[Slot, CheckerError] = {}
             for error in new_errors:
-                site = ErrorSite(error.file, error.line, error.column, error.code, error.message)
-                found = blame(site, context)
+                found = self._blame(error, failed, context)
                 for slot in found.slots:
                     blamed.setdefault(slot, self._reported(error))
                 if found.certain:
-                    pending.setdefault(error.key, set()).update(found.slots)
+                    pending.setdefault((failed, error.key), set()).update(found.slots)
                 else:
                     self.guessed |= found.slots
             if not blamed or self.rounds >= MAX_ROUNDS:
@@ -303,10 +352,36 @@ class _Verification:
                     "Dropping every annotation of %s: %d new error(s) not attributed",
                     self.original.module, len(new_errors),
                 )  # fmt: skip
-                everything = stub_slots(stub)
+                everything = stub_slots(checked.stub)
                 blamed = {slot: self._reported(new_errors[0]) for slot in everything}
                 self.guessed |= set(everything)
             self.removed.update(blamed)
+
+    def _blame(self, error: CheckerError, mode: _Mode, context: BlameContext) -> Blame:
+        """Attribute *error*, found in *mode*, to annotations of ``context.stub``.
+
+        In a mode that skips the bodies of functions without annotations, an error in
+        the body of a function that the source leaves unannotated may be one the body
+        always had, which the check now reports because the stub annotates the
+        function. Dropping every annotation of the function makes the checker skip its
+        body again, so that blame is certain. It applies when :func:`blame` finds no
+        annotation, or when a mode that checks every body has the error in its
+        baseline, so that it is not caused by any annotation.
+        """
+        site = ErrorSite(error.file, error.line, error.column, error.code, error.message)
+        found = blame(site, context)
+        if not mode.skips_untyped_bodies:
+            return found
+        owner = body_owner(site, context)
+        if owner is None or (owner.qualname, owner.accessor) not in self.unannotated:
+            return found
+        always_there = any(
+            baseline[error.key] for other, baseline in self.baselines.items()
+            if other.checker == mode.checker and not other.skips_untyped_bodies
+        )  # fmt: skip
+        if found.slots and not always_there:
+            return found
+        return Blame(frozenset(function_slots(owner)), True)
 
     def _reported(self, error: CheckerError) -> CheckerError:
         """Return *error* with the line of the user's file, not of the annotated text."""
@@ -345,8 +420,7 @@ class _Verification:
             batch = set().union(*units)
             trial = [slot for slot in self.removed if slot not in batch]
             self.restore_checks += 1
-            _, _, new_errors = self._check(trial)
-            if not new_errors:
+            if self._check(trial).failed is None:
                 for slot in batch:
                     del self.removed[slot]
                 return True
@@ -394,6 +468,33 @@ def _new_errors(errors: list[CheckerError], baseline: _Baseline) -> list[Checker
 # --- Running the checkers ----------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Mode:
+    """One way to run a type checker: the checker and the options verify adds to the project's configuration."""
+
+    checker: str
+    #: Options added to the command line.
+    flags: tuple[str, ...] = ()
+    #: The option that reports show for errors of this mode; empty when the project's
+    #: configuration sets it already.
+    label: str = ""
+    #: Whether the checker skips the bodies of functions without annotations.
+    skips_untyped_bodies: bool = False
+
+
+#: Prints whether the mypy configuration found from the working folder sets
+#: ``check_untyped_defs``, and the path of that configuration. ``process_options`` is
+#: the function that reads mypy's command line and configuration file in mypy 1.x and
+#: 2.x; it is not a public API, so a failure here only costs the report its labels.
+_CONFIGURATION_PROBE = """\
+import sys
+from mypy.main import process_options
+_, options = process_options(sys.argv[1:])
+print(options.check_untyped_defs)
+print(options.config_file or "")
+"""
+
+
 class _Runner:
     """Runs the type checkers on the module's package, with the module as it is or with another text."""
 
@@ -415,24 +516,65 @@ class _Runner:
         relative = path.relative_to(self.root)
         self.target = self.root / relative.parts[0] if len(relative.parts) > 1 else path
 
-    def check(self, text: Optional[str]) -> list[CheckerError]:
-        """Check the package, with *text* in place of the module's source unless it is ``None``."""
+    def modes(self) -> list[_Mode]:
+        """Return the ways to run each checker, in the order a check first runs them.
+
+        mypy runs twice per check, with the project's configuration and
+        ``--no-check-untyped-defs``, then with it and ``--check-untyped-defs``. One of
+        the two is mypy as the project runs it. The first skips the bodies of functions
+        without annotations, so an annotation that makes mypy check such a body
+        surfaces the errors the body always had. The second checks every body, so the
+        calls made in unannotated functions are checked against the new annotations.
+        The mode that the project's configuration gives runs first.
+        """
+        modes = []
+        for name in self.checkers:
+            if name == "pyright":
+                modes.append(_Mode("pyright"))
+                continue
+            configured = self._configured_check_untyped_defs()
+            skipping = _Mode(
+                "mypy", ("--no-check-untyped-defs",), "" if configured is False else "--no-check-untyped-defs", True
+            )
+            checking = _Mode("mypy", ("--check-untyped-defs",), "" if configured is True else "--check-untyped-defs")
+            modes.extend([checking, skipping] if configured else [skipping, checking])
+        return modes
+
+    def _configured_check_untyped_defs(self) -> Optional[bool]:
+        """Return whether the project's mypy configuration checks every body, or ``None`` if that is unknown.
+
+        mypy reads ``mypy.ini``, ``.mypy.ini``, ``pyproject.toml`` (``[tool.mypy]``) or
+        ``setup.cfg`` (``[mypy]``) from the folder it runs in, else from the nearest
+        parent folder that has one, up to the root of a git or Mercurial checkout, else
+        the user's configuration file.
+        """
+        result = _run([sys.executable, "-c", _CONFIGURATION_PROBE, str(self.target)], self.root)
+        lines = result.stdout.splitlines()
+        if result.returncode != 0 or len(lines) != 2 or lines[0] not in ("True", "False"):
+            logger.info("Could not read the mypy configuration of %s: %s", self.target, result.stderr.strip()[-2000:])
+            return None
+        logger.info("mypy reads its configuration from %s", lines[1] or "no file (mypy's defaults)")
+        return lines[0] == "True"
+
+    def check(self, text: Optional[str], mode: _Mode) -> list[CheckerError]:
+        """Check the package in *mode*, with *text* in place of the module's source unless it is ``None``."""
+        if mode.checker == "pyright":
+            return self._pyright(text)
         if text is not None:
             self.shadow.write_text(text, encoding="utf-8")
-        errors: list[CheckerError] = []
-        for name in self.checkers:
-            errors.extend(self._mypy(text is not None) if name == "mypy" else self._pyright(text))
-        return errors
+        return self._mypy(text is not None, mode)
 
-    def _mypy(self, shadowed: bool) -> list[CheckerError]:
+    def _mypy(self, shadowed: bool, mode: _Mode) -> list[CheckerError]:
         # --shadow-file makes mypy read the annotated text for the user's file, so
         # imports of the module's package resolve as they do for the file itself.
-        # --check-untyped-defs also checks the calls made in unannotated functions
-        # against the new annotations.
+        # The options after "mypy" set the output format and the cache, and override the
+        # project's configuration only there. mypy's cache depends on the options, so
+        # each mode has its own.
         command = [
-            sys.executable, "-m", "mypy", "--check-untyped-defs",
-            "--show-column-numbers", "--no-error-summary", "--hide-error-context", "--no-pretty",
-            "--show-absolute-path", "--follow-imports=silent", "--cache-dir", str(self.cache_dir),
+            sys.executable, "-m", "mypy", *mode.flags,
+            "--show-column-numbers", "--hide-error-end", "--show-error-codes", "--no-error-summary",
+            "--hide-error-context", "--no-pretty", "--show-absolute-path", "--follow-imports=silent",
+            "--cache-dir", str(self.cache_dir / mode.flags[0].lstrip("-")),
         ]  # fmt: skip
         if shadowed:
             command += ["--shadow-file", str(self.path), str(self.shadow)]
@@ -453,7 +595,9 @@ class _Runner:
                 file = path.relative_to(self.root).as_posix()
             else:
                 continue
-            errors.append(CheckerError("mypy", int(match["line"]), int(match["column"]), match["message"], match["code"] or "", file))
+            errors.append(
+                CheckerError("mypy", int(match["line"]), int(match["column"]), match["message"], match["code"] or "", file, mode.label)
+            )
         return errors
 
     def _pyright(self, text: Optional[str]) -> list[CheckerError]:
