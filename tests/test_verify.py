@@ -324,8 +324,9 @@ class TestCheckModes:
         assert set(result.kept) == {Slot("double", "n"), Slot("double", None)}  # type: ignore[attr-defined]
         assert {item.error.code for item in result.dropped} == {"valid-type", "arg-type"}  # type: ignore[attr-defined]
         # Blamed for certain, so the restore step tries nothing: one check finds
-        # the errors, one finds none.
+        # the errors in its first mode, and one finds none in either mode.
         assert result.rounds == 2  # type: ignore[attr-defined]
+        assert result.runs == 2 + 1 + 2  # type: ignore[attr-defined]
 
     def test_latent_report_names_no_option(self, latent: tuple[Path, object]) -> None:
         """Without a configuration, mypy's defaults skip untyped bodies, so the report adds no option."""

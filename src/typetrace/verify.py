@@ -13,14 +13,28 @@ the new annotations. pyright has no such option, so for pyright the text is writ
 to a copy beside the file, named ``_typetrace_verify_<name>.py``, only that copy is
 checked, and the copy is removed after the check.
 
-Errors are compared by checker, file, error code and message, not by line, because
-the imports that ``apply`` adds move every line below them.
+mypy runs in two modes, both with the project's own configuration (the file that
+mypy finds from the folder that contains the top-level package): once with
+``--no-check-untyped-defs`` and once with ``--check-untyped-defs``. One of the two is
+mypy as the project runs it. The first mode skips the bodies of functions without
+annotations, so annotating such a function makes mypy report the errors its body
+always had. Those count as new, and are blamed on the function's annotations (see
+:meth:`_Verification._blame`). The second mode checks every body, so the calls made
+in unannotated functions are checked against the new annotations. A check of the
+annotated text passes when no mode reports a new error.
 
-Number of checker runs per module: one for the baseline, at most :data:`MAX_ROUNDS`
-to drop, and for the restore step at most ``1 + 2 * k * ceil(log2(n))``, where *n* is
-the number of annotations (a ``TypeVar`` with its uses counts as one) whose drop was a
-guess and *k* the number of them that stay dropped. :data:`MAX_RESTORE_CHECKS` caps
-the restore step. Each run of mypy reuses the cache of the previous one.
+The errors of each mode are compared with the baseline of the same mode, by checker,
+file, error code and message, not by line, because the imports that ``apply`` adds
+move every line below them.
+
+Number of checks per module: at most :data:`MAX_ROUNDS` to drop, and for the restore
+step at most ``1 + 2 * k * ceil(log2(n))``, where *n* is the number of annotations (a
+``TypeVar`` with its uses counts as one) whose drop was a guess and *k* the number of
+them that stay dropped. :data:`MAX_RESTORE_CHECKS` caps the restore step. A check runs
+the modes one after another and stops at the first that reports a new error, with the
+mode that last reported one first. So mypy runs twice for the baseline and at most
+twice per check, and pyright once each. Each mode of mypy has its own cache, and each
+run reuses the cache of the previous run in that mode.
 """
 
 from __future__ import annotations
@@ -109,7 +123,7 @@ class CheckerError:
     #: the module that is verified.
     file: str = ""
     #: The option that verify added to the project's configuration for the run that
-    #: reported the error, such as ``--check-untyped-defs``; empty when the
+    #: reported the error, such as ``--check-untyped-defs``. Empty when the
     #: configuration sets that option already.
     options: str = ""
 
@@ -147,7 +161,7 @@ class VerifyResult:
     #: Names of the type checkers that were run.
     checkers: tuple[str, ...]
     #: Number of times the annotated module was checked, the baseline not included.
-    #: One check runs mypy up to twice, see :func:`verify_stub`.
+    #: One check runs mypy up to twice (see the module docstring).
     rounds: int
     #: Number of type-checker runs, the baseline runs included.
     runs: int = 0
@@ -201,10 +215,13 @@ def verify_stub(
     The baseline is the package as it is on disk when this is called, so when several
     modules are annotated one after another, each is compared with the package that
     has the earlier ones written. *checkers* names the type checkers to run (``mypy``,
-    ``pyright``); by default every one of :func:`available_checkers`. *cache_dir* is
-    mypy's cache folder, a temporary one by default. Passing one folder for several
-    modules of a package lets each check reuse the analysis of the earlier ones. The
-    file at *path* is read, never written.
+    ``pyright``); by default every one of :func:`available_checkers`. mypy runs with
+    the project's configuration, once with ``--no-check-untyped-defs`` and once with
+    ``--check-untyped-defs`` (see the module docstring), so the result adds no error
+    under either setting. *cache_dir* is the folder for mypy's caches, a temporary one
+    by default, with a subfolder for each mode. Passing one folder for several modules of
+    a package lets each check reuse the analysis of the earlier ones. The file at
+    *path* is read, never written.
 
     Raises:
         VerifyError: no type checker is available, one fails to run, or the file
@@ -360,13 +377,12 @@ class _Verification:
     def _blame(self, error: CheckerError, mode: _Mode, context: BlameContext) -> Blame:
         """Attribute *error*, found in *mode*, to annotations of ``context.stub``.
 
-        In a mode that skips the bodies of functions without annotations, an error in
-        the body of a function that the source leaves unannotated may be one the body
-        always had, which the check now reports because the stub annotates the
-        function. Dropping every annotation of the function makes the checker skip its
-        body again, so that blame is certain. It applies when :func:`blame` finds no
-        annotation, or when a mode that checks every body has the error in its
-        baseline, so that it is not caused by any annotation.
+        A mode that skips the bodies of functions without annotations checks such a
+        body once the stub annotates its function, so an error there may be one that
+        the body always had. Dropping every annotation of the function makes the
+        checker skip the body again, so that blame is certain. It applies when
+        :func:`blame` finds no annotation, or when the error is in the baseline of a
+        mode that checks every body, so that no annotation causes it.
         """
         site = ErrorSite(error.file, error.line, error.column, error.code, error.message)
         found = blame(site, context)
@@ -475,17 +491,17 @@ class _Mode:
     checker: str
     #: Options added to the command line.
     flags: tuple[str, ...] = ()
-    #: The option that reports show for errors of this mode; empty when the project's
-    #: configuration sets it already.
+    #: The option that reports show for errors of this mode, or empty when the
+    #: project's configuration sets it already.
     label: str = ""
     #: Whether the checker skips the bodies of functions without annotations.
     skips_untyped_bodies: bool = False
 
 
 #: Prints whether the mypy configuration found from the working folder sets
-#: ``check_untyped_defs``, and the path of that configuration. ``process_options`` is
-#: the function that reads mypy's command line and configuration file in mypy 1.x and
-#: 2.x; it is not a public API, so a failure here only costs the report its labels.
+#: ``check_untyped_defs``, and the path of that configuration. ``process_options``
+#: reads mypy's command line and configuration file (checked with mypy 1.10 and
+#: 2.4.1). It is not a public API, so when it fails, only the report labels change.
 _CONFIGURATION_PROBE = """\
 import sys
 from mypy.main import process_options
@@ -519,13 +535,10 @@ class _Runner:
     def modes(self) -> list[_Mode]:
         """Return the ways to run each checker, in the order a check first runs them.
 
-        mypy runs twice per check, with the project's configuration and
-        ``--no-check-untyped-defs``, then with it and ``--check-untyped-defs``. One of
-        the two is mypy as the project runs it. The first skips the bodies of functions
-        without annotations, so an annotation that makes mypy check such a body
-        surfaces the errors the body always had. The second checks every body, so the
-        calls made in unannotated functions are checked against the new annotations.
-        The mode that the project's configuration gives runs first.
+        mypy has two modes, both with the project's configuration: one adds
+        ``--no-check-untyped-defs`` and one ``--check-untyped-defs`` (see the module
+        docstring). The mode that the configuration selects comes first, and errors of
+        the other name its option in reports.
         """
         modes = []
         for name in self.checkers:
@@ -543,15 +556,19 @@ class _Runner:
     def _configured_check_untyped_defs(self) -> Optional[bool]:
         """Return whether the project's mypy configuration checks every body, or ``None`` if that is unknown.
 
-        mypy reads ``mypy.ini``, ``.mypy.ini``, ``pyproject.toml`` (``[tool.mypy]``) or
-        ``setup.cfg`` (``[mypy]``) from the folder it runs in, else from the nearest
+        mypy 2.4.1 reads ``mypy.ini``, ``.mypy.ini``, ``pyproject.toml`` (``[tool.mypy]``)
+        or ``setup.cfg`` (``[mypy]``) from the folder it runs in, else from the nearest
         parent folder that has one, up to the root of a git or Mercurial checkout, else
-        the user's configuration file.
+        the user's configuration file. The probe runs where the checks run, so it reads
+        the same file.
         """
         result = _run([sys.executable, "-c", _CONFIGURATION_PROBE, str(self.target)], self.root)
         lines = result.stdout.splitlines()
         if result.returncode != 0 or len(lines) != 2 or lines[0] not in ("True", "False"):
-            logger.info("Could not read the mypy configuration of %s: %s", self.target, result.stderr.strip()[-2000:])
+            logger.info(
+                "Failed to read the mypy configuration for %s, so reports name the option of both modes: %s",
+                self.target, result.stderr.strip()[-2000:],
+            )  # fmt: skip
             return None
         logger.info("mypy reads its configuration from %s", lines[1] or "no file (mypy's defaults)")
         return lines[0] == "True"
