@@ -44,9 +44,6 @@ import dataclasses
 import difflib
 import logging
 import math
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -68,8 +65,12 @@ from typetrace._blame import (
     unannotated_functions,
     with_type_var_partners,
 )
+from typetrace._checkers import CHECK_TIMEOUT as CHECK_TIMEOUT
+from typetrace._checkers import CheckerError as CheckerError
+from typetrace._checkers import CheckerRunner, CheckMode
+from typetrace._checkers import VerifyError as VerifyError
+from typetrace._checkers import available_checkers as available_checkers
 from typetrace.apply import apply_stub_to_source
-from typetrace.exceptions import TypeTraceError
 from typetrace.stubs.model import ClassStub, FunctionStub, ModuleStub
 
 __all__ = [
@@ -90,10 +91,7 @@ MAX_ROUNDS = 10
 #: Maximum number of checker runs of the restore step; annotations not tried by then
 #: stay dropped.
 MAX_RESTORE_CHECKS = 60
-#: Seconds one type-checker run may take.
-CHECK_TIMEOUT = 600
 
-_MYPY_LINE = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<column>\d+): error: (?P<message>.*?)(?:  \[(?P<code>[\w-]+)\])?$")
 #: mypy error codes that report missing annotations, not wrong ones. Dropping one
 #: annotation of a function makes it partly annotated, which these codes report under
 #: ``disallow_untyped_defs`` and ``disallow_untyped_calls`` with new messages, so
@@ -101,42 +99,6 @@ _MYPY_LINE = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<column>\d+): error: (
 _COMPLETENESS_CODES = frozenset({"no-untyped-def", "no-untyped-call"})
 
 _Baseline = collections.Counter[tuple[str, str, str, str]]
-
-
-class VerifyError(TypeTraceError):
-    """A type checker cannot be run, or its output cannot be read."""
-
-
-@dataclass(frozen=True)
-class CheckerError:
-    """One error a type checker reported on the checked module or its package."""
-
-    #: Name of the checker, such as ``mypy``.
-    checker: str
-    #: Line and column, 1-based, in the checked text.
-    line: int
-    column: int
-    message: str
-    #: Error code, such as ``arg-type``; empty when the checker gave none.
-    code: str = ""
-    #: Path of the file, relative to the folder of the top-level package; empty for
-    #: the module that is verified.
-    file: str = ""
-    #: The option that verify added to the project's configuration for the run that
-    #: reported the error, such as ``--check-untyped-defs``. Empty when the
-    #: configuration sets that option already.
-    options: str = ""
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        """Checker, file, code and message: the fields that two runs compare, without the position."""
-        return (self.checker, self.file, self.code, self.message)
-
-    def __str__(self) -> str:
-        code = f"  [{self.code}]" if self.code else ""
-        where = f"{self.file} line {self.line}" if self.file else f"line {self.line}"
-        checker = f"{self.checker} {self.options}" if self.options else self.checker
-        return f"{checker}: {where}: {self.message}{code}"
 
 
 @dataclass(frozen=True)
@@ -176,19 +138,6 @@ class VerifyResult:
             lines.extend(f"  kept {slot}" for slot in self.kept)
         lines.extend(f"  dropped {item.slot}: {item.annotation} ({item.error})" for item in self.dropped)
         return "\n".join(lines) + "\n"
-
-
-def available_checkers() -> tuple[str, ...]:
-    """Return the type checkers that can be run: ``mypy`` if importable, ``pyright`` if on ``PATH``."""
-    names = []
-    probe = subprocess.run(
-        [sys.executable, "-c", "import mypy.api"], capture_output=True, text=True, timeout=CHECK_TIMEOUT
-    )
-    if probe.returncode == 0:
-        names.append("mypy")
-    if shutil.which("pyright") is not None:
-        names.append("pyright")
-    return tuple(names)
 
 
 def restore_check_bound(guessed: int, kept_dropped: int) -> int:
@@ -235,7 +184,7 @@ def verify_stub(
     except (OSError, UnicodeDecodeError) as error:
         raise VerifyError(f"Failed to read {path}: {error}") from error
     with tempfile.TemporaryDirectory(prefix="typetrace-verify-") as folder:
-        runner = _Runner(path.resolve(), Path(folder), checkers, cache_dir or Path(folder) / "mypy-cache")
+        runner = CheckerRunner(path.resolve(), Path(folder), checkers, cache_dir or Path(folder) / "mypy-cache")
         modes = runner.modes()
         try:
             baselines = {mode: collections.Counter(error.key for error in runner.check(None, mode)) for mode in modes}
@@ -258,10 +207,10 @@ class _Round:
     stub: ModuleStub
     #: New errors of each mode that ran, in the order they ran. The check stops at the
     #: first mode with a new error, so only the last one can have any.
-    errors: dict[_Mode, list[CheckerError]] = dataclasses.field(default_factory=dict)
+    errors: dict[CheckMode, list[CheckerError]] = dataclasses.field(default_factory=dict)
 
     @property
-    def failed(self) -> Optional[_Mode]:
+    def failed(self) -> Optional[CheckMode]:
         """The mode that reported new errors, or ``None`` if none did."""
         if self.errors:
             mode, errors = list(self.errors.items())[-1]
@@ -277,8 +226,8 @@ class _Verification:
         self,
         original: ModuleStub,
         source: str,
-        baselines: dict[_Mode, _Baseline],
-        runner: _Runner,
+        baselines: dict[CheckMode, _Baseline],
+        runner: CheckerRunner,
         target_version: tuple[int, int],
     ) -> None:
         self.original = original
@@ -336,7 +285,7 @@ class _Verification:
         runs, and its annotations are not tried again even if another blame guessed at
         them. Otherwise they count as guessed too.
         """
-        pending: dict[tuple[_Mode, tuple[str, str, str, str]], set[Slot]] = {}
+        pending: dict[tuple[CheckMode, tuple[str, str, str, str]], set[Slot]] = {}
         while True:
             checked = self._check(self.removed)
             for mode, errors in checked.errors.items():
@@ -374,7 +323,7 @@ class _Verification:
                 self.guessed |= set(everything)
             self.removed.update(blamed)
 
-    def _blame(self, error: CheckerError, mode: _Mode, context: BlameContext) -> Blame:
+    def _blame(self, error: CheckerError, mode: CheckMode, context: BlameContext) -> Blame:
         """Attribute *error*, found in *mode*, to annotations of ``context.stub``.
 
         A mode that skips the bodies of functions without annotations checks such a
@@ -479,180 +428,6 @@ def _new_errors(errors: list[CheckerError], baseline: _Baseline) -> list[Checker
         else:
             new.append(error)
     return new
-
-
-# --- Running the checkers ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Mode:
-    """One way to run a type checker: the checker and the options verify adds to the project's configuration."""
-
-    checker: str
-    #: Options added to the command line.
-    flags: tuple[str, ...] = ()
-    #: The option that reports show for errors of this mode, or empty when the
-    #: project's configuration sets it already.
-    label: str = ""
-    #: Whether the checker skips the bodies of functions without annotations.
-    skips_untyped_bodies: bool = False
-
-
-#: Prints whether the mypy configuration found from the working folder sets
-#: ``check_untyped_defs``, and the path of that configuration. ``process_options``
-#: reads mypy's command line and configuration file (checked with mypy 1.10 and
-#: 2.4.1). It is not a public API, so when it fails, only the report labels change.
-_CONFIGURATION_PROBE = """\
-import sys
-from mypy.main import process_options
-_, options = process_options(sys.argv[1:])
-print(options.check_untyped_defs)
-print(options.config_file or "")
-"""
-
-
-class _Runner:
-    """Runs the type checkers on the module's package, with the module as it is or with another text."""
-
-    def __init__(self, path: Path, folder: Path, checkers: tuple[str, ...], cache_dir: Path) -> None:
-        unknown = [name for name in checkers if name not in ("mypy", "pyright")]
-        if unknown:
-            raise VerifyError(f"Unknown type checker {unknown[0]!r}: use mypy or pyright")
-        self.path = path
-        self.folder = folder
-        self.checkers = checkers
-        self.cache_dir = cache_dir
-        self.shadow = folder / path.name
-        # The checkers run in the folder that contains the module's top-level package,
-        # where ``import pkg.other`` resolves as at run time.
-        self.root = path.parent
-        while (self.root / "__init__.py").is_file() and self.root.parent != self.root:
-            self.root = self.root.parent
-        # mypy checks the whole top-level package, or the module alone if it is in none.
-        relative = path.relative_to(self.root)
-        self.target = self.root / relative.parts[0] if len(relative.parts) > 1 else path
-
-    def modes(self) -> list[_Mode]:
-        """Return the ways to run each checker, in the order a check first runs them.
-
-        mypy has two modes, both with the project's configuration: one adds
-        ``--no-check-untyped-defs`` and one ``--check-untyped-defs`` (see the module
-        docstring). The mode that the configuration selects comes first, and errors of
-        the other name its option in reports.
-        """
-        modes = []
-        for name in self.checkers:
-            if name == "pyright":
-                modes.append(_Mode("pyright"))
-                continue
-            configured = self._configured_check_untyped_defs()
-            skipping = _Mode(
-                "mypy", ("--no-check-untyped-defs",), "" if configured is False else "--no-check-untyped-defs", True
-            )
-            checking = _Mode("mypy", ("--check-untyped-defs",), "" if configured is True else "--check-untyped-defs")
-            modes.extend([checking, skipping] if configured else [skipping, checking])
-        return modes
-
-    def _configured_check_untyped_defs(self) -> Optional[bool]:
-        """Return whether the project's mypy configuration checks every body, or ``None`` if that is unknown.
-
-        mypy 2.4.1 reads ``mypy.ini``, ``.mypy.ini``, ``pyproject.toml`` (``[tool.mypy]``)
-        or ``setup.cfg`` (``[mypy]``) from the folder it runs in, else from the nearest
-        parent folder that has one, up to the root of a git or Mercurial checkout, else
-        the user's configuration file. The probe runs where the checks run, so it reads
-        the same file.
-        """
-        result = _run([sys.executable, "-c", _CONFIGURATION_PROBE, str(self.target)], self.root)
-        lines = result.stdout.splitlines()
-        if result.returncode != 0 or len(lines) != 2 or lines[0] not in ("True", "False"):
-            logger.info(
-                "Failed to read the mypy configuration for %s, so reports name the option of both modes: %s",
-                self.target, result.stderr.strip()[-2000:],
-            )  # fmt: skip
-            return None
-        logger.info("mypy reads its configuration from %s", lines[1] or "no file (mypy's defaults)")
-        return lines[0] == "True"
-
-    def check(self, text: Optional[str], mode: _Mode) -> list[CheckerError]:
-        """Check the package in *mode*, with *text* in place of the module's source unless it is ``None``."""
-        if mode.checker == "pyright":
-            return self._pyright(text)
-        if text is not None:
-            self.shadow.write_text(text, encoding="utf-8")
-        return self._mypy(text is not None, mode)
-
-    def _mypy(self, shadowed: bool, mode: _Mode) -> list[CheckerError]:
-        # --shadow-file makes mypy read the annotated text for the user's file, so
-        # imports of the module's package resolve as they do for the file itself.
-        # The options after "mypy" set the output format and the cache, and override the
-        # project's configuration only there. mypy's cache depends on the options, so
-        # each mode has its own.
-        command = [
-            sys.executable, "-m", "mypy", *mode.flags,
-            "--show-column-numbers", "--hide-error-end", "--show-error-codes", "--no-error-summary",
-            "--hide-error-context", "--no-pretty", "--show-absolute-path", "--follow-imports=silent",
-            "--cache-dir", str(self.cache_dir / mode.flags[0].lstrip("-")),
-        ]  # fmt: skip
-        if shadowed:
-            command += ["--shadow-file", str(self.path), str(self.shadow)]
-        command.append(str(self.target))
-        result = _run(command, self.root)
-        # mypy exits with 1 when it found errors and 2 when it failed.
-        if result.returncode not in (0, 1):
-            raise VerifyError(f"mypy failed on {self.target} (exit code {result.returncode}): {result.stderr.strip()[-2000:]}")
-        errors = []
-        for line in result.stdout.splitlines():
-            match = _MYPY_LINE.match(line)
-            if match is None:
-                continue
-            path = Path(match["path"])
-            if path == self.path:
-                file = ""
-            elif path.is_relative_to(self.root):
-                file = path.relative_to(self.root).as_posix()
-            else:
-                continue
-            errors.append(
-                CheckerError("mypy", int(match["line"]), int(match["column"]), match["message"], match["code"] or "", file, mode.label)
-            )
-        return errors
-
-    def _pyright(self, text: Optional[str]) -> list[CheckerError]:
-        # pyright has no shadow files, so the annotated text is checked as a copy next
-        # to the original, where its imports resolve the same way. pyright skips files
-        # whose names start with a dot, so the copy's name starts with an underscore.
-        import json
-
-        target = self.path
-        copy: Optional[Path] = None
-        if text is not None:
-            copy = self.path.with_name(f"_typetrace_verify_{self.path.name}")
-            copy.write_text(text, encoding="utf-8")
-            target = copy
-        try:
-            result = _run(["pyright", "--outputjson", str(target)], self.root)
-        finally:
-            if copy is not None:
-                copy.unlink()
-        try:
-            report = json.loads(result.stdout)
-        except ValueError as error:
-            raise VerifyError(f"pyright failed on {self.path} (exit code {result.returncode}): {result.stderr.strip()[-2000:]}") from error
-        errors = []
-        for item in report.get("generalDiagnostics", []):
-            if item.get("severity") != "error":
-                continue
-            start = item["range"]["start"]
-            errors.append(CheckerError("pyright", start["line"] + 1, start["character"] + 1, item["message"], item.get("rule", "")))
-        return errors
-
-
-def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    logger.info("Running %s", " ".join(command))
-    try:
-        return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=CHECK_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise VerifyError(f"Failed to run {command[0]}: {error}") from error
 
 
 # --- Changing the stub -------------------------------------------------------------
