@@ -32,9 +32,14 @@ step at most ``1 + 2 * k * ceil(log2(n))``, where *n* is the number of annotatio
 ``TypeVar`` with its uses counts as one) whose drop was a guess and *k* the number of
 them that stay dropped. :data:`MAX_RESTORE_CHECKS` caps the restore step. A check runs
 the modes one after another and stops at the first that reports a new error, with the
-mode that last reported one first. So mypy runs twice for the baseline and at most
-twice per check, and pyright once each. Each mode of mypy has its own cache, and each
-run reuses the cache of the previous run in that mode.
+mode that last reported one first. The restore step runs only the modes that check
+every body. Then one check in every mode confirms what it put back, and drops the
+annotations that a certain blame names for a new error (at most :data:`MAX_ROUNDS`
+more checks). If an error has no certain blame, the restore step runs again from its
+start with every mode, which at most doubles its checks. No text is checked twice in
+one mode, so mypy runs twice for the baseline and at most twice per check, and pyright
+once each. Each mode of mypy has its own cache, and each run reuses the cache of the
+previous run in that mode.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import difflib
+import hashlib
 import logging
 import math
 import sys
@@ -122,8 +128,8 @@ class VerifyResult:
     dropped: tuple[DroppedAnnotation, ...]
     #: Names of the type checkers that were run.
     checkers: tuple[str, ...]
-    #: Number of times the annotated module was checked, the baseline not included.
-    #: One check runs mypy up to twice (see the module docstring).
+    #: Number of different annotated texts of the module checked, the baseline not
+    #: included. mypy checks a text in up to two modes (see the module docstring).
     rounds: int
     #: Number of type-checker runs, the baseline runs included.
     runs: int = 0
@@ -247,12 +253,22 @@ class _Verification:
         self.guessed: set[Slot] = set()
         #: Dropped slots that a certain blame named, and whose error went with them.
         self.confirmed: set[Slot] = set()
+        #: New errors of each mode and annotated text, by mode and SHA-256 of the text.
+        self.results: dict[tuple[CheckMode, bytes], list[CheckerError]] = {}
+        #: SHA-256 of each annotated text checked.
+        self.texts: set[bytes] = set()
         self.rounds = 0
         self.runs = len(baselines)
 
     def run(self) -> VerifyResult:
         self._drop_until_clean()
-        self._restore()
+        before_restore = dict(self.removed)
+        if self._restore(self._restore_modes()) and not self._drop_until_clean(certain_only=True):
+            # The annotations put back add an error in a mode that the restore step did
+            # not run, and no certain blame explains it.
+            logger.info("Restore step of %s runs again with every mode", self.original.module)
+            self.removed = before_restore
+            self._restore(self.order)
         dropped = [
             DroppedAnnotation(slot, _annotation_text(self.original, slot), error)
             for slot, error in sorted(self.removed.items(), key=lambda item: item[0].sort_key)
@@ -260,17 +276,26 @@ class _Verification:
         stub = _without(self.original, self.removed)
         return VerifyResult(stub, tuple(stub_slots(stub)), tuple(dropped), self.runner.checkers, self.rounds, self.runs)
 
-    def _check(self, removed: Iterable[Slot]) -> _Round:
-        """Check the package with the stub minus *removed* in each mode, up to the first with new errors."""
+    def _check(self, removed: Iterable[Slot], modes: Optional[Sequence[CheckMode]] = None) -> _Round:
+        """Check the package with the stub minus *removed* in *modes* (default: all), up to the first with new errors.
+
+        The new errors of each text and mode are kept, so a text is checked at most
+        once in each mode, and :attr:`rounds` counts each text once.
+        """
         stub = _without(self.original, removed)
         annotated = apply_stub_to_source(self.source, stub, target_version=self.target_version)
         checked = _Round(annotated, stub)
         if annotated == self.source:
             return checked
-        self.rounds += 1
-        for mode in list(self.order):
-            self.runs += 1
-            new_errors = _new_errors(self.runner.check(annotated, mode), self.baselines[mode])
+        digest = hashlib.sha256(annotated.encode("utf-8")).digest()
+        if digest not in self.texts:
+            self.texts.add(digest)
+            self.rounds += 1
+        for mode in [mode for mode in self.order if modes is None or mode in modes]:
+            if (mode, digest) not in self.results:
+                self.runs += 1
+                self.results[mode, digest] = _new_errors(self.runner.check(annotated, mode), self.baselines[mode])
+            new_errors = self.results[mode, digest]
             checked.errors[mode] = new_errors
             if new_errors:
                 self.order.remove(mode)
@@ -278,15 +303,31 @@ class _Verification:
                 break
         return checked
 
-    def _drop_until_clean(self) -> None:
-        """Drop blamed annotations until the package has no new errors in any mode.
+    def _restore_modes(self) -> list[CheckMode]:
+        """Return the modes that the restore step runs: those that check every body.
+
+        A mode that skips untyped bodies reports an error that a mode checking every
+        body does not report mainly in the body of a function that the source leaves
+        unannotated, once the stub annotates it. Such an error drops all of the
+        function's annotations for certain, so the restore step never puts them back.
+        One check in every mode confirms the annotations that it puts back.
+        """
+        checking = {mode.checker for mode in self.order if not mode.skips_untyped_bodies}
+        return [mode for mode in self.order if not (mode.skips_untyped_bodies and mode.checker in checking)]
+
+    def _drop_until_clean(self, *, certain_only: bool = False) -> bool:
+        """Drop blamed annotations until the package has no new errors in any mode; return ``True`` then.
 
         A certain blame is confirmed when its error is gone the next time its mode
         runs, and its annotations are not tried again even if another blame guessed at
-        them. Otherwise they count as guessed too.
+        them. Otherwise they count as guessed too. With *certain_only*, an error
+        without a certain blame, or a check after :data:`MAX_ROUNDS`, returns ``False``
+        where it would otherwise drop a guess.
         """
         pending: dict[tuple[CheckMode, tuple[str, str, str, str]], set[Slot]] = {}
+        attempt = 0
         while True:
+            attempt += 1
             checked = self._check(self.removed)
             for mode, errors in checked.errors.items():
                 remaining = collections.Counter(error.key for error in errors)
@@ -298,20 +339,24 @@ class _Verification:
                         self.confirmed |= slots
             failed = checked.failed
             if failed is None:
-                return
+                return True
             new_errors = checked.errors[failed]
             context = BlameContext(checked.stub, checked.annotated, self.runner.root)
             self.to_source_line = _line_mapper(checked.annotated.splitlines(), self.source.splitlines())
             blamed: dict[Slot, CheckerError] = {}
             for error in new_errors:
                 found = self._blame(error, failed, context)
+                if certain_only and not (found.certain and found.slots):
+                    return False
                 for slot in found.slots:
                     blamed.setdefault(slot, self._reported(error))
                 if found.certain:
                     pending.setdefault((failed, error.key), set()).update(found.slots)
                 else:
                     self.guessed |= found.slots
-            if not blamed or self.rounds >= MAX_ROUNDS:
+            if not blamed or attempt >= MAX_ROUNDS:
+                if certain_only:
+                    return False
                 # An error that no rule blames drops every remaining annotation, and the
                 # restore step puts back the ones that do not cause it.
                 logger.info(
@@ -332,6 +377,11 @@ class _Verification:
         checker skip the body again, so that blame is certain. It applies when
         :func:`blame` finds no annotation, or when the error is in the baseline of a
         mode that checks every body, so that no annotation causes it.
+
+        NOTE: mypy's default options also give the attributes that an unannotated
+        method sets the type ``Any``. Annotating the method gives them their inferred
+        types, which can add errors elsewhere. No rule blames those, so they drop every
+        annotation and the restore step bisects.
         """
         site = ErrorSite(error.file, error.line, error.column, error.code, error.message)
         found = blame(site, context)
@@ -354,8 +404,10 @@ class _Verification:
             return error
         return dataclasses.replace(error, line=self.to_source_line(error.line))
 
-    def _restore(self) -> None:
-        """Put back the guessed drops that add no new error, bisecting batches that do.
+    def _restore(self, modes: Sequence[CheckMode]) -> bool:
+        """Put back the guessed drops that add no new error in *modes*, bisecting batches that do.
+
+        Return whether anything was put back.
 
         A batch of dropped annotations is added back in one check. If errors come back,
         the batch is split in halves and each half is tried, the first half on top of
@@ -373,10 +425,12 @@ class _Verification:
                 seen |= unit
                 units.append(unit)
         self.restore_checks = 0
+        remaining = len(self.removed)
         if units:
-            self._restore_batch(units, known_to_fail=False)
+            self._restore_batch(units, modes, known_to_fail=False)
+        return len(self.removed) < remaining
 
-    def _restore_batch(self, units: list[frozenset[Slot]], *, known_to_fail: bool) -> bool:
+    def _restore_batch(self, units: list[frozenset[Slot]], modes: Sequence[CheckMode], *, known_to_fail: bool) -> bool:
         """Try to put back *units*; return whether all of them were put back."""
         if not known_to_fail:
             if self.restore_checks >= MAX_RESTORE_CHECKS:
@@ -385,15 +439,15 @@ class _Verification:
             batch = set().union(*units)
             trial = [slot for slot in self.removed if slot not in batch]
             self.restore_checks += 1
-            if self._check(trial).failed is None:
+            if self._check(trial, modes).failed is None:
                 for slot in batch:
                     del self.removed[slot]
                 return True
         if len(units) == 1:
             return False
         half = len(units) // 2
-        first_put_back = self._restore_batch(units[:half], known_to_fail=False)
-        self._restore_batch(units[half:], known_to_fail=first_put_back)
+        first_put_back = self._restore_batch(units[:half], modes, known_to_fail=False)
+        self._restore_batch(units[half:], modes, known_to_fail=first_put_back)
         return False
 
 
