@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import collections
 import io
+import logging
 import math
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
+from typing import Optional
 
 import pytest
 from support import MODULE, make_trace
@@ -14,8 +19,8 @@ from support import MODULE, make_trace
 from typetrace.apply import apply_stub_to_source
 from typetrace.stubs import build_stub
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import TypeRef
-from typetrace.verify import CheckerError, Slot, VerifyError, _new_errors, restore_check_bound, verify_stub
+from typetrace.typemodel import NONE, TypeRef
+from typetrace.verify import CheckerError, Slot, VerifyError, VerifyResult, _new_errors, restore_check_bound, verify_stub
 
 pytest.importorskip("mypy")
 
@@ -302,6 +307,220 @@ class TestBlamePrecision:
         assert {item.slot for item in result.dropped} == {Slot("shout", "text"), Slot("shout", None)}
         assert "Checking" in caplog.text
         assert "alone, because checking its package failed" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def latent(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, VerifyResult]:
+    """Verify :data:`LATENT` with its traces, once for the tests that only read the result."""
+    path = write_package(tmp_path_factory.mktemp("latent"), LATENT)
+    return path, verify_stub(build_stub(MODULE, LATENT_TRACES, LATENT), path, checkers=["mypy"])
+
+
+class TestCheckModes:
+    """mypy runs with and without ``--check-untyped-defs``, on top of the project's configuration."""
+
+    def test_latent_body_error_drops_function(self, latent: tuple[Path, VerifyResult]) -> None:
+        """A body error that mypy's defaults report only once the function is annotated drops all its annotations."""
+        _, result = latent
+        dropped = {item.slot for item in result.dropped}
+        assert dropped == {Slot("first", "items"), Slot("first", None), Slot("size", "text"), Slot("size", None)}
+        assert set(result.kept) == {Slot("double", "n"), Slot("double", None)}
+        assert {item.error.code for item in result.dropped} == {"valid-type", "arg-type"}
+        # Blamed for certain, so the restore step tries nothing: one check finds
+        # the errors in its first mode, and one finds none in either mode.
+        assert result.rounds == 2
+        assert result.runs == 2 + 1 + 2
+
+    def test_latent_report_names_no_option(self, latent: tuple[Path, VerifyResult]) -> None:
+        """Without a configuration, mypy's defaults skip untyped bodies, so the report adds no option."""
+        _, result = latent
+        report = result.report()
+        assert '  dropped first parameter items: str (mypy: line 7: Type variable "pkg.mod.V" is unbound  [valid-type])' in report
+        assert "check-untyped-defs" not in report
+
+    def test_no_new_errors_either_way(self, latent: tuple[Path, VerifyResult]) -> None:
+        """The verified annotations add no mypy error with mypy's defaults or with --check-untyped-defs.
+
+        This test writes the annotated module, so it runs after the others that use
+        the fixture.
+        """
+        path, result = latent
+        root = path.parent.parent
+        before = mypy_errors(root)
+        before_checking = mypy_errors(root, "--check-untyped-defs")
+        annotated = apply_stub_to_source(LATENT, result.stub)
+        path.write_text(annotated)
+        assert mypy_errors(root) - before == collections.Counter()
+        assert mypy_errors(root, "--check-untyped-defs") - before_checking == collections.Counter()
+        assert "def double(n: int) -> int:" in annotated
+        assert "def first(items):" in annotated
+
+    def test_strict_configuration_labels_other_mode(self, tmp_path: Path) -> None:
+        """Under ``strict``, which checks untyped bodies, the latent errors come from the run that adds --no-check-untyped-defs."""
+        (tmp_path / "pyproject.toml").write_text("[tool.mypy]\nstrict = true\n")
+        result = verified(tmp_path, LATENT, LATENT_TRACES)
+        dropped = {item.slot for item in result.dropped}
+        assert dropped == {Slot("first", "items"), Slot("first", None), Slot("size", "text"), Slot("size", None)}
+        assert {item.error.options for item in result.dropped} == {"--no-check-untyped-defs"}
+        assert "(mypy --no-check-untyped-defs: line 7: " in result.report()
+
+    def test_call_in_untyped_function_labelled(self, tmp_path: Path) -> None:
+        """A call that only --check-untyped-defs checks drops the annotation and names that option."""
+        source = """\
+        def describe(label):
+            return label.upper()
+
+
+        def main():
+            return describe(3)
+        """
+        result = verified(tmp_path, source, [trace("describe", {"label": STR}, STR)])
+        assert [item.slot for item in result.dropped] == [Slot("describe", "label")]
+        assert result.dropped[0].error.options == "--check-untyped-defs"
+        assert "(mypy --check-untyped-defs: line 6: " in result.report()
+
+    def test_restored_function_confirmed(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        """An annotation that the restore step puts back is checked once more in the mode that skips untyped bodies.
+
+        Under ``strict``, the error on ``count() + label()`` is blamed on both returns
+        as a guess. The restore step runs only --check-untyped-defs and puts back
+        ``count``'s return, which makes mypy's other mode check ``count``'s body.
+        """
+        caplog.set_level(logging.INFO, logger="typetrace.verify")
+        (tmp_path / "pyproject.toml").write_text("[tool.mypy]\nstrict = true\n")
+        source = """\
+        from typing import TypeVar
+
+        V = TypeVar("V")
+
+
+        def count():
+            item: V = 1
+            return 1
+
+
+        def label():
+            return "x"
+
+
+        def caller():
+            return count() + label()
+        """
+        result = verified(tmp_path, source, [trace("count", {}, INT), trace("label", {}, STR)])
+        errors = {item.slot: item.error for item in result.dropped}
+        assert set(errors) == {Slot("count", None), Slot("label", None)}
+        assert errors[Slot("count", None)].code == "valid-type"
+        assert errors[Slot("count", None)].options == "--no-check-untyped-defs"
+        assert errors[Slot("label", None)].code == "operator"
+        assert "runs again with every mode" not in caplog.text
+
+    def test_attribute_type_falls_back(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        """An error from an attribute type that mypy infers once ``__init__`` is annotated drops ``__init__``'s annotations.
+
+        mypy's default options give attributes set in an unannotated method the type
+        ``Any``. No rule blames the new error in ``area``, so every annotation is
+        dropped, and the restore step, run again with every mode, puts back the rest.
+        """
+        caplog.set_level(logging.INFO, logger="typetrace.verify")
+        source = """\
+        class Box:
+            def __init__(self, size):
+                self.size = str(size)
+
+
+        def area(box: Box) -> int:
+            return box.size
+
+
+        def double(n):
+            return n * 2
+        """
+        box = TypeRef(MODULE, "Box")
+        traces = [trace("Box.__init__", {"self": box, "size": INT}), trace("double", {"n": INT}, INT)]
+        result = verified(tmp_path, source, traces)
+        assert {item.slot for item in result.dropped} == {Slot("Box.__init__", "size"), Slot("Box.__init__", None)}
+        assert set(result.kept) == {Slot("double", "n"), Slot("double", None)}
+        assert "runs again with every mode" in caplog.text
+
+    @pytest.mark.parametrize(
+        ("file", "configuration", "kept"),
+        [
+            pytest.param(None, "", False, id="defaults"),
+            pytest.param("pyproject.toml", "[tool.mypy]\nstrict_optional = false\n", True, id="pyproject"),
+            pytest.param("mypy.ini", "[mypy]\nstrict_optional = False\n", True, id="mypy-ini"),
+            pytest.param("setup.cfg", "[mypy]\nstrict_optional = False\n", True, id="setup-cfg"),
+            pytest.param("../pyproject.toml", "[tool.mypy]\nstrict_optional = false\n", True, id="parent-folder"),
+        ],
+    )
+    def test_project_configuration_honoured(self, tmp_path: Path, file: Optional[str], configuration: str, kept: bool) -> None:
+        """``strict_optional = false`` in the project's configuration keeps an annotation that mypy's defaults reject.
+
+        The package is in ``src``, the folder mypy runs in, so ``../pyproject.toml``
+        is found in the parent folder, as with a src layout.
+        """
+        if file == "../pyproject.toml" and _mypy_version() < (1, 19):
+            pytest.skip("mypy 1.19.1 and 2.4.1 read configuration files in parent folders; older versions were not checked")
+        root = tmp_path / "src"
+        root.mkdir()
+        if file is not None:
+            (root / file).write_text(configuration)
+        source = """\
+        def increment(value):
+            return value + 1
+        """
+        traces = [trace("increment", {"value": INT}, INT), trace("increment", {"value": NONE}, INT)]
+        result = verified(root, source, traces)
+        assert (Slot("increment", "value") in result.kept) is kept
+        assert Slot("increment", None) in result.kept
+
+
+def verified(root: Path, source: str, traces: list[CallTrace]) -> VerifyResult:
+    """Verify the stub of *traces* for the package that :func:`write_package` writes in *root*."""
+    path = write_package(root, textwrap.dedent(source))
+    return verify_stub(build_stub(MODULE, traces, path.read_text()), path, checkers=["mypy"])
+
+
+def _mypy_version() -> tuple[int, ...]:
+    import mypy.version
+
+    return tuple(int(part) for part in mypy.version.__version__.split("+")[0].split(".")[:2])
+
+
+LATENT = """\
+from typing import TypeVar
+
+V = TypeVar("V")
+
+
+def first(items):
+    item: V = items[0]
+    return item
+
+
+def size(text):
+    return len(5) + len(text)
+
+
+def double(n):
+    return n * 2
+"""
+
+LATENT_TRACES = [
+    trace("first", {"items": STR}, STR),
+    trace("size", {"text": STR}, INT),
+    trace("double", {"n": INT}, INT),
+]
+
+
+def mypy_errors(root: Path, *options: str) -> collections.Counter[str]:
+    """Count mypy's errors on ``pkg`` in *root* by message and code, with mypy's defaults and *options*."""
+    command = [
+        sys.executable, "-m", "mypy", "--config-file=", "--no-incremental", "--cache-dir", str(root / "check-cache"),
+        "--no-error-summary", "--hide-error-context", "--no-pretty", "--show-error-codes", *options, "pkg",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    assert result.returncode in (0, 1), result.stderr
+    return collections.Counter(line.split(": error: ", 1)[1] for line in result.stdout.splitlines() if ": error: " in line)
 
 
 CALLER = """\

@@ -27,10 +27,12 @@ __all__ = [
     "Slot",
     "annotation_of",
     "blame",
+    "body_owner",
     "function_of",
     "function_slots",
     "is_type_var",
     "stub_slots",
+    "unannotated_functions",
     "with_type_var_partners",
 ]
 
@@ -213,6 +215,34 @@ def blame(error: ErrorSite, context: BlameContext) -> Blame:
     scopes: list[ast.AST] = [expression, statement] if expression is not None else [statement]
     slots = _blame_in_scopes(scopes, statement, error, enclosing, context)
     return _finish(slots, context, certain=len(slots) == 1)
+
+
+def body_owner(error: ErrorSite, context: BlameContext) -> Optional[FunctionStub]:
+    """Return the stubbed function whose body, not signature, contains *error* in the annotated module."""
+    if error.file:
+        return None
+    enclosing = _enclosing(error, context)
+    if enclosing is None or error.line < enclosing.body_start:
+        return None
+    return enclosing.function
+
+
+def unannotated_functions(source: str) -> frozenset[tuple[str, Optional[PropertyAccessor]]]:
+    """Return the qualified names and accessors of the functions in *source* that have no annotation.
+
+    mypy's default options skip the bodies of these functions, and check a body once
+    any parameter or the return of its function has an annotation. A syntax error
+    gives an empty set.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return frozenset()
+    return frozenset(
+        (node.qualname, node.accessor)
+        for node in scan_module(tree).iter_functions()
+        if node.node.returns is None and all(argument.annotation is None for argument in _arguments(node.node))
+    )
 
 
 def _finish(slots: Iterable[Slot], context: BlameContext, *, certain: bool) -> Blame:

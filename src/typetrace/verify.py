@@ -13,14 +13,33 @@ the new annotations. pyright has no such option, so for pyright the text is writ
 to a copy beside the file, named ``_typetrace_verify_<name>.py``, only that copy is
 checked, and the copy is removed after the check.
 
-Errors are compared by checker, file, error code and message, not by line, because
-the imports that ``apply`` adds move every line below them.
+mypy runs in two modes, both with the project's own configuration (the file that
+mypy finds from the folder that contains the top-level package): once with
+``--no-check-untyped-defs`` and once with ``--check-untyped-defs``. One of the two is
+mypy as the project runs it. The first mode skips the bodies of functions without
+annotations, so annotating such a function makes mypy report the errors its body
+always had. Those count as new, and are blamed on the function's annotations (see
+:meth:`_Verification._blame`). The second mode checks every body, so the calls made
+in unannotated functions are checked against the new annotations. A check of the
+annotated text passes when no mode reports a new error.
 
-Number of checker runs per module: one for the baseline, at most :data:`MAX_ROUNDS`
-to drop, and for the restore step at most ``1 + 2 * k * ceil(log2(n))``, where *n* is
-the number of annotations (a ``TypeVar`` with its uses counts as one) whose drop was a
-guess and *k* the number of them that stay dropped. :data:`MAX_RESTORE_CHECKS` caps
-the restore step. Each run of mypy reuses the cache of the previous one.
+The errors of each mode are compared with the baseline of the same mode, by checker,
+file, error code and message, not by line, because the imports that ``apply`` adds
+move every line below them.
+
+Number of checks per module: at most :data:`MAX_ROUNDS` to drop, and for the restore
+step at most ``1 + 2 * k * ceil(log2(n))``, where *n* is the number of annotations (a
+``TypeVar`` with its uses counts as one) whose drop was a guess and *k* the number of
+them that stay dropped. :data:`MAX_RESTORE_CHECKS` caps the restore step. A check runs
+the modes one after another and stops at the first that reports a new error, with the
+mode that last reported one first. The restore step runs only the modes that check
+every body. Then one check in every mode confirms what it put back, and drops the
+annotations that a certain blame names for a new error (at most :data:`MAX_ROUNDS`
+more checks). If an error has no certain blame, the restore step runs again from its
+start with every mode, which at most doubles its checks. No text is checked twice in
+one mode, so mypy runs twice for the baseline and at most twice per check, and pyright
+once each. Each mode of mypy has its own cache, and each run reuses the cache of the
+previous run in that mode.
 """
 
 from __future__ import annotations
@@ -28,11 +47,9 @@ from __future__ import annotations
 import collections
 import dataclasses
 import difflib
+import hashlib
 import logging
 import math
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -40,18 +57,26 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 from typetrace._blame import (
+    Blame,
     BlameContext,
     ErrorSite,
     Slot,
     annotation_of,
     blame,
+    body_owner,
     function_of,
+    function_slots,
     is_type_var,
     stub_slots,
+    unannotated_functions,
     with_type_var_partners,
 )
+from typetrace._checkers import CHECK_TIMEOUT as CHECK_TIMEOUT
+from typetrace._checkers import CheckerError as CheckerError
+from typetrace._checkers import CheckerRunner, CheckMode
+from typetrace._checkers import VerifyError as VerifyError
+from typetrace._checkers import available_checkers as available_checkers
 from typetrace.apply import apply_stub_to_source
-from typetrace.exceptions import TypeTraceError
 from typetrace.stubs.model import ClassStub, FunctionStub, ModuleStub
 
 __all__ = [
@@ -72,10 +97,7 @@ MAX_ROUNDS = 10
 #: Maximum number of checker runs of the restore step; annotations not tried by then
 #: stay dropped.
 MAX_RESTORE_CHECKS = 60
-#: Seconds one type-checker run may take.
-CHECK_TIMEOUT = 600
 
-_MYPY_LINE = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<column>\d+): error: (?P<message>.*?)(?:  \[(?P<code>[\w-]+)\])?$")
 #: mypy error codes that report missing annotations, not wrong ones. Dropping one
 #: annotation of a function makes it partly annotated, which these codes report under
 #: ``disallow_untyped_defs`` and ``disallow_untyped_calls`` with new messages, so
@@ -83,37 +105,6 @@ _MYPY_LINE = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<column>\d+): error: (
 _COMPLETENESS_CODES = frozenset({"no-untyped-def", "no-untyped-call"})
 
 _Baseline = collections.Counter[tuple[str, str, str, str]]
-
-
-class VerifyError(TypeTraceError):
-    """A type checker cannot be run, or its output cannot be read."""
-
-
-@dataclass(frozen=True)
-class CheckerError:
-    """One error a type checker reported on the checked module or its package."""
-
-    #: Name of the checker, such as ``mypy``.
-    checker: str
-    #: Line and column, 1-based, in the checked text.
-    line: int
-    column: int
-    message: str
-    #: Error code, such as ``arg-type``; empty when the checker gave none.
-    code: str = ""
-    #: Path of the file, relative to the folder of the top-level package; empty for
-    #: the module that is verified.
-    file: str = ""
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        """Checker, file, code and message: the fields that two runs compare, without the position."""
-        return (self.checker, self.file, self.code, self.message)
-
-    def __str__(self) -> str:
-        code = f"  [{self.code}]" if self.code else ""
-        where = f"{self.file} line {self.line}" if self.file else f"line {self.line}"
-        return f"{self.checker}: {where}: {self.message}{code}"
 
 
 @dataclass(frozen=True)
@@ -137,8 +128,11 @@ class VerifyResult:
     dropped: tuple[DroppedAnnotation, ...]
     #: Names of the type checkers that were run.
     checkers: tuple[str, ...]
-    #: Number of times the annotated module was checked, the baseline not included.
+    #: Number of different annotated texts of the module checked, the baseline not
+    #: included. mypy checks a text in up to two modes (see the module docstring).
     rounds: int
+    #: Number of type-checker runs, the baseline runs included.
+    runs: int = 0
 
     def report(self, *, verbose: bool = False) -> str:
         """Return the counts and the dropped annotations as text; *verbose* lists the kept ones too."""
@@ -150,19 +144,6 @@ class VerifyResult:
             lines.extend(f"  kept {slot}" for slot in self.kept)
         lines.extend(f"  dropped {item.slot}: {item.annotation} ({item.error})" for item in self.dropped)
         return "\n".join(lines) + "\n"
-
-
-def available_checkers() -> tuple[str, ...]:
-    """Return the type checkers that can be run: ``mypy`` if importable, ``pyright`` if on ``PATH``."""
-    names = []
-    probe = subprocess.run(
-        [sys.executable, "-c", "import mypy.api"], capture_output=True, text=True, timeout=CHECK_TIMEOUT
-    )
-    if probe.returncode == 0:
-        names.append("mypy")
-    if shutil.which("pyright") is not None:
-        names.append("pyright")
-    return tuple(names)
 
 
 def restore_check_bound(guessed: int, kept_dropped: int) -> int:
@@ -189,10 +170,13 @@ def verify_stub(
     The baseline is the package as it is on disk when this is called, so when several
     modules are annotated one after another, each is compared with the package that
     has the earlier ones written. *checkers* names the type checkers to run (``mypy``,
-    ``pyright``); by default every one of :func:`available_checkers`. *cache_dir* is
-    mypy's cache folder, a temporary one by default. Passing one folder for several
-    modules of a package lets each check reuse the analysis of the earlier ones. The
-    file at *path* is read, never written.
+    ``pyright``); by default every one of :func:`available_checkers`. mypy runs with
+    the project's configuration, once with ``--no-check-untyped-defs`` and once with
+    ``--check-untyped-defs`` (see the module docstring), so the result adds no error
+    under either setting. *cache_dir* is the folder for mypy's caches, a temporary one
+    by default, with a subfolder for each mode. Passing one folder for several modules of
+    a package lets each check reuse the analysis of the earlier ones. The file at
+    *path* is read, never written.
 
     Raises:
         VerifyError: no type checker is available, one fails to run, or the file
@@ -206,9 +190,10 @@ def verify_stub(
     except (OSError, UnicodeDecodeError) as error:
         raise VerifyError(f"Failed to read {path}: {error}") from error
     with tempfile.TemporaryDirectory(prefix="typetrace-verify-") as folder:
-        runner = _Runner(path.resolve(), Path(folder), checkers, cache_dir or Path(folder) / "mypy-cache")
+        runner = CheckerRunner(path.resolve(), Path(folder), checkers, cache_dir or Path(folder) / "mypy-cache")
+        modes = runner.modes()
         try:
-            baseline_errors = runner.check(None)
+            baselines = {mode: collections.Counter(error.key for error in runner.check(None, mode)) for mode in modes}
         except VerifyError as error:
             if runner.target == runner.path:
                 raise
@@ -216,9 +201,28 @@ def verify_stub(
             # but the module alone can still be checked.
             logger.warning("Checking %s alone, because checking its package failed: %s", path, error)
             runner.target = runner.path
-            baseline_errors = runner.check(None)
-        baseline = collections.Counter(error.key for error in baseline_errors)
-        return _Verification(stub, source, baseline, runner, target_version).run()
+            baselines = {mode: collections.Counter(error.key for error in runner.check(None, mode)) for mode in modes}
+        return _Verification(stub, source, baselines, runner, target_version).run()
+
+
+@dataclass
+class _Round:
+    """One check of the stub minus some annotations: the text checked and the new errors of each run."""
+
+    annotated: str
+    stub: ModuleStub
+    #: New errors of each mode that ran, in the order they ran. The check stops at the
+    #: first mode with a new error, so only the last one can have any.
+    errors: dict[CheckMode, list[CheckerError]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def failed(self) -> Optional[CheckMode]:
+        """The mode that reported new errors, or ``None`` if none did."""
+        if self.errors:
+            mode, errors = list(self.errors.items())[-1]
+            if errors:
+                return mode
+        return None
 
 
 class _Verification:
@@ -228,15 +232,20 @@ class _Verification:
         self,
         original: ModuleStub,
         source: str,
-        baseline: _Baseline,
-        runner: _Runner,
+        baselines: dict[CheckMode, _Baseline],
+        runner: CheckerRunner,
         target_version: tuple[int, int],
     ) -> None:
         self.original = original
         self.source = source
-        self.baseline = baseline
+        self.baselines = baselines
         self.runner = runner
         self.target_version = target_version
+        #: The modes in the order a check runs them: the one that last reported a new
+        #: error comes first, because it is the most likely to report one again.
+        self.order = list(baselines)
+        #: Functions that the source leaves without annotations, by qualified name and accessor.
+        self.unannotated = unannotated_functions(source)
         self.to_source_line: Callable[[int], int] = lambda line: line
         #: Dropped slots, with the error that each was dropped for.
         self.removed: dict[Slot, CheckerError] = {}
@@ -244,69 +253,150 @@ class _Verification:
         self.guessed: set[Slot] = set()
         #: Dropped slots that a certain blame named, and whose error went with them.
         self.confirmed: set[Slot] = set()
+        #: New errors of each mode and annotated text, by mode and SHA-256 of the text.
+        self.results: dict[tuple[CheckMode, bytes], list[CheckerError]] = {}
+        #: SHA-256 of each annotated text checked.
+        self.texts: set[bytes] = set()
         self.rounds = 0
+        self.runs = len(baselines)
 
     def run(self) -> VerifyResult:
         self._drop_until_clean()
-        self._restore()
+        before_restore = dict(self.removed)
+        if self._restore(self._restore_modes()) and not self._drop_until_clean(certain_only=True):
+            # The annotations put back add an error in a mode that the restore step did
+            # not run, and no certain blame explains it.
+            logger.info("Restore step of %s runs again with every mode", self.original.module)
+            self.removed = before_restore
+            self._restore(self.order)
         dropped = [
             DroppedAnnotation(slot, _annotation_text(self.original, slot), error)
             for slot, error in sorted(self.removed.items(), key=lambda item: item[0].sort_key)
         ]
         stub = _without(self.original, self.removed)
-        return VerifyResult(stub, tuple(stub_slots(stub)), tuple(dropped), self.runner.checkers, self.rounds)
+        return VerifyResult(stub, tuple(stub_slots(stub)), tuple(dropped), self.runner.checkers, self.rounds, self.runs)
 
-    def _check(self, removed: Iterable[Slot]) -> tuple[str, ModuleStub, list[CheckerError]]:
-        """Check the package with the stub minus *removed*; return the text, stub and new errors."""
+    def _check(self, removed: Iterable[Slot], modes: Optional[Sequence[CheckMode]] = None) -> _Round:
+        """Check the package with the stub minus *removed* in *modes* (default: all), up to the first with new errors.
+
+        The new errors of each text and mode are kept, so a text is checked at most
+        once in each mode, and :attr:`rounds` counts each text once.
+        """
         stub = _without(self.original, removed)
         annotated = apply_stub_to_source(self.source, stub, target_version=self.target_version)
+        checked = _Round(annotated, stub)
         if annotated == self.source:
-            return annotated, stub, []
-        self.rounds += 1
-        return annotated, stub, _new_errors(self.runner.check(annotated), self.baseline)
+            return checked
+        digest = hashlib.sha256(annotated.encode("utf-8")).digest()
+        if digest not in self.texts:
+            self.texts.add(digest)
+            self.rounds += 1
+        for mode in [mode for mode in self.order if modes is None or mode in modes]:
+            if (mode, digest) not in self.results:
+                self.runs += 1
+                self.results[mode, digest] = _new_errors(self.runner.check(annotated, mode), self.baselines[mode])
+            new_errors = self.results[mode, digest]
+            checked.errors[mode] = new_errors
+            if new_errors:
+                self.order.remove(mode)
+                self.order.insert(0, mode)
+                break
+        return checked
 
-    def _drop_until_clean(self) -> None:
-        """Drop blamed annotations until the package has no new errors.
+    def _restore_modes(self) -> list[CheckMode]:
+        """Return the modes that the restore step runs: those that check every body.
 
-        A certain blame is confirmed when its error is gone in the next round, and its
-        annotations are not tried again even if another blame guessed at them.
-        Otherwise they count as guessed too.
+        A mode that skips untyped bodies reports an error that a mode checking every
+        body does not report mainly in the body of a function that the source leaves
+        unannotated, once the stub annotates it. Such an error drops all of the
+        function's annotations for certain, so the restore step never puts them back.
+        One check in every mode confirms the annotations that it puts back.
         """
-        pending: dict[tuple[str, str, str, str], set[Slot]] = {}
+        checking = {mode.checker for mode in self.order if not mode.skips_untyped_bodies}
+        return [mode for mode in self.order if not (mode.skips_untyped_bodies and mode.checker in checking)]
+
+    def _drop_until_clean(self, *, certain_only: bool = False) -> bool:
+        """Drop blamed annotations until the package has no new errors in any mode; return ``True`` then.
+
+        A certain blame is confirmed when its error is gone the next time its mode
+        runs, and its annotations are not tried again even if another blame guessed at
+        them. Otherwise they count as guessed too. With *certain_only*, an error
+        without a certain blame, or a check after :data:`MAX_ROUNDS`, returns ``False``
+        where it would otherwise drop a guess.
+        """
+        pending: dict[tuple[CheckMode, tuple[str, str, str, str]], set[Slot]] = {}
+        attempt = 0
         while True:
-            annotated, stub, new_errors = self._check(self.removed)
-            remaining = collections.Counter(error.key for error in new_errors)
-            for key, slots in pending.items():
-                if remaining[key]:
-                    self.guessed |= slots
-                else:
-                    self.confirmed |= slots
-            pending = {}
-            if not new_errors:
-                return
-            context = BlameContext(stub, annotated, self.runner.root)
-            self.to_source_line = _line_mapper(annotated.splitlines(), self.source.splitlines())
+            attempt += 1
+            checked = self._check(self.removed)
+            for mode, errors in checked.errors.items():
+                remaining = collections.Counter(error.key for error in errors)
+                for pending_mode, key in [item for item in pending if item[0] == mode]:
+                    slots = pending.pop((pending_mode, key))
+                    if remaining[key]:
+                        self.guessed |= slots
+                    else:
+                        self.confirmed |= slots
+            failed = checked.failed
+            if failed is None:
+                return True
+            new_errors = checked.errors[failed]
+            context = BlameContext(checked.stub, checked.annotated, self.runner.root)
+            self.to_source_line = _line_mapper(checked.annotated.splitlines(), self.source.splitlines())
             blamed: dict[Slot, CheckerError] = {}
             for error in new_errors:
-                site = ErrorSite(error.file, error.line, error.column, error.code, error.message)
-                found = blame(site, context)
+                found = self._blame(error, failed, context)
+                if certain_only and not (found.certain and found.slots):
+                    return False
                 for slot in found.slots:
                     blamed.setdefault(slot, self._reported(error))
                 if found.certain:
-                    pending.setdefault(error.key, set()).update(found.slots)
+                    pending.setdefault((failed, error.key), set()).update(found.slots)
                 else:
                     self.guessed |= found.slots
-            if not blamed or self.rounds >= MAX_ROUNDS:
+            if not blamed or attempt >= MAX_ROUNDS:
+                if certain_only:
+                    return False
                 # An error that no rule blames drops every remaining annotation, and the
                 # restore step puts back the ones that do not cause it.
                 logger.info(
                     "Dropping every annotation of %s: %d new error(s) not attributed",
                     self.original.module, len(new_errors),
                 )  # fmt: skip
-                everything = stub_slots(stub)
+                everything = stub_slots(checked.stub)
                 blamed = {slot: self._reported(new_errors[0]) for slot in everything}
                 self.guessed |= set(everything)
             self.removed.update(blamed)
+
+    def _blame(self, error: CheckerError, mode: CheckMode, context: BlameContext) -> Blame:
+        """Attribute *error*, found in *mode*, to annotations of ``context.stub``.
+
+        A mode that skips the bodies of functions without annotations checks such a
+        body once the stub annotates its function, so an error there may be one that
+        the body always had. Dropping every annotation of the function makes the
+        checker skip the body again, so that blame is certain. It applies when
+        :func:`blame` finds no annotation, or when the error is in the baseline of a
+        mode that checks every body, so that no annotation causes it.
+
+        NOTE: mypy's default options also give the attributes that an unannotated
+        method sets the type ``Any``. Annotating the method gives them their inferred
+        types, which can add errors elsewhere. No rule blames those, so they drop every
+        annotation and the restore step bisects.
+        """
+        site = ErrorSite(error.file, error.line, error.column, error.code, error.message)
+        found = blame(site, context)
+        if not mode.skips_untyped_bodies:
+            return found
+        owner = body_owner(site, context)
+        if owner is None or (owner.qualname, owner.accessor) not in self.unannotated:
+            return found
+        always_there = any(
+            baseline[error.key] for other, baseline in self.baselines.items()
+            if other.checker == mode.checker and not other.skips_untyped_bodies
+        )  # fmt: skip
+        if found.slots and not always_there:
+            return found
+        return Blame(frozenset(function_slots(owner)), True)
 
     def _reported(self, error: CheckerError) -> CheckerError:
         """Return *error* with the line of the user's file, not of the annotated text."""
@@ -314,8 +404,10 @@ class _Verification:
             return error
         return dataclasses.replace(error, line=self.to_source_line(error.line))
 
-    def _restore(self) -> None:
-        """Put back the guessed drops that add no new error, bisecting batches that do.
+    def _restore(self, modes: Sequence[CheckMode]) -> bool:
+        """Put back the guessed drops that add no new error in *modes*, bisecting batches that do.
+
+        Return whether anything was put back.
 
         A batch of dropped annotations is added back in one check. If errors come back,
         the batch is split in halves and each half is tried, the first half on top of
@@ -333,10 +425,12 @@ class _Verification:
                 seen |= unit
                 units.append(unit)
         self.restore_checks = 0
+        remaining = len(self.removed)
         if units:
-            self._restore_batch(units, known_to_fail=False)
+            self._restore_batch(units, modes, known_to_fail=False)
+        return len(self.removed) < remaining
 
-    def _restore_batch(self, units: list[frozenset[Slot]], *, known_to_fail: bool) -> bool:
+    def _restore_batch(self, units: list[frozenset[Slot]], modes: Sequence[CheckMode], *, known_to_fail: bool) -> bool:
         """Try to put back *units*; return whether all of them were put back."""
         if not known_to_fail:
             if self.restore_checks >= MAX_RESTORE_CHECKS:
@@ -345,16 +439,15 @@ class _Verification:
             batch = set().union(*units)
             trial = [slot for slot in self.removed if slot not in batch]
             self.restore_checks += 1
-            _, _, new_errors = self._check(trial)
-            if not new_errors:
+            if self._check(trial, modes).failed is None:
                 for slot in batch:
                     del self.removed[slot]
                 return True
         if len(units) == 1:
             return False
         half = len(units) // 2
-        first_put_back = self._restore_batch(units[:half], known_to_fail=False)
-        self._restore_batch(units[half:], known_to_fail=first_put_back)
+        first_put_back = self._restore_batch(units[:half], modes, known_to_fail=False)
+        self._restore_batch(units[half:], modes, known_to_fail=first_put_back)
         return False
 
 
@@ -389,109 +482,6 @@ def _new_errors(errors: list[CheckerError], baseline: _Baseline) -> list[Checker
         else:
             new.append(error)
     return new
-
-
-# --- Running the checkers ----------------------------------------------------------
-
-
-class _Runner:
-    """Runs the type checkers on the module's package, with the module as it is or with another text."""
-
-    def __init__(self, path: Path, folder: Path, checkers: tuple[str, ...], cache_dir: Path) -> None:
-        unknown = [name for name in checkers if name not in ("mypy", "pyright")]
-        if unknown:
-            raise VerifyError(f"Unknown type checker {unknown[0]!r}: use mypy or pyright")
-        self.path = path
-        self.folder = folder
-        self.checkers = checkers
-        self.cache_dir = cache_dir
-        self.shadow = folder / path.name
-        # The checkers run in the folder that contains the module's top-level package,
-        # where ``import pkg.other`` resolves as at run time.
-        self.root = path.parent
-        while (self.root / "__init__.py").is_file() and self.root.parent != self.root:
-            self.root = self.root.parent
-        # mypy checks the whole top-level package, or the module alone if it is in none.
-        relative = path.relative_to(self.root)
-        self.target = self.root / relative.parts[0] if len(relative.parts) > 1 else path
-
-    def check(self, text: Optional[str]) -> list[CheckerError]:
-        """Check the package, with *text* in place of the module's source unless it is ``None``."""
-        if text is not None:
-            self.shadow.write_text(text, encoding="utf-8")
-        errors: list[CheckerError] = []
-        for name in self.checkers:
-            errors.extend(self._mypy(text is not None) if name == "mypy" else self._pyright(text))
-        return errors
-
-    def _mypy(self, shadowed: bool) -> list[CheckerError]:
-        # --shadow-file makes mypy read the annotated text for the user's file, so
-        # imports of the module's package resolve as they do for the file itself.
-        # --check-untyped-defs also checks the calls made in unannotated functions
-        # against the new annotations.
-        command = [
-            sys.executable, "-m", "mypy", "--check-untyped-defs",
-            "--show-column-numbers", "--no-error-summary", "--hide-error-context", "--no-pretty",
-            "--show-absolute-path", "--follow-imports=silent", "--cache-dir", str(self.cache_dir),
-        ]  # fmt: skip
-        if shadowed:
-            command += ["--shadow-file", str(self.path), str(self.shadow)]
-        command.append(str(self.target))
-        result = _run(command, self.root)
-        # mypy exits with 1 when it found errors and 2 when it failed.
-        if result.returncode not in (0, 1):
-            raise VerifyError(f"mypy failed on {self.target} (exit code {result.returncode}): {result.stderr.strip()[-2000:]}")
-        errors = []
-        for line in result.stdout.splitlines():
-            match = _MYPY_LINE.match(line)
-            if match is None:
-                continue
-            path = Path(match["path"])
-            if path == self.path:
-                file = ""
-            elif path.is_relative_to(self.root):
-                file = path.relative_to(self.root).as_posix()
-            else:
-                continue
-            errors.append(CheckerError("mypy", int(match["line"]), int(match["column"]), match["message"], match["code"] or "", file))
-        return errors
-
-    def _pyright(self, text: Optional[str]) -> list[CheckerError]:
-        # pyright has no shadow files, so the annotated text is checked as a copy next
-        # to the original, where its imports resolve the same way. pyright skips files
-        # whose names start with a dot, so the copy's name starts with an underscore.
-        import json
-
-        target = self.path
-        copy: Optional[Path] = None
-        if text is not None:
-            copy = self.path.with_name(f"_typetrace_verify_{self.path.name}")
-            copy.write_text(text, encoding="utf-8")
-            target = copy
-        try:
-            result = _run(["pyright", "--outputjson", str(target)], self.root)
-        finally:
-            if copy is not None:
-                copy.unlink()
-        try:
-            report = json.loads(result.stdout)
-        except ValueError as error:
-            raise VerifyError(f"pyright failed on {self.path} (exit code {result.returncode}): {result.stderr.strip()[-2000:]}") from error
-        errors = []
-        for item in report.get("generalDiagnostics", []):
-            if item.get("severity") != "error":
-                continue
-            start = item["range"]["start"]
-            errors.append(CheckerError("pyright", start["line"] + 1, start["character"] + 1, item["message"], item.get("rule", "")))
-        return errors
-
-
-def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    logger.info("Running %s", " ".join(command))
-    try:
-        return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=CHECK_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise VerifyError(f"Failed to run {command[0]}: {error}") from error
 
 
 # --- Changing the stub -------------------------------------------------------------
