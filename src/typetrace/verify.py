@@ -306,11 +306,12 @@ class _Verification:
     def _restore_modes(self) -> list[CheckMode]:
         """Return the modes that the restore step runs: those that check every body.
 
-        A mode that skips untyped bodies reports an error that a mode checking every
-        body does not report mainly in the body of a function that the source leaves
-        unannotated, once the stub annotates it. Such an error drops all of the
-        function's annotations for certain, so the restore step never puts them back.
-        One check in every mode confirms the annotations that it puts back.
+        An error that only a mode skipping untyped bodies reports is mostly in the body
+        of a function that the source leaves unannotated and the stub annotates. When
+        the drop rounds find one, it drops all of the function's annotations for
+        certain, so the restore step does not try them again. A function whose drop
+        was a guess may not have been checked that way, so one check in every mode
+        confirms what the restore step puts back.
         """
         checking = {mode.checker for mode in self.order if not mode.skips_untyped_bodies}
         return [mode for mode in self.order if not (mode.skips_untyped_bodies and mode.checker in checking)]
