@@ -202,9 +202,9 @@ class Statements:
         counts_inserted_rows: Whether ``rowcount`` after an ``executemany`` of
             inserts with *ignore_conflict* is the number of rows inserted. MySQL
             connections with ``CLIENT_FOUND_ROWS`` also count the rows skipped.
-        locking_read: Clause after a ``SELECT`` that makes it read the latest
-            committed rows and wait for rows that other transactions hold, such as
-            ``FOR SHARE``; empty where every read does so.
+        locking_read: Clause after a ``SELECT``, such as ``FOR SHARE``, that makes it
+            read the latest committed rows and wait for rows that other transactions
+            have locked. It is empty where every read does so.
     """
 
     placeholder: str

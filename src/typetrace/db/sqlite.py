@@ -317,7 +317,7 @@ def _create_store_file(path: str) -> None:
     when it checkpoints at close (counted with strace, SQLite 3.40 on Linux). Here
     the store is built without syncs in a temporary file next to *path*, which is
     then synced and hard-linked to *path*, and the folder is synced. *path* thus
-    holds nothing or the whole store, also after a crash or power loss.
+    contains nothing or the whole store, also after a crash or power loss.
 
     Returns without raising on any failure, such as a missing folder or a file
     system without hard links, and the caller then creates the store in place and
