@@ -114,6 +114,14 @@ class TestRun:
         assert result.returncode == 0, result.stderr
         assert result.stdout == "['-v', '--db', 'x']\n"
 
+    def test_store_file_named_run(self, project: Path) -> None:
+        """A global option's value that reads ``run`` is not taken for the command."""
+        write(project / "echo.py", "import sys\nprint(sys.argv[1:])\n")
+        result = typetrace(project, "--db", "run", "run", "echo.py", "-v", "run")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "['-v', 'run']\n"
+        assert (project / "run").is_file()
+
     def test_uncaught_exception(self, project: Path) -> None:
         """A program that raises exits with 1 and prints its traceback, as python does."""
         write(project / "boom.py", "def fail():\n    raise ValueError('boom')\n\nfail()\n")

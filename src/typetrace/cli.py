@@ -455,34 +455,47 @@ def build_parser(run_only: bool = False) -> argparse.ArgumentParser:
 _RUN_OPTIONS_WITH_VALUE = frozenset({"--config", "--db"})
 
 
+def _command_position(argv: Sequence[str]) -> Optional[int]:
+    """Return the index of the command in *argv*, after the global options.
+
+    ``None`` when an item before the command is not a global option, such as
+    ``--help``, or when there is no command.
+    """
+    position = 0
+    while position < len(argv):
+        item = argv[position]
+        if item in _RUN_OPTIONS_WITH_VALUE:
+            position += 2
+        elif item in ("-v", "--verbose") or item.startswith(("--config=", "--db=")):
+            position += 1
+        elif item.startswith("-"):
+            return None
+        else:
+            return position
+    return None
+
+
 def _selects_run(argv: Sequence[str]) -> bool:
     """Return whether *argv* selects ``run``, with only global options before it.
 
     Any other option before the command, such as ``--help``, needs the whole parser.
     """
-    position = 0
-    while position < len(argv):
-        item = argv[position]
-        if item == "run":
-            return True
-        if item in _RUN_OPTIONS_WITH_VALUE:
-            position += 2
-        elif item in ("-v", "--verbose") or item.startswith(("--config=", "--db=")):
-            position += 1
-        else:
-            return False
-    return False
+    position = _command_position(argv)
+    return position is not None and argv[position] == "run"
 
 
 def _split_run_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
     """Split ``typetrace ... run [options] (SCRIPT | -m MODULE) ARGS`` before ``ARGS``.
 
     Everything after the script or module belongs to the program, even when it looks
-    like an option of typetrace, as with ``python script.py -v``.
+    like an option of typetrace, as with ``python script.py -v``. The command is
+    found after the global options, so ``typetrace --db run run x.py`` runs ``x.py``
+    with the store file ``run``.
     """
-    if "run" not in argv:
+    command = _command_position(argv)
+    if command is None or argv[command] != "run":
         return argv, []
-    position = argv.index("run") + 1
+    position = command + 1
     while position < len(argv):
         item = argv[position]
         if item == "-m":
