@@ -452,3 +452,53 @@ class TestDictShapes:
         result = type_of([{"a": 1}, {}])
 
         assert result == builtin("list", union([builtin("dict"), dict_shape([ShapeKey("a", INT)])]))
+
+
+class TestReuse:
+    """An inferrer returns the reference it built before for the same type."""
+
+    @pytest.mark.parametrize(
+        "make",
+        [
+            pytest.param(lambda: [1, 2, 3], id="list"),
+            pytest.param(lambda: [1, "a", None], id="union elements"),
+            pytest.param(lambda: (1, "a"), id="tuple"),
+            pytest.param(lambda: {"a": 1, "b": [2.0]}, id="shape"),
+            pytest.param(lambda: {1: "a"}, id="dict"),
+        ],
+    )
+    def test_same_object_for_same_type(self, make: object) -> None:
+        inferrer = TypeInferrer()
+
+        first = inferrer.type_of(make())  # type: ignore[operator]
+        second = inferrer.type_of(make())  # type: ignore[operator]
+
+        assert second is first
+        assert second == type_of(make())  # type: ignore[operator]
+
+    def test_other_keys_other_shape(self) -> None:
+        inferrer = TypeInferrer()
+
+        first = inferrer.type_of({"a": 1})
+        second = inferrer.type_of({"b": 1})
+
+        assert first.shape == (ShapeKey("a", INT),)
+        assert second.shape == (ShapeKey("b", INT),)
+
+    def test_new_element_class_in_union(self) -> None:
+        inferrer = TypeInferrer()
+
+        inferrer.type_of([1, 2])
+        result = inferrer.type_of([1, 2, "a"])
+
+        assert result == builtin("list", union([INT, STR]))
+
+    def test_cache_bounded(self) -> None:
+        inferrer = TypeInferrer()
+
+        for length in range(1, 5000):
+            inferrer.type_of({f"k{length}": 1})
+            inferrer.type_of((1,) * (length % MAX_TUPLE_LENGTH + 1) + ("a",) * (length // MAX_TUPLE_LENGTH % 5))
+
+        assert len(inferrer._built_refs) <= 4096
+        assert len(inferrer._shape_refs) <= 4096

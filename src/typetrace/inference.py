@@ -15,6 +15,12 @@ The cost per value is bounded:
 * Containers nested deeper than :data:`MAX_DEPTH` become ``Any``, which also ends the
   walk through self-referencing containers.
 
+An inferrer caches the references it builds: a class's, a container's with its type
+arguments, a union's and a dict shape's. A value of a type seen before then gets the
+same object, which also makes comparing the traces of repeated calls cheap. Each
+cache keeps at most 4,096 entries and holds no value of the traced program, only
+references and the key strings that dict shapes contain anyway.
+
 The reference to a class lists its base classes (:attr:`TypeRef.bases`), read from
 the MRO once per class and cached with its name, so that combining can find the
 nearest common base of several classes without importing them later. At most
@@ -189,6 +195,14 @@ class TypeInferrer:
         self._class_refs: dict[int, tuple[Callable[[], object], TypeRef]] = {}
         # The same, for classes whose instances are typed by the class alone.
         self._plain_refs: dict[int, tuple[Callable[[], object], TypeRef]] = {}
+        # Ids of the parts of a generic or union reference built before -> the parts
+        # and the reference. Each entry keeps its parts alive, so their ids are not
+        # reused while the entry exists. Returning the same object for the same type
+        # also lets later comparisons of traces succeed on identity.
+        self._built_refs: dict[tuple[int, ...], tuple[tuple[TypeRef, ...], TypeRef]] = {}
+        # The same for dict shapes, keyed by the key strings and the ids of the value
+        # types.
+        self._shape_refs: dict[tuple[object, ...], tuple[tuple[TypeRef, ...], TypeRef]] = {}
 
     def rename_main(self, module: str, name: str) -> None:
         """Record the classes of the main-script module *module* under *name*."""
@@ -196,6 +210,8 @@ class TypeInferrer:
         # Forget the names cached before, which may hold the old module name.
         self._class_refs.clear()
         self._plain_refs.clear()
+        self._built_refs.clear()
+        self._shape_refs.clear()
 
     def type_of(self, value: object) -> TypeRef:
         """Return the type of *value*; ``Any`` when it cannot be inferred. Never raises."""
@@ -350,23 +366,31 @@ class _Walk:
             return ANY
         return walker(self, value, base, depth + 1)
 
+    def element(self, value: object, depth: int) -> TypeRef:
+        """Return the type of *value*, an element of a container, at *depth*."""
+        cls = type(value)
+        entry = self.inferrer._plain_refs.get(id(cls))
+        if entry is not None and entry[0]() is cls:
+            return entry[1]
+        return self.infer(value, depth)
+
     def take(self, count: int) -> int:
         """Reserve up to *count* elements of the budget; return how many were granted."""
-        granted = max(0, min(count, self.budget))
-        self.budget -= granted
+        budget = self.budget
+        granted = count if count <= budget else max(budget, 0)
+        self.budget = budget - granted
         self.inferrer.elements_inspected += granted
         return granted
 
     def sample_sequence(self, values: list[object] | tuple[object, ...]) -> list[object]:
-        length = len(values)  # the C-level length: values is an exact list or tuple
-        positions = list(range(min(length, HEAD_ELEMENTS)))
-        if length > HEAD_ELEMENTS:
-            rest = length - HEAD_ELEMENTS
-            spread = {HEAD_ELEMENTS + rest * k // SPREAD_ELEMENTS for k in range(1, SPREAD_ELEMENTS)}
-            positions.extend(sorted(spread | {length - 1}))
-        granted = self.take(len(positions))
-        sampled = []
-        for position in positions[:granted]:
+        # len() and slicing run in C: values is an exact list or tuple.
+        length = len(values)
+        if length <= HEAD_ELEMENTS:
+            return list(values[: self.take(length)])
+        spread = _spread_positions(length)
+        granted = self.take(HEAD_ELEMENTS + len(spread))
+        sampled = list(values[: min(granted, HEAD_ELEMENTS)])
+        for position in spread[: max(0, granted - HEAD_ELEMENTS)]:
             try:
                 sampled.append(values[position])
             except IndexError:  # another thread shortened the list
@@ -381,14 +405,77 @@ class _Walk:
         return self.sample_iterable(dict.values(values))
 
     def union_at(self, values: Iterable[object], depth: int) -> TypeRef:
-        return union(self.infer(value, depth) for value in values)
+        """Return the union of the types of *values*, each of them at *depth*.
+
+        A value of a class seen before that is typed by the class alone adds that
+        class's reference once, without a walk.
+        """
+        plain = self.inferrer._plain_refs
+        members: list[TypeRef] = []
+        added: set[int] = set()
+        previous: Optional[type] = None
+        for value in values:
+            cls = type(value)
+            if cls is previous:
+                continue
+            entry = plain.get(id(cls))
+            if entry is not None and entry[0]() is cls:
+                previous = cls
+                if id(cls) not in added:
+                    added.add(id(cls))
+                    members.append(entry[1])
+            else:
+                members.append(self.infer(value, depth))
+        if len(members) == 1:
+            return members[0]
+        return self.built(None, tuple(members))
+
+    def generic(self, base: TypeRef, args: tuple[TypeRef, ...]) -> TypeRef:
+        """Return *base* with the type arguments *args*."""
+        return self.built(base, args)
+
+    def built(self, base: Optional[TypeRef], parts: tuple[TypeRef, ...]) -> TypeRef:
+        """Return *base* with the arguments *parts*, or the union of *parts* when
+        *base* is ``None``, reusing the reference built before from the same objects."""
+        cache = self.inferrer._built_refs
+        key = (id(base), id(parts[0])) if len(parts) == 1 else (id(base), *[id(part) for part in parts])
+        entry = cache.get(key)
+        if entry is not None:
+            return entry[1]
+        if base is None:
+            ref = union(parts)
+        else:
+            ref = TypeRef(base.module, base.qualname, parts)
+        if len(cache) >= _MAX_CACHED_CLASSES:
+            cache.clear()
+        # The key's ids stay valid while the entry keeps base and parts alive.
+        cache[key] = ((base, *parts) if base is not None else parts, ref)
+        return ref
+
+
+def _spread_positions(length: int) -> tuple[int, ...]:
+    """Return the positions after the head of a sequence of *length* elements whose
+    elements are inspected: spread evenly over the rest, the last one included."""
+    positions = _SPREAD_POSITIONS.get(length)
+    if positions is None:
+        rest = length - HEAD_ELEMENTS
+        spread = {HEAD_ELEMENTS + rest * k // SPREAD_ELEMENTS for k in range(1, SPREAD_ELEMENTS)}
+        positions = tuple(sorted(spread | {length - 1}))
+        if len(_SPREAD_POSITIONS) >= _MAX_CACHED_CLASSES:
+            _SPREAD_POSITIONS.clear()
+        _SPREAD_POSITIONS[length] = positions
+    return positions
+
+
+# Sequence length -> the positions that _spread_positions() returns for it.
+_SPREAD_POSITIONS: dict[int, tuple[int, ...]] = {}
 
 
 def _walk_sequence(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef:
     sampled = walk.sample_sequence(value)
     if not sampled:
         return base
-    return TypeRef(base.module, base.qualname, (walk.union_at(sampled, depth),))
+    return walk.generic(base, (walk.union_at(sampled, depth),))
 
 
 def _walk_tuple(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef:
@@ -397,12 +484,12 @@ def _walk_tuple(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef:
         return base
     if length <= MAX_TUPLE_LENGTH:
         granted = walk.take(length)
-        members = [walk.infer(value[i], depth) if i < granted else ANY for i in range(length)]
-        return TypeRef(base.module, base.qualname, tuple(members))
+        members = [walk.element(value[i], depth) if i < granted else ANY for i in range(length)]
+        return walk.generic(base, tuple(members))
     sampled = walk.sample_sequence(value)
     if not sampled:
-        return TypeRef(base.module, base.qualname, (ANY, ELLIPSIS))
-    return TypeRef(base.module, base.qualname, (walk.union_at(sampled, depth), ELLIPSIS))
+        return walk.generic(base, (ANY, ELLIPSIS))
+    return walk.generic(base, (walk.union_at(sampled, depth), ELLIPSIS))
 
 
 def _walk_iterable(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef:
@@ -410,7 +497,7 @@ def _walk_iterable(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRe
     sampled = walk.sample_iterable(value)
     if not sampled:
         return base
-    return TypeRef(base.module, base.qualname, (walk.union_at(sampled, depth),))
+    return walk.generic(base, (walk.union_at(sampled, depth),))
 
 
 def _walk_mapping(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef:
@@ -420,9 +507,9 @@ def _walk_mapping(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef
         return base
     keys = walk.union_at((key for key, _ in items), depth)
     if base.qualname == "Counter":
-        return TypeRef(base.module, base.qualname, (keys,))
+        return walk.generic(base, (keys,))
     values = walk.union_at((item for _, item in items), depth)
-    return TypeRef(base.module, base.qualname, (keys, values))
+    return walk.generic(base, (keys, values))
 
 
 def _walk_dict(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef:
@@ -438,9 +525,21 @@ def _walk_dict(walk: _Walk, value: Any, base: TypeRef, depth: int) -> TypeRef:
     ):
         return _walk_mapping(walk, value, base, depth)
     walk.take(len(items))
+    value_types = [walk.element(item, depth) for _, item in items]
     # NOTE: the shape keeps the program's key strings themselves, not copies. They are
     # immutable exact str objects, at most MAX_SHAPE_KEY_LENGTH characters long.
-    return dict_shape(ShapeKey(key, walk.infer(item, depth)) for key, item in items)
+    names = tuple(key for key, _ in items)
+    cache = walk.inferrer._shape_refs
+    cache_key = (names, *[id(value_type) for value_type in value_types])
+    entry = cache.get(cache_key)
+    if entry is not None:
+        return entry[1]
+    ref = dict_shape(ShapeKey(name, value_type) for name, value_type in zip(names, value_types))
+    if len(cache) >= _MAX_CACHED_CLASSES:
+        cache.clear()
+    # The key's ids stay valid while the entry keeps the value types alive.
+    cache[cache_key] = (tuple(value_types), ref)
+    return ref
 
 
 _CONTAINERS: dict[int, Callable[[_Walk, Any, TypeRef, int], TypeRef]] = {
