@@ -399,7 +399,7 @@ class TestRendering:
         applied = apply_stub_to_source(source, stub, target_version=target_version)
 
         assert "TYPE_CHECKING:\n" in applied
-        assert "def apply_twice(f: \"" in applied
+        assert "Callable[[int], int]\", x: int) -> int:" in applied
         namespace: dict[str, object] = {}
         exec(compile(applied, "mod.py", "exec"), namespace)
         assert namespace["apply_twice"](namespace["inc"], 1) == 3  # type: ignore[operator]

@@ -172,15 +172,15 @@ class TestCallables:
         assert combined == callable_type(None, NONE)
 
     def test_other_members_kept(self) -> None:
-        combined = combine_types([callable_type([INT], STR), INT, callable_type([INT], INT), NONE])
+        combined = combine_types([callable_type([INT], STR), INT, callable_type([STR], INT), NONE])
 
-        assert combined == union([INT, callable_type([INT], union([INT, STR])), NONE])
+        assert combined == union([INT, callable_type(None, union([INT, STR])), NONE])
 
     def test_nested_in_list(self) -> None:
         first = generic("list", callable_type([INT], STR))
-        second = generic("list", callable_type([INT], INT))
+        second = generic("list", callable_type([STR], STR))
 
-        assert combine_types([first, second]) == generic("list", callable_type([INT], union([INT, STR])))
+        assert combine_types([first, second]) == generic("list", callable_type(None, STR))
 
     def test_bare_callable_kept_in_union(self) -> None:
         assert union([CALLABLE, callable_type([INT], STR)]).is_union
