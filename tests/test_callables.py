@@ -1,5 +1,5 @@
-"""Callable signatures in stubs, built from the traced calls of the functions that
-values were."""
+"""Callable annotations built from the traced calls of the functions that were passed,
+returned or yielded as values."""
 
 from __future__ import annotations
 
@@ -126,14 +126,14 @@ def apply_twice(callback: TypeRef) -> CallTrace:
     return trace("apply_twice", {"f": callback, "x": INT}, INT)
 
 
-#: mypy options for annotated sources, whose untraced functions stay unannotated and
-#: whose Callable[..., Any] returns Any: --strict without the checks those fail.
+#: mypy options for annotated sources, which fail --strict because untraced functions
+#: stay unannotated and a Callable[..., Any] returns Any.
 SOURCE_CHECKS = ("--disallow-any-generics", "--check-untyped-defs")
 
 
 def run_mypy(tmp_path: Path, text: str, suffix: str = ".pyi") -> None:
-    """Check *text* with mypy in a subprocess, ignoring the project config: --strict for
-    a stub, :data:`SOURCE_CHECKS` for a source."""
+    """Check *text* with mypy in a subprocess, ignoring the project config. A stub gets
+    --strict and a source :data:`SOURCE_CHECKS`."""
     path = tmp_path / f"mod{suffix}"
     path.write_text(text)
     options = ("--strict",) if suffix == ".pyi" else SOURCE_CHECKS

@@ -47,8 +47,8 @@ function that the value was (:class:`typetrace.typemodel.FunctionRef`)::
      "function": {"module": "pkg.mod", "qualname": "Handler.run", "bound": true}}
 
 ``module`` and ``qualname`` name the function as ``function.__module__`` and
-``function.__qualname__`` do (``<locals>`` included), and ``bound``, only when true,
-says that the value was a bound method, so callers do not pass its first parameter.
+``function.__qualname__`` do (``<locals>`` included). ``bound``, written only when
+true, marks a bound method, whose first parameter callers do not pass.
 A ``Callable`` document with ``args`` lists the parameter types and then the return
 type, with ``builtins.Ellipsis`` as the only parameter for ``Callable[..., R]``.
 

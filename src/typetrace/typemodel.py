@@ -164,7 +164,7 @@ class FunctionRef(NamedTuple):
 
     #: Module that defines the function, as in ``function.__module__``.
     module: str
-    #: Qualified name of the function, as in ``function.__qualname__``; it contains
+    #: Qualified name of the function, as in ``function.__qualname__``. It contains
     #: ``<locals>`` for a function defined inside another.
     qualname: str
     #: Whether the value was a bound method, whose first parameter (``self`` or
@@ -194,7 +194,7 @@ def callable_type(parameters: Optional[Sequence[TypeRef]], returns: TypeRef) -> 
 
 def callable_parts(ref: TypeRef) -> Optional[tuple[Optional[tuple[TypeRef, ...]], TypeRef]]:
     """Split the ``Callable`` *ref* into its parameter types (``None`` for ``...``) and
-    its return type; ``None`` for a bare ``Callable`` or another type."""
+    its return type. Return ``None`` for a bare ``Callable`` or another type."""
     if not is_callable(ref) or not ref.args:
         return None
     *params, returns = ref.args
