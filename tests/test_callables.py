@@ -294,35 +294,28 @@ class TestSignatures:
 
 
 class TestMerging:
-    def test_same_parameters_join_returns(self) -> None:
-        text = stub_text(
-            apply_twice(named("inc")),
-            trace("inc", {"x": INT}, INT),
-            apply_twice(named("Counter.check")),
-            trace("Counter.check", {"value": INT}, BOOL),
-        )
+    """Parameter types are never joined, because no callable would accept the union."""
 
-        assert "def apply_twice(f: collections.abc.Callable[[int], int], x: int) -> int: ..." in text
+    @pytest.mark.parametrize(
+        ("second", "expected"),
+        [
+            pytest.param(
+                [apply_twice(named("Counter.check")), trace("Counter.check", {"value": INT}, BOOL)],
+                "collections.abc.Callable[[int], int]",
+                id="same-parameters",
+            ),
+            pytest.param(
+                [apply_twice(named("shout")), trace("shout", {"text": STR}, STR)],
+                "collections.abc.Callable[..., int | str]",
+                id="other-parameters",
+            ),
+            pytest.param([apply_twice(CALLABLE)], "collections.abc.Callable[..., Any]", id="unknown-signature"),
+        ],
+    )
+    def test_second_callback(self, second: list[CallTrace], expected: str) -> None:
+        text = stub_text(apply_twice(named("inc")), trace("inc", {"x": INT}, INT), *second)
 
-    def test_other_parameters_become_ellipsis(self) -> None:
-        """Parameter types are never joined: no callable would accept the union."""
-        text = stub_text(
-            apply_twice(named("inc")),
-            trace("inc", {"x": INT}, INT),
-            apply_twice(named("shout")),
-            trace("shout", {"text": STR}, STR),
-        )
-
-        assert "def apply_twice(f: collections.abc.Callable[..., int | str], x: int) -> int: ..." in text
-
-    def test_unknown_signature_makes_bare(self) -> None:
-        text = stub_text(
-            apply_twice(named("inc")),
-            trace("inc", {"x": INT}, INT),
-            apply_twice(CALLABLE),
-        )
-
-        assert "def apply_twice(f: collections.abc.Callable[..., Any], x: int) -> int: ..." in text
+        assert f"def apply_twice(f: {expected}, x: int) -> int: ..." in text
 
 
 class TestOtherModules:
