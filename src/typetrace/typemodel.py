@@ -100,9 +100,8 @@ class TypeRef:
     def __eq__(self, other: object) -> bool:
         # Written out because the generated method would leave out ``function``. The
         # dataclass decorator keeps a method that the class defines itself.
-        if other.__class__ is not self.__class__:
+        if not isinstance(other, TypeRef):
             return NotImplemented
-        assert isinstance(other, TypeRef)
         return (
             self.module == other.module
             and self.qualname == other.qualname

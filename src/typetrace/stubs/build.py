@@ -194,7 +194,6 @@ class _Project:
             project=self,
             nested_traces=nested,
         )
-        builder.tree = tree
         self._builders[module] = builder
         return builder
 
@@ -272,8 +271,6 @@ class _Builder:
     #: Traces of the functions defined inside other functions, by qualified name.
     #: They are not stubbed, but give the ``Callable`` of such a function.
     nested_traces: dict[str, list[CallTrace]] = field(default_factory=dict)
-    #: The parsed source, which :meth:`callable_of` searches for nested functions.
-    tree: Optional[ast.Module] = None
 
     @property
     def scanned(self) -> ScannedModule:
@@ -674,7 +671,7 @@ class _Builder:
         """Return the definition of the function *qualname*: the last one of that name,
         searched inside function bodies for a name with ``<locals>``."""
         if "<locals>" in qualname:
-            return None if self.tree is None else _find_nested(self.scan, qualname)
+            return _find_nested(self.scan, qualname)
         found = None
         for function in self.scan.iter_functions():
             if function.qualname == qualname and not function.is_overload:
