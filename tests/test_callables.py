@@ -32,6 +32,9 @@ def named(qualname: str, bound: bool = False, module: str = MODULE) -> TypeRef:
 
 
 SOURCE = """
+import contextlib
+
+
 def apply_twice(f, x):
     return f(f(x))
 
@@ -93,6 +96,11 @@ def recurse(f):
 
 def explode(x):
     raise ValueError(x)
+
+
+@contextlib.contextmanager
+def opened(path):
+    yield path
 
 
 class Counter:
@@ -229,6 +237,12 @@ class TestSignatures:
                 id="no-source",
             ),
             pytest.param(CALLABLE, None, "collections.abc.Callable[..., Any]", id="lambda"),
+            pytest.param(
+                named("opened"),
+                trace("opened", {"path": STR}, NONE, STR),
+                "collections.abc.Callable[..., Any]",
+                id="decorated",
+            ),
         ],
     )
     def test_parameter_callable(self, callback: TypeRef, callee_trace: Optional[CallTrace], expected: str) -> None:

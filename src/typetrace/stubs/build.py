@@ -53,6 +53,7 @@ _COROUTINE = ("collections.abc", "Coroutine")
 _POSITIONAL = (ParameterKind.POSITIONAL_ONLY, ParameterKind.POSITIONAL_OR_KEYWORD)
 _NO_RETURN = TypeRef("typing", "NoReturn")
 _KEPT_DECORATORS = frozenset({"staticmethod", "classmethod", "property"})
+_BINDING_DECORATORS = frozenset({"staticmethod", "classmethod"})
 _TYPED_DICT_MODULES = frozenset({"typing", "typing_extensions"})
 #: Attributes of ``object`` that are not methods, such as ``__doc__``. A ``def`` with
 #: such a name (usually under a property-like decorator) would clash with the type
@@ -636,7 +637,9 @@ class _Builder:
 
     def callable_of(self, qualname: str, bound: bool) -> Optional[TypeRef]:
         """Return the ``Callable`` of the function *qualname* from its traced calls, or
-        ``None`` when it has no traces or no definition in the source.
+        ``None`` when it has no traces or no definition in the source, or when a
+        decorator other than ``staticmethod`` and ``classmethod`` wraps it, because
+        the wrapper that the value was may take and return other types.
 
         The parameters, after the first one of a *bound* method, are listed when they
         are all positional and without defaults, and written ``...`` otherwise. An
@@ -648,6 +651,8 @@ class _Builder:
             return None
         function = self._find_function(qualname)
         if function is None or function.accessor is not None:
+            return None
+        if any(decorator not in _BINDING_DECORATORS for decorator in function.decorators):
             return None
         traces = [_without_receiver(trace) for trace in traces]
         parameters = function.parameters()
