@@ -636,10 +636,12 @@ class _Builder:
         return TypeRef(*_GENERATOR, (yielded, ANY, returned))
 
     def callable_of(self, qualname: str, bound: bool) -> Optional[TypeRef]:
-        """Return the ``Callable`` of the function *qualname* from its traced calls, or
-        ``None`` when it has no traces or no definition in the source, or when a
-        decorator other than ``staticmethod`` and ``classmethod`` wraps it, because
-        the wrapper that the value was may take and return other types.
+        """Return the ``Callable`` of the function *qualname* from its traced calls.
+
+        Return ``None`` when the function has no traces or no definition in the
+        source. Also return ``None`` when a decorator other than ``staticmethod`` and
+        ``classmethod`` wraps it, because the value was then the wrapper, which may
+        take and return other types.
 
         The parameters, after the first one of a *bound* method, are listed when they
         are all positional and without defaults, and written ``...`` otherwise. An
