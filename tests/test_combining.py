@@ -19,12 +19,15 @@ from typetrace.combining import (
 )
 from typetrace.typemodel import (
     ANY,
+    CALLABLE,
     ELLIPSIS,
     MAX_SHAPE_KEYS,
     NONE,
     SELF,
+    FunctionRef,
     ShapeKey,
     TypeRef,
+    callable_type,
     dict_shape,
     receiver,
     union,
@@ -112,6 +115,75 @@ class TestContainers:
     def test_callable_ellipsis_kept(self) -> None:
         callable_ref = TypeRef("typing", "Callable", (ELLIPSIS, ANY))
         assert combine_types([callable_ref, callable_ref]) == callable_ref
+
+
+class TestCallables:
+    @pytest.mark.parametrize(
+        ("types", "expected"),
+        [
+            pytest.param(
+                [callable_type([INT], STR), callable_type([INT], STR)],
+                callable_type([INT], STR),
+                id="identical",
+            ),
+            pytest.param(
+                [callable_type([INT], STR), callable_type([INT], INT)],
+                callable_type([INT], union([INT, STR])),
+                id="same-parameters",
+            ),
+            pytest.param(
+                [callable_type([INT], STR), callable_type([STR], STR)],
+                callable_type(None, STR),
+                id="other-parameters",
+            ),
+            pytest.param(
+                [callable_type([INT], STR), callable_type([INT, INT], BYTES)],
+                callable_type(None, union([BYTES, STR])),
+                id="other-arity",
+            ),
+            pytest.param(
+                [callable_type(None, INT), callable_type([INT], FLOAT)],
+                callable_type(None, FLOAT),
+                id="ellipsis-and-list",
+            ),
+            pytest.param([callable_type([INT], STR), CALLABLE], CALLABLE, id="bare"),
+            pytest.param(
+                [callable_type([INT], ANY), callable_type([STR], INT)],
+                CALLABLE,
+                id="nothing-shared",
+            ),
+            pytest.param(
+                [
+                    TypeRef("collections.abc", "Callable", function=FunctionRef("m", "f")),
+                    TypeRef("collections.abc", "Callable", function=FunctionRef("m", "g")),
+                ],
+                CALLABLE,
+                id="unresolved-functions",
+            ),
+        ],
+    )
+    def test_merged(self, types: list[TypeRef], expected: TypeRef) -> None:
+        assert combine_types(types) == expected
+
+    def test_parameters_never_joined(self) -> None:
+        """A union of parameter types would accept callables that reject one of them."""
+        combined = combine_types([callable_type([INT], NONE), callable_type([STR], NONE)])
+
+        assert combined == callable_type(None, NONE)
+
+    def test_other_members_kept(self) -> None:
+        combined = combine_types([callable_type([INT], STR), INT, callable_type([STR], INT), NONE])
+
+        assert combined == union([INT, callable_type(None, union([INT, STR])), NONE])
+
+    def test_nested_in_list(self) -> None:
+        first = generic("list", callable_type([INT], STR))
+        second = generic("list", callable_type([STR], STR))
+
+        assert combine_types([first, second]) == generic("list", callable_type(None, STR))
+
+    def test_bare_callable_kept_in_union(self) -> None:
+        assert union([CALLABLE, callable_type([INT], STR)]).is_union
 
 
 class TestTuples:

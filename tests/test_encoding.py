@@ -18,7 +18,19 @@ from typetrace.encoding import (
     type_to_json,
 )
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import ANY, ELLIPSIS, NONE, ShapeKey, TypeRef, dict_shape, receiver, union
+from typetrace.typemodel import (
+    ANY,
+    CALLABLE,
+    ELLIPSIS,
+    NONE,
+    FunctionRef,
+    ShapeKey,
+    TypeRef,
+    callable_type,
+    dict_shape,
+    receiver,
+    union,
+)
 
 INT = TypeRef("builtins", "int")
 STR = TypeRef("builtins", "str")
@@ -368,5 +380,106 @@ class TestDictShapes:
         ],
     )
     def test_invalid_shape(self, document: dict[str, object], message: str) -> None:
+        with pytest.raises(DecodeError, match=message):
+            type_from_json(json.dumps(document))
+
+
+CALLABLE_DOCUMENT = {"module": "collections.abc", "qualname": "Callable"}
+
+
+def function_callable(module: str, qualname: str, bound: bool = False) -> TypeRef:
+    return TypeRef("collections.abc", "Callable", function=FunctionRef(module, qualname, bound))
+
+
+class TestFunctionReferences:
+    @pytest.mark.parametrize(
+        "ref",
+        [
+            pytest.param(function_callable("pkg.mod", "apply"), id="function"),
+            pytest.param(function_callable("pkg.mod", "Handler.run", bound=True), id="bound-method"),
+            pytest.param(function_callable("pkg.mod", "outer.<locals>.inner"), id="locals"),
+            pytest.param(TypeRef("builtins", "list", (union([function_callable("m", "f"), CALLABLE]),)), id="in-list"),
+            pytest.param(callable_type([INT, STR], NONE), id="concrete"),
+            pytest.param(callable_type([], INT), id="no-parameters"),
+            pytest.param(callable_type(None, INT), id="any-parameters"),
+        ],
+    )
+    def test_round_trip(self, ref: TypeRef) -> None:
+        decoded = type_from_json(type_to_json(ref))
+
+        assert decoded == ref
+        assert decoded.function == ref.function
+
+    def test_documented_form(self) -> None:
+        """The stored form is the one the encoding module documents."""
+        ref = function_callable("pkg.mod", "Handler.run", bound=True)
+
+        assert json.loads(type_to_json(ref)) == {
+            **CALLABLE_DOCUMENT,
+            "function": {"module": "pkg.mod", "qualname": "Handler.run", "bound": True},
+        }
+
+    def test_unbound_leaves_out_bound(self) -> None:
+        document = json.loads(type_to_json(function_callable("pkg.mod", "apply")))
+
+        assert document["function"] == {"module": "pkg.mod", "qualname": "apply"}
+
+    def test_functions_are_told_apart(self) -> None:
+        first = function_callable("pkg.mod", "f")
+        second = function_callable("pkg.mod", "g")
+
+        assert first != second
+        assert first != CALLABLE
+        assert first != function_callable("pkg.mod", "f", bound=True)
+        assert type_to_json(first) != type_to_json(second)
+        assert len({first, second, CALLABLE}) == 3
+
+    def test_rebuilt_reference_is_bare(self) -> None:
+        ref = function_callable("pkg.mod", "f")
+
+        assert TypeRef(ref.module, ref.qualname, ref.args) == CALLABLE
+
+    def test_row_without_function_unchanged(self) -> None:
+        """A row written before function references existed decodes to a bare Callable."""
+        row = CallTraceRow(
+            module="m",
+            qualname="f",
+            arg_types='{"cb":{"module":"collections.abc","qualname":"Callable"}}',
+            return_type='{"module":"builtins","qualname":"None"}',
+            yield_type=None,
+            format_version=1,
+        )
+
+        trace = row.to_trace()
+
+        assert trace.arg_types["cb"] == CALLABLE
+        assert trace.arg_types["cb"].function is None
+        assert CallTraceRow.from_trace(trace) == row
+
+    def test_row_with_function_keeps_version(self) -> None:
+        trace = CallTrace("m", "f", {"cb": function_callable("m", "g")}, NONE)
+
+        row = CallTraceRow.from_trace(trace)
+
+        assert row.format_version == FORMAT_VERSION == 1
+        assert row.to_trace() == trace
+
+    @pytest.mark.parametrize(
+        ("document", "message"),
+        [
+            pytest.param({**INT_DOCUMENT, "function": {"module": "m", "qualname": "f"}}, "only valid on a bare", id="not-callable"),
+            pytest.param(
+                {**CALLABLE_DOCUMENT, "args": [INT_DOCUMENT], "function": {"module": "m", "qualname": "f"}},
+                "only valid on a bare",
+                id="callable-with-args",
+            ),
+            pytest.param({**CALLABLE_DOCUMENT, "function": "m.f"}, "must be an object", id="text"),
+            pytest.param({**CALLABLE_DOCUMENT, "function": {"module": "m", "qualname": "f", "line": 3}}, "must be an object", id="unknown-key"),
+            pytest.param({**CALLABLE_DOCUMENT, "function": {"module": "m"}}, "string 'module' and 'qualname'", id="missing-qualname"),
+            pytest.param({**CALLABLE_DOCUMENT, "function": {"module": "m", "qualname": ""}}, "string 'module' and 'qualname'", id="empty-qualname"),
+            pytest.param({**CALLABLE_DOCUMENT, "function": {"module": "m", "qualname": "f", "bound": 1}}, "true or false", id="bound-not-bool"),
+        ],
+    )
+    def test_invalid_function(self, document: dict[str, object], message: str) -> None:
         with pytest.raises(DecodeError, match=message):
             type_from_json(json.dumps(document))

@@ -18,7 +18,7 @@ from typetrace.inference import (
     failure_counts,
     type_of,
 )
-from typetrace.typemodel import ANY, ELLIPSIS, NONE, ShapeKey, TypeRef, dict_shape, union
+from typetrace.typemodel import ANY, CALLABLE, ELLIPSIS, NONE, FunctionRef, ShapeKey, TypeRef, dict_shape, union
 
 INT = TypeRef("builtins", "int")
 STR = TypeRef("builtins", "str")
@@ -102,7 +102,6 @@ class WithHostileMeta(metaclass=HostileMeta):
         pytest.param(int, builtin("type", INT), id="builtin class"),
         pytest.param(Plain, builtin("type", TypeRef(__name__, "Plain")), id="class"),
         pytest.param(len, TypeRef("collections.abc", "Callable"), id="builtin function"),
-        pytest.param(builtin, TypeRef("collections.abc", "Callable"), id="function"),
         pytest.param(Plain().__init__, TypeRef("collections.abc", "Callable"), id="method-wrapper"),
         pytest.param(iter([1]), TypeRef("collections.abc", "Iterator"), id="list iterator"),
         pytest.param((x for x in ()), TypeRef("collections.abc", "Generator"), id="generator"),
@@ -502,3 +501,126 @@ class TestReuse:
 
         assert len(inferrer._built_refs) <= 4096
         assert len(inferrer._shape_refs) <= 4096
+
+
+def named(qualname: str, bound: bool = False, module: str = __name__) -> TypeRef:
+    return TypeRef("collections.abc", "Callable", function=FunctionRef(module, qualname, bound))
+
+
+class Handler:
+    def run(self, value: int) -> int:
+        return value
+
+    @classmethod
+    def create(cls) -> Handler:
+        return cls()
+
+    @staticmethod
+    def check(value: int) -> bool:
+        return value > 0
+
+
+def make_inner() -> object:
+    def inner() -> None:
+        pass
+
+    return inner
+
+
+class TestFunctions:
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            pytest.param(builtin, named("builtin"), id="function"),
+            pytest.param(Handler().run, named("Handler.run", bound=True), id="bound-method"),
+            pytest.param(Handler.create, named("Handler.create", bound=True), id="classmethod"),
+            pytest.param(Handler.check, named("Handler.check"), id="staticmethod"),
+            pytest.param(Handler.run, named("Handler.run"), id="method-from-class"),
+            pytest.param(make_inner(), named("make_inner.<locals>.inner"), id="locals"),
+            pytest.param(lambda: None, CALLABLE, id="lambda"),
+            pytest.param(len, CALLABLE, id="builtin"),
+            pytest.param([].append, CALLABLE, id="builtin-method"),
+            pytest.param(Plain().__init__, CALLABLE, id="method-wrapper"),
+            pytest.param(str.join, CALLABLE, id="method-descriptor"),
+            pytest.param(Plain().__class__.__subclasshook__, CALLABLE, id="builtin-classmethod"),
+        ],
+    )
+    def test_named_function(self, value: object, expected: TypeRef) -> None:
+        ref = type_of(value)
+
+        assert ref == expected
+        assert ref.function == expected.function
+
+    def test_partial_is_its_class(self) -> None:
+        import functools
+
+        assert type_of(functools.partial(builtin, "int")) == TypeRef("functools", "partial")
+
+    def test_method_of_callable_object_is_bare(self) -> None:
+        import types
+
+        method = types.MethodType(len, Plain())
+
+        assert type_of(method) == CALLABLE
+
+    def test_unnamed_module_is_bare(self) -> None:
+        def function() -> None:
+            pass
+
+        function.__module__ = None  # type: ignore[assignment]
+
+        assert type_of(function) == CALLABLE
+
+    def test_renamed_function_keeps_its_names(self) -> None:
+        def original() -> None:
+            pass
+
+        original.__qualname__ = "Renamed.name"
+        original.__module__ = "pkg.other"
+
+        assert type_of(original) == named("Renamed.name", module="pkg.other")
+
+    def test_hostile_receiver_not_called(self) -> None:
+        Hostile.calls = 0
+
+        class Receiver(Hostile):
+            def method(self) -> None:
+                pass
+
+        bound = Receiver.method.__get__(Receiver())
+        qualname = Receiver.method.__qualname__
+
+        assert type_of(bound) == named(qualname, bound=True)
+        assert Hostile.calls == 0
+
+    def test_in_container(self) -> None:
+        assert type_of([builtin, len]) == builtin("list", union([named("builtin"), CALLABLE]))
+
+    def test_main_module_renames_main_functions(self) -> None:
+        def function() -> None:
+            pass
+
+        function.__module__ = "__main__"
+        inferrer = TypeInferrer(main_module="script")
+
+        assert inferrer.type_of(function) == named(function.__qualname__, module="script")
+
+    def test_rename_main_forgets_cached_names(self) -> None:
+        def function() -> None:
+            pass
+
+        function.__module__ = "__mp_main__"
+        inferrer = TypeInferrer()
+        assert inferrer.type_of(function) == named(function.__qualname__, module="__mp_main__")
+
+        inferrer.rename_main("__mp_main__", "script")
+
+        assert inferrer.type_of(function) == named(function.__qualname__, module="script")
+
+    def test_cached_reference_is_shared(self) -> None:
+        inferrer = TypeInferrer()
+        receiver = Handler()
+
+        assert inferrer.type_of(receiver.run) is inferrer.type_of(receiver.run)
+        assert inferrer.type_of(builtin) is inferrer.type_of(builtin)
+        assert inferrer.type_of(builtin) != inferrer.type_of(Handler.run)

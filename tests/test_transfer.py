@@ -17,7 +17,7 @@ from typetrace.db.sqlite import SQLiteStore
 from typetrace.encoding import CallTraceRow
 from typetrace.tracing import CallTrace
 from typetrace.transfer import TransferError, convert_monkeytype_type
-from typetrace.typemodel import ANY, ELLIPSIS, NONE, TypeRef, union
+from typetrace.typemodel import ANY, ELLIPSIS, NONE, FunctionRef, TypeRef, union
 
 INT = TypeRef("builtins", "int")
 STR = TypeRef("builtins", "str")
@@ -337,6 +337,21 @@ class TestImportExport:
 
         assert (result.rows, result.calls) == (2, 10)
         assert sorted(target.iter_rows(), key=str) == sorted(store.iter_rows(), key=str)
+        target.close()
+
+    def test_round_trip_keeps_function_references(self, tmp_path: Path, store: SQLiteStore) -> None:
+        callback = TypeRef("collections.abc", "Callable", function=FunctionRef("pkg.mod", "Handler.run", True))
+        trace = CallTrace("pkg.mod", "f", {"cb": callback}, NONE)
+        store.add_rows([StoredRow(CallTraceRow.from_trace(trace), 1.0, 2.0), stored("g")])
+        text, _ = export_text(store)
+        target = SQLiteStore(str(tmp_path / "target.sqlite3"))
+
+        result = transfer.import_export(target, text.splitlines())
+
+        assert result.rows == 2
+        imported = [thunk.to_trace() for thunk in target.filter("pkg.mod") if thunk.to_trace().qualname == "f"]
+        assert imported == [trace]
+        assert imported[0].arg_types["cb"].function == FunctionRef("pkg.mod", "Handler.run", True)
         target.close()
 
     def test_existing_traces_aggregate(self, store: SQLiteStore) -> None:

@@ -29,6 +29,13 @@ shorter where a type checker accepts the shorter form for every observed value:
   ``tuple[T, ...]`` with ``T`` the combined type of all their elements. So do
   tuples of one element: ``("a",)`` is almost always a sequence that held one item,
   and an annotation of exactly one element would reject the same sequence with two.
+* ``Callable`` members merge into one, without joining parameter types, because a
+  union of parameter types would accept callables that reject some of them. Equal
+  signatures stay as they are. Callables with one parameter list get the combined
+  return type (``Callable[[int], int] | Callable[[int], str]`` is ``Callable[[int],
+  int | str]``), and other lists become ``...``: ``Callable[..., R]`` with the
+  combined return type ``R``. A bare ``Callable`` among them, whose signature is
+  unknown, makes the result bare, and so does a ``Callable[..., Any]``.
 * A union with more than *max_union_size* members other than ``None`` is widened. When
   every member is a built-in container (``list``, ``tuple``, ``set``, ``frozenset``,
   ``dict``), it becomes the most specific :mod:`collections.abc` class they all
@@ -82,14 +89,18 @@ from typetrace._publicnames import public_name
 from typetrace._testonly import is_test_module
 from typetrace.typemodel import (
     ANY,
+    CALLABLE,
     ELLIPSIS,
     MAX_SHAPE_KEYS,
     NONE,
     SELF,
     ShapeKey,
     TypeRef,
+    callable_parts,
+    callable_type,
     dict_shape,
     has_shape,
+    is_callable,
     receiver,
     union,
     without_shapes,
@@ -170,6 +181,7 @@ def combine_types(types: Iterable[TypeRef], *, max_union_size: int = DEFAULT_MAX
     if others:
         others = _merge_tuples(others, max_union_size)
         others = _merge_shapes(others, max_union_size)
+        others = _merge_callables(others, max_union_size)
         others = _merge_generics(others, max_union_size)
         others = _drop_numeric_subtypes(others)
         # union() drops empty containers next to non-empty ones, so count after it.
@@ -244,6 +256,27 @@ def _merge_tuples(members: list[TypeRef], max_union_size: int) -> list[TypeRef]:
         elements = [arg for member in parameterized for arg in member.args if arg != ELLIPSIS]
         args = (combine_types(elements, max_union_size=max_union_size), ELLIPSIS)
     return [*rest, TypeRef(*_TUPLE, args)]
+
+
+def _merge_callables(members: list[TypeRef], max_union_size: int) -> list[TypeRef]:
+    """Merge the ``Callable`` members into one, by the rule in the module documentation."""
+    callables = [member for member in members if is_callable(member)]
+    if len(callables) < 2:
+        return members
+    rest = [member for member in members if not is_callable(member)]
+    signatures = [callable_parts(member) for member in callables]
+    parameter_lists = set()
+    returns = []
+    for signature in signatures:
+        if signature is None:
+            return [*rest, CALLABLE]
+        parameter_lists.add(signature[0])
+        returns.append(signature[1])
+    combined_return = combine_types(returns, max_union_size=max_union_size)
+    parameters = parameter_lists.pop() if len(parameter_lists) == 1 else None
+    if parameters is None and combined_return == ANY:
+        return [*rest, CALLABLE]
+    return [*rest, callable_type(parameters, combined_return)]
 
 
 def _merge_generics(members: list[TypeRef], max_union_size: int) -> list[TypeRef]:

@@ -40,12 +40,25 @@ only when false, ``required``: whether every observed dict had the key. ``args``
 still contains the union of the value types, so the document also reads as the
 ``dict[str, V]`` the shape degrades to.
 
-``shape`` was added to version 1 without a new version number. Rows that have no
-shape are encoded exactly as before, so stores keep aggregating them with the rows
-that earlier releases wrote, and earlier releases read them. An earlier release
-rejects a document with ``shape`` as having an unknown key: it raises
-:class:`DecodeError` for that row only and never reads the row as something else. A
-new version number would have made earlier releases reject every new row instead.
+A bare ``collections.abc.Callable`` document may have a ``function``, the Python
+function that the value was (:class:`typetrace.typemodel.FunctionRef`)::
+
+    {"module": "collections.abc", "qualname": "Callable",
+     "function": {"module": "pkg.mod", "qualname": "Handler.run", "bound": true}}
+
+``module`` and ``qualname`` name the function as ``function.__module__`` and
+``function.__qualname__`` do (``<locals>`` included). ``bound``, written only when
+true, marks a bound method, whose first parameter callers do not pass.
+A ``Callable`` document with ``args`` lists the parameter types and then the return
+type, with ``builtins.Ellipsis`` as the only parameter for ``Callable[..., R]``.
+
+``shape`` and ``function`` were added to version 1 without a new version number.
+Rows that have neither are encoded exactly as before, so stores keep aggregating them
+with the rows that earlier releases wrote, and earlier releases read them. An earlier
+release rejects a document with ``shape`` or ``function`` as having an unknown key: it
+raises :class:`DecodeError` for that row only and never reads the row as something
+else. A new version number would have made earlier releases reject every new row
+instead.
 
 A row (:class:`CallTraceRow`) contains three JSON texts:
 
@@ -70,7 +83,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import ShapeKey, TypeRef, receiver
+from typetrace.typemodel import CALLABLE, FunctionRef, ShapeKey, TypeRef, receiver
 
 __all__ = [
     "FORMAT_VERSION",
@@ -108,7 +121,16 @@ def type_to_dict(ref: TypeRef) -> dict[str, Any]:
         ]
     if ref.shape:
         document["shape"] = [_shape_key_to_dict(key) for key in ref.shape]
+    if ref.function is not None:
+        document["function"] = _function_to_dict(ref.function)
     return document
+
+
+def _function_to_dict(function: FunctionRef) -> dict[str, Any]:
+    entry: dict[str, Any] = {"module": function.module, "qualname": function.qualname}
+    if function.bound:
+        entry["bound"] = True
+    return entry
 
 
 def _shape_key_to_dict(key: ShapeKey) -> dict[str, Any]:
@@ -147,10 +169,15 @@ def type_from_dict(document: object) -> TypeRef:
     )
     if "shape" in document:
         ref = TypeRef(module, qualname, ref.args, _shape_from_list(ref, document["shape"]))
+    if "function" in document:
+        function = _function_from_dict(ref, document["function"])
+        ref = TypeRef(module, qualname, ref.args, bases=ref.bases, function=function)
     return receiver(ref) if is_receiver else ref
 
 
-_TYPE_DOCUMENT_KEYS = frozenset({"module", "qualname", "args", "bases", "receiver", "shape"})
+_TYPE_DOCUMENT_KEYS = frozenset(
+    {"module", "qualname", "args", "bases", "receiver", "shape", "function"}
+)
 
 
 def _name_from_dict(document: dict[str, Any]) -> tuple[str, str]:
@@ -167,6 +194,20 @@ def _base_from_dict(document: object) -> TypeRef:
             f"a base class must be a JSON object with only 'module' and 'qualname', got {document!r}"
         )
     return TypeRef(*_name_from_dict(document))
+
+
+def _function_from_dict(ref: TypeRef, document: object) -> FunctionRef:
+    if ref != CALLABLE:
+        raise DecodeError(f"'function' is only valid on a bare collections.abc.Callable, got {ref}")
+    if not isinstance(document, dict) or set(document) - {"module", "qualname", "bound"}:
+        raise DecodeError(
+            f"'function' must be an object with 'module', 'qualname' and 'bound', got {document!r}"
+        )
+    module, qualname = _name_from_dict(document)
+    bound = document.get("bound", False)
+    if not isinstance(bound, bool):
+        raise DecodeError(f"'bound' of a function must be true or false, got {bound!r}")
+    return FunctionRef(module, qualname, bound)
 
 
 def _shape_from_list(ref: TypeRef, entries: object) -> tuple[ShapeKey, ...]:

@@ -39,6 +39,14 @@ as a ``TypedDict``. Such a dict has every value inspected instead of its first
 otherwise it is typed ``dict[str, V]`` from its first entries as before. The key
 strings become part of the trace, so a store keeps the keys of small dicts, not only
 types.
+
+A Python function (``types.FunctionType``), and a bound method of one, is typed as a
+bare ``collections.abc.Callable`` that names the function (a
+:class:`~typetrace.typemodel.FunctionRef`): its module and qualified name, read
+through the C-level attributes of the function, and whether it was bound. The stub
+builder turns that into a ``Callable`` with the types that the function's own traced
+calls show. Lambdas, built-in functions, method wrappers and other callable objects
+are a bare ``Callable`` without a name.
 """
 
 from __future__ import annotations
@@ -54,7 +62,18 @@ from typing import Any, Callable, Iterable, Optional, TypeVar
 
 from typetrace._publicnames import is_private, public_name
 from typetrace._testonly import is_test_module
-from typetrace.typemodel import ANY, ELLIPSIS, MAX_SHAPE_KEYS, NONE, ShapeKey, TypeRef, dict_shape, union
+from typetrace.typemodel import (
+    ANY,
+    CALLABLE,
+    ELLIPSIS,
+    MAX_SHAPE_KEYS,
+    NONE,
+    FunctionRef,
+    ShapeKey,
+    TypeRef,
+    dict_shape,
+    union,
+)
 
 __all__ = [
     "HEAD_ELEMENTS",
@@ -98,10 +117,9 @@ MAX_SHAPE_KEY_LENGTH = 64
 # Classes whose names are cached per inferrer; the cache is emptied when full.
 _MAX_CACHED_CLASSES = 4096
 
-_CALLABLE = TypeRef("collections.abc", "Callable")
 _TYPE = ("builtins", "type")
 
-# Functions and methods of every kind, typed as a bare ``Callable``. Classes are
+# Functions and methods of every kind, typed as a ``Callable``. Classes are
 # compared by id() here and below, because hashing or comparing a class may call its
 # metaclass's code.
 _FUNCTION_TYPE_IDS = frozenset(
@@ -137,6 +155,13 @@ _ITERATOR = TypeRef("collections.abc", "Iterator")
 _read_module: Callable[[type], object] = type.__dict__["__module__"].__get__
 _read_qualname: Callable[[type], object] = type.__dict__["__qualname__"].__get__
 _read_mro: Callable[[type], tuple[type, ...]] = type.__dict__["__mro__"].__get__
+# The same for functions and bound methods. None of them can be overridden, because
+# neither class can be subclassed.
+_read_function_module: Callable[[types.FunctionType], object] = types.FunctionType.__dict__["__module__"].__get__
+_read_function_qualname: Callable[[types.FunctionType], object] = types.FunctionType.__dict__[
+    "__qualname__"
+].__get__
+_read_method_function: Callable[[types.MethodType], object] = types.MethodType.__dict__["__func__"].__get__
 
 _failures: collections.Counter[str] = collections.Counter()
 _failures_lock = threading.Lock()
@@ -203,6 +228,10 @@ class TypeInferrer:
         # The same for dict shapes, keyed by the key strings and the ids of the value
         # types.
         self._shape_refs: dict[tuple[object, ...], tuple[tuple[TypeRef, ...], TypeRef]] = {}
+        # id(function) -> (weak reference to the function, its Callable), for plain
+        # functions and for the functions of bound methods.
+        self._function_refs: dict[int, tuple[Callable[[], object], TypeRef]] = {}
+        self._method_refs: dict[int, tuple[Callable[[], object], TypeRef]] = {}
 
     def rename_main(self, module: str, name: str) -> None:
         """Record the classes of the main-script module *module* under *name*."""
@@ -212,6 +241,8 @@ class TypeInferrer:
         self._plain_refs.clear()
         self._built_refs.clear()
         self._shape_refs.clear()
+        self._function_refs.clear()
+        self._method_refs.clear()
 
     def type_of(self, value: object) -> TypeRef:
         """Return the type of *value*; ``Any`` when it cannot be inferred. Never raises."""
@@ -257,6 +288,43 @@ class TypeInferrer:
             self._plain_refs[id(cls)] = (alive, ref)
         return ref
 
+    def callable_ref(self, value: object) -> TypeRef:
+        """Return the ``Callable`` that names the function of *value*, a function or a
+        bound method, or a bare ``Callable`` when the function has no usable name."""
+        if type(value) is types.MethodType:
+            function = _read_method_function(value)
+            cache = self._method_refs
+        else:
+            function = value
+            cache = self._function_refs
+        if type(function) is not types.FunctionType:
+            return CALLABLE
+        entry = cache.get(id(function))
+        if entry is not None and entry[0]() is function:
+            return entry[1]
+        ref = self._name_function(function, bound=cache is self._method_refs)
+        if len(cache) >= _MAX_CACHED_CLASSES:
+            cache.clear()
+        cache[id(function)] = (weakref.ref(function), ref)
+        return ref
+
+    def _name_function(self, function: types.FunctionType, *, bound: bool) -> TypeRef:
+        module = _read_function_module(function)
+        qualname = _read_function_qualname(function)
+        if type(module) is not str or type(qualname) is not str:
+            return CALLABLE
+        # Lambdas and the functions of comprehensions have names such as <lambda>
+        # that no source definition has.
+        if not qualname.rpartition(".")[2].isidentifier():
+            return CALLABLE
+        module = self._main_name(module)
+        return TypeRef(CALLABLE.module, CALLABLE.qualname, function=FunctionRef(module, qualname, bound))
+
+    def _main_name(self, module: str) -> str:
+        if module == "__main__" and self.main_module:
+            return self.main_module
+        return self.main_names.get(module, module)
+
     def _name_class(self, cls: type) -> TypeRef:
         module, qualname = self._names_of(cls)
         if module == "builtins":
@@ -280,11 +348,7 @@ class TypeInferrer:
         qualname = _read_qualname(cls)
         if not isinstance(module, str) or not isinstance(qualname, str):
             raise TypeError(f"class name is not a string: {module!r}.{qualname!r}")
-        if module == "__main__" and self.main_module:
-            module = self.main_module
-        elif module in self.main_names:
-            module = self.main_names[module]
-        return module, qualname
+        return self._main_name(module), qualname
 
     def _bases_of(self, cls: type, name: tuple[str, str]) -> tuple[TypeRef, ...]:
         """Return the base classes of *cls* that an annotation can name, nearest first.
@@ -357,7 +421,9 @@ class _Walk:
         if issubclass(cls, type):
             return TypeRef(*_TYPE, (self.inferrer.class_ref(value),))  # type: ignore[arg-type]
         if id(cls) in _FUNCTION_TYPE_IDS:
-            return _CALLABLE
+            if cls is types.FunctionType or cls is types.MethodType:
+                return self.inferrer.callable_ref(value)
+            return CALLABLE
         base = self.inferrer.class_ref(cls)
         walker = _CONTAINERS.get(id(cls))
         if walker is None:

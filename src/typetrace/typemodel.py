@@ -9,8 +9,9 @@ Special forms use reserved names:
 * ``typing.Any`` is an unknown type.
 * ``builtins.None`` is the type of ``None``.
 * ``typing.Union`` with two or more arguments is a union; build it with :func:`union`.
-* ``builtins.Ellipsis`` appears only as the second argument of ``builtins.tuple`` and
-  means a tuple of any length: ``tuple[int, ...]``.
+* ``builtins.Ellipsis`` appears only as the second argument of ``builtins.tuple``,
+  where it means a tuple of any length (``tuple[int, ...]``), and as the first
+  argument of a ``Callable``, where it means any parameters (see below).
 * A container without arguments (``builtins.list`` with ``args == ()``) is a container
   whose element types were not observed, for example an empty list.
 * ``typing.Self`` with one argument is the type of a value that a method returned
@@ -25,23 +26,43 @@ reads only ``module``, ``qualname`` and ``args`` sees the ``dict[str, V]`` that 
 shape degrades to, and a ``TypeRef`` rebuilt from those three fields is that
 ``dict[str, V]``. Keeping nested shapes out of ``V`` also keeps the encoded form of
 nested shapes from doubling in size at each level.
+
+``collections.abc.Callable`` (or ``typing.Callable``) without arguments is a callable
+whose signature is unknown. With arguments, the last one is the return type and the
+others are the parameter types, so ``(int, str, bool)`` is ``Callable[[int, str],
+bool]`` and ``(bool,)`` is ``Callable[[], bool]``. A first argument of
+``builtins.Ellipsis`` followed by the return type is ``Callable[..., R]``: see
+:func:`callable_type` and :func:`callable_parts`.
+
+A bare ``collections.abc.Callable`` may also carry a *function*: the module and
+qualified name of the Python function that the value was (see :class:`FunctionRef`).
+Inference records it, and the stub builder replaces it by a ``Callable`` with the
+parameter and return types that the function's own traced calls show. Unlike the
+bases, the function is part of equality and hashing, so traces that passed different
+functions stay apart, but not of ordering. A ``TypeRef`` rebuilt from ``module``,
+``qualname`` and ``args`` alone is the bare ``Callable``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, NamedTuple, Optional
+from typing import Iterable, NamedTuple, Optional, Sequence
 
 __all__ = [
     "ANY",
+    "CALLABLE",
     "ELLIPSIS",
+    "FunctionRef",
     "MAX_SHAPE_KEYS",
     "NONE",
     "SELF",
     "ShapeKey",
     "TypeRef",
+    "callable_parts",
+    "callable_type",
     "dict_shape",
     "has_shape",
+    "is_callable",
     "receiver",
     "union",
     "optional_members",
@@ -71,13 +92,30 @@ class TypeRef:
     #: Not part of equality, hashing or ordering: a reference decoded from a trace
     #: written without bases names the same class.
     bases: tuple[TypeRef, ...] = field(default=(), compare=False, repr=False)
+    #: The Python function that a bare ``collections.abc.Callable`` was, or ``None``.
+    #: Part of equality and hashing (see :meth:`__eq__`) but not of ordering, because
+    #: ``None`` and a :class:`FunctionRef` cannot be ordered.
+    function: Optional[FunctionRef] = field(default=None, compare=False)
+
+    def __eq__(self, other: object) -> bool:
+        # Written out because the generated method would leave out ``function``. The
+        # dataclass decorator keeps a method that the class defines itself.
+        if not isinstance(other, TypeRef):
+            return NotImplemented
+        return (
+            self.module == other.module
+            and self.qualname == other.qualname
+            and self.args == other.args
+            and self.shape == other.shape
+            and self.function == other.function
+        )
 
     def __hash__(self) -> int:
         # Cached, because traces hash their types on every comparison, and type
         # references are shared between traces.
         cached: Optional[int] = self.__dict__.get("_hash")
         if cached is None:
-            cached = hash((self.module, self.qualname, self.args, self.shape))
+            cached = hash((self.module, self.qualname, self.args, self.shape, self.function))
             object.__setattr__(self, "_hash", cached)
         return cached
 
@@ -120,10 +158,48 @@ class ShapeKey(NamedTuple):
     required: bool = True
 
 
+class FunctionRef(NamedTuple):
+    """The Python function that a callable value was, by name."""
+
+    #: Module that defines the function, as in ``function.__module__``.
+    module: str
+    #: Qualified name of the function, as in ``function.__qualname__``. It contains
+    #: ``<locals>`` for a function defined inside another.
+    qualname: str
+    #: Whether the value was a bound method, whose first parameter (``self`` or
+    #: ``cls``) the caller does not pass.
+    bound: bool = False
+
+
 ANY = TypeRef("typing", "Any")
 NONE = TypeRef("builtins", "None")
 ELLIPSIS = TypeRef("builtins", "Ellipsis")
 SELF = TypeRef("typing", "Self")
+CALLABLE = TypeRef("collections.abc", "Callable")
+_CALLABLE_NAMES = frozenset({("collections.abc", "Callable"), ("typing", "Callable")})
+
+
+def is_callable(ref: TypeRef) -> bool:
+    """Return whether *ref* is ``collections.abc.Callable`` or ``typing.Callable``."""
+    return (ref.module, ref.qualname) in _CALLABLE_NAMES
+
+
+def callable_type(parameters: Optional[Sequence[TypeRef]], returns: TypeRef) -> TypeRef:
+    """Build ``Callable[[*parameters], returns]``, or ``Callable[..., returns]`` when
+    *parameters* is ``None``."""
+    params = (ELLIPSIS,) if parameters is None else tuple(parameters)
+    return TypeRef(CALLABLE.module, CALLABLE.qualname, (*params, returns))
+
+
+def callable_parts(ref: TypeRef) -> Optional[tuple[Optional[tuple[TypeRef, ...]], TypeRef]]:
+    """Split the ``Callable`` *ref* into its parameter types (``None`` for ``...``) and
+    its return type. Return ``None`` for a bare ``Callable`` or another type."""
+    if not is_callable(ref) or not ref.args:
+        return None
+    *params, returns = ref.args
+    if params[:1] == [ELLIPSIS]:
+        return None, returns
+    return tuple(params), returns
 
 
 def receiver(ref: TypeRef) -> TypeRef:
@@ -193,8 +269,9 @@ def union(members: Iterable[TypeRef]) -> TypeRef:
     if ANY in flat:
         return ANY
     # A dict shape does not absorb an empty dict, because the empty dict lacks the
-    # shape's required keys.
-    parameterized = {(m.module, m.qualname) for m in flat if m.args and not m.shape}
+    # shape's required keys, and a Callable with a signature does not absorb a bare
+    # Callable, whose signature is unknown rather than empty.
+    parameterized = {(m.module, m.qualname) for m in flat if m.args and not m.shape and not is_callable(m)}
     flat = {m for m in flat if m.args or (m.module, m.qualname) not in parameterized}
     if len(flat) == 1:
         return flat.pop()
@@ -232,6 +309,14 @@ def render_plain(ref: TypeRef) -> str:
         items = (f"{key.name!r}{'' if key.required else '?'}: {render_plain(key.value)}" for key in ref.shape)
         return "{" + ", ".join(items) + "}"
     name = ref.qualname if ref.module == "builtins" else ref.dotted_name
+    if ref.function is not None:
+        bound = " bound" if ref.function.bound else ""
+        return f"{name}[<{ref.function.module}:{ref.function.qualname}{bound}>]"
+    parts = callable_parts(ref)
+    if parts is not None:
+        params, returns = parts
+        written = "..." if params is None else "[" + ", ".join(render_plain(p) for p in params) + "]"
+        return f"{name}[{written}, {render_plain(returns)}]"
     if not ref.args:
         return name
     return f"{name}[{', '.join(render_plain(a) for a in ref.args)}]"

@@ -8,7 +8,7 @@ from store_backends import Backend
 from typetrace.db.base import CallTraceThunk
 from typetrace.encoding import FORMAT_VERSION, CallTraceRow, DecodeError
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import ELLIPSIS, NONE, TypeRef, union
+from typetrace.typemodel import ELLIPSIS, NONE, FunctionRef, TypeRef, union
 
 INT = TypeRef("builtins", "int")
 STR = TypeRef("builtins", "str")
@@ -246,6 +246,22 @@ class TestCorruptRows:
         assert thunks["good"].to_trace() == make_trace("good")
         with pytest.raises(DecodeError, match="upgrade typetrace"):
             thunks["future"].to_trace()
+
+    def test_malformed_function_fails_only_its_own_row(self, backend: Backend) -> None:
+        backend.store.add([make_trace("good")])
+        callable_document = '{"module": "collections.abc", "qualname": "Callable", "function": %s}'
+        bad = callable_document % '{"module": "m", "qualname": 7}'
+        good = callable_document % '{"module": "m", "qualname": "g", "bound": true}'
+        backend.insert_raw_row(CallTraceRow("pkg.mod", "bad", f'{{"cb": {bad}}}', None, None))
+        backend.insert_raw_row(CallTraceRow("pkg.mod", "named", f'{{"cb": {good}}}', None, None))
+
+        thunks = rows_by_qualname(backend.store.filter("pkg.mod"))
+
+        assert thunks["good"].to_trace() == make_trace("good")
+        named = thunks["named"].to_trace().arg_types["cb"]
+        assert named.function == FunctionRef("m", "g", bound=True)
+        with pytest.raises(DecodeError, match="qualname"):
+            thunks["bad"].to_trace()
 
     def test_wrong_document_shape_fails_only_its_own_row(self, backend: Backend) -> None:
         backend.insert_raw_row(CallTraceRow("pkg.mod", "list", "[1, 2]", None, None))

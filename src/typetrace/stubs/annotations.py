@@ -13,7 +13,19 @@ from typing import Collection, Mapping, Optional
 
 from typetrace._publicnames import PUBLIC_NAMES, is_private
 from typetrace.stubs.typeddicts import TypedDictDefinition, TypedDictItem, key_class_name
-from typetrace.typemodel import ANY, ELLIPSIS, NONE, SELF, ShapeKey, TypeRef, optional_members, union
+from typetrace.typemodel import (
+    ANY,
+    ELLIPSIS,
+    NONE,
+    SELF,
+    ShapeKey,
+    TypeRef,
+    callable_parts,
+    callable_type,
+    is_callable,
+    optional_members,
+    union,
+)
 
 __all__ = [
     "TYPE_VAR_MODULE",
@@ -55,6 +67,8 @@ _PRE_PEP585_NAMES: dict[tuple[str, str], str] = {
     ("collections.abc", "Set"): "AbstractSet",
 }
 
+_ANY_CALLABLE = callable_type(None, ANY)
+
 #: Classes whose ``__module__`` cannot be imported from, or is not the name the
 #: standard library documents, mapped to the public name.
 _PUBLIC_NAMES = PUBLIC_NAMES
@@ -74,10 +88,13 @@ def public_type(ref: TypeRef, module: Optional[str] = None) -> TypeRef:
     nearest recorded base class, or ``Any`` without one, unless it belongs to the
     top-level package of *module*, the module the annotation is written in.
     ``typing.Self`` loses the type of the observed receivers, which only the stub
-    builder uses.
+    builder uses. A bare ``Callable`` becomes ``Callable[..., Any]``, which strict type
+    checkers accept where they reject a generic class without arguments.
     """
     if ref.is_receiver:
         return SELF
+    if is_callable(ref) and not ref.args:
+        return _ANY_CALLABLE
     args = tuple(public_type(arg, module) for arg in ref.args)
     if ref.module == TYPE_VAR_MODULE:
         return TypeRef(ref.module, ref.qualname, args)
@@ -305,6 +322,14 @@ class AnnotationNamer:
             return self._name(ref, forward)
         alias = None if self.pep585 else _pre_pep585_name(ref)
         name = self._name(ref, forward) if alias is None else self.typing_name(alias, forward)
+        parts = callable_parts(ref)
+        if parts is not None:
+            params, returns = parts
+            if params is None:
+                written = "..."
+            else:
+                written = "[" + ", ".join(self._render(param, forward) for param in params) + "]"
+            return f"{name}[{written}, {self._render(returns, forward)}]"
         args = ", ".join(self._render(arg, forward) for arg in ref.args)
         return f"{name}[{args}]"
 

@@ -30,7 +30,17 @@ from typetrace.stubs.callees import CalleeResolver, ScannedModule
 from typetrace.stubs.scan import ClassNode, FunctionNode, ModuleScan, Parameter, scan_module
 from typetrace.stubs.uses import ParameterUses, parameter_uses
 from typetrace.tracing import CallTrace
-from typetrace.typemodel import ANY, NONE, TypeRef, union, without_shapes
+from typetrace.typemodel import (
+    ANY,
+    CALLABLE,
+    NONE,
+    FunctionRef,
+    ShapeKey,
+    TypeRef,
+    callable_type,
+    union,
+    without_shapes,
+)
 
 __all__ = ["ModuleLoader", "ModuleSource", "StubBuildError", "build_stub"]
 
@@ -39,8 +49,11 @@ _TYPE = ("builtins", "type")
 _ITERATOR = ("typing", "Iterator")
 _GENERATOR = ("typing", "Generator")
 _ASYNC_ITERATOR = ("typing", "AsyncIterator")
+_COROUTINE = ("collections.abc", "Coroutine")
+_POSITIONAL = (ParameterKind.POSITIONAL_ONLY, ParameterKind.POSITIONAL_OR_KEYWORD)
 _NO_RETURN = TypeRef("typing", "NoReturn")
 _KEPT_DECORATORS = frozenset({"staticmethod", "classmethod", "property"})
+_BINDING_DECORATORS = frozenset({"staticmethod", "classmethod"})
 _TYPED_DICT_MODULES = frozenset({"typing", "typing_extensions"})
 #: Attributes of ``object`` that are not methods, such as ``__doc__``. A ``def`` with
 #: such a name (usually under a property-like decorator) would clash with the type
@@ -138,12 +151,18 @@ def build_stub(
     )
 
 
-def _group_traces(module: str, traces: Iterable[CallTrace]) -> dict[str, list[CallTrace]]:
+def _group_traces(
+    module: str, traces: Iterable[CallTrace]
+) -> tuple[dict[str, list[CallTrace]], dict[str, list[CallTrace]]]:
+    """Group the traces of *module* by qualified name: those of functions that a stub
+    can contain, and those of functions defined inside other functions."""
     grouped: dict[str, list[CallTrace]] = defaultdict(list)
+    nested: dict[str, list[CallTrace]] = defaultdict(list)
     for trace in traces:
-        if trace.module == module and "<locals>" not in trace.qualname:
-            grouped[trace.qualname].append(trace)
-    return grouped
+        if trace.module == module:
+            target = nested if "<locals>" in trace.qualname else grouped
+            target[trace.qualname].append(trace)
+    return grouped, nested
 
 
 class _Project:
@@ -156,22 +175,62 @@ class _Project:
         self._overwrite_existing = overwrite_existing
         self._max_union_size = max_union_size
         self._builders: dict[str, Optional[_Builder]] = {}
+        # The Callable of each function that a traced value was, and the functions
+        # whose Callable is being built.
+        self._signatures: dict[FunctionRef, TypeRef] = {}
+        self._pending_signatures: set[FunctionRef] = set()
 
     def add(
         self, module: str, tree: ast.Module, traces: Iterable[CallTrace], is_package: bool
     ) -> _Builder:
+        grouped, nested = _group_traces(module, traces)
         builder = _Builder(
             module,
             scan_module(tree),
             self._overwrite_existing,
-            _group_traces(module, traces),
+            grouped,
             self._max_union_size,
             keep_test_classes=is_test_module(module),
             is_package=is_package,
             project=self,
+            nested_traces=nested,
         )
         self._builders[module] = builder
         return builder
+
+    def resolve_callables(self, ref: TypeRef) -> TypeRef:
+        """Return *ref* with every ``Callable`` that names a function replaced by the
+        ``Callable`` of that function (see :meth:`signature`), at any depth."""
+        if not _names_function(ref):
+            return ref
+        if ref.function is not None:
+            return self.signature(ref.function)
+        args = tuple(self.resolve_callables(arg) for arg in ref.args)
+        if ref.is_union:
+            return union(args)
+        shape = tuple(ShapeKey(key.name, self.resolve_callables(key.value), key.required) for key in ref.shape)
+        return TypeRef(ref.module, ref.qualname, args, shape, bases=ref.bases)
+
+    def signature(self, function: FunctionRef) -> TypeRef:
+        """Return the ``Callable`` with the types that the traced calls of *function*
+        show, or a bare ``Callable`` when its source or its traces are missing.
+
+        A function whose signature needs its own signature, through a parameter or
+        return that was the function itself, gets a bare ``Callable`` there.
+        """
+        cached = self._signatures.get(function)
+        if cached is not None:
+            return cached
+        if function in self._pending_signatures:
+            return CALLABLE
+        self._pending_signatures.add(function)
+        try:
+            builder = self.builder(function.module)
+            result = None if builder is None else builder.callable_of(function.qualname, function.bound)
+        finally:
+            self._pending_signatures.discard(function)
+        self._signatures[function] = result or CALLABLE
+        return self._signatures[function]
 
     def builder(self, module: str) -> Optional[_Builder]:
         """Return the builder of *module*, loading the module once; ``None`` if it has no source."""
@@ -210,6 +269,9 @@ class _Builder:
     #: The parameters whose type :meth:`parameter_type` is computing.
     _pending: set[tuple[str, str]] = field(default_factory=set, init=False)
     _resolver: Optional[CalleeResolver] = field(default=None, init=False)
+    #: Traces of the functions defined inside other functions, by qualified name.
+    #: They are not stubbed, but give the ``Callable`` of such a function.
+    nested_traces: dict[str, list[CallTrace]] = field(default_factory=dict)
 
     @property
     def scanned(self) -> ScannedModule:
@@ -573,9 +635,59 @@ class _Builder:
             return TypeRef(*_ITERATOR, (yielded,))
         return TypeRef(*_GENERATOR, (yielded, ANY, returned))
 
+    def callable_of(self, qualname: str, bound: bool) -> Optional[TypeRef]:
+        """Return the ``Callable`` of the function *qualname* from its traced calls.
+
+        Return ``None`` when the function has no traces or no definition in the
+        source. Also return ``None`` when a decorator other than ``staticmethod`` and
+        ``classmethod`` wraps it, because the value was then the wrapper, which may
+        take and return other types.
+
+        The parameters, after the first one of a *bound* method, are listed when they
+        are all positional and without defaults, and written ``...`` otherwise. An
+        ``async def`` returns a ``Coroutine`` of the awaited type, and a generator
+        the ``Iterator`` or ``Generator`` that its stub would write.
+        """
+        traces = self.traces.get(qualname) or self.nested_traces.get(qualname)
+        if not traces:
+            return None
+        function = self._find_function(qualname)
+        if function is None or function.accessor is not None:
+            return None
+        if any(decorator not in _BINDING_DECORATORS for decorator in function.decorators):
+            return None
+        traces = [_without_receiver(trace) for trace in traces]
+        parameters = function.parameters()
+        if bound and parameters and parameters[0].kind is not ParameterKind.VAR_POSITIONAL:
+            parameters = parameters[1:]
+        returns = self.return_annotation(function, traces)
+        if returns is None:
+            returns = _NO_RETURN if _never_returns(function) else ANY
+        if isinstance(function.node, ast.AsyncFunctionDef) and not function.is_generator:
+            returns = TypeRef(*_COROUTINE, (ANY, ANY, returns))
+        listed = all(
+            parameter.kind in _POSITIONAL and parameter.default is None for parameter in parameters
+        )
+        if not listed:
+            return CALLABLE if returns == ANY else callable_type(None, returns)
+        types = [self.combine_slot(traces, _argument_reader(parameter)) or ANY for parameter in parameters]
+        # Written inline, where a dict shape has no TypedDict name.
+        return without_shapes(callable_type(types, returns))
+
+    def _find_function(self, qualname: str) -> Optional[FunctionNode]:
+        """Return the definition of the function *qualname*: the last one of that name,
+        searched inside function bodies for a name with ``<locals>``."""
+        if "<locals>" in qualname:
+            return _find_nested(self.scan, qualname)
+        found = None
+        for function in self.scan.iter_functions():
+            if function.qualname == qualname and not function.is_overload:
+                found = function
+        return found
+
     def combine(self, types: Iterable[Optional[TypeRef]]) -> Optional[TypeRef]:
         """Combine the observed *types* of one slot; ``None`` when none was observed."""
-        observed = [ref for ref in types if ref is not None]
+        observed = [self.resolve_callables(ref) for ref in types if ref is not None]
         if not observed:
             return None
         if not self.keep_test_classes:
@@ -596,7 +708,7 @@ class _Builder:
         for trace in traces:
             ref = read(trace)
             if ref is not None:
-                observed.append((ref, trace.call_count))
+                observed.append((self.resolve_callables(ref), trace.call_count))
         if not observed:
             return None
         if not self.keep_test_classes:
@@ -605,6 +717,14 @@ class _Builder:
             if not observed:
                 return ANY
         return combine_calls(observed, max_union_size=self.max_union_size)
+
+    def resolve_callables(self, ref: TypeRef) -> TypeRef:
+        """Return *ref* with the functions it names replaced by their ``Callable``.
+
+        Without a project the references stay, and annotations write them as a bare
+        ``Callable``.
+        """
+        return ref if self.project is None else self.project.resolve_callables(ref)
 
     def note_references(self, ref: Optional[TypeRef]) -> None:
         if ref is None:
@@ -756,6 +876,50 @@ def _walk_own_body(node: ast.AST) -> Iterable[ast.AST]:
         yield child
         if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
             yield from _walk_own_body(child)
+
+
+def _argument_reader(parameter: Parameter) -> Callable[[CallTrace], Optional[TypeRef]]:
+    name = parameter.arg.arg
+    return lambda trace: trace.arg_types.get(name)
+
+
+def _names_function(ref: TypeRef) -> bool:
+    if ref.function is not None:
+        return True
+    return any(_names_function(arg) for arg in ref.args) or any(_names_function(key.value) for key in ref.shape)
+
+
+def _find_nested(scan: ModuleScan, qualname: str) -> Optional[FunctionNode]:
+    """Find the definition of a function defined inside another, such as
+    ``outer.<locals>.Helper.run``, in the bodies of the functions that enclose it."""
+    outer_name, *scopes = qualname.split(".<locals>.")
+    outer = None
+    for function in scan.iter_functions():
+        if function.qualname == outer_name:
+            outer = function
+    if outer is None:
+        return None
+    node: Optional[ast.AST] = outer.node
+    is_method = False
+    for scope in scopes:
+        *classes, name = scope.split(".")
+        for class_name in classes:
+            node = None if node is None else _last_definition(node, class_name, (ast.ClassDef,))
+        is_method = bool(classes)
+        node = None if node is None else _last_definition(node, name, (ast.FunctionDef, ast.AsyncFunctionDef))
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    decorators = [ast.unparse(decorator) for decorator in node.decorator_list]
+    return FunctionNode(qualname, node, is_method, decorators, accessor=None)
+
+
+def _last_definition(scope: ast.AST, name: str, kinds: tuple[type[ast.AST], ...]) -> Optional[ast.AST]:
+    # The definition that runs last in the body of *scope* itself, not in a nested scope.
+    found = None
+    for node in _walk_own_body(scope):
+        if isinstance(node, kinds) and getattr(node, "name", None) == name:
+            found = node
+    return found
 
 
 def _common_members(types: Sequence[TypeRef]) -> Optional[TypeRef]:
