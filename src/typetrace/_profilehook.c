@@ -273,8 +273,8 @@ hook_profile(PyObject *self, PyFrameObject *frame, int what, PyObject *arg)
  * tracing path. An evaluation function costs nothing per instruction, so on 3.11
  * the Hook can instead be installed with Hook.install_eval() as the interpreter's
  * evaluation function, which every thread calls to run each frame. It passes the
- * handler the events that the profile function would pass, made from what it sees
- * around the call of _PyEval_EvalFrameDefault:
+ * handler the events that the profile function would pass, derived from the state
+ * of the frame before and after the call of _PyEval_EvalFrameDefault:
  *
  * - "call" where 3.11 reports a call event: where a frame runs its RESUME
  *   instruction (the start of a function, the first run of a generator or
@@ -296,7 +296,7 @@ hook_profile(PyObject *self, PyFrameObject *frame, int what, PyObject *arg)
 #include <internal/pycore_frame.h>
 #include <opcode.h>
 
-/* What 3.11 reports when a frame starts to run in _PyEval_EvalFrameDefault. */
+/* Call events that 3.11 reports when a frame starts to run in _PyEval_EvalFrameDefault. */
 #define ENTRY_NONE 0
 #define ENTRY_START 1
 #define ENTRY_RESUME 2
@@ -460,7 +460,11 @@ eval_watched(HookObject *hook, PyThreadState *tstate, _PyInterpreterFrame *frame
         PyErr_Restore(type, value, traceback);
     }
     PyObject *result = _PyEval_EvalFrameDefault(tstate, frame, throwflag);
-    if (result != NULL) {
+    if (eval_hook != hook) {
+        /* Uninstalled while the frame ran: like a removed profile function, the
+           hook reports nothing more. */
+    }
+    else if (result != NULL) {
         if (route_eval_event(hook, tstate, object, PyTrace_RETURN, result) < 0) {
             Py_CLEAR(result);
         }
