@@ -27,6 +27,7 @@ except ImportError:
     profilehook = None
 
 before_312 = pytest.mark.skipif(sys.version_info >= (3, 12), reason="Python 3.12+ traces with sys.monitoring")
+only_311 = pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the evaluation function is for Python 3.11")
 needs_hook = pytest.mark.skipif(profilehook is None, reason="the C profile hook is not built")
 pure_python_forced = os.environ.get("TYPETRACE_PURE_PYTHON") == "1"
 
@@ -96,23 +97,30 @@ def call_n(function: Callable[[Any], Any], count: int, value: object = 1) -> Non
 
 
 @before_312
-def test_c_hook_in_use() -> None:
-    """Tracing on 3.9 to 3.11 runs the C hook, so the extension must be built."""
+def test_c_hook_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tracing on 3.9 to 3.11 runs the C hook, so the extension must be built. On 3.11
+    it runs as the frame-evaluation function, with no profile function set."""
     if pure_python_forced:
         pytest.skip("TYPETRACE_PURE_PYTHON=1 selects the pure-Python backend")
     assert profilehook is not None, (
         "typetrace._profilehook did not build; install a C compiler and the Python headers, "
         "then reinstall typetrace"
     )
-    from typetrace._profiling import HookBackend
+    from typetrace._profiling import EvalHookBackend, HookBackend
 
+    monkeypatch.delenv("TYPETRACE_PROFILE_HOOK", raising=False)
     with trace(SinkOnlyConfig(), sink=ListSink()):
         profile = sys.getprofile()
         session = active_session()
 
-    assert isinstance(profile, profilehook.Hook)
     assert isinstance(session, TraceSession)
     assert isinstance(session._backend, HookBackend)
+    if sys.version_info[:2] == (3, 11):
+        assert isinstance(session._backend, EvalHookBackend)
+        assert profile is None
+    else:
+        assert not isinstance(session._backend, EvalHookBackend)
+        assert isinstance(profile, profilehook.Hook)
 
 
 @before_312
@@ -162,6 +170,8 @@ def test_thread_switches_to_c_hook(monkeypatch: pytest.MonkeyPatch) -> None:
     it at its first event after the session stops."""
     assert profilehook is not None
     monkeypatch.delenv("TYPETRACE_PURE_PYTHON", raising=False)
+    # On 3.11 the profile function runs only when selected.
+    monkeypatch.setenv("TYPETRACE_PROFILE_HOOK", "1")
     profiles: list[object] = []
     stopped = threading.Event()
 

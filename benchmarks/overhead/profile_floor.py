@@ -4,8 +4,11 @@ whatever it does.
 
     python profile_floor.py workload.py ARGS
     python profile_floor.py -m pytest ARGS
+    python profile_floor.py --eval workload.py ARGS
 
-Only the main thread gets the hook.
+Only the main thread gets the hook. With --eval, on Python 3.11 only, the hook is
+installed as the frame-evaluation function of the interpreter instead, which every
+thread runs, and which is how typetrace traces on 3.11.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ def skip_code(frame: FrameType, event: str, arg: Any) -> int:
 
 def main() -> None:
     arguments = sys.argv[1:]
-    _profilehook.Hook(skip_code, {}, {}).install()
+    hook = _profilehook.Hook(skip_code, {}, {})
+    if arguments[0] == "--eval":
+        arguments = arguments[1:]
+        if not hook.install_eval([]):
+            raise SystemExit("another frame-evaluation function is set")
+    else:
+        hook.install()
     if arguments[0] == "-m":
         sys.argv = arguments[1:]
         runpy.run_module(arguments[1], run_name="__main__", alter_sys=True)

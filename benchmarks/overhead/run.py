@@ -12,7 +12,9 @@ slowest case for start-up. With --keep-store every run writes to one existing st
 
 On Python 3.9 to 3.11, the mode hook-floor, run only when --modes names it, runs the
 workload under a C profile function that drops every event. That is close to the
-least any profile function costs there.
+least any profile function costs there. On 3.11, where typetrace traces through a
+frame-evaluation function instead, the mode eval-floor runs the workload under that
+function set to drop every event, the least that this backend costs.
 
     python benchmarks/overhead/run.py --python python3.12 --rounds 5
 
@@ -44,6 +46,9 @@ MODES = ("untraced", "default", "all-calls", "monkeytype")
 # The cost of any profile function on Python 3.9 to 3.11: typetrace's C hook dropping
 # every event. Run only when asked for.
 FLOOR_MODE = "hook-floor"
+# The cost of typetrace's frame-evaluation function on Python 3.11 when it drops every
+# event. Run only when asked for.
+EVAL_FLOOR_MODE = "eval-floor"
 WORKLOADS = ("interpreter", "dataproc", "asyncserver", "manyfuncs", "toolz-tests")
 
 
@@ -112,6 +117,7 @@ def command(python: Path, work: Path, workload: str, mode: str) -> tuple[list[st
         "all-calls": ["-m", "typetrace", "run", "--all-calls", "--db", db],
         "monkeytype": ["-m", "monkeytype", "run"],
         FLOOR_MODE: [str(Path(__file__).resolve().parent / "profile_floor.py")],
+        EVAL_FLOOR_MODE: [str(Path(__file__).resolve().parent / "profile_floor.py"), "--eval"],
     }[mode]
     return [str(python), *prefix, *target], cwd
 
@@ -166,7 +172,7 @@ def main() -> int:
     parser.add_argument("--python", default=sys.executable, help="interpreter to benchmark (default: this one)")
     parser.add_argument("--rounds", type=int, default=5, help="runs of each workload in each mode (default: 5)")
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=[*WORKLOADS, "startup"])
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=[*MODES, FLOOR_MODE])
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=[*MODES, FLOOR_MODE, EVAL_FLOOR_MODE])
     parser.add_argument(
         "--keep-store",
         action="store_true",

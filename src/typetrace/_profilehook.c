@@ -1,5 +1,6 @@
-/* A profile function in C for Python 3.9 to 3.11: the fast path of typetrace's
- * sys.setprofile backend (typetrace._profiling).
+/* A profile function in C for Python 3.9 to 3.11, and a frame-evaluation function
+ * for 3.11 that emulates its events: the fast path of typetrace's backends in
+ * typetrace._profiling. The evaluation function is described where it is defined.
  *
  * A Hook object is installed with PyEval_SetProfile in each traced thread. It drops
  * the c_call, c_return and c_exception events, and the return events of frames
@@ -91,14 +92,14 @@ borrowed_code(PyFrameObject *frame)
 #endif
 }
 
-/* Return the status stored in the mark of *frame*'s code, or 0 when there is no
-   mark or it is stale. */
+/* Return the status stored in the mark of *code*, or 0 when there is no mark or
+   it is stale. */
 static uintptr_t
-marked_status(HookObject *hook, PyFrameObject *frame)
+code_status(HookObject *hook, PyObject *code)
 {
     void *extra = NULL;
     /* Fails only for an object that is not a code object. */
-    if (_PyCode_GetExtra((PyObject *)borrowed_code(frame), extra_index, &extra) < 0) {
+    if (_PyCode_GetExtra(code, extra_index, &extra) < 0) {
         PyErr_Clear();
         return 0;
     }
@@ -112,6 +113,12 @@ marked_status(HookObject *hook, PyFrameObject *frame)
         return status;
     }
     return 0;
+}
+
+static uintptr_t
+marked_status(HookObject *hook, PyFrameObject *frame)
+{
+    return code_status(hook, (PyObject *)borrowed_code(frame));
 }
 
 /* Return whether *frame* has an open recorded call, or 1 when the lookup fails. */
@@ -204,15 +211,12 @@ dispatch(HookObject *hook, PyFrameObject *frame, PyObject *event, PyObject *arg)
     return outcome;
 }
 
-/* Handle one event. *exact* is false for events that Python code passed to
-   Hook.__call__, where an exception leaving the frame has the argument None. */
+/* Pass one event of an active hook to the handler unless the hook may drop it.
+   *exact* is false for events that Python code passed to Hook.__call__, where an
+   exception leaving the frame has the argument None. */
 static int
-hook_event(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg, int exact)
+route_event(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg, int exact)
 {
-    if (!hook->active) {
-        remove_hook();
-        return 0;
-    }
     PyObject *event;
     if (what == PyTrace_CALL) {
         event = call_event;
@@ -246,11 +250,344 @@ hook_event(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg, int 
     return dispatch(hook, frame, event, arg);
 }
 
+/* Handle one event of the profile function. */
+static int
+hook_event(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg, int exact)
+{
+    if (!hook->active) {
+        remove_hook();
+        return 0;
+    }
+    return route_event(hook, frame, what, arg, exact);
+}
+
 static int
 hook_profile(PyObject *self, PyFrameObject *frame, int what, PyObject *arg)
 {
     return hook_event((HookObject *)self, frame, what, arg, 1);
 }
+
+#if PY_VERSION_HEX >= 0x030B0000
+/* The frame-evaluation function of Python 3.11 (PEP 523).
+ *
+ * While a profile function is set, Python 3.11 runs every instruction through its
+ * tracing path. An evaluation function costs nothing per instruction, so on 3.11
+ * the Hook can instead be installed with Hook.install_eval() as the interpreter's
+ * evaluation function, which every thread calls to run each frame. It passes the
+ * handler the events that the profile function would pass, derived from the state
+ * of the frame before and after the call of _PyEval_EvalFrameDefault:
+ *
+ * - "call" where 3.11 reports a call event: where a frame runs its RESUME
+ *   instruction (the start of a function, the first run of a generator or
+ *   coroutine, and each resume after a yield or await) and where throw() or
+ *   close() raises an exception in a suspended frame. A generator function's own
+ *   frame, which only creates the generator with RETURN_GENERATOR, gets no event.
+ *   The argument is True at the start of a function and False at a resume, where
+ *   the profile function passes None.
+ * - "return" with the value when the frame returns or yields, and "unwind" when an
+ *   exception leaves it.
+ *
+ * Code marked SKIP_UNTRACED, and code marked SKIP_PAUSED except in frames with an
+ * open recorded call, runs without a frame object and without a call of the
+ * handler. While the evaluation function is set, Python 3.11 does not inline calls
+ * of Python functions, so each call nests one C call deeper.
+ * NOTE: so a program that raises the recursion limit far above the default can run
+ * out of C stack and crash where untraced 3.11 raises RecursionError. With an 8 MiB
+ * stack on x86-64 that happened between limits of 20,000 and 30,000, as it does
+ * for untraced Python 3.10.
+ */
+
+#define Py_BUILD_CORE 1
+#include <internal/pycore_frame.h>
+#include <opcode.h>
+
+/* Call events that 3.11 reports when a frame starts to run in _PyEval_EvalFrameDefault. */
+#define ENTRY_NONE 0
+#define ENTRY_START 1
+#define ENTRY_RESUME 2
+
+#define GENERATOR_FLAGS (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR)
+/* Thread ids whose frames get no events: typetrace's own threads.
+   NOTE: a thread started later that gets the id of one of them, after it ended,
+   is not traced either. */
+#define MAX_SKIPPED_THREADS 16
+
+/* The installed hook, a strong reference, or NULL. */
+static HookObject *eval_hook = NULL;
+static unsigned long skipped_threads[MAX_SKIPPED_THREADS];
+static int skipped_thread_count = 0;
+
+/* Return the call event that 3.11 reports when *frame* starts to run. */
+static int
+entry_kind(_PyInterpreterFrame *frame, int throwflag)
+{
+    if (throwflag) {
+        return ENTRY_RESUME;
+    }
+    PyCodeObject *code = frame->f_code;
+    _Py_CODEUNIT *previous = frame->prev_instr;
+    if (previous < _PyCode_CODE(code)) {
+        /* A new frame. That of a generator function runs RETURN_GENERATOR, which
+           returns the generator without events. */
+        return (code->co_flags & GENERATOR_FLAGS) ? ENTRY_NONE : ENTRY_START;
+    }
+    if (_Py_OPCODE(*previous) == RETURN_GENERATOR) {
+        /* The first run of a generator: POP_TOP drops the value sent, then RESUME 0. */
+        return ENTRY_START;
+    }
+    int next = _Py_OPCODE(previous[1]);
+    if (next == RESUME || next == RESUME_QUICK) {
+        return _Py_OPARG(previous[1]) == 0 ? ENTRY_START : ENTRY_RESUME;
+    }
+    /* throw() on a generator that delegates with "yield from" or "await", when the
+       inner iterator finished: the frame goes on after its SEND without RESUME. */
+    return ENTRY_NONE;
+}
+
+static int
+is_skipped_thread(PyThreadState *tstate)
+{
+    for (int i = 0; i < skipped_thread_count; i++) {
+        if (skipped_threads[i] == tstate->thread_id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Return whether the handler may need an event of *frame*, following the rules of
+   route_event, which makes the final choice. */
+static int
+needs_events(HookObject *hook, PyThreadState *tstate, _PyInterpreterFrame *frame, int entry)
+{
+    /* A frame without a frame object has no open call, so without a call event it
+       needs no event. */
+    if (frame->frame_obj == NULL && entry == ENTRY_NONE) {
+        return 0;
+    }
+    if (!hook->active) {
+        return 0;
+    }
+    uintptr_t status = 0;
+    if (PyDict_GET_SIZE(hook->suspects) == 0) {
+        status = code_status(hook, (PyObject *)frame->f_code);
+        if (status == SKIP_UNTRACED) {
+            return 0;
+        }
+        if (!(frame->frame_obj != NULL && has_open_call(hook, frame->frame_obj))
+            && (entry == ENTRY_NONE || status == SKIP_PAUSED)) {
+            return 0;
+        }
+    }
+    /* Near the recursion limit, _PyEval_EvalFrameDefault raises RecursionError before
+       the frame runs, where 3.11 reports no event. */
+    if (tstate->recursion_remaining <= 0) {
+        return 0;
+    }
+    return !is_skipped_thread(tstate);
+}
+
+/* Return a new reference to the frame object of *frame*, made if there is none. */
+static PyFrameObject *
+frame_object_of(PyThreadState *tstate, _PyInterpreterFrame *frame)
+{
+    if (frame->frame_obj != NULL) {
+        Py_INCREF(frame->frame_obj);
+        return frame->frame_obj;
+    }
+    /* _PyFrame_GetFrameObject is not exported, but PyEval_GetFrame makes the frame
+       object of the thread's current frame. So the frame becomes the current one for
+       that call. PyEval_GetFrame skips a frame that has not reached its first
+       traceable instruction, so a new frame points there meanwhile. */
+    _PyCFrame *cframe = tstate->cframe;
+    _PyInterpreterFrame *current = cframe->current_frame;
+    _Py_CODEUNIT *previous = frame->prev_instr;
+    _Py_CODEUNIT *first_traceable = _PyCode_CODE(frame->f_code) + frame->f_code->_co_firsttraceable;
+    if (frame->owner != FRAME_OWNED_BY_GENERATOR && previous < first_traceable) {
+        frame->prev_instr = first_traceable;
+    }
+    frame->previous = current;
+    cframe->current_frame = frame;
+    PyFrameObject *object = PyEval_GetFrame();
+    cframe->current_frame = current;
+    frame->prev_instr = previous;
+    if (object == NULL || frame->frame_obj != object) {
+        return NULL;
+    }
+    Py_INCREF(object);
+    return object;
+}
+
+/* Pass one event to the handler with tracing paused in the thread, so that the
+   handler's own calls get no events, as in a profile function. */
+static int
+route_eval_event(HookObject *hook, PyThreadState *tstate, PyFrameObject *frame, int what, PyObject *arg)
+{
+    PyThreadState_EnterTracing(tstate);
+    int outcome = route_event(hook, frame, what, arg, 1);
+    PyThreadState_LeaveTracing(tstate);
+    return outcome;
+}
+
+/* Run *frame* with the events of route_event around it. */
+static PyObject *
+eval_watched(HookObject *hook, PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag, int entry)
+{
+    /* throw() and close() set the exception to raise in the frame. */
+    PyObject *type = NULL, *value = NULL, *traceback = NULL;
+    if (throwflag) {
+        PyErr_Fetch(&type, &value, &traceback);
+    }
+    PyFrameObject *object = frame_object_of(tstate, frame);
+    if (object == NULL) {
+        /* No memory for the frame object; the frame runs without events. */
+        PyErr_Clear();
+        if (throwflag) {
+            PyErr_Restore(type, value, traceback);
+        }
+        return _PyEval_EvalFrameDefault(tstate, frame, throwflag);
+    }
+    /* The handler may end the session, which drops eval_hook's reference. */
+    Py_INCREF(hook);
+    int raise = 0;
+    if (entry != ENTRY_NONE) {
+        PyObject *start = entry == ENTRY_START ? Py_True : Py_False;
+        raise = route_eval_event(hook, tstate, object, PyTrace_CALL, start) < 0;
+    }
+    if (raise) {
+        /* The handler raised an exception that is not an Exception. As where a
+           profile function raises at a call event, it is raised in the frame, so
+           the frame's exception handlers see it. */
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        throwflag = 1;
+    }
+    else if (throwflag) {
+        PyErr_Restore(type, value, traceback);
+    }
+    PyObject *result = _PyEval_EvalFrameDefault(tstate, frame, throwflag);
+    if (eval_hook != hook) {
+        /* Uninstalled while the frame ran: like a removed profile function, the
+           hook reports nothing more. */
+    }
+    else if (result != NULL) {
+        if (route_eval_event(hook, tstate, object, PyTrace_RETURN, result) < 0) {
+            Py_CLEAR(result);
+        }
+    }
+    else {
+        PyErr_Fetch(&type, &value, &traceback);
+        if (route_eval_event(hook, tstate, object, PyTrace_RETURN, NULL) < 0) {
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(traceback);
+        }
+        else {
+            PyErr_Restore(type, value, traceback);
+        }
+    }
+    Py_DECREF(object);
+    Py_DECREF(hook);
+    return result;
+}
+
+static PyObject *
+eval_frame(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag)
+{
+    HookObject *hook = eval_hook;
+    /* tracing is set while a profile or trace function, or the handler, runs. */
+    if (hook == NULL || tstate->tracing) {
+        return _PyEval_EvalFrameDefault(tstate, frame, throwflag);
+    }
+    int entry = entry_kind(frame, throwflag);
+    int needed;
+    if (throwflag) {
+        /* The exception that throw() or close() raises in the frame is set, and the
+           dict lookups in needs_events must not see it. */
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        needed = needs_events(hook, tstate, frame, entry);
+        PyErr_Restore(type, value, traceback);
+    }
+    else {
+        needed = needs_events(hook, tstate, frame, entry);
+    }
+    if (!needed) {
+        return _PyEval_EvalFrameDefault(tstate, frame, throwflag);
+    }
+    return eval_watched(hook, tstate, frame, throwflag, entry);
+}
+
+static PyObject *
+hook_install_eval(HookObject *hook, PyObject *skipped)
+{
+    if (!hook->active) {
+        PyErr_SetString(PyExc_RuntimeError, "Hook.install_eval() called after Hook.close()");
+        return NULL;
+    }
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(PyThreadState_Get());
+    _PyFrameEvalFunction previous = _PyInterpreterState_GetEvalFrameFunc(interp);
+    if (previous != _PyEval_EvalFrameDefault && previous != eval_frame) {
+        /* Another tool's evaluation function, which this one would bypass. */
+        Py_RETURN_FALSE;
+    }
+    if (eval_hook != NULL && eval_hook != hook && eval_hook->active) {
+        PyErr_SetString(PyExc_RuntimeError, "another Hook is installed as the evaluation function");
+        return NULL;
+    }
+    PyObject *idents = PySequence_Fast(skipped, "Hook.install_eval() takes a collection of thread ids");
+    if (idents == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(idents);
+    if (count > MAX_SKIPPED_THREADS) {
+        PyErr_Format(PyExc_ValueError, "Hook.install_eval() takes at most %d thread ids, got %zd",
+                     MAX_SKIPPED_THREADS, count);
+        Py_DECREF(idents);
+        return NULL;
+    }
+    unsigned long values[MAX_SKIPPED_THREADS];
+    for (Py_ssize_t i = 0; i < count; i++) {
+        values[i] = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(idents, i));
+        if (values[i] == (unsigned long)-1 && PyErr_Occurred()) {
+            Py_DECREF(idents);
+            return NULL;
+        }
+    }
+    Py_DECREF(idents);
+    memcpy(skipped_threads, values, sizeof(values[0]) * (size_t)count);
+    skipped_thread_count = (int)count;
+    Py_INCREF(hook);
+    Py_XSETREF(eval_hook, hook);
+    _PyInterpreterState_SetEvalFrameFunc(interp, eval_frame);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+hook_uninstall_eval(HookObject *hook, PyObject *Py_UNUSED(ignored))
+{
+    if (eval_hook != hook) {
+        Py_RETURN_FALSE;
+    }
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(PyThreadState_Get());
+    if (_PyInterpreterState_GetEvalFrameFunc(interp) == eval_frame) {
+        _PyInterpreterState_SetEvalFrameFunc(interp, _PyEval_EvalFrameDefault);
+    }
+    skipped_thread_count = 0;
+    /* Frames that still run in eval_frame hold references of their own. */
+    Py_CLEAR(eval_hook);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+eval_function_is_default(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(PyThreadState_Get());
+    _PyFrameEvalFunction current = _PyInterpreterState_GetEvalFrameFunc(interp);
+    return PyBool_FromLong(current == _PyEval_EvalFrameDefault);
+}
+#endif
 
 /* Hook */
 
@@ -449,6 +786,16 @@ static PyMethodDef hook_methods[] = {
      "Make this hook the profile function of every other thread of the interpreter "
      "that has none and whose thread id is not in the given collection; return how "
      "many threads got it."},
+#if PY_VERSION_HEX >= 0x030B0000
+    {"install_eval", (PyCFunction)hook_install_eval, METH_O,
+     "Make this hook the interpreter's frame-evaluation function, which passes the "
+     "handler the events of every thread except those whose ids are in the given "
+     "sequence (at most 16). Return False, and install nothing, when another "
+     "evaluation function than CPython's default is set."},
+    {"uninstall_eval", (PyCFunction)hook_uninstall_eval, METH_NOARGS,
+     "Restore CPython's default evaluation function if this hook is installed as the "
+     "evaluation function; return whether it was."},
+#endif
     {"resume", (PyCFunction)hook_resume, METH_NOARGS,
      "Unmark the functions marked SKIP_PAUSED, so that their next events reach the handler."},
     {"close", (PyCFunction)hook_close, METH_NOARGS,
@@ -493,9 +840,19 @@ static PyTypeObject HookType = {
 
 /* Module */
 
+static PyMethodDef module_methods[] = {
+#if PY_VERSION_HEX >= 0x030B0000
+    {"eval_function_is_default", eval_function_is_default, METH_NOARGS,
+     "Return whether the interpreter runs frames with CPython's default evaluation "
+     "function, so that no other tool set one."},
+#endif
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef profilehook_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "typetrace._profilehook",
+    .m_methods = module_methods,
     .m_doc = "A profile function in C that calls typetrace's Python handler only for the "
              "events of code it watches.",
     .m_size = -1,

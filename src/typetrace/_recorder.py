@@ -96,6 +96,7 @@ class CodeInfo:
         always: bool = False,
         *,
         inferrer: TypeInferrer,
+        guard_imports: bool = False,
     ) -> None:
         flags = code.co_flags
         self.code = code
@@ -152,19 +153,21 @@ class CodeInfo:
         self.receiver: Optional[str] = None
         if code.co_argcount and "." in qualname and qualname.rsplit(".", 2)[-2] != "<locals>":
             self.receiver = code.co_varnames[0]
-        #: Whether the code has an import statement, see _import_is_replaced().
-        self.imports = _LOCALS_REACH_IMPORT and _has_import(code)
+        #: Whether the code has an import statement and its arguments are not read
+        #: while builtins.__import__ is replaced (see _LOCALS_REACH_IMPORT).
+        self.imports = guard_imports and _has_import(code)
 
 
 # Before Python 3.13 (PEP 667), reading frame.f_locals stores a dict of the locals
 # in the frame, and an import statement that runs in the frame later passes that
 # dict to builtins.__import__ as its locals argument, where it would be None
 # untraced. The interpreter's own import ignores it, but a hook that the program
-# installs may not: one that reads locals["__name__"] fails. So on Python 3.12 the
-# recorder reads no arguments in code with an import statement while
-# builtins.__import__ is not the function it was when this module was imported.
-# NOTE: on Python 3.9 to 3.11, sys.setprofile stores that dict in every frame before
-# it calls the profile function, so such a hook still receives it there.
+# installs may not: one that reads locals["__name__"] fails. So on Python 3.12, and
+# on 3.11 with the evaluation-function backend, the recorder reads no arguments in
+# code with an import statement while builtins.__import__ is not the function it was
+# when this module was imported.
+# NOTE: with a profile function (3.9 to 3.11), sys.setprofile stores that dict in
+# every frame before it calls the profile function, so such a hook still receives it.
 _LOCALS_REACH_IMPORT = sys.version_info[:2] == (3, 12)
 _ORIGINAL_IMPORT = builtins.__import__
 _IMPORT_NAME = opcode.opmap["IMPORT_NAME"]
@@ -305,6 +308,9 @@ class Recorder:
         # calls reuse one reference. The entry refers to the value's type, which keeps
         # the id from being reused while the entry exists.
         self._receiver_types: dict[int, TypeRef] = {}
+        #: Whether reading a frame's locals may change what an import hook receives,
+        #: see _LOCALS_REACH_IMPORT. The backend sets it before tracing starts.
+        self.guard_import_locals = _LOCALS_REACH_IMPORT
         #: Traced frames whose calls have not ended. The C profile hook of Python 3.9
         #: to 3.11 keeps references to this dict and to self.suspects, so both are
         #: cleared, never replaced.
@@ -346,7 +352,9 @@ class Recorder:
             qualname = qualname_of(code, frame.f_globals)
             inferrer = self.test_inferrer if is_test_module(module) else self.inferrer
             always = self.sampling.records_always(f"{module}:{qualname}")
-            info = CodeInfo(code, module, qualname, always, inferrer=inferrer)
+            info = CodeInfo(
+                code, module, qualname, always, inferrer=inferrer, guard_imports=self.guard_import_locals
+            )
             # New code often means a new phase of the program, with new callers.
             if self.paused:
                 self.resume_paused()

@@ -3,7 +3,9 @@
 :func:`trace` watches the calls of the selected code while its block runs, notes the
 types of arguments, return values and yielded values, and hands one :class:`CallTrace`
 per recorded call to a :class:`TraceSink`. Python 3.12 and later are traced through
-:mod:`sys.monitoring`; Python 3.9 to 3.11 through :func:`sys.setprofile`.
+:mod:`sys.monitoring`; Python 3.9 and 3.10 through :func:`sys.setprofile`; Python 3.11
+through a frame-evaluation function in C that reports the same events, or through
+:func:`sys.setprofile` where that function is not available.
 """
 
 from __future__ import annotations
@@ -352,7 +354,7 @@ def trace(
 
     Code is selected by ``config.code_filter()`` and calls are sampled by
     ``config.sampling()``. Calls in every thread are traced, except on 3.9 to 3.11
-    without the C profile hook (see :mod:`typetrace._profiling`): there, threads that
+    without the C hook (see :mod:`typetrace._profiling`): there, threads that
     were already running when the block began are not traced.
 
     Tracing stops when the block exits, also when it raises. Generators and coroutines
