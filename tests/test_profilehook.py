@@ -124,6 +124,40 @@ def test_c_hook_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @before_312
+@pytest.mark.parametrize(
+    ("variable", "warns"),
+    [
+        pytest.param("TYPETRACE_PURE_PYTHON", True, id="pure-python"),
+        pytest.param("TYPETRACE_PROFILE_HOOK", True, id="profile-hook"),
+        pytest.param(None, sys.version_info[:2] != (3, 11), id="default"),
+    ],
+)
+def test_replaced_profile_function_warns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, variable: Optional[str], warns: bool
+) -> None:
+    """A program that removes the profile function stops the tracing of its thread,
+    which stop() reports. The evaluation function of 3.11 is not affected."""
+    if variable is None and pure_python_forced:
+        pytest.skip("TYPETRACE_PURE_PYTHON=1 selects the pure-Python backend")
+    monkeypatch.delenv("TYPETRACE_PURE_PYTHON", raising=False)
+    monkeypatch.delenv("TYPETRACE_PROFILE_HOOK", raising=False)
+    if variable is not None:
+        monkeypatch.setenv(variable, "1")
+    sink = ListSink()
+    with caplog.at_level("WARNING", logger="typetrace.tracing"):
+        with trace(SinkOnlyConfig(), sink=sink):
+            identity(1)
+            sys.setprofile(None)
+            identity("a")
+
+    warnings = [record.getMessage() for record in caplog.records if "replaced typetrace's profile function" in record.getMessage()]
+    assert len(warnings) == (1 if warns else 0)
+    assert sys.getprofile() is None
+    recorded = {trace.arg_types["value"].qualname for trace in sink.traces if trace.qualname == "identity"}
+    assert recorded == ({"int"} if warns else {"int", "str"})
+
+
+@before_312
 def test_pure_python_variable_selects_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     from typetrace._profiling import HookBackend, ProfileBackend
 

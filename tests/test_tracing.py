@@ -793,6 +793,26 @@ def test_default_sink_writes_to_store(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is new in Python 3.12")
+def test_cprofile_runs_while_tracing() -> None:
+    """cProfile, which claims sys.monitoring.PROFILER_ID, works in a traced program."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+
+    def profiled() -> None:
+        profiler.enable()
+        positional(1)
+        profiler.disable()
+
+    sink = record(profiled)
+
+    calls = {function[2]: counts[1] for function, counts in pstats.Stats(profiler).stats.items()}  # type: ignore[attr-defined]
+    assert calls.get("positional") == 1
+    assert args_of(sink.one("positional")) == {"a": INT, "b": FLOAT}
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is new in Python 3.12")
 def test_other_monitoring_tool_keeps_id_and_events() -> None:
     """A sys.monitoring tool registered first keeps its tool id, its events and its
     callbacks while typetrace traces, and after."""

@@ -24,9 +24,10 @@ assert sys.version_info >= (3, 12)
 _monitoring = sys.monitoring
 _events = _monitoring.events
 _DISABLE = _monitoring.DISABLE
-# Tool ids tried in order. 0 and 1 stay free for a debugger and coverage.py, which
-# look for sys.monitoring.DEBUGGER_ID and COVERAGE_ID.
-_CANDIDATE_TOOL_IDS = (_monitoring.PROFILER_ID, 3, 4, _monitoring.OPTIMIZER_ID)
+# Tool ids tried in order. 0, 1 and 2 stay free for a debugger, coverage.py and a
+# profiler such as cProfile, which claim sys.monitoring.DEBUGGER_ID, COVERAGE_ID and
+# PROFILER_ID and fail when it is taken.
+_CANDIDATE_TOOL_IDS = (3, 4, _monitoring.PROFILER_ID, _monitoring.OPTIMIZER_ID)
 _TOOL_NAME = "typetrace"
 # Yields of one recorded generator call after which its PY_YIELD and PY_RESUME
 # events are disabled. The first yields of a call give its yield type, and later

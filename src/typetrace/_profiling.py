@@ -87,12 +87,16 @@ class ProfileBackend:
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
         self._active = False
+        # The thread that installed the profile function, the one whose profile
+        # function uninstall() checks.
+        self._installed_in: Optional[int] = None
         # id(code) -> co_code, read once because Python 3.11 builds it on each access.
         self._code_bytes: dict[int, bytes] = {}
 
     def install(self) -> None:
         _check_no_profiler()
         self._active = True
+        self._installed_in = threading.get_ident()
         threading.setprofile(self._profile)
         sys.setprofile(self._profile)
 
@@ -100,6 +104,8 @@ class ProfileBackend:
         # Threads started while tracing keep the profile function until their next
         # event. There _profile finds _active false and removes itself.
         self._active = False
+        if self._installed_in == threading.get_ident():
+            _warn_if_replaced(self._profile)
         sys.setprofile(None)
         threading.setprofile(None)
 
@@ -204,6 +210,7 @@ class HookBackend(ProfileBackend):
     def install(self) -> None:
         _check_no_profiler()
         self._active = True
+        self._installed_in = threading.get_ident()
         hook = self._hook
         recorder = self.recorder
 
@@ -230,6 +237,8 @@ class HookBackend(ProfileBackend):
         # Threads started while tracing keep the hook until their next event, where
         # the closed hook removes itself.
         self._active = False
+        if self._installed_in == threading.get_ident():
+            _warn_if_replaced(self._hook)
         self._hook.close()
         self.recorder.on_resume = None
         sys.setprofile(None)
@@ -321,6 +330,20 @@ def make_profile_backend(recorder: Recorder) -> ProfileBackend:
         logger.debug("Another tool set a frame-evaluation function, so tracing uses the C profile function")
         return HookBackend(recorder, _profilehook)
     return EvalHookBackend(recorder, _profilehook)
+
+
+def _warn_if_replaced(profile_function: object) -> None:
+    """Log a warning when the current thread's profile function is no longer
+    *profile_function*: the program set its own or removed it, and the calls of this
+    thread after that were not recorded."""
+    current = sys.getprofile()
+    if current is None or current != profile_function:
+        logger.warning(
+            "The traced program replaced typetrace's profile function with %r, so its later calls "
+            "in this thread were not recorded; on Python 3.9 to 3.11 typetrace and another "
+            "profiler cannot run at the same time",
+            current,
+        )
 
 
 def _check_no_profiler() -> None:
