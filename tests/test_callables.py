@@ -307,6 +307,132 @@ class TestSignatures:
         assert f"def recurse(f: {expected}) -> int: ..." in text
 
 
+REDEFINED_SOURCE = """
+import sys
+
+
+def use(f):
+    return f(1)
+
+
+if sys.platform == "win32":
+    def convert(x, base):
+        return x
+else:
+    def convert(x):
+        return str(x)
+
+
+if sys.platform == "win32":
+    def same(x):
+        return x
+else:
+    def same(x):
+        return str(x)
+
+
+def make(flag):
+    if flag:
+        def callback(x):
+            return str(x)
+    else:
+        def callback(x, y):
+            return x
+    return callback
+
+
+def make_pair(flag):
+    if flag:
+        def pair(x):
+            return str(x)
+    else:
+        async def pair(x):
+            return x
+    return pair
+"""
+
+
+class TestRedefinitions:
+    """A function defined more than once under one qualname, where the value passed
+    may come from any of the definitions."""
+
+    def stub_text(self, *traces: CallTrace) -> str:
+        text = build_stub(MODULE, traces, textwrap.dedent(REDEFINED_SOURCE)).render()
+        ast.parse(text)
+        return text
+
+    def test_module_function_parameters_differ(self) -> None:
+        text = self.stub_text(
+            trace("use", {"f": named("convert")}, STR),
+            trace("convert", {"x": INT}, STR),
+        )
+
+        assert "def use(f: collections.abc.Callable[..., str]) -> str: ..." in text
+
+    def test_module_function_parameters_same(self) -> None:
+        text = self.stub_text(
+            trace("use", {"f": named("same")}, STR),
+            trace("same", {"x": INT}, STR),
+        )
+
+        assert "def use(f: collections.abc.Callable[[int], str]) -> str: ..." in text
+
+    def test_nested_function_parameters_differ(self) -> None:
+        qualname = "make.<locals>.callback"
+        text = self.stub_text(
+            trace("make", {"flag": BOOL}, named(qualname)),
+            trace("use", {"f": named(qualname)}, STR),
+            trace(qualname, {"x": INT}, STR),
+        )
+
+        assert "def make(flag: bool) -> collections.abc.Callable[..., str]: ..." in text
+        assert "def use(f: collections.abc.Callable[..., str]) -> str: ..." in text
+
+    def test_nested_async_and_plain(self) -> None:
+        """The Coroutine of one definition is not written for the other's value."""
+        qualname = "make_pair.<locals>.pair"
+        text = self.stub_text(
+            trace("make_pair", {"flag": BOOL}, named(qualname)),
+            trace(qualname, {"x": INT}, STR),
+        )
+
+        assert "def make_pair(flag: bool) -> collections.abc.Callable[[int], Any]: ..." in text
+
+    def test_mypy_accepts_applied_source(self, tmp_path: Path) -> None:
+        source = textwrap.dedent(
+            """
+            def use(f):
+                return f(1)
+
+
+            def make(flag):
+                if flag:
+                    def callback(x):
+                        return str(x)
+                else:
+                    def callback(x, y):  # type: ignore[misc]
+                        return x
+                return callback
+
+
+            use(make(True))
+            """
+        )
+        qualname = "make.<locals>.callback"
+        traces = [
+            trace("make", {"flag": BOOL}, named(qualname)),
+            trace("use", {"f": named(qualname)}, STR),
+            trace(qualname, {"x": INT}, STR),
+        ]
+
+        applied = apply_stub_to_source(source, build_stub(MODULE, traces, source))
+
+        # The ignore comment is for mypy's rule that conditional variants of a
+        # function share one signature, which the unannotated source already breaks.
+        assert "def use(f: " in applied
+        run_mypy(tmp_path, applied, suffix=".py")
+
+
 class TestMerging:
     """Parameter types are never joined, because no callable would accept the union."""
 

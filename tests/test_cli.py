@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -136,6 +137,89 @@ class TestRun:
         assert result.returncode == 0, result.stderr
         assert result.stdout == "[4]\n"
         assert "pkg.util" in typetrace(project, "list-modules").stdout.split()
+
+    @pytest.mark.parametrize(
+        "run_program",
+        [
+            pytest.param(
+                """
+                def run_program(path):
+                    runpy.run_path(path, run_name="__main__")
+                """,
+                id="run_path",
+            ),
+            pytest.param(
+                """
+                def run_program(path):
+                    # As pdb does: the program runs in the globals dict of the
+                    # runner's own __main__, cleared and refilled.
+                    import __main__
+
+                    namespace = __main__.__dict__
+                    with open(path) as file:
+                        source = file.read()
+                    builtins = __builtins__
+                    namespace.clear()
+                    namespace.update(__name__="__main__", __file__=path, __builtins__=builtins)
+                    exec(compile(source, path, "exec"), namespace)
+                """,
+                id="reused_globals",
+            ),
+        ],
+    )
+    def test_run_module_that_runs_script(self, project: Path, run_program: str) -> None:
+        """A module run with ``-m`` that runs a script as a new ``__main__``, as
+        ``-m pdb`` and ``-m coverage run`` do, has each recorded under its own name."""
+        runner = """
+            import runpy
+            import sys
+
+            class Options:
+                def __init__(self, path):
+                    self.path = path
+
+            def parse(argv):
+                return Options(argv[1])
+
+            def main():
+                options = parse(sys.argv)
+                run_program(options.path)
+        """
+        (project / "runner.py").write_text(
+            textwrap.dedent(runner) + textwrap.dedent(run_program) + "\nmain()\n", encoding="utf-8"
+        )
+        write(
+            project / "prog.py",
+            """
+            class Point:
+                def __init__(self, x):
+                    self.x = x
+
+            def make(x):
+                return Point(x)
+
+            def use(point, callback):
+                return callback(point.x)
+
+            def double(x):
+                return x * 2
+
+            use(make(1), double)
+            """,
+        )
+        result = typetrace(project, "run", "--all-calls", "-m", "runner", "prog.py")
+        assert result.returncode == 0, result.stderr
+        modules = typetrace(project, "list-modules").stdout.split()
+        assert "prog" in modules
+        assert "runner" in modules
+        exported = [json.loads(line) for line in typetrace(project, "export").stdout.splitlines()[1:]]
+        by_name = {(entry["module"], entry["qualname"]): entry for entry in exported}
+        assert by_name["runner", "parse"]["return_type"] == {"module": "runner", "qualname": "Options"}
+        assert by_name["prog", "make"]["return_type"] == {"module": "prog", "qualname": "Point"}
+        callback = by_name["prog", "use"]["arg_types"]["callback"]
+        assert callback["function"]["module"] == "prog"
+        assert ("runner", "make") not in by_name
+        assert "def make(x: int) -> Point: ..." in typetrace(project, "stub", "prog.py").stdout
 
     def test_missing_script(self, project: Path) -> None:
         """A script that does not exist is an error that names it, with python's exit code 2."""

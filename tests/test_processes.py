@@ -507,6 +507,46 @@ def test_start_and_stop_in_program(tmp_path: Path) -> None:
     assert calls_of(traces, "program:untraced") == 0
 
 
+@pytest.mark.parametrize(
+    ("arguments", "module"),
+    [
+        pytest.param("", "program", id="default"),
+        pytest.param("main_module='renamed'", "renamed", id="main_module"),
+    ],
+)
+def test_trace_block_in_script(tmp_path: Path, arguments: str, module: str) -> None:
+    """typetrace.trace() in a script run as ``python program.py`` records its code and
+    classes under the script's module name, as typetrace.start() does, unless
+    main_module names another."""
+    write(
+        tmp_path / "program.py",
+        f"""
+        import typetrace
+
+
+        class Point:
+            def __init__(self, x):
+                self.x = x
+
+
+        def make(x):
+            return Point(x)
+
+
+        with typetrace.trace({arguments}):
+            make(1)
+        """,
+    )
+    db = tmp_path / "block.sqlite3"
+
+    result = run_python(["program.py"], tmp_path, clean_environment(TYPETRACE_DB=str(db)))
+
+    assert result.returncode == 0, result.stderr
+    traces = {(trace.module, trace.qualname): trace for trace in stored(db)}
+    assert sorted(traces) == [(module, "Point.__init__"), (module, "make")]
+    assert traces[module, "make"].return_type == TypeRef(module, "Point")
+
+
 def test_broken_settings_leave_child_untraced(tmp_path: Path) -> None:
     """Settings a child cannot read are logged, and the child runs as usual."""
     write(tmp_path / "child.py", "print('ran')\n")

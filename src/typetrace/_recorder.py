@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 from typetrace._qualnames import qualname_of
 from typetrace._source import module_name_for_path
 from typetrace._testonly import is_test_module
-from typetrace.inference import TypeInferrer, is_async_yield_wrapper, unwrap_async_yield
+from typetrace.inference import MAIN_NAMES, TypeInferrer, is_async_yield_wrapper, unwrap_async_yield
 from typetrace.tracing import CallTrace
 from typetrace.typemodel import NONE, TypeRef, receiver, union
 
@@ -263,19 +263,12 @@ def _measure_orphan_refcount() -> int:
 
 _ORPHAN_REFCOUNT = _measure_orphan_refcount()
 
-# Module names under which a program's main script runs.
-_MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
-
-
-def _name_of_main(module: str, module_globals: Mapping[str, object]) -> str:
+def _name_of_main(module: str, spec_name: Optional[str], filename: Optional[str]) -> str:
     """Return the name of the module a main script runs as: the module of ``-m``, or
     the name of its file on the import path, or *module* when neither is known."""
-    spec = module_globals.get("__spec__")
-    spec_name = getattr(spec, "name", None)
-    if isinstance(spec_name, str) and spec_name not in _MAIN_NAMES:
+    if spec_name is not None and spec_name not in MAIN_NAMES:
         return spec_name[: -len(".__main__")] if spec_name.endswith(".__main__") else spec_name
-    filename = module_globals.get("__file__")
-    if isinstance(filename, str) and filename.endswith(".py"):
+    if filename is not None and filename.endswith(".py"):
         return module_name_for_path(filename)
     return module
 
@@ -290,20 +283,18 @@ class Recorder:
         sampling: Sampling,
         stats: TraceStats,
         main_module: Optional[str] = None,
-        resolve_main: bool = False,
     ) -> None:
         self.sink = sink
         self.code_filter = code_filter
         self.sampling = sampling
         self.stats = stats
+        #: The module name recorded for all code and classes of main scripts; when it
+        #: is None, each main script's name is read from its globals.
         self.main_module = main_module
-        #: Whether functions of "__main__" are recorded under the name of the script's
-        #: file when main_module is None, as in child processes.
-        self.resolve_main = resolve_main
-        self.inferrer = TypeInferrer(main_module, test_stand_ins=True)
+        self.inferrer = TypeInferrer(main_module, test_stand_ins=True, resolve_main=self._main_module_name)
         #: The inferrer for functions of test modules, which record test classes as
         #: they are (see typetrace._testonly).
-        self.test_inferrer = TypeInferrer(main_module)
+        self.test_inferrer = TypeInferrer(main_module, resolve_main=self._main_module_name)
         # id() of a value's type to the type marked as the receiver's, so that repeated
         # calls reuse one reference. The entry refers to the value's type, which keeps
         # the id from being reused while the entry exists.
@@ -331,8 +322,11 @@ class Recorder:
         #: Called after paused functions resume; the backend sets it to re-enable the
         #: events it disabled for them.
         self.on_resume: Optional[Callable[[], None]] = None
-        # Module names resolved for "__main__" and "__mp_main__" when main_module is None.
-        self._main_names: dict[str, str] = {}
+        # (module, __spec__.name, __file__) of a main script to the module name
+        # resolved for it, when main_module is None. The key reads the globals' values
+        # rather than their identity, because pdb runs the program in the globals
+        # dict of its own __main__ after clearing it.
+        self._main_names: dict[tuple[str, Optional[str], Optional[str]], str] = {}
         self._errors_lock = threading.Lock()
 
     # Code selection
@@ -347,7 +341,7 @@ class Recorder:
             module = frame.f_globals.get("__name__")
             if not isinstance(module, str):
                 module = "<unknown>"
-            elif module in _MAIN_NAMES:
+            elif module in MAIN_NAMES:
                 module = self._main_module_name(module, frame.f_globals)
             qualname = qualname_of(code, frame.f_globals)
             inferrer = self.test_inferrer if is_test_module(module) else self.inferrer
@@ -362,21 +356,25 @@ class Recorder:
         return info
 
     def _main_module_name(self, module: str, module_globals: Mapping[str, object]) -> str:
-        """Name the module that a program's main script runs as.
+        """Name the module that a program's main script runs as, from its globals.
 
-        ``__mp_main__`` is the parent's main script re-imported in a child started by
-        :mod:`multiprocessing` with spawn or forkserver.
+        One process may run several main scripts: ``python -m coverage run prog.py``
+        runs coverage's ``__main__``, which runs prog.py as a new ``__main__``.
         """
         if self.main_module:
             return self.main_module
-        if not self.resolve_main and module == "__main__":
-            return module
-        name = self._main_names.get(module)
+        spec = module_globals.get("__spec__")
+        spec_name = getattr(spec, "name", None)
+        filename = module_globals.get("__file__")
+        key = (
+            module,
+            spec_name if isinstance(spec_name, str) else None,
+            filename if isinstance(filename, str) else None,
+        )
+        name = self._main_names.get(key)
         if name is None:
-            name = _name_of_main(module, module_globals)
-            self._main_names[module] = name
-            self.inferrer.rename_main(module, name)
-            self.test_inferrer.rename_main(module, name)
+            name = _name_of_main(*key)
+            self._main_names[key] = name
         return name
 
     def _accepts(self, code: CodeType) -> bool:

@@ -6,7 +6,7 @@ import os
 import runpy
 import sys
 import traceback
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 from typetrace.config import Config
 from typetrace.exceptions import TypeTraceError
@@ -38,7 +38,12 @@ def run_script(script: str, args: Sequence[str], config: Config) -> int:
 
 
 def run_module(module: str, args: Sequence[str], config: Config) -> int:
-    """Run *module* as ``python -m`` does, under the tracer, and return its exit code."""
+    """Run *module* as ``python -m`` does, under the tracer, and return its exit code.
+
+    Its functions are recorded under *module*, and those of a script that it runs as
+    a new ``__main__`` (as ``-m pdb``, ``-m cProfile`` and ``-m coverage run`` do)
+    under that script's module name.
+    """
     import importlib.util
 
     sys.path.insert(0, os.getcwd())
@@ -52,11 +57,12 @@ def run_module(module: str, args: Sequence[str], config: Config) -> int:
             "import path (run from the project root or set PYTHONPATH)"
         )
     sys.argv = [spec.origin or module, *args]
-    main_module = module[: -len(".__main__")] if module.endswith(".__main__") else module
-    return _run(lambda: runpy.run_module(module, run_name="__main__", alter_sys=True), config, main_module)
+    # No fixed main_module: the recorder names each main script from its __spec__
+    # or __file__, which runpy sets to *module* here.
+    return _run(lambda: runpy.run_module(module, run_name="__main__", alter_sys=True), config, None)
 
 
-def _run(target: Callable[[], object], config: Config, main_module: str) -> int:
+def _run(target: Callable[[], object], config: Config, main_module: Optional[str]) -> int:
     from typetrace.tracing import active_session, trace
 
     # A session started at start-up, because this process is a child of a traced

@@ -218,9 +218,9 @@ def start_from_environment() -> None:
         if raw:
             config = ChildSettings.from_json(raw).load_config()
             # The environment that reached this process reaches its children too.
-            _start_session(config, None, None, follow_children=False, resolve_main=True)
+            _start_session(config, None, None, follow_children=False)
         elif os.environ.get(AUTO_ENV_VAR, "").strip().lower() in _TRUE_WORDS:
-            _start_session(None, None, None, follow_children=False, resolve_main=True)
+            _start_session(None, None, None, follow_children=False)
     except Exception:
         logger.exception(
             "Failed to start tracing from the environment (%s=%r); the program runs untraced",

@@ -55,10 +55,11 @@ import collections
 import gc
 import itertools
 import logging
+import sys
 import threading
 import types
 import weakref
-from typing import Any, Callable, Iterable, Optional, TypeVar
+from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 
 from typetrace._publicnames import is_private, public_name
 from typetrace._testonly import is_test_module
@@ -162,6 +163,20 @@ _read_function_qualname: Callable[[types.FunctionType], object] = types.Function
     "__qualname__"
 ].__get__
 _read_method_function: Callable[[types.MethodType], object] = types.MethodType.__dict__["__func__"].__get__
+_read_function_globals: Callable[[types.FunctionType], dict[str, object]] = types.FunctionType.__dict__[
+    "__globals__"
+].__get__
+_read_class_namespace: Callable[[type], Mapping[str, object]] = type.__dict__["__dict__"].__get__
+_read_module_namespace: Callable[[types.ModuleType], dict[str, object]] = vars(types.ModuleType)["__dict__"].__get__
+
+#: Module names under which a program's main script runs. ``__mp_main__`` is the
+#: parent's main script imported again in a child that multiprocessing starts with
+#: spawn or forkserver.
+MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
+
+#: Returns the module name to record for a main-script module, from its name (one of
+#: MAIN_NAMES) and its globals.
+MainNameResolver = Callable[[str, Mapping[str, object]], str]
 
 _failures: collections.Counter[str] = collections.Counter()
 _failures_lock = threading.Lock()
@@ -196,6 +211,11 @@ class TypeInferrer:
         max_elements: Maximum number of container elements inspected per value.
         test_stand_ins: Whether a class of a test module is named by its nearest base
             class outside test code, as for a traced function that is not test code.
+        resolve_main: Function that returns the module name to record for a function
+            or class of a main script, from the globals it was defined in. A runner
+            such as pdb or coverage runs as ``__main__`` and then runs the program as
+            another ``__main__``, so the module name alone cannot tell their classes
+            apart.
     """
 
     def __init__(
@@ -204,8 +224,10 @@ class TypeInferrer:
         *,
         max_elements: int = MAX_ELEMENTS,
         test_stand_ins: bool = False,
+        resolve_main: Optional[MainNameResolver] = None,
     ) -> None:
         self.main_module = main_module
+        self.resolve_main = resolve_main
         self.test_stand_ins = test_stand_ins
         #: Module names of main scripts, such as ``"__mp_main__"``, to the names
         #: recorded for their classes; used where *main_module* is not given.
@@ -317,12 +339,19 @@ class TypeInferrer:
         # that no source definition has.
         if not qualname.rpartition(".")[2].isidentifier():
             return CALLABLE
-        module = self._main_name(module)
+        if module in MAIN_NAMES:
+            module = self._main_name(module, _read_function_globals(function))
         return TypeRef(CALLABLE.module, CALLABLE.qualname, function=FunctionRef(module, qualname, bound))
 
-    def _main_name(self, module: str) -> str:
+    def _main_name(self, module: str, module_globals: Optional[Mapping[str, object]]) -> str:
+        """Return the module name to record for *module*, which may be a main script
+        whose *module_globals* are known."""
         if module == "__main__" and self.main_module:
             return self.main_module
+        if self.resolve_main is not None and module in MAIN_NAMES:
+            if module_globals is None:
+                module_globals = _main_globals(module)
+            return self.resolve_main(module, module_globals)
         return self.main_names.get(module, module)
 
     def _name_class(self, cls: type) -> TypeRef:
@@ -348,7 +377,9 @@ class TypeInferrer:
         qualname = _read_qualname(cls)
         if not isinstance(module, str) or not isinstance(qualname, str):
             raise TypeError(f"class name is not a string: {module!r}.{qualname!r}")
-        return self._main_name(module), qualname
+        if module in MAIN_NAMES:
+            module = self._main_name(module, _class_globals(cls, module))
+        return module, qualname
 
     def _bases_of(self, cls: type, name: tuple[str, str]) -> tuple[TypeRef, ...]:
         """Return the base classes of *cls* that an annotation can name, nearest first.
@@ -394,6 +425,29 @@ class TypeInferrer:
                 continue
             return self.class_ref(base)
         return None
+
+
+def _class_globals(cls: type, module: str) -> Optional[Mapping[str, object]]:
+    """Return the globals of the first function defined in the body of *cls*, the
+    class of the main-script module *module*, or ``None`` when it has no such function."""
+    for value in _read_class_namespace(cls).values():
+        if type(value) in (classmethod, staticmethod):
+            value = value.__func__  # type: ignore[attr-defined]
+        elif type(value) is property:
+            value = value.fget
+        if type(value) is types.FunctionType:
+            function_globals = _read_function_globals(value)
+            if dict.get(function_globals, "__name__") == module:
+                return function_globals
+    return None
+
+
+def _main_globals(module: str) -> Mapping[str, object]:
+    """Return the globals of the module now imported as *module*, or an empty mapping."""
+    main = sys.modules.get(module)
+    if isinstance(main, types.ModuleType):
+        return _read_module_namespace(main)
+    return {}
 
 
 def _public_class_name(module: str, qualname: str) -> Optional[tuple[str, str]]:

@@ -155,7 +155,6 @@ class TraceSession:
         sink: Optional[TraceSink],
         main_module: Optional[str],
         follow_children: bool,
-        resolve_main: bool = False,
     ) -> None:
         from typetrace._recorder import Recorder
         from typetrace.config import get_default_config, prepare_default_code_filter
@@ -184,7 +183,7 @@ class TraceSession:
             # Done before the program's next line runs, so that no import of ours
             # goes through an import hook the program installs later.
             prepare_default_code_filter()
-            self._recorder = Recorder(sink, config.code_filter(), sampling, self.stats, main_module, resolve_main)
+            self._recorder = Recorder(sink, config.code_filter(), sampling, self.stats, main_module)
             if sampling.pause_after is not None and not sampling.all_calls:
                 from typetrace._writer import join_thread_for_fork
 
@@ -296,7 +295,7 @@ def start(
     Raises:
         TracerError: As :func:`trace` raises it.
     """
-    return _start_session(config, None, main_module, follow_children, resolve_main=True)
+    return _start_session(config, None, main_module, follow_children)
 
 
 def stop() -> Optional[TraceStats]:
@@ -318,7 +317,6 @@ def _start_session(
     sink: Optional[TraceSink],
     main_module: Optional[str],
     follow_children: bool,
-    resolve_main: bool = False,
 ) -> TraceSession:
     global _active_session, _stop_registered_at_exit
     with _session_lock:
@@ -327,7 +325,7 @@ def _start_session(
         # Reserves the slot while the session starts, outside the lock.
         _active_session = _STARTING
     try:
-        session = TraceSession(config, sink, main_module, follow_children, resolve_main)
+        session = TraceSession(config, sink, main_module, follow_children)
     except BaseException:
         with _session_lock:
             _active_session = None
@@ -367,8 +365,9 @@ def trace(
         sink: Receives the traces. When omitted, traces are written to
             ``config.trace_store()`` by a background writer that is closed, with the
             store, when the block exits.
-        main_module: Module name to record for code and classes of ``__main__``, for
-            example the file stem of a script run as ``__main__``.
+        main_module: Module name to record for code and classes of ``__main__``; by
+            default the module each main script runs as, from ``python -m`` or from
+            its file's place on the import path.
         follow_children: Also trace the Python processes that the program starts
             while the block runs, writing to the same store: children of
             :mod:`multiprocessing` with any start method, and interpreters started

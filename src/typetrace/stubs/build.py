@@ -647,25 +647,42 @@ class _Builder:
         are all positional and without defaults, and written ``...`` otherwise. An
         ``async def`` returns a ``Coroutine`` of the awaited type, and a generator
         the ``Iterator`` or ``Generator`` that its stub would write.
+
+        A qualname with several definitions, such as one in each branch of an
+        ``if``, has its parameters listed only when all definitions have the same
+        names, kinds and defaults. Its return is the traced one only when all are
+        ``async def`` or none is, and all are generators or none is. Otherwise the
+        return is ``Any``.
         """
         traces = self.traces.get(qualname) or self.nested_traces.get(qualname)
         if not traces:
             return None
-        function = self._find_function(qualname)
-        if function is None or function.accessor is not None:
+        definitions = self._find_definitions(qualname)
+        if not definitions:
             return None
-        if any(decorator not in _BINDING_DECORATORS for decorator in function.decorators):
-            return None
+        for function in definitions:
+            if function.accessor is not None:
+                return None
+            if any(decorator not in _BINDING_DECORATORS for decorator in function.decorators):
+                return None
+        # Any of the definitions, as in both branches of an if, may be the one whose
+        # value was traced, so only what they all share is written.
+        function = definitions[-1]
+        same_kind = all(_function_kind(other) == _function_kind(function) for other in definitions)
+        same_parameters = all(_parameter_layout(other) == _parameter_layout(function) for other in definitions)
         traces = [_without_receiver(trace) for trace in traces]
         parameters = function.parameters()
         if bound and parameters and parameters[0].kind is not ParameterKind.VAR_POSITIONAL:
             parameters = parameters[1:]
-        returns = self.return_annotation(function, traces)
+        if same_kind:
+            returns = self.return_annotation(function, traces)
+        else:
+            returns = None
         if returns is None:
-            returns = _NO_RETURN if _never_returns(function) else ANY
-        if isinstance(function.node, ast.AsyncFunctionDef) and not function.is_generator:
+            returns = _NO_RETURN if all(_never_returns(other) for other in definitions) else ANY
+        if same_kind and isinstance(function.node, ast.AsyncFunctionDef) and not function.is_generator:
             returns = TypeRef(*_COROUTINE, (ANY, ANY, returns))
-        listed = all(
+        listed = same_parameters and all(
             parameter.kind in _POSITIONAL and parameter.default is None for parameter in parameters
         )
         if not listed:
@@ -674,16 +691,16 @@ class _Builder:
         # Written inline, where a dict shape has no TypedDict name.
         return without_shapes(callable_type(types, returns))
 
-    def _find_function(self, qualname: str) -> Optional[FunctionNode]:
-        """Return the definition of the function *qualname*: the last one of that name,
-        searched inside function bodies for a name with ``<locals>``."""
+    def _find_definitions(self, qualname: str) -> list[FunctionNode]:
+        """Return the definitions of the function *qualname* in source order, searched
+        inside function bodies for a name with ``<locals>``."""
         if "<locals>" in qualname:
             return _find_nested(self.scan, qualname)
-        found = None
-        for function in self.scan.iter_functions():
-            if function.qualname == qualname and not function.is_overload:
-                found = function
-        return found
+        return [
+            function
+            for function in self.scan.iter_functions()
+            if function.qualname == qualname and not function.is_overload
+        ]
 
     def combine(self, types: Iterable[Optional[TypeRef]]) -> Optional[TypeRef]:
         """Combine the observed *types* of one slot; ``None`` when none was observed."""
@@ -889,37 +906,44 @@ def _names_function(ref: TypeRef) -> bool:
     return any(_names_function(arg) for arg in ref.args) or any(_names_function(key.value) for key in ref.shape)
 
 
-def _find_nested(scan: ModuleScan, qualname: str) -> Optional[FunctionNode]:
-    """Find the definition of a function defined inside another, such as
-    ``outer.<locals>.Helper.run``, in the bodies of the functions that enclose it."""
+def _find_nested(scan: ModuleScan, qualname: str) -> list[FunctionNode]:
+    """Find the definitions of a function defined inside another, such as
+    ``outer.<locals>.Helper.run``, in the bodies of the functions that enclose it.
+
+    Every definition of each enclosing function and class is searched, so a name
+    defined in both branches of an ``if`` gives two definitions.
+    """
     outer_name, *scopes = qualname.split(".<locals>.")
-    outer = None
-    for function in scan.iter_functions():
-        if function.qualname == outer_name:
-            outer = function
-    if outer is None:
-        return None
-    node: Optional[ast.AST] = outer.node
+    nodes: list[ast.AST] = [function.node for function in scan.iter_functions() if function.qualname == outer_name]
     is_method = False
     for scope in scopes:
         *classes, name = scope.split(".")
         for class_name in classes:
-            node = None if node is None else _last_definition(node, class_name, (ast.ClassDef,))
+            nodes = [found for node in nodes for found in _own_definitions(node, class_name, (ast.ClassDef,))]
         is_method = bool(classes)
-        node = None if node is None else _last_definition(node, name, (ast.FunctionDef, ast.AsyncFunctionDef))
-    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return None
-    decorators = [ast.unparse(decorator) for decorator in node.decorator_list]
-    return FunctionNode(qualname, node, is_method, decorators, accessor=None)
+        kinds = (ast.FunctionDef, ast.AsyncFunctionDef)
+        nodes = [found for node in nodes for found in _own_definitions(node, name, kinds)]
+    definitions = []
+    for node in nodes:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            decorators = [ast.unparse(decorator) for decorator in node.decorator_list]
+            definitions.append(FunctionNode(qualname, node, is_method, decorators, accessor=None))
+    return definitions
 
 
-def _last_definition(scope: ast.AST, name: str, kinds: tuple[type[ast.AST], ...]) -> Optional[ast.AST]:
-    # The definition that runs last in the body of *scope* itself, not in a nested scope.
-    found = None
-    for node in _walk_own_body(scope):
-        if isinstance(node, kinds) and getattr(node, "name", None) == name:
-            found = node
-    return found
+def _own_definitions(scope: ast.AST, name: str, kinds: tuple[type[ast.AST], ...]) -> list[ast.AST]:
+    # The definitions in the body of *scope* itself, not in a nested scope, in source order.
+    return [node for node in _walk_own_body(scope) if isinstance(node, kinds) and getattr(node, "name", None) == name]
+
+
+def _function_kind(function: FunctionNode) -> tuple[bool, bool]:
+    """Return whether *function* is an ``async def`` and whether it is a generator."""
+    return isinstance(function.node, ast.AsyncFunctionDef), function.is_generator
+
+
+def _parameter_layout(function: FunctionNode) -> list[tuple[ParameterKind, str, bool]]:
+    """Return the kind, name and whether it has a default of each parameter."""
+    return [(parameter.kind, parameter.arg.arg, parameter.default is not None) for parameter in function.parameters()]
 
 
 def _common_members(types: Sequence[TypeRef]) -> Optional[TypeRef]:
