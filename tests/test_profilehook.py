@@ -135,7 +135,7 @@ def test_c_hook_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_replaced_profile_function_warns(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, variable: Optional[str], warns: bool
 ) -> None:
-    """A program that removes the profile function stops the tracing of its thread,
+    """A program that sets its own profile function stops the tracing of its thread,
     which stop() reports. The evaluation function of 3.11 is not affected."""
     if variable is None and pure_python_forced:
         pytest.skip("TYPETRACE_PURE_PYTHON=1 selects the pure-Python backend")
@@ -144,15 +144,23 @@ def test_replaced_profile_function_warns(
     if variable is not None:
         monkeypatch.setenv(variable, "1")
     sink = ListSink()
-    with caplog.at_level("WARNING", logger="typetrace.tracing"):
-        with trace(SinkOnlyConfig(), sink=sink):
-            identity(1)
-            sys.setprofile(None)
-            identity("a")
+
+    def own_profile(frame: FrameType, event: str, arg: Any) -> None:
+        pass
+
+    try:
+        with caplog.at_level("WARNING", logger="typetrace.tracing"):
+            with trace(SinkOnlyConfig(), sink=sink):
+                identity(1)
+                sys.setprofile(own_profile)
+                identity("a")
+        after = sys.getprofile()
+    finally:
+        sys.setprofile(None)
 
     warnings = [record.getMessage() for record in caplog.records if "replaced typetrace's profile function" in record.getMessage()]
     assert len(warnings) == (1 if warns else 0)
-    assert sys.getprofile() is None
+    assert after is own_profile
     recorded = {trace.arg_types["value"].qualname for trace in sink.traces if trace.qualname == "identity"}
     assert recorded == ({"int"} if warns else {"int", "str"})
 

@@ -104,9 +104,9 @@ class ProfileBackend:
         # Threads started while tracing keep the profile function until their next
         # event. There _profile finds _active false and removes itself.
         self._active = False
-        if self._installed_in == threading.get_ident():
-            _warn_if_replaced(self._profile)
-        sys.setprofile(None)
+        # The program's own profile function, if it set one, stays.
+        if self._installed_in != threading.get_ident() or not _warn_if_replaced(self._profile):
+            sys.setprofile(None)
         threading.setprofile(None)
 
     def _profile(self, frame: FrameType, event: str, arg: Any) -> None:
@@ -237,11 +237,12 @@ class HookBackend(ProfileBackend):
         # Threads started while tracing keep the hook until their next event, where
         # the closed hook removes itself.
         self._active = False
-        if self._installed_in == threading.get_ident():
-            _warn_if_replaced(self._hook)
+        replaced = self._installed_in == threading.get_ident() and _warn_if_replaced(self._hook)
         self._hook.close()
         self.recorder.on_resume = None
-        sys.setprofile(None)
+        # The program's own profile function, if it set one, stays.
+        if not replaced:
+            sys.setprofile(None)
         threading.setprofile(None)
         for name, count in self._hook.errors.items():
             self.recorder.add_errors(f"profile hook: {name}", count)
@@ -332,18 +333,25 @@ def make_profile_backend(recorder: Recorder) -> ProfileBackend:
     return EvalHookBackend(recorder, _profilehook)
 
 
-def _warn_if_replaced(profile_function: object) -> None:
-    """Log a warning when the current thread's profile function is no longer
-    *profile_function*: the program set its own or removed it, and the calls of this
-    thread after that were not recorded."""
+def _warn_if_replaced(profile_function: object) -> bool:
+    """Log a warning and return true when the current thread's profile function is
+    another one than *profile_function*: the program set its own, and the calls of
+    this thread after that were not recorded.
+
+    A thread without a profile function gets no warning, because typetrace removes
+    its own in some cases too, such as an exception from the pure-Python profile
+    function while a process ends.
+    """
     current = sys.getprofile()
-    if current is None or current != profile_function:
+    if current is not None and current != profile_function:
         logger.warning(
             "The traced program replaced typetrace's profile function with %r, so its later calls "
             "in this thread were not recorded; on Python 3.9 to 3.11 typetrace and another "
             "profiler cannot run at the same time",
             current,
         )
+        return True
+    return False
 
 
 def _check_no_profiler() -> None:
