@@ -43,6 +43,8 @@ import time
 from types import FrameType
 from typing import Any, Callable, Optional
 
+from typetrace._signals import signals_blocked
+
 __all__ = ["SUPPORTED", "WRITE_TIMEOUT", "handle_sigterm", "install", "restart_watcher", "uninstall"]
 
 logger = logging.getLogger("typetrace.tracing")
@@ -392,8 +394,9 @@ class _Watcher:
             thread = threading.Thread(
                 target=self._run, args=(self._read_fd,), name="typetrace-sigterm", daemon=True
             )
-            thread.start()
-            self._thread = self._reader = thread
+            with signals_blocked():
+                thread.start()
+                self._thread = self._reader = thread
 
     def _end_thread(self) -> Optional[threading.Thread]:
         with self._lock:

@@ -12,6 +12,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Optional
 
+from typetrace._signals import raise_if_from_signal_handler, signals_blocked
 from typetrace.db.base import CallTraceStore
 from typetrace.tracing import CallTrace
 
@@ -121,9 +122,11 @@ class StoreWriter:
     def record(self, trace: CallTrace) -> None:
         """Queue *trace* for writing.
 
-        Catches every :class:`Exception`, which it logs and counts as a drop, and does
-        not wait for store I/O.
+        Logs every :class:`Exception` it catches and raises again only one that a
+        signal handler of the program raised. A trace that it could not queue counts
+        as dropped. Does not wait for store I/O.
         """
+        queued = False
         try:
             with self._lock:
                 count = trace.call_count
@@ -133,13 +136,20 @@ class StoreWriter:
                     return
                 if not self._queue(trace, count):
                     return
+                queued = True
                 if self._thread is None:
                     self._start_thread()
-        except Exception:
+        except Exception as error:
+            if not queued:
+                with self._lock:
+                    self._dropped += 1
+            raise_if_from_signal_handler(error)
             # A trace that cannot be hashed or counted must not break the traced program.
-            logger.exception("Failed to record trace %r; dropping it", trace)
-            with self._lock:
-                self._dropped += 1
+            if queued:
+                # The trace stays pending, and the next record() starts the thread again.
+                logger.exception("Failed to start the trace writer thread for %r", self.store)
+            else:
+                logger.exception("Failed to record trace %r; dropping it", trace)
 
     def flush(self) -> bool:
         """Write the pending traces now, from the calling thread.
@@ -268,8 +278,9 @@ class StoreWriter:
 
     def _start_thread(self) -> None:
         thread = threading.Thread(target=self._run, name="typetrace-writer", daemon=True)
-        self._thread = thread
-        thread.start()
+        with signals_blocked():
+            thread.start()
+            self._thread = thread
 
     def _run(self) -> None:
         while True:
