@@ -388,15 +388,16 @@ class _Watcher:
         os.set_blocking(self._write_fd, False)
 
     def _start_thread(self) -> None:
-        with self._lock:
+        # Blocked outside the lock, so that the handlers that run when the signals
+        # are unblocked can set a wakeup fd, which takes the lock.
+        with signals_blocked(), self._lock:
             if self._thread is not None or not self._has_wakeup_fd:
                 return
             thread = threading.Thread(
                 target=self._run, args=(self._read_fd,), name="typetrace-sigterm", daemon=True
             )
-            with signals_blocked():
-                thread.start()
-                self._thread = self._reader = thread
+            thread.start()
+            self._thread = self._reader = thread
 
     def _end_thread(self) -> Optional[threading.Thread]:
         with self._lock:
