@@ -97,7 +97,10 @@ class StoreWriter:
     def _reset_state(self) -> None:
         # Called from __init__ and in a forked child, where the parent's lock may be
         # held by a thread that does not exist in the child.
-        self._lock = threading.Lock()
+        # Reentrant, so that record() can release a hold that Python 3.9 can leave
+        # when a signal handler raises between a with block's end and its __exit__.
+        # NOTE: the recorder's error lock and logging's locks have the same gap on 3.9.
+        self._lock = threading.RLock()
         # Serializes store.add() between the thread and flush()/close().
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
@@ -139,7 +142,10 @@ class StoreWriter:
                 queued = True
                 if self._thread is None:
                     self._start_thread()
-        except Exception as error:
+        except BaseException as error:
+            self._release_left_hold()
+            if not isinstance(error, Exception):
+                raise
             if not queued:
                 with self._lock:
                     self._dropped += 1
@@ -150,6 +156,12 @@ class StoreWriter:
                 logger.exception("Failed to start the trace writer thread for %r", self.store)
             else:
                 logger.exception("Failed to record trace %r; dropping it", trace)
+
+    def _release_left_hold(self) -> None:
+        # record() never runs inside a block that holds the lock, so a hold of this
+        # thread here is one that an exception left.
+        while self._lock._is_owned():  # type: ignore[attr-defined]
+            self._lock.release()
 
     def flush(self) -> bool:
         """Write the pending traces now, from the calling thread.
