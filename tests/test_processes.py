@@ -62,8 +62,16 @@ def run_until_sigterm(
 ) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run Python with *args*, send it SIGTERM once it prints its first line, and return
     the result and the seconds from the signal to the end of the process."""
+    return run_until_signal([sys.executable, *args], cwd, env, signal.SIGTERM)
+
+
+def run_until_signal(
+    command: list[str], cwd: Path, env: dict[str, str], signum: int
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run *command*, send it *signum* once it prints its first line, and return the
+    result and the seconds from the signal to the end of the process."""
     process = subprocess.Popen(
-        [sys.executable, *args],
+        command,
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -74,14 +82,14 @@ def run_until_sigterm(
         assert process.stdout is not None
         first_line = process.stdout.readline()
         signalled = time.monotonic()
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         rest, stderr = process.communicate(timeout=60)
         elapsed = time.monotonic() - signalled
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    return subprocess.CompletedProcess(args, process.returncode, first_line + rest, stderr), elapsed
+    return subprocess.CompletedProcess(command, process.returncode, first_line + rest, stderr), elapsed
 
 
 def run_args(db: Path, *args: str) -> list[str]:
@@ -1038,3 +1046,143 @@ def test_forked_child_sigterm_writes_own_calls(tmp_path: Path, tracing_backend: 
     traces = stored(db)
     assert calls_of(traces, "fork_term:in_child") == 1
     assert calls_of(traces, "fork_term:in_parent") == 2
+
+
+INTERRUPTED = """
+    import atexit
+    import time
+
+
+    def handle(request):
+        return request
+
+
+    atexit.register(print, "atexit ran", flush=True)
+    for number in range(3):
+        handle(number)
+    print("ready", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("launcher", ["python-m", "console-script"])
+def test_uncaught_ctrl_c_ends_by_sigint(tmp_path: Path, launcher: str) -> None:
+    """A program that SIGINT interrupts, with no handler of its own, ends killed by
+    SIGINT under typetrace run as it does untraced: after its atexit handlers and its
+    traceback, and with the calls recorded before the signal written."""
+    write(tmp_path / "interrupted.py", INTERRUPTED)
+    db = tmp_path / "traces.sqlite3"
+    if launcher == "python-m":
+        command = [sys.executable, *run_args(db, "interrupted.py")]
+    else:
+        command = [str(Path(sys.executable).parent / "typetrace"), "run", "--db", str(db), "interrupted.py"]
+    env = clean_environment()
+
+    untraced, _ = run_until_signal([sys.executable, "interrupted.py"], tmp_path, env, signal.SIGINT)
+    traced, _ = run_until_signal(command, tmp_path, env, signal.SIGINT)
+
+    assert traced.returncode == untraced.returncode == -signal.SIGINT, traced.stderr
+    assert traced.stdout == untraced.stdout == "ready\natexit ran\n"
+    for result in (untraced, traced):
+        lines = result.stderr.splitlines()
+        assert lines[0] == "Traceback (most recent call last):", result.stderr
+        assert lines[1].startswith(f'  File "{tmp_path / "interrupted.py"}", line '), result.stderr
+        assert lines[-1] == "KeyboardInterrupt", result.stderr
+        assert len(lines) == 4, result.stderr
+    assert calls_of(stored(db), "interrupted:handle") == 3
+
+
+ALARMS = """
+    import signal
+    import sys
+    import time
+
+
+    class Deadline(Exception):
+        pass
+
+
+    fired = 0
+
+
+    def on_alarm(signum, frame):
+        global fired
+        fired += 1
+        raise Deadline()
+
+
+    def numbers(count):
+        yield from range(count)
+
+
+    def work(value):
+        return [value, str(value), sum(numbers(3))]
+
+
+    def step(value):
+        return work(value)
+
+
+    def main(rounds):
+        signal.signal(signal.SIGALRM, on_alarm)
+        caught = 0
+        for round_number in range(rounds):
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0.0005)
+                limit = time.monotonic() + 5.0
+                value = 0
+                while time.monotonic() < limit:
+                    step(value)
+                    value += 1
+            except Deadline:
+                caught += 1
+            else:
+                print(f"lost the alarm of round {round_number}")
+                return 1
+        print(f"fired={fired} caught={caught}")
+        return 0
+
+
+    sys.exit(main(int(sys.argv[1])))
+"""
+
+# Alarms per run. Before handler exceptions were passed on, 300 alarms lost one in
+# each run tried, with every backend of Python 3.10 to 3.12.
+ALARM_ROUNDS = 300
+
+
+def check_alarms_reach_program(tmp_path: Path, env: dict[str, str]) -> None:
+    """Run the alarm loop untraced and traced under *env*, and compare the results.
+    The pure-Python profile function stops tracing at the first handler exception
+    that it passes on, which can come before any call of step() returns."""
+    write(tmp_path / "alarms.py", ALARMS)
+    db = tmp_path / "traces.sqlite3"
+
+    untraced = run_python(["alarms.py", str(ALARM_ROUNDS)], tmp_path, env)
+    traced = run_python(run_args(db, "--all-calls", "alarms.py", str(ALARM_ROUNDS)), tmp_path, env)
+
+    assert untraced.stdout == f"fired={ALARM_ROUNDS} caught={ALARM_ROUNDS}\n"
+    assert traced.stdout == untraced.stdout, traced.stderr
+    assert traced.returncode == untraced.returncode == 0
+    assert untraced.stderr == ""
+    # typetrace's own warnings, such as calls lost where the handler interrupted the
+    # recording of a trace, are the only additions.
+    for line in traced.stderr.splitlines():
+        assert line.startswith("WARNING:typetrace"), traced.stderr
+    traces = stored(db)
+    assert any(trace.module == "alarms" for trace in traces)
+    if env.get(PURE_PYTHON_VARIABLE) != "1":
+        assert calls_of(traces, "alarms:step") > 0
+
+
+def test_alarm_exceptions_reach_program(tmp_path: Path, tracing_backend: str) -> None:
+    """A SIGALRM handler's exception reaches the program every time, also when Python
+    runs the handler inside the tracer's callbacks."""
+    check_alarms_reach_program(tmp_path, backend_environment(tracing_backend))
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="3.11 alone has a second C backend")
+def test_alarm_exceptions_reach_program_profile_hook(tmp_path: Path) -> None:
+    """As test_alarm_exceptions_reach_program, with the C profile function that 3.11
+    uses in place of the evaluation function."""
+    check_alarms_reach_program(tmp_path, clean_environment(TYPETRACE_PROFILE_HOOK="1"))

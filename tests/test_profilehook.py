@@ -564,6 +564,66 @@ def test_hook_passes_keyboard_interrupt_on() -> None:
 
 @needs_hook
 @before_312
+def test_hook_passes_accepted_exception_on() -> None:
+    """An Exception that passes_on accepts goes on to the program and is not counted.
+    One that it rejects is counted as before."""
+    accepted = LookupError("from a signal handler")
+    passed: list[BaseException] = []
+
+    def passes_on(error: BaseException) -> bool:
+        passed.append(error)
+        return error is accepted
+
+    events = Events("identity", error=accepted, open_calls=True)
+    assert profilehook is not None
+    hook = profilehook.Hook(events, events.calls, {}, passes_on=passes_on)
+
+    with pytest.raises(LookupError) as raised:
+        run_hooked(hook, lambda: identity(1))
+
+    assert raised.value is accepted
+    # Python 3.11 also reports the return of the frame that the exception leaves.
+    assert passed[0] is accepted
+    assert {id(error) for error in passed} == {id(accepted)}
+    assert hook.errors == {}
+
+    rejected = Events("identity", error=ValueError("tracer bug"), open_calls=True)
+    hook = profilehook.Hook(rejected, rejected.calls, {}, passes_on=passes_on)
+    results: list[object] = []
+
+    run_hooked(hook, lambda: results.append(identity(5)))
+
+    assert results == [5]
+    assert hook.errors == {"ValueError": 2}
+
+
+@needs_hook
+@before_312
+def test_hook_counts_error_of_passes_on() -> None:
+    def broken(error: BaseException) -> bool:
+        raise RuntimeError("passes_on failed")
+
+    events = Events("identity", error=ValueError("tracer bug"), open_calls=True)
+    assert profilehook is not None
+    hook = profilehook.Hook(events, events.calls, {}, passes_on=broken)
+    results: list[object] = []
+
+    run_hooked(hook, lambda: results.append(identity(5)))
+
+    assert results == [5]
+    assert hook.errors == {"ValueError": 2}
+
+
+@needs_hook
+@before_312
+def test_hook_rejects_uncallable_passes_on() -> None:
+    assert profilehook is not None
+    with pytest.raises(TypeError, match="passes_on must be callable"):
+        profilehook.Hook(Events("identity"), {}, {}, passes_on=1)
+
+
+@needs_hook
+@before_312
 def test_hook_keeps_reference_counts() -> None:
     value = object()
     events = Events("identity", open_calls=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import subprocess
@@ -9,7 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import pytest
 
@@ -289,20 +290,17 @@ class TestClose:
 
 class TestTermination:
     def test_writes_while_lock_held_by_stopped_thread(self, store: ControlledStore) -> None:
-        """The calling thread holds the lock, as the main thread does when a SIGTERM
-        handler stops it inside record()."""
+        """Another thread holds the lock, as the main thread does when a SIGTERM
+        handler stops it inside record() and the handler writes from a new thread."""
         writer = StoreWriter(store, flush_interval=NEVER)
         writer.record(make_trace("a"))
         writer.record(make_trace("a"))
         writer.record(make_trace("b"))
 
-        writer._lock.acquire()
-        started = time.monotonic()
-        try:
+        with lock_held_by_other_thread(writer._lock):
+            started = time.monotonic()
             writer.write_at_termination(2.0)
-        finally:
-            writer._lock.release()
-        elapsed = time.monotonic() - started
+            elapsed = time.monotonic() - started
 
         assert store.counts() == {"a": 2, "b": 1}
         assert TERMINATION_LOCK_WAIT <= elapsed < 1.5
@@ -354,9 +352,31 @@ class TestTermination:
         writer = StoreWriter(store, flush_interval=NEVER)
 
         assert writer.lock_free_within(0.0)
-        with writer._lock:
+        with lock_held_by_other_thread(writer._lock):
             assert not writer.lock_free_within(0.05)
         assert writer.lock_free_within(0.0)
+
+
+@contextlib.contextmanager
+def lock_held_by_other_thread(lock: Any) -> Iterator[None]:
+    """Hold *lock* in a new thread for the ``with`` body. The writer's lock is
+    reentrant, so the test's own thread would take it again at once."""
+    taken = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with lock:
+            taken.set()
+            release.wait()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    taken.wait()
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join()
 
 
 FORK_SCRIPT = """

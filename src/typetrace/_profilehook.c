@@ -69,6 +69,9 @@ typedef struct {
     PyObject *suspects;
     /* Errors raised by calls of the handler, as {exception class name: count}. */
     PyObject *errors;
+    /* passes_on(exception) -> bool, or NULL: whether an Exception that the handler
+       raised goes on to the traced program instead of being counted. */
+    PyObject *passes_on;
     /* The epoch this hook started in. Older SKIP_UNTRACED marks are stale. */
     uintptr_t first_epoch;
     /* Events passed to the handler. */
@@ -171,10 +174,34 @@ count_error(HookObject *hook)
     Py_XDECREF(traceback);
 }
 
-/* Pass one event to the handler and store the mark it returns. Returns -1 only for
-   an exception that is not an Exception, such as the KeyboardInterrupt of a signal
-   that arrived while the handler ran. That exception goes on to the traced program,
-   as it would from a profile function written in Python. */
+/* Return whether the Exception that is set goes on to the traced program, as
+   hook->passes_on decides. The exception stays set. An error of passes_on itself is
+   dropped, and the exception is then counted. */
+static int
+passes_on(HookObject *hook)
+{
+    if (hook->passes_on == NULL) {
+        return 0;
+    }
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (value != NULL && traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    PyObject *verdict = PyObject_CallOneArg(hook->passes_on, value != NULL ? value : Py_None);
+    int passes = verdict != NULL && PyObject_IsTrue(verdict) == 1;
+    Py_XDECREF(verdict);
+    PyErr_Clear();
+    PyErr_Restore(type, value, traceback);
+    return passes;
+}
+
+/* Pass one event to the handler and store the mark it returns. Returns -1 for an
+   exception that goes on to the traced program: one that is not an Exception, such
+   as the KeyboardInterrupt of a signal that arrived while the handler ran, or one
+   that passes_on accepts, such as the exception of a program's signal handler. It
+   goes on as it would from a profile function written in Python. */
 static int
 dispatch(HookObject *hook, PyFrameObject *frame, PyObject *event, PyObject *arg)
 {
@@ -187,7 +214,7 @@ dispatch(HookObject *hook, PyFrameObject *frame, PyObject *event, PyObject *arg)
     Py_INCREF(hook);
     PyObject *result = PyObject_Vectorcall(hook->handler, args, 3, NULL);
     if (result == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_Exception)) {
+        if (PyErr_ExceptionMatches(PyExc_Exception) && !passes_on(hook)) {
             count_error(hook);
         }
         else {
@@ -594,14 +621,18 @@ eval_function_is_default(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignore
 static PyObject *
 hook_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"handler", "calls", "suspects", NULL};
-    PyObject *handler, *calls, *suspects;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O!:Hook", keywords, &handler, &PyDict_Type, &calls,
-                                     &PyDict_Type, &suspects)) {
+    static char *keywords[] = {"handler", "calls", "suspects", "passes_on", NULL};
+    PyObject *handler, *calls, *suspects, *passes = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O!|$O:Hook", keywords, &handler, &PyDict_Type, &calls,
+                                     &PyDict_Type, &suspects, &passes)) {
         return NULL;
     }
     if (!PyCallable_Check(handler)) {
         PyErr_Format(PyExc_TypeError, "Hook handler must be callable, got %R", handler);
+        return NULL;
+    }
+    if (passes != Py_None && !PyCallable_Check(passes)) {
+        PyErr_Format(PyExc_TypeError, "Hook passes_on must be callable or None, got %R", passes);
         return NULL;
     }
     HookObject *hook = (HookObject *)type->tp_alloc(type, 0);
@@ -619,6 +650,10 @@ hook_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     hook->calls = calls;
     Py_INCREF(suspects);
     hook->suspects = suspects;
+    if (passes != Py_None) {
+        Py_INCREF(passes);
+        hook->passes_on = passes;
+    }
     hook->first_epoch = ++current_epoch;
     hook->dispatched = 0;
     hook->active = 1;
@@ -632,6 +667,7 @@ hook_traverse(HookObject *hook, visitproc visit, void *arg)
     Py_VISIT(hook->calls);
     Py_VISIT(hook->suspects);
     Py_VISIT(hook->errors);
+    Py_VISIT(hook->passes_on);
     return 0;
 }
 
@@ -644,6 +680,7 @@ hook_clear(HookObject *hook)
     Py_CLEAR(hook->calls);
     Py_CLEAR(hook->suspects);
     Py_CLEAR(hook->errors);
+    Py_CLEAR(hook->passes_on);
     return 0;
 }
 

@@ -43,6 +43,7 @@ from types import FrameType, ModuleType
 from typing import Any, Optional
 
 from typetrace._recorder import CodeInfo, Recorder
+from typetrace._signals import raised_by_signal_handler
 from typetrace.tracing import TracerError
 
 __all__ = ["EvalHookBackend", "HookBackend", "ProfileBackend", "make_profile_backend"]
@@ -90,6 +91,7 @@ class ProfileBackend:
         # The thread that installed the profile function, the one whose profile
         # function uninstall() checks.
         self._installed_in: Optional[int] = None
+        self._removal_logged = False
         # id(code) -> co_code, read once because Python 3.11 builds it on each access.
         self._code_bytes: dict[int, bytes] = {}
 
@@ -114,15 +116,32 @@ class ProfileBackend:
             sys.setprofile(None)
             return
         try:
-            recorder = self.recorder
-            if recorder.suspects:
-                recorder.check_suspects()
-            if event == "call":
-                self._on_call(frame)
-            elif event == "return":
-                self._on_return(frame, arg)
-        except Exception as error:  # noqa: BLE001 - the traced program must not see tracer errors
-            self.recorder.note_error(f"profile {event}", error)
+            try:
+                recorder = self.recorder
+                if recorder.suspects:
+                    recorder.check_suspects()
+                if event == "call":
+                    self._on_call(frame)
+                elif event == "return":
+                    self._on_return(frame, arg)
+            except Exception as error:  # noqa: BLE001 - the traced program must not see tracer errors
+                # Raises the exception of a program's signal handler again.
+                self.recorder.note_error(f"profile {event}", error)
+        except BaseException:
+            self._note_removed()
+            raise
+
+    def _note_removed(self) -> None:
+        # CPython removes a Python profile function that raises from the thread where
+        # it raised. The exceptions that go through are those of the program's signal
+        # handlers, KeyboardInterrupt included, so the thread is the main thread.
+        if not self._removal_logged:
+            self._removal_logged = True
+            logger.warning(
+                "An exception of the program's signal handler was raised in the tracer's "
+                "profile function, so Python removed it; later calls in the main thread "
+                "are not traced. The C profile hook has no such limit."
+            )
 
     # The event methods return WATCH, SKIP_UNTRACED or SKIP_PAUSED for HookBackend.
 
@@ -205,7 +224,9 @@ class HookBackend(ProfileBackend):
 
     def __init__(self, recorder: Recorder, profilehook: ModuleType) -> None:
         super().__init__(recorder)
-        self._hook = profilehook.Hook(self._handle, recorder.calls, recorder.suspects)
+        self._hook = profilehook.Hook(
+            self._handle, recorder.calls, recorder.suspects, passes_on=raised_by_signal_handler
+        )
 
     def install(self) -> None:
         _check_no_profiler()

@@ -21,6 +21,7 @@ from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from typetrace._qualnames import qualname_of
+from typetrace._signals import raise_if_from_signal_handler
 from typetrace._source import module_name_for_path
 from typetrace._testonly import is_test_module
 from typetrace.inference import MAIN_NAMES, TypeInferrer, is_async_yield_wrapper, unwrap_async_yield
@@ -645,7 +646,13 @@ class Recorder:
         logger.warning("Errors in the tracer (%s, %d times); the traced program continued.", kind, count)
 
     def note_error(self, where: str, error: BaseException) -> None:
-        """Count an error caught in the tracer; log the first one of each kind."""
+        """Count an error caught in the tracer and log the first one of each kind.
+
+        Raises:
+            BaseException: *error* itself, when a signal handler of the program raised
+                it, so that it reaches the program as it would untraced.
+        """
+        raise_if_from_signal_handler(error)
         kind = f"{where}: {type(error).__name__}"
         with self._errors_lock:
             errors = self.stats.errors

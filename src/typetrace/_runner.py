@@ -6,7 +6,8 @@ import os
 import runpy
 import sys
 import traceback
-from typing import Callable, Optional, Sequence
+from types import TracebackType
+from typing import Callable, NoReturn, Optional, Sequence
 
 from typetrace.config import Config
 from typetrace.exceptions import TypeTraceError
@@ -16,6 +17,9 @@ __all__ = ["run_module", "run_script"]
 
 def run_script(script: str, args: Sequence[str], config: Config) -> int:
     """Run *script* as ``__main__`` under the tracer and return its exit code.
+
+    An uncaught KeyboardInterrupt of the program is raised on once the traces are
+    written and its traceback is printed, so that the interpreter ends by SIGINT.
 
     Its functions are recorded under the module name the file has on the import path,
     or its file stem, so that ``typetrace stub SCRIPT`` finds them.
@@ -42,7 +46,8 @@ def run_module(module: str, args: Sequence[str], config: Config) -> int:
 
     Its functions are recorded under *module*, and those of a script that it runs as
     a new ``__main__`` (as ``-m pdb``, ``-m cProfile`` and ``-m coverage run`` do)
-    under that script's module name.
+    under that script's module name. Raises the program's uncaught KeyboardInterrupt
+    on, as :func:`run_script` does.
     """
     import importlib.util
 
@@ -71,6 +76,7 @@ def _run(target: Callable[[], object], config: Config, main_module: Optional[str
     if started_at_startup is not None:
         started_at_startup.stop()
     exit_code = 0
+    interrupt: Optional[KeyboardInterrupt] = None
     with trace(config, main_module=main_module, follow_children=True):
         try:
             target()
@@ -78,12 +84,35 @@ def _run(target: Callable[[], object], config: Config, main_module: Optional[str
             exit_code = _exit_code(exit_)
         except KeyboardInterrupt as error:
             _print_program_traceback(error)
-            exit_code = 130
+            interrupt = error
         except BaseException as error:  # the program's own error: report it as python would
             _print_program_traceback(error)
             exit_code = 1
     sys.stdout.flush()
+    if interrupt is not None:
+        _raise_printed_interrupt(interrupt)
     return exit_code
+
+
+def _raise_printed_interrupt(interrupt: KeyboardInterrupt) -> NoReturn:
+    """Raise *interrupt*, whose traceback is printed, on to the interpreter.
+
+    Python 3.8+ ends a process whose main module or ``-m`` module raised an uncaught
+    KeyboardInterrupt by SIGINT, after the atexit handlers ran: it restores
+    ``SIG_DFL`` and sends itself SIGINT, so the parent sees the signal, as an
+    untraced program ends. ``sys.excepthook`` skips *interrupt*, whose traceback
+    without typetrace's frames is printed already.
+    """
+    program_hook = sys.excepthook
+
+    def skip_printed(
+        exc_type: type[BaseException], value: BaseException, exc_traceback: Optional[TracebackType]
+    ) -> None:
+        if value is not interrupt:
+            program_hook(exc_type, value, exc_traceback)
+
+    sys.excepthook = skip_printed
+    raise interrupt
 
 
 def _print_program_traceback(error: BaseException) -> None:

@@ -43,6 +43,8 @@ import time
 from types import FrameType
 from typing import Any, Callable, Optional
 
+from typetrace._signals import signals_blocked
+
 __all__ = ["SUPPORTED", "WRITE_TIMEOUT", "handle_sigterm", "install", "restart_watcher", "uninstall"]
 
 logger = logging.getLogger("typetrace.tracing")
@@ -386,7 +388,9 @@ class _Watcher:
         os.set_blocking(self._write_fd, False)
 
     def _start_thread(self) -> None:
-        with self._lock:
+        # Blocked outside the lock, so that the handlers that run when the signals
+        # are unblocked can set a wakeup fd, which takes the lock.
+        with signals_blocked(), self._lock:
             if self._thread is not None or not self._has_wakeup_fd:
                 return
             thread = threading.Thread(

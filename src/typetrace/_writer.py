@@ -12,6 +12,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Optional
 
+from typetrace._signals import raise_if_from_signal_handler, signals_blocked
 from typetrace.db.base import CallTraceStore
 from typetrace.tracing import CallTrace
 
@@ -96,7 +97,10 @@ class StoreWriter:
     def _reset_state(self) -> None:
         # Called from __init__ and in a forked child, where the parent's lock may be
         # held by a thread that does not exist in the child.
-        self._lock = threading.Lock()
+        # Reentrant, so that record() can release a hold that Python 3.9 can leave
+        # when a signal handler raises between a with block's end and its __exit__.
+        # NOTE: the recorder's error lock and logging's locks have the same gap on 3.9.
+        self._lock = threading.RLock()
         # Serializes store.add() between the thread and flush()/close().
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
@@ -121,9 +125,11 @@ class StoreWriter:
     def record(self, trace: CallTrace) -> None:
         """Queue *trace* for writing.
 
-        Catches every :class:`Exception`, which it logs and counts as a drop, and does
-        not wait for store I/O.
+        Logs every :class:`Exception` it catches and raises again only one that a
+        signal handler of the program raised. A trace that it could not queue counts
+        as dropped. Does not wait for store I/O.
         """
+        queued = False
         try:
             with self._lock:
                 count = trace.call_count
@@ -133,13 +139,29 @@ class StoreWriter:
                     return
                 if not self._queue(trace, count):
                     return
+                queued = True
                 if self._thread is None:
                     self._start_thread()
-        except Exception:
+        except BaseException as error:
+            self._release_left_hold()
+            if not isinstance(error, Exception):
+                raise
+            if not queued:
+                with self._lock:
+                    self._dropped += 1
+            raise_if_from_signal_handler(error)
             # A trace that cannot be hashed or counted must not break the traced program.
-            logger.exception("Failed to record trace %r; dropping it", trace)
-            with self._lock:
-                self._dropped += 1
+            if queued:
+                # The trace stays pending, and the next record() starts the thread again.
+                logger.exception("Failed to start the trace writer thread for %r", self.store)
+            else:
+                logger.exception("Failed to record trace %r; dropping it", trace)
+
+    def _release_left_hold(self) -> None:
+        # record() never runs inside a block that holds the lock, so a hold of this
+        # thread here is one that an exception left.
+        while self._lock._is_owned():  # type: ignore[attr-defined]
+            self._lock.release()
 
     def flush(self) -> bool:
         """Write the pending traces now, from the calling thread.
@@ -268,8 +290,9 @@ class StoreWriter:
 
     def _start_thread(self) -> None:
         thread = threading.Thread(target=self._run, name="typetrace-writer", daemon=True)
-        self._thread = thread
-        thread.start()
+        with signals_blocked():
+            thread.start()
+            self._thread = thread
 
     def _run(self) -> None:
         while True:

@@ -62,6 +62,7 @@ import weakref
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 
 from typetrace._publicnames import is_private, public_name
+from typetrace._signals import raise_if_from_signal_handler
 from typetrace._testonly import is_test_module
 from typetrace.typemodel import (
     ANY,
@@ -267,7 +268,8 @@ class TypeInferrer:
         self._method_refs.clear()
 
     def type_of(self, value: object) -> TypeRef:
-        """Return the type of *value*; ``Any`` when it cannot be inferred. Never raises."""
+        """Return the type of *value*; ``Any`` when it cannot be inferred. Raises only
+        the exception of a signal handler of the program that ran meanwhile."""
         # Fast path: a class seen before that is not a container, class or function.
         entry = self._plain_refs.get(id(type(value)))
         if entry is not None and entry[0]() is type(value):
@@ -275,12 +277,14 @@ class TypeInferrer:
         try:
             return _Walk(self).infer(value, 0)
         except Exception as error:  # noqa: BLE001 - inference must never raise
+            raise_if_from_signal_handler(error)
             _note_failure(type(error).__name__, error)
             return ANY
 
     def element_type(self, values: Iterable[object]) -> Optional[TypeRef]:
         """Return the union of the element types of a ``*args`` tuple or of the value
-        types of a ``**kwargs`` dict. Return ``None`` when it is empty. Never raises."""
+        types of a ``**kwargs`` dict. Return ``None`` when it is empty. Raises only the
+        exception of a signal handler of the program that ran meanwhile."""
         try:
             walk = _Walk(self)
             if type(values) is dict:
@@ -289,6 +293,7 @@ class TypeInferrer:
                 sampled = walk.sample_sequence(values)  # type: ignore[arg-type]
             return walk.union_at(sampled, 0) if sampled else None
         except Exception as error:  # noqa: BLE001 - inference must never raise
+            raise_if_from_signal_handler(error)
             _note_failure(type(error).__name__, error)
             return ANY
 

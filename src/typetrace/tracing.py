@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, NoReturn, Optional, Protocol
 
 from typetrace import _sigterm
+from typetrace._signals import signals_blocked
 from typetrace.exceptions import TypeTraceError
 from typetrace.typemodel import TypeRef
 
@@ -440,7 +441,8 @@ class _ResumeTimer:
         # Started before the backend installs, so that on 3.9 to 3.11 the thread has
         # no profile function.
         self._thread = threading.Thread(target=self._run, name="typetrace-resume", daemon=True)
-        self._thread.start()
+        with signals_blocked():
+            self._thread.start()
 
     def _run(self) -> None:
         interval = 1.0
