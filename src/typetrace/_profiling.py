@@ -146,8 +146,8 @@ class ProfileBackend:
     # The event methods return WATCH, SKIP_UNTRACED or SKIP_PAUSED for HookBackend.
 
     def _on_call(self, frame: FrameType, start: Optional[bool] = None) -> int:
-        """Handle a call event. *start* tells whether the frame starts or resumes,
-        and is read from the frame's instruction when None."""
+        """Handle a call event. *start* is true when the frame starts and false when it
+        resumes. When it is None, the frame's instruction decides."""
         recorder = self.recorder
         call = recorder.calls.get(frame)
         if call is not None:
@@ -301,8 +301,8 @@ class EvalHookBackend(HookBackend):
 
     def __init__(self, recorder: Recorder, profilehook: ModuleType) -> None:
         super().__init__(recorder, profilehook)
-        # No profile function gives every frame a locals dict, so the recorder's reads
-        # of f_locals would be the only ones that an import hook sees.
+        # No profile function gives every frame a locals dict. So the recorder's reads
+        # of f_locals would be the only locals dicts that an import hook receives.
         recorder.guard_import_locals = True
 
     def install(self) -> None:

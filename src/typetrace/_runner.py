@@ -98,9 +98,9 @@ def _raise_printed_interrupt(interrupt: KeyboardInterrupt) -> NoReturn:
     """Raise *interrupt*, whose traceback is printed, on to the interpreter.
 
     Python 3.8+ ends a process whose main module or ``-m`` module raised an uncaught
-    KeyboardInterrupt by SIGINT, after the atexit handlers ran: it restores
-    ``SIG_DFL`` and sends itself SIGINT, so the parent sees the signal, as an
-    untraced program ends. ``sys.excepthook`` skips *interrupt*, whose traceback
+    KeyboardInterrupt by SIGINT, after the atexit handlers ran. It restores
+    ``SIG_DFL`` and sends itself SIGINT, so the parent gets the signal as the exit
+    status, as from an untraced program. ``sys.excepthook`` skips *interrupt*, whose traceback
     without typetrace's frames is printed already.
     """
     program_hook = sys.excepthook

@@ -366,9 +366,9 @@ def trace(
         sink: Receives the traces. When omitted, traces are written to
             ``config.trace_store()`` by a background writer that is closed, with the
             store, when the block exits.
-        main_module: Module name to record for code and classes of ``__main__``; by
-            default the module each main script runs as, from ``python -m`` or from
-            its file's place on the import path.
+        main_module: Module name to record for code and classes of ``__main__``. By
+            default it is the module each main script runs as, from ``python -m`` or
+            from its file's place on the import path.
         follow_children: Also trace the Python processes that the program starts
             while the block runs, writing to the same store: children of
             :mod:`multiprocessing` with any start method, and interpreters started
