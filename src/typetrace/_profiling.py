@@ -42,7 +42,7 @@ import threading
 from types import FrameType, ModuleType
 from typing import Any, Optional
 
-from typetrace._recorder import CodeInfo, Recorder
+from typetrace._recorder import FUNCTION, CodeInfo, Recorder
 from typetrace._signals import raised_by_signal_handler
 from typetrace.tracing import TracerError
 
@@ -153,7 +153,9 @@ class ProfileBackend:
         if call is not None:
             recorder.resumed(call)
             return WATCH
-        info = recorder.code_info(frame.f_code, frame)
+        code = frame.f_code
+        entry = recorder.codes.get(id(code))
+        info = entry[1] if entry is not None else recorder.code_info(code, frame)
         if info is None:
             return SKIP_UNTRACED
         if start is None:
@@ -170,6 +172,10 @@ class ProfileBackend:
         call = recorder.calls.get(frame)
         if call is None:
             return self._status_without_call(frame)
+        if exact and call.info.kind == FUNCTION:
+            # Only a generator or coroutine can suspend.
+            recorder.returned(frame, value)
+            return WATCH
         code_bytes = self._bytes_of(call.info)
         offset = frame.f_lasti
         opcode = code_bytes[offset]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import collections
 import dataclasses
 import logging
 import os
@@ -29,6 +30,9 @@ FORK_JOIN_TIMEOUT = 5.0
 #: update the pending traces, so a longer wait most likely means that the main thread,
 #: stopped by a signal handler, holds it.
 TERMINATION_LOCK_WAIT = 0.1
+#: Traces that :meth:`StoreWriter.record` collects before it merges them into the
+#: pending traces itself, rather than leaving that to the writer's thread.
+INBOX_LIMIT = 65_536
 
 
 @dataclass(frozen=True)
@@ -54,9 +58,10 @@ class WriterStats:
 class StoreWriter:
     """Collect traces in memory and write them to *store* from a daemon thread.
 
-    :meth:`record` only updates a dictionary under a lock that other threads hold for
-    dictionary updates alone, so the traced program never waits for store I/O. Identical traces are merged into one entry with a call
-    count. At most *max_pending* distinct traces wait; calls beyond that are dropped
+    :meth:`record` appends the trace to a list, which the thread merges into the
+    pending traces under a lock that is held for such updates alone, so the traced
+    program never waits for store I/O. Identical traces are merged into one entry with
+    a call count. At most *max_pending* distinct traces wait; calls beyond that are dropped
     and counted. A failed write is logged and retried with exponential backoff, and
     its traces stay buffered within the same bound.
 
@@ -111,6 +116,11 @@ class StoreWriter:
         # reference the trace objects, so no id is reused while they exist.
         self._pending: dict[CallTrace, list[int]] = {}
         self._pending_ids: dict[int, tuple[CallTrace, list[int]]] = {}
+        # Traces recorded since the last merge, once per record() call. record()
+        # appends without the lock. The merge removes the items it took from the same
+        # list object, never replacing it, and the GIL runs each append and removal
+        # whole, so no append is lost.
+        self._inbox: list[CallTrace] = []
         self._thread: Optional[threading.Thread] = None
         self._closed = False
         # Set while os.fork() runs, so that the thread ends without writing.
@@ -129,17 +139,27 @@ class StoreWriter:
         signal handler of the program raised. A trace that it could not queue counts
         as dropped. Does not wait for store I/O.
         """
-        queued = False
+        if self._thread is not None and not self._closed:
+            inbox = self._inbox
+            inbox.append(trace)
+            if len(inbox) < INBOX_LIMIT:
+                return
+            trace_in_inbox = True
+        else:
+            trace_in_inbox = False
+        queued = trace_in_inbox
         try:
             with self._lock:
-                count = trace.call_count
-                self._recorded += count
-                if self._closed:
-                    self._drop(count, "the writer is closed")
-                    return
-                if not self._queue(trace, count):
-                    return
-                queued = True
+                self._merge_inbox()
+                if not trace_in_inbox:
+                    count = trace.call_count
+                    self._recorded += count
+                    if self._closed:
+                        self._drop(count, "the writer is closed")
+                        return
+                    if not self._queue(trace, count):
+                        return
+                    queued = True
                 if self._thread is None:
                     self._start_thread()
         except BaseException as error:
@@ -181,6 +201,7 @@ class StoreWriter:
         with self._lock:
             if self._closed:
                 return
+            self._merge_inbox()
             self._closed = True
             thread = self._thread
         self._wake.set()
@@ -234,6 +255,7 @@ class StoreWriter:
         deadline = time.monotonic() + timeout
         locked = self._lock.acquire(timeout=min(TERMINATION_LOCK_WAIT, timeout))
         try:
+            self._merge_inbox()
             self._closed = True
             slots = self._pending
             self._pending = {}
@@ -278,6 +300,7 @@ class StoreWriter:
     def stats(self) -> WriterStats:
         """Return a snapshot of the counters."""
         with self._lock:
+            self._merge_inbox()
             return WriterStats(
                 recorded=self._recorded,
                 written=self._written,
@@ -343,6 +366,7 @@ class StoreWriter:
     def _write_pending(self) -> bool:
         # The caller holds self._write_lock.
         with self._lock:
+            self._merge_inbox()
             slots = self._pending
             self._pending = {}
             self._pending_ids = {}
@@ -387,6 +411,42 @@ class StoreWriter:
             # The traced program's stderr gets the message; the traceback only
             # with debug logging on.
             logger.debug("Traceback of the failed write", exc_info=error)
+
+    def _merge_inbox(self) -> None:
+        """Move the traces of the inbox to the pending traces, or count them as dropped
+        once the writer is closed. The caller holds self._lock."""
+        inbox = self._inbox
+        taken = inbox[: len(inbox)]
+        if not taken:
+            return
+        del inbox[: len(taken)]
+        # The taken list holds each trace object, so no two of them share an id.
+        traces = dict(zip(map(id, taken), taken))
+        # In the order of their first record() call, which decides what a full buffer
+        # drops.
+        repeats = list(collections.Counter(map(id, taken)).items())
+        merged = 0
+        try:
+            for trace_id, times in repeats:
+                merged += 1
+                trace = traces[trace_id]
+                try:
+                    count = trace.call_count * times
+                    self._recorded += count
+                    if self._closed:
+                        self._drop(count, "the writer is closed")
+                    else:
+                        self._queue(trace, count)
+                except Exception as error:
+                    self._dropped += times
+                    logger.exception("Failed to record trace %r; dropping it", trace)
+                    raise_if_from_signal_handler(error)
+        except BaseException:
+            # An exception of the program's signal handler: the traces not merged yet
+            # go back to the inbox.
+            for trace_id, times in repeats[merged:]:
+                inbox.extend([traces[trace_id]] * times)
+            raise
 
     def _queue(self, trace: CallTrace, count: int) -> bool:
         """Add *count* calls of *trace* to the pending traces, or drop them when the

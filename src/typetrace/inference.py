@@ -243,6 +243,11 @@ class TypeInferrer:
         self._class_refs: dict[int, tuple[Callable[[], object], TypeRef]] = {}
         # The same, for classes whose instances are typed by the class alone.
         self._plain_refs: dict[int, tuple[Callable[[], object], TypeRef]] = {}
+        #: Changes whenever an entry of the plain classes may be removed or stand for
+        #: another class: when the cache is cleared and when a cached class dies,
+        #: whose id a new class may then take. A type that a caller derived from these
+        #: entries stays valid while the generation is the same.
+        self.generation = 0
         # Ids of the parts of a generic or union reference built before -> the parts
         # and the reference. Each entry keeps its parts alive, so their ids are not
         # reused while the entry exists. Returning the same object for the same type
@@ -259,6 +264,7 @@ class TypeInferrer:
     def rename_main(self, module: str, name: str) -> None:
         """Record the classes of the main-script module *module* under *name*."""
         self.main_names[module] = name
+        self.generation += 1
         # Forget the names cached before, which may hold the old module name.
         self._class_refs.clear()
         self._plain_refs.clear()
@@ -304,16 +310,30 @@ class TypeInferrer:
             return entry[1]
         ref = self._name_class(cls)
         try:
-            alive: Callable[[], object] = weakref.ref(cls)
+            alive: Callable[[], object] = weakref.ref(cls, self._class_died)
         except TypeError:
             return ref
         if len(self._class_refs) >= _MAX_CACHED_CLASSES:
+            self.generation += 1
             self._class_refs.clear()
             self._plain_refs.clear()
         self._class_refs[id(cls)] = (alive, ref)
         if id(cls) not in _CONTAINERS and id(cls) not in _FUNCTION_TYPE_IDS and not issubclass(cls, type):
             self._plain_refs[id(cls)] = (alive, ref)
         return ref
+
+    def _class_died(self, _ref: object) -> None:
+        self.generation += 1
+
+    def plain_type(self, value: object) -> Optional[TypeRef]:
+        """Return the type of *value* when its class alone decides it and the class
+        was seen before, else ``None``. Such a type stays valid while
+        :attr:`generation` is the same."""
+        cls = type(value)
+        entry = self._plain_refs.get(id(cls))
+        if entry is not None and entry[0]() is cls:
+            return entry[1]
+        return None
 
     def callable_ref(self, value: object) -> TypeRef:
         """Return the ``Callable`` that names the function of *value*, a function or a
