@@ -673,6 +673,59 @@ def test_no_reference_kept_after_call() -> None:
         assert alive() is None
 
 
+def takes_two(first, second):  # type: ignore[no-untyped-def]
+    return first
+
+
+def test_argument_types_follow_classes_that_die_and_are_replaced() -> None:
+    # Each class dies before the next is made, so CPython often gives the new class
+    # the memory, and so the id, of the old one. Types cached by class id must not
+    # outlive their class.
+    def call_with_new_classes() -> None:
+        for number in range(40):
+            cls = type(f"Short{number}", (), {"__module__": MODULE})
+            takes_two(cls(), number)
+            del cls
+            gc.collect()
+
+    sink = record(call_with_new_classes)
+
+    names = [trace.arg_types["first"].qualname for trace in sink.of("takes_two")]
+    assert names == [f"Short{number}" for number in range(40)]
+    assert {trace.arg_types["second"] for trace in sink.of("takes_two")} == {INT}
+    assert {trace.return_type.qualname for trace in sink.of("takes_two")} == set(names)  # type: ignore[union-attr]
+
+
+def test_repeated_argument_classes_with_changing_contents() -> None:
+    # Containers are typed by their elements, so the same argument classes do not
+    # always give the same types.
+    def call() -> None:
+        takes_two([1], "a")
+        takes_two(["a"], "a")
+        takes_two([1], "a")
+        takes_two(1, "a")
+        takes_two(1, "a")
+
+    sink = record(call)
+
+    firsts = [str(trace.arg_types["first"]) for trace in sink.of("takes_two")]
+    assert firsts == ["list[int]", "list[str]", "list[int]", "int", "int"]
+
+
+def unusual_names(local_values, id, type, *, key_of="k"):  # type: ignore[no-untyped-def]  # noqa: A002
+    return key_of
+
+
+def test_parameters_named_like_the_key_function_internals() -> None:
+    sink = record(lambda: [unusual_names(1.0, "x", b"y"), unusual_names(2.0, "x", b"y", key_of=None)])
+
+    traces = sink.of("unusual_names")
+    assert [args_of(trace) for trace in traces] == [
+        {"local_values": FLOAT, "id": STR, "type": BYTES, "key_of": STR},
+        {"local_values": FLOAT, "id": STR, "type": BYTES, "key_of": NONE},
+    ]
+
+
 def test_failing_sink_counted_not_raised() -> None:
     class FailingSink:
         def record(self, trace: CallTrace) -> None:

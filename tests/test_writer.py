@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 import pytest
 
-from typetrace._writer import TERMINATION_LOCK_WAIT, StoreWriter
+from typetrace._writer import INBOX_LIMIT, TERMINATION_LOCK_WAIT, StoreWriter
 from typetrace.db.base import CallTraceStore, CallTraceThunk
 from typetrace.db.sqlite import SQLiteStore
 from typetrace.tracing import CallTrace
@@ -140,6 +140,40 @@ class TestAggregation:
         assert writer.stats().written == 40_000
         assert sum(store.counts().values()) == 40_000
         assert store.counts() == {f"f{number}": 4000 for number in range(10)}
+
+    def test_threads_record_one_object_while_the_thread_writes(self, store: ControlledStore) -> None:
+        # The recorder hands the writer the same trace object for repeated calls; the
+        # writer's thread takes the recorded traces away while threads add more.
+        writer = StoreWriter(store, flush_interval=0.001)
+        shared = make_trace("shared")
+
+        def record_many() -> None:
+            for number in range(20_000):
+                writer.record(shared)
+                if number % 2000 == 0:
+                    time.sleep(0.005)  # lets the writer's thread take a batch
+
+        threads = [threading.Thread(target=record_many) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        writer.close()
+
+        assert store.counts() == {"shared": 80_000}
+        assert len(store.batches) > 1
+
+    def test_recording_thread_merges_a_full_inbox(self, store: ControlledStore) -> None:
+        writer = StoreWriter(store, flush_interval=NEVER)
+        trace = make_trace("a")
+        for _ in range(2 * INBOX_LIMIT + 10):
+            writer.record(trace)
+
+        # The memory held between writes stays bounded without the writer's thread.
+        assert len(writer._inbox) < INBOX_LIMIT
+        assert writer.stats().pending == 2 * INBOX_LIMIT + 10
+        writer.close()
+        assert store.counts() == {"a": 2 * INBOX_LIMIT + 10}
 
     def test_thread_is_a_daemon(self, store: ControlledStore) -> None:
         writer = StoreWriter(store, flush_interval=NEVER)
@@ -381,7 +415,7 @@ def lock_held_by_other_thread(lock: Any) -> Iterator[None]:
 
 FORK_SCRIPT = """
 import dataclasses, json, os, sys
-from typetrace._writer import TERMINATION_LOCK_WAIT, StoreWriter
+from typetrace._writer import INBOX_LIMIT, TERMINATION_LOCK_WAIT, StoreWriter
 from typetrace.db.sqlite import SQLiteStore
 from typetrace.tracing import CallTrace
 from typetrace.typemodel import TypeRef
