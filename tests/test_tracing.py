@@ -677,7 +677,7 @@ def takes_two(first, second):  # type: ignore[no-untyped-def]
     return first
 
 
-def test_argument_types_follow_classes_that_die_and_are_replaced() -> None:
+def test_argument_types_of_replaced_classes() -> None:
     # Each class dies before the next is made, so CPython often gives the new class
     # the memory, and so the id, of the old one. Types cached by class id must not
     # outlive their class.
@@ -696,7 +696,7 @@ def test_argument_types_follow_classes_that_die_and_are_replaced() -> None:
     assert {trace.return_type.qualname for trace in sink.of("takes_two")} == set(names)  # type: ignore[union-attr]
 
 
-def test_repeated_argument_classes_with_changing_contents() -> None:
+def test_argument_classes_with_new_contents() -> None:
     # Containers are typed by their elements, so the same argument classes do not
     # always give the same types.
     def call() -> None:
@@ -716,7 +716,7 @@ def unusual_names(local_values, id, type, *, key_of="k"):  # type: ignore[no-unt
     return key_of
 
 
-def test_parameters_named_like_the_key_function_internals() -> None:
+def test_parameters_named_like_key_internals() -> None:
     sink = record(lambda: [unusual_names(1.0, "x", b"y"), unusual_names(2.0, "x", b"y", key_of=None)])
 
     traces = sink.of("unusual_names")

@@ -141,7 +141,7 @@ class TestAggregation:
         assert sum(store.counts().values()) == 40_000
         assert store.counts() == {f"f{number}": 4000 for number in range(10)}
 
-    def test_threads_record_one_object_while_the_thread_writes(self, store: ControlledStore) -> None:
+    def test_threads_share_one_trace_object(self, store: ControlledStore) -> None:
         # The recorder hands the writer the same trace object for repeated calls; the
         # writer's thread takes the recorded traces away while threads add more.
         writer = StoreWriter(store, flush_interval=0.001)
@@ -163,7 +163,7 @@ class TestAggregation:
         assert store.counts() == {"shared": 80_000}
         assert len(store.batches) > 1
 
-    def test_recording_thread_merges_a_full_inbox(self, store: ControlledStore) -> None:
+    def test_full_inbox_merged_by_caller(self, store: ControlledStore) -> None:
         writer = StoreWriter(store, flush_interval=NEVER)
         trace = make_trace("a")
         for _ in range(2 * INBOX_LIMIT + 10):

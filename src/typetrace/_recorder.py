@@ -57,6 +57,9 @@ _FIRST_SWEEP = 1000
 _FULL_YIELDS = 16
 # Distinct argument-type keys kept per function; the set starts over when full.
 _MAX_SEEN_KEYS = 1024
+# Calls of one function with an argument that its class alone does not type, such as
+# a list, after which the recorder stops caching the function's argument types.
+_UNCACHED_CALLS = 8
 # Events after which a suspect frame is checked again. An exception that left the frame
 # keeps it alive through its traceback until the handler that caught it finishes.
 _SUSPECT_CHECKS = 32
@@ -81,6 +84,7 @@ class CodeInfo:
         "key_of",
         "seen_keys",
         "arg_cache",
+        "uncached_calls",
         "quiet",
         "paused",
         "quiet_yields",
@@ -140,10 +144,13 @@ class CodeInfo:
         self.key_of = _key_function(self.params)
         #: Argument-type keys seen so far.
         self.seen_keys: set[object] = set()
-        #: Argument-type key to the inferrer's generation and the argument types, for
+        #: Argument-type key to what the calls with these argument classes share, for
         #: calls whose argument classes alone decide their types. ``None`` for code
         #: with ``*args`` or ``**kwargs``, whose key leaves out their elements.
-        self.arg_cache: Optional[dict[object, tuple[int, dict[str, TypeRef]]]] = None if self.packed else {}
+        self.arg_cache: Optional[dict[object, _CachedArguments]] = None if self.packed else {}
+        #: Calls whose argument types could not be cached; at _UNCACHED_CALLS the
+        #: recorder stops trying for this code.
+        self.uncached_calls = 0
         #: Calls since the last call with new argument types.
         self.quiet = 0
         #: Whether sampling ignores the function until the recorder resumes it.
@@ -188,6 +195,11 @@ def _has_import(code: CodeType) -> bool:
     return _IMPORT_NAME in code.co_code[::2]
 
 
+# The inferrer's generation when the entry was made, the argument types, and the Call
+# object that the calls may share, or None.
+_CachedArguments = tuple[int, dict[str, TypeRef], Optional["Call"]]
+
+
 def _key_function(params: tuple[str, ...]) -> Callable[[Mapping[str, object]], object]:
     """Build the function that computes a call's argument-type key from its locals.
 
@@ -209,7 +221,11 @@ def _key_function(params: tuple[str, ...]) -> Callable[[Mapping[str, object]], o
 
 
 class Call:
-    """The types noted so far in one call that is being recorded."""
+    """The types noted so far in one call that is being recorded.
+
+    Calls of a plain function that have the same argument types and no receiver may
+    share one object, which nothing changes after the call's start.
+    """
 
     __slots__ = (
         "info",
@@ -449,6 +465,11 @@ class Recorder:
                 except KeyError:
                     entry = None
                 if entry is not None and entry[0] == info.inferrer.generation:
+                    shared_call = entry[2]
+                    if shared_call is not None:
+                        self.calls[frame] = shared_call
+                        info.active += 1
+                        return True
                     arg_types = entry[1]
             if arg_types is None:
                 arg_types = self._argument_types(local_values, info)
@@ -521,15 +542,33 @@ class Recorder:
                 element_type = info.inferrer.element_type(local_values[packed])
                 if element_type is not None:
                     arg_types[packed] = element_type
-        cache = info.arg_cache
-        if cache is not None and len(arg_types) == len(info.params):
-            plain_type = info.inferrer.plain_type
-            if all(plain_type(local_values[name]) is arg_types[name] for name in info.params):
-                if len(cache) >= _MAX_SEEN_KEYS:
-                    cache.clear()
-                # Shared by the calls with this key, which never change it.
-                cache[info.key_of(local_values)] = (generation, arg_types)
+        if info.arg_cache is not None:
+            self._cache_argument_types(local_values, info, arg_types, generation)
         return arg_types
+
+    def _cache_argument_types(
+        self, local_values: Mapping[str, Any], info: CodeInfo, arg_types: dict[str, TypeRef], generation: int
+    ) -> None:
+        cache = info.arg_cache
+        assert cache is not None
+        plain_type = info.inferrer.plain_type
+        cacheable = len(arg_types) == len(info.params)
+        for name in info.params:
+            if not cacheable:
+                break
+            cacheable = plain_type(local_values[name]) is arg_types[name]
+        if not cacheable:
+            # Containers, classes and functions are typed by more than their class.
+            info.uncached_calls += 1
+            if info.uncached_calls >= _UNCACHED_CALLS:
+                info.arg_cache = None
+            return
+        if len(cache) >= _MAX_SEEN_KEYS:
+            cache.clear()
+        # A call of a plain function without a receiver is never changed after its
+        # start, so all such calls with these argument classes share one object.
+        shared_call = Call(info, arg_types) if info.kind == FUNCTION and info.receiver is None else None
+        cache[info.key_of(local_values)] = (generation, arg_types, shared_call)
 
     def resumed(self, call: Call) -> None:
         """Note that a suspended generator or coroutine runs again."""
@@ -588,7 +627,8 @@ class Recorder:
         """Record the call in *frame*, which an exception left."""
         call = self.calls.pop(frame, None)
         if call is not None:
-            call.pending_none = False
+            if call.pending_none:
+                call.pending_none = False
             self.emit(call, None)
 
     def emit(self, call: Call, return_type: Optional[TypeRef]) -> None:

@@ -109,13 +109,17 @@ class StoreWriter:
         # Serializes store.add() between the thread and flush()/close().
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
-        # Each pending distinct trace maps to its slot, a one-item list of its calls.
-        # _pending_ids finds the slot by the id of the first trace object queued into
-        # it. The recorder hands over the same object for repeated calls, and an int is
+        # Each pending distinct trace maps to its slot: its number of calls, and the id
+        # of the latest equal object queued into it besides the first, or 0.
+        # _pending_ids finds the slot by the id of the first and of the latest object.
+        # The recorder hands over the same object for repeated calls, and an int is
         # much cheaper to look up than a trace is to hash and compare. The entries
-        # reference the trace objects, so no id is reused while they exist.
+        # reference the trace objects, so no id is reused while they exist, and at
+        # most two objects per slot stay alive until the next write.
         self._pending: dict[CallTrace, list[int]] = {}
         self._pending_ids: dict[int, tuple[CallTrace, list[int]]] = {}
+        # The id of the last equal object that _queue() did not register.
+        self._unregistered_id = 0
         # Traces recorded since the last merge, once per record() call. record()
         # appends without the lock. The merge removes the items it took from the same
         # list object, never replacing it, and the GIL runs each append and removal
@@ -139,7 +143,12 @@ class StoreWriter:
         signal handler of the program raised. A trace that it could not queue counts
         as dropped. Does not wait for store I/O.
         """
-        if self._thread is not None and not self._closed:
+        # Only an object already pending goes to the inbox. A new object is merged at
+        # once, so that one equal to a pending trace is freed at once instead of
+        # waiting in the inbox, which would keep many objects alive when a function's
+        # types change from call to call.
+        known = self._pending_ids.get(id(trace))
+        if known is not None and known[0] is trace and self._thread is not None and not self._closed:
             inbox = self._inbox
             inbox.append(trace)
             if len(inbox) < INBOX_LIMIT:
@@ -150,8 +159,9 @@ class StoreWriter:
         queued = trace_in_inbox
         try:
             with self._lock:
-                self._merge_inbox()
-                if not trace_in_inbox:
+                if trace_in_inbox:
+                    self._merge_inbox()
+                else:
                     count = trace.call_count
                     self._recorded += count
                     if self._closed:
@@ -420,11 +430,13 @@ class StoreWriter:
         if not taken:
             return
         del inbox[: len(taken)]
-        # The taken list holds each trace object, so no two of them share an id.
+
+        # The taken list references each trace object, so no two of them share an id.
         traces = dict(zip(map(id, taken), taken))
         # In the order of their first record() call, which decides what a full buffer
         # drops.
         repeats = list(collections.Counter(map(id, taken)).items())
+
         merged = 0
         try:
             for trace_id, times in repeats:
@@ -460,9 +472,18 @@ class StoreWriter:
             if len(self._pending) >= self.max_pending:
                 self._drop(count, f"{self.max_pending} distinct traces are waiting")
                 return False
-            slot = [0]
+            slot = [0, 0]
             self._pending[trace] = slot
-            # Only the first object of each slot, which bounds this dict like _pending.
+            self._pending_ids[id(trace)] = (trace, slot)
+        elif self._unregistered_id != id(trace):
+            # An equal object. Most are handed over once, when a function's types
+            # change from call to call, so it is registered only when it comes again.
+            self._unregistered_id = id(trace)
+        else:
+            # It replaces the equal object registered before it.
+            if slot[1]:
+                del self._pending_ids[slot[1]]
+            slot[1] = id(trace)
             self._pending_ids[id(trace)] = (trace, slot)
         slot[0] += count
         return True
