@@ -79,7 +79,7 @@ class CodeInfo:
         "packed",
         "calls",
         "active",
-        "last",
+        "recent",
         "always",
         "key_of",
         "seen_keys",
@@ -135,9 +135,10 @@ class CodeInfo:
         self.calls = 0
         #: Calls being recorded that have not ended.
         self.active = 0
-        #: The trace most recently handed to the sink, with the argument types of the
-        #: call it was built for; one attribute, so that threads read both together.
-        self.last: Optional[tuple[CallTrace, dict[str, TypeRef]]] = None
+        #: The last two distinct traces handed to the sink, the latest first, each with
+        #: the argument types of the call it was built for. One attribute, so that
+        #: threads read them together.
+        self.recent: tuple[tuple[CallTrace, dict[str, TypeRef]], ...] = ()
         #: Whether every call is recorded, whatever the sampling.
         self.always = always
         #: Maps the frame's locals at the start of a call to its argument-type key.
@@ -280,6 +281,24 @@ class Call:
             self.yield_type = ref
         elif current != ref:
             self.yield_type = union((current, ref))
+
+
+def _has_types(
+    entry: tuple[CallTrace, dict[str, TypeRef]],
+    arg_types: dict[str, TypeRef],
+    return_type: Optional[TypeRef],
+    yield_type: Optional[TypeRef],
+) -> bool:
+    """Return whether the trace of *entry*, a trace with the argument types of the
+    call it was built for, has these types. The types are mostly cached objects, and
+    calls with cached argument types share one dict, so this mostly checks
+    identities."""
+    trace, traced_arg_types = entry
+    return (
+        (trace.return_type is return_type or trace.return_type == return_type)
+        and (trace.yield_type is yield_type or trace.yield_type == yield_type)
+        and (traced_arg_types is arg_types or trace.arg_types == arg_types)
+    )
 
 
 def _finished_frame() -> FrameType:
@@ -637,25 +656,21 @@ class Recorder:
         info.active -= 1
         if call.pending_none:
             call.add_yield(NONE)
-        # A function called again with the same types reuses its last trace, which
-        # saves building a CallTrace. The types are cached objects, and calls with
-        # cached argument types share one dict, so the comparison mostly checks
-        # identities.
-        last = info.last
+        # A function called again with the types of one of its last two traces reuses
+        # that trace, which saves building a CallTrace, and lets the writer count the
+        # call by the object's id. Two, so that a function whose return type alternates
+        # between two types also reuses its traces.
+        recent = info.recent
         arg_types = call.arg_types
-        if last is not None:
-            trace = last[0]
-            if not (
-                (trace.return_type is return_type or trace.return_type == return_type)
-                and (trace.yield_type is call.yield_type or trace.yield_type == call.yield_type)
-                and (last[1] is arg_types or trace.arg_types == arg_types)
-            ):
-                last = None
-        if last is None:
-            trace = CallTrace(info.module, info.qualname, arg_types, return_type, call.yield_type)
-            info.last = (trace, arg_types)
+        yield_type = call.yield_type
+        if recent and _has_types(recent[0], arg_types, return_type, yield_type):
+            trace = recent[0][0]
+        elif len(recent) == 2 and _has_types(recent[1], arg_types, return_type, yield_type):
+            trace = recent[1][0]
+            info.recent = (recent[1], recent[0])
         else:
-            trace = last[0]
+            trace = CallTrace(info.module, info.qualname, arg_types, return_type, yield_type)
+            info.recent = ((trace, arg_types), *recent[:1])
         try:
             self.sink.record(trace)
         except Exception as error:  # noqa: BLE001 - a failing sink must not break the program
