@@ -431,17 +431,27 @@ class StoreWriter:
             return
         del inbox[: len(taken)]
 
-        # The taken list references each trace object, so no two of them share an id.
-        traces = dict(zip(map(id, taken), taken))
         # In the order of their first record() call, which decides what a full buffer
         # drops.
         repeats = list(collections.Counter(map(id, taken)).items())
+        traces_by_id: dict[int, CallTrace] = {}
+
+        def trace_of(trace_id: int) -> CallTrace:
+            # The taken list references each of its objects, so an object that
+            # _pending_ids references under the same id is the same object. Only
+            # traces queued since the last write can be missing there.
+            known = self._pending_ids.get(trace_id)
+            if known is not None:
+                return known[0]
+            if not traces_by_id:
+                traces_by_id.update(zip(map(id, taken), taken))
+            return traces_by_id[trace_id]
 
         merged = 0
         try:
             for trace_id, times in repeats:
                 merged += 1
-                trace = traces[trace_id]
+                trace = trace_of(trace_id)
                 try:
                     count = trace.call_count * times
                     self._recorded += count
@@ -457,7 +467,7 @@ class StoreWriter:
             # An exception of the program's signal handler: the traces not merged yet
             # go back to the inbox.
             for trace_id, times in repeats[merged:]:
-                inbox.extend([traces[trace_id]] * times)
+                inbox.extend([trace_of(trace_id)] * times)
             raise
 
     def _queue(self, trace: CallTrace, count: int) -> bool:
