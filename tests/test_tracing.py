@@ -726,6 +726,33 @@ def test_parameters_named_like_key_internals() -> None:
     ]
 
 
+def countdown(number):  # type: ignore[no-untyped-def]
+    return 0 if number == 0 else countdown(number - 1)
+
+
+def test_recursive_calls_each_recorded() -> None:
+    # The open calls of one plain function with the same argument classes share one
+    # Call object, one for each frame in the recorder.
+    sink = record(lambda: countdown(50))
+
+    traces = sink.of("countdown")
+    assert len(traces) == 51
+    assert {args_of(trace)["number"] for trace in traces} == {INT}
+    assert {trace.return_type for trace in traces} == {INT}
+
+
+def alternate(flag):  # type: ignore[no-untyped-def]
+    return 1 if flag else "one"
+
+
+def test_alternating_return_types_reuse_two_traces() -> None:
+    sink = record(lambda: [alternate(number % 2 == 0) for number in range(10)])
+
+    traces = sink.of("alternate")
+    assert [trace.return_type for trace in traces] == [INT, STR] * 5
+    assert len({id(trace) for trace in traces}) == 2
+
+
 def test_failing_sink_counted_not_raised() -> None:
     class FailingSink:
         def record(self, trace: CallTrace) -> None:

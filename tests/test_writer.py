@@ -114,6 +114,23 @@ class TestAggregation:
         assert store.counts() == {"a": 31}
         writer.close()
 
+    def test_equal_objects_handed_over_again(self, store: ControlledStore) -> None:
+        writer = StoreWriter(store, flush_interval=NEVER)
+        first = make_trace("a")
+        writer.record(first)
+        for _ in range(3):
+            # A new equal object, then the same object again, as the recorder hands
+            # them over when a function's types change back.
+            again = make_trace("a")
+            for _ in range(4):
+                writer.record(again)
+
+        assert writer.stats().pending == 13
+        # The first object and the latest equal one.
+        assert len(writer._pending_ids) == 2
+        writer.close()
+        assert store.counts() == {"a": 13}
+
     def test_writes_every_flush_interval(self, store: ControlledStore) -> None:
         writer = StoreWriter(store, flush_interval=0.05)
         writer.record(make_trace("a"))

@@ -58,10 +58,10 @@ class WriterStats:
 class StoreWriter:
     """Collect traces in memory and write them to *store* from a daemon thread.
 
-    :meth:`record` appends the trace to a list, which the thread merges into the
-    pending traces under a lock that is held for such updates alone, so the traced
-    program never waits for store I/O. Identical traces are merged into one entry with
-    a call count. At most *max_pending* distinct traces wait; calls beyond that are dropped
+    :meth:`record` appends a trace object that is already pending to a list, which the
+    thread merges later, and merges other traces at once. Merges take a lock that is
+    held for such updates alone, so the traced program never waits for store I/O.
+    Identical traces are merged into one entry with a call count. At most *max_pending* distinct traces wait; calls beyond that are dropped
     and counted. A failed write is logged and retried with exponential backoff, and
     its traces stay buffered within the same bound.
 
