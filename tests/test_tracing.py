@@ -693,7 +693,7 @@ def test_argument_types_of_replaced_classes() -> None:
     names = [trace.arg_types["first"].qualname for trace in sink.of("takes_two")]
     assert names == [f"Short{number}" for number in range(40)]
     assert {trace.arg_types["second"] for trace in sink.of("takes_two")} == {INT}
-    assert {trace.return_type.qualname for trace in sink.of("takes_two")} == set(names)  # type: ignore[union-attr]
+    assert [trace.return_type.qualname for trace in sink.of("takes_two")] == names  # type: ignore[union-attr]
 
 
 def test_argument_classes_with_new_contents() -> None:
@@ -751,6 +751,35 @@ def test_alternating_return_types_reuse_two_traces() -> None:
     traces = sink.of("alternate")
     assert [trace.return_type for trace in traces] == [INT, STR] * 5
     assert len({id(trace) for trace in traces}) == 2
+
+
+class Chain:
+    def same(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def fresh(self):  # type: ignore[no-untyped-def]
+        return Chain()
+
+    def either(self, flag):  # type: ignore[no-untyped-def]
+        return self if flag else Chain()
+
+
+def test_repeated_method_calls_mark_only_receiver() -> None:
+    # The calls of each method share their argument types and trace, but whether the
+    # return value is the receiver differs from call to call.
+    def call() -> None:
+        chain = Chain()
+        for number in range(6):
+            chain.same()
+            chain.fresh()
+            chain.either(number % 2 == 0)
+
+    sink = record(call)
+
+    chain_type = TypeRef(MODULE, "Chain")
+    assert [trace.return_type for trace in sink.of("Chain.same")] == [receiver(chain_type)] * 6
+    assert [trace.return_type for trace in sink.of("Chain.fresh")] == [chain_type] * 6
+    assert [trace.return_type for trace in sink.of("Chain.either")] == [receiver(chain_type), chain_type] * 3
 
 
 def test_failing_sink_counted_not_raised() -> None:

@@ -57,6 +57,8 @@ _FIRST_SWEEP = 1000
 _FULL_YIELDS = 16
 # Distinct argument-type keys kept per function; the set starts over when full.
 _MAX_SEEN_KEYS = 1024
+# Return-value classes whose traces one shared Call keeps; the dict starts over when full.
+_MAX_RETURN_CLASSES = 64
 # Calls of one function with an argument that its class alone does not type, such as
 # a list, after which the recorder stops caching the function's argument types.
 _UNCACHED_CALLS = 8
@@ -224,33 +226,33 @@ def _key_function(params: tuple[str, ...]) -> Callable[[Mapping[str, object]], o
 class Call:
     """The types noted so far in one call that is being recorded.
 
-    Calls of a plain function that have the same argument types and no receiver may
-    share one object, which nothing changes after the call's start.
+    Calls of a plain function (not a generator or coroutine) that have the same
+    argument types may share one object, which nothing changes after the call's start.
     """
 
     __slots__ = (
         "info",
         "arg_types",
+        "traces",
         "yield_type",
         "pending_none",
         "suspended",
         "yields",
         "yield_classes",
-        "receiver_id",
     )
 
     def __init__(
         self,
         info: CodeInfo,
         arg_types: dict[str, TypeRef],
-        receiver_id: Optional[int] = None,
         suspended: bool = False,
     ) -> None:
         self.info = info
         self.arg_types = arg_types
-        #: id() of the receiver argument (see CodeInfo.receiver) at the start of the
-        #: call. While the parameter still refers to it, no other object has this id.
-        self.receiver_id = receiver_id
+        #: For a Call that calls share: id() of a return value's class to the
+        #: inferrer's generation and the trace of such a call, for classes that alone
+        #: decide the type. ``None`` for other calls.
+        self.traces: Optional[dict[int, tuple[int, CallTrace]]] = None
         self.suspended = suspended
         self.yield_type: Optional[TypeRef] = None
         # A generator suspended with the value None, where the event could also have
@@ -361,6 +363,11 @@ class Recorder:
         #: to 3.11 keeps references to this dict and to self.suspects, so both are
         #: cleared, never replaced.
         self.calls: dict[FrameType, Call] = {}
+        #: id() of the receiver argument (see CodeInfo.receiver) of each open call that
+        #: has one, at the call's start. While the parameter still refers to it, no
+        #: other object has this id. Only the id is kept, so the recorder holds no
+        #: reference to the object.
+        self.receiver_ids: dict[FrameType, int] = {}
         # id(code) -> (code, its info or None when it is not traced). The code object
         # is kept so that its id is not reused while the entry exists.
         self.codes: dict[int, tuple[CodeType, Optional[CodeInfo]]] = {}
@@ -472,7 +479,7 @@ class Recorder:
         # interpreter, so sweep() leaves it alone.
         if info.imports and _import_is_replaced():
             # Arguments are not read, so the import hook gets no locals dict.
-            call = Call(info, {}, None, info.quiet_yields)
+            call = Call(info, {}, info.quiet_yields)
         else:
             # Read once: on Python 3.12 and older, each read copies the fast locals.
             local_values = frame.f_locals
@@ -486,6 +493,9 @@ class Recorder:
                 if entry is not None and entry[0] == info.inferrer.generation:
                     shared_call = entry[2]
                     if shared_call is not None:
+                        # The key read every parameter, the receiver included.
+                        if info.receiver is not None:
+                            self.receiver_ids[frame] = id(local_values[info.receiver])
                         self.calls[frame] = shared_call
                         info.active += 1
                         return True
@@ -493,13 +503,9 @@ class Recorder:
             if arg_types is None:
                 arg_types = self._argument_types(local_values, info)
             receiver_name = info.receiver
-            # Only the id is kept, so the recorder holds no reference to the object.
-            receiver_id = (
-                id(local_values[receiver_name])
-                if receiver_name is not None and receiver_name in local_values
-                else None
-            )
-            call = Call(info, arg_types, receiver_id, info.quiet_yields)
+            if receiver_name is not None and receiver_name in local_values:
+                self.receiver_ids[frame] = id(local_values[receiver_name])
+            call = Call(info, arg_types, info.quiet_yields)
         self.calls[frame] = call
         info.active += 1
         return True
@@ -584,9 +590,12 @@ class Recorder:
             return
         if len(cache) >= _MAX_SEEN_KEYS:
             cache.clear()
-        # A call of a plain function without a receiver is never changed after its
-        # start, so all such calls with these argument classes share one object.
-        shared_call = Call(info, arg_types) if info.kind == FUNCTION and info.receiver is None else None
+        # A call of a plain function is never changed after its start, so all such
+        # calls with these argument classes share one object.
+        shared_call = None
+        if info.kind == FUNCTION:
+            shared_call = Call(info, arg_types)
+            shared_call.traces = {}
         cache[info.key_of(local_values)] = (generation, arg_types, shared_call)
 
     def resumed(self, call: Call) -> None:
@@ -625,15 +634,30 @@ class Recorder:
     def returned(self, frame: FrameType, value: object) -> None:
         """Record the call in *frame*, which returned *value*."""
         call = self.calls.pop(frame, None)
-        if call is not None:
-            return_type = call.info.inferrer.type_of(value)
-            # The value is the receiver, or an instance of exactly the receiver class as
-            # cls() in a classmethod returns. receiver_id is None for other functions.
-            receiver_id = call.receiver_id
-            if receiver_id is not None and (id(value) == receiver_id or id(type(value)) == receiver_id):
-                marked = self._receiver_types.get(id(return_type))
-                return_type = marked if marked is not None else self._receiver_type(return_type)
-            self.emit(call, return_type)
+        if call is None:
+            return
+        info = call.info
+        # The value is the receiver, or an instance of exactly the receiver class as
+        # cls() in a classmethod returns.
+        receiver_id = self.receiver_ids.pop(frame, None) if info.receiver is not None else None
+        is_receiver = receiver_id is not None and (id(value) == receiver_id or id(type(value)) == receiver_id)
+        traces = call.traces
+        if traces is not None and not is_receiver:
+            entry = traces.get(id(type(value)))
+            if entry is not None and entry[0] == info.inferrer.generation:
+                info.active -= 1
+                self._hand_over(entry[1])
+                return
+        generation = info.inferrer.generation
+        return_type = info.inferrer.type_of(value)
+        if is_receiver:
+            marked = self._receiver_types.get(id(return_type))
+            return_type = marked if marked is not None else self._receiver_type(return_type)
+        trace = self.emit(call, return_type)
+        if traces is not None and not is_receiver and info.inferrer.plain_type(value) is return_type:
+            if len(traces) >= _MAX_RETURN_CLASSES:
+                traces.clear()
+            traces[id(type(value))] = (generation, trace)
 
     def _receiver_type(self, ref: TypeRef) -> TypeRef:
         """Mark *ref*, the type of a returned value that was the receiver, and cache it."""
@@ -646,12 +670,14 @@ class Recorder:
         """Record the call in *frame*, which an exception left."""
         call = self.calls.pop(frame, None)
         if call is not None:
+            if call.info.receiver is not None:
+                self.receiver_ids.pop(frame, None)
             if call.pending_none:
                 call.pending_none = False
             self.emit(call, None)
 
-    def emit(self, call: Call, return_type: Optional[TypeRef]) -> None:
-        """Hand the trace of *call* to the sink."""
+    def emit(self, call: Call, return_type: Optional[TypeRef]) -> CallTrace:
+        """Hand the trace of *call* to the sink, and return it."""
         info = call.info
         info.active -= 1
         if call.pending_none:
@@ -671,6 +697,10 @@ class Recorder:
         else:
             trace = CallTrace(info.module, info.qualname, arg_types, return_type, yield_type)
             info.recent = ((trace, arg_types), *recent[:1])
+        self._hand_over(trace)
+        return trace
+
+    def _hand_over(self, trace: CallTrace) -> None:
         try:
             self.sink.record(trace)
         except Exception as error:  # noqa: BLE001 - a failing sink must not break the program
@@ -729,6 +759,7 @@ class Recorder:
         self.sweep()
         calls = list(self.calls.values())
         self.calls.clear()
+        self.receiver_ids.clear()
         for call in calls:
             self.emit(call, None)
         self.codes.clear()
@@ -738,6 +769,7 @@ class Recorder:
         parent; the parent records them."""
         self.suspects.clear()
         self.calls.clear()
+        self.receiver_ids.clear()
         for _code, info in list(self.codes.values()):
             if info is not None:
                 info.active = 0
