@@ -732,7 +732,7 @@ def countdown(number):  # type: ignore[no-untyped-def]
 
 def test_recursive_calls_each_recorded() -> None:
     # The open calls of one plain function with the same argument classes share one
-    # Call object, one for each frame in the recorder.
+    # Call object, which the recorder stores once for each frame.
     sink = record(lambda: countdown(50))
 
     traces = sink.of("countdown")
