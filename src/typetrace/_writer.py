@@ -30,9 +30,11 @@ FORK_JOIN_TIMEOUT = 5.0
 #: update the pending traces, so a longer wait most likely means that the main thread,
 #: stopped by a signal handler, holds it.
 TERMINATION_LOCK_WAIT = 0.1
-#: Traces that :meth:`StoreWriter.record` collects before it merges them into the
-#: pending traces itself, rather than leaving that to the writer's thread.
+#: Traces that :meth:`StoreWriter.record` collects for the writer's thread to merge;
+#: until the thread has merged them, later traces take the locked path.
 INBOX_LIMIT = 65_536
+#: Seconds between two checks of the writer's thread for traces to merge.
+MERGE_INTERVAL = 0.05
 
 
 @dataclass(frozen=True)
@@ -149,27 +151,25 @@ class StoreWriter:
         # types change from call to call.
         known = self._pending_ids.get(id(trace))
         if known is not None and known[0] is trace and self._thread is not None and not self._closed:
+            # Only the writer's thread merges while the program runs, because a signal
+            # handler of the program runs in the main thread, and its exception must
+            # not interrupt a merge of many calls. Nor does this wake the thread: an
+            # exception raised inside Event.set() can leave the event's lock held.
             inbox = self._inbox
-            inbox.append(trace)
             if len(inbox) < INBOX_LIMIT:
+                inbox.append(trace)
                 return
-            trace_in_inbox = True
-        else:
-            trace_in_inbox = False
-        queued = trace_in_inbox
+        queued = False
         try:
             with self._lock:
-                if trace_in_inbox:
-                    self._merge_inbox()
-                else:
-                    count = trace.call_count
-                    self._recorded += count
-                    if self._closed:
-                        self._drop(count, "the writer is closed")
-                        return
-                    if not self._queue(trace, count):
-                        return
-                    queued = True
+                count = trace.call_count
+                self._recorded += count
+                if self._closed:
+                    self._drop(count, "the writer is closed")
+                    return
+                if not self._queue(trace, count):
+                    return
+                queued = True
                 if self._thread is None:
                     self._start_thread()
         except BaseException as error:
@@ -328,15 +328,20 @@ class StoreWriter:
             self._thread = thread
 
     def _run(self) -> None:
+        write_at = time.monotonic() + self._next_delay()
         while True:
-            self._wake.wait(self._next_delay())
+            self._wake.wait(min(MERGE_INTERVAL, max(0.0, write_at - time.monotonic())))
             self._wake.clear()
             with self._lock:
                 if self._pausing:
                     return
                 if self._closed:
                     break
+                if time.monotonic() < write_at:
+                    self._merge_inbox()
+                    continue
             self._write_in_thread()
+            write_at = time.monotonic() + self._next_delay()
         self._write_in_thread()
 
     def _pause_for_fork(self) -> None:
@@ -431,9 +436,6 @@ class StoreWriter:
             return
         del inbox[: len(taken)]
 
-        # In the order of their first record() call, which decides what a full buffer
-        # drops.
-        repeats = list(collections.Counter(map(id, taken)).items())
         traces_by_id: dict[int, CallTrace] = {}
 
         def trace_of(trace_id: int) -> CallTrace:
@@ -447,10 +449,13 @@ class StoreWriter:
                 traces_by_id.update(zip(map(id, taken), taken))
             return traces_by_id[trace_id]
 
+        repeats: Optional[list[tuple[int, int]]] = None
         merged = 0
         try:
+            # In the order of their first record() call, which decides what a full
+            # buffer drops.
+            repeats = list(collections.Counter(map(id, taken)).items())
             for trace_id, times in repeats:
-                merged += 1
                 trace = trace_of(trace_id)
                 try:
                     count = trace.call_count * times
@@ -463,11 +468,16 @@ class StoreWriter:
                     self._dropped += times
                     logger.exception("Failed to record trace %r; dropping it", trace)
                     raise_if_from_signal_handler(error)
+                merged += 1
         except BaseException:
-            # An exception of the program's signal handler: the traces not merged yet
-            # go back to the inbox.
-            for trace_id, times in repeats[merged:]:
-                inbox.extend([trace_of(trace_id)] * times)
+            # An exception of the program's signal handler, in a merge of the calling
+            # thread: the traces not merged go back to the inbox. One that the
+            # exception interrupted after its merge is counted twice.
+            if repeats is None:
+                inbox[:0] = taken
+            else:
+                for trace_id, times in repeats[merged:]:
+                    inbox[:0] = [trace_of(trace_id)] * times
             raise
 
     def _queue(self, trace: CallTrace, count: int) -> bool:

@@ -329,6 +329,8 @@ class TypeInferrer:
         """Return the type of *value* when its class alone decides it and the class
         was seen before, else ``None``. Such a type stays valid while
         :attr:`generation` is the same."""
+        if value is None:
+            return NONE
         cls = type(value)
         entry = self._plain_refs.get(id(cls))
         if entry is not None and entry[0]() is cls:
