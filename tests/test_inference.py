@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import gc
 import itertools
 
 import pytest
@@ -624,3 +625,32 @@ class TestFunctions:
         assert inferrer.type_of(receiver.run) is inferrer.type_of(receiver.run)
         assert inferrer.type_of(builtin) is inferrer.type_of(builtin)
         assert inferrer.type_of(builtin) != inferrer.type_of(Handler.run)
+
+
+class TestPlainType:
+    def test_known_plain_class(self) -> None:
+        inferrer = TypeInferrer()
+        assert inferrer.plain_type(3) is None
+        int_type = inferrer.type_of(3)
+
+        assert inferrer.plain_type(4) is int_type
+
+    def test_none_is_plain(self) -> None:
+        assert TypeInferrer().plain_type(None) is NONE
+
+    def test_containers_are_not_plain(self) -> None:
+        inferrer = TypeInferrer()
+        inferrer.type_of([1])
+
+        assert inferrer.plain_type([1]) is None
+
+    def test_generation_changes_when_a_class_dies(self) -> None:
+        inferrer = TypeInferrer()
+        short_lived = type("ShortLived", (), {})
+        inferrer.type_of(short_lived())
+        before = inferrer.generation
+
+        del short_lived
+        gc.collect()
+
+        assert inferrer.generation != before
