@@ -160,8 +160,8 @@ class TestAggregation:
         assert store.counts() == {f"f{number}": 4000 for number in range(10)}
 
     def test_threads_share_one_trace_object(self, store: ControlledStore) -> None:
-        # The recorder hands the writer the same trace object for repeated calls; the
-        # writer's thread takes the recorded traces away while threads add more.
+        # The recorder hands the writer the same trace object for repeated calls, and
+        # the writer's thread takes the recorded traces away while threads add more.
         writer = StoreWriter(store, flush_interval=0.001)
         shared = make_trace("shared")
 

@@ -30,8 +30,8 @@ FORK_JOIN_TIMEOUT = 5.0
 #: update the pending traces, so a longer wait most likely means that the main thread,
 #: stopped by a signal handler, holds it.
 TERMINATION_LOCK_WAIT = 0.1
-#: Traces that :meth:`StoreWriter.record` collects for the writer's thread to merge;
-#: until the thread has merged them, later traces take the locked path.
+#: Maximum number of traces that :meth:`StoreWriter.record` collects for the writer's
+#: thread to merge. Until the thread has merged them, later traces take the locked path.
 INBOX_LIMIT = 65_536
 #: Seconds between two checks of the writer's thread for traces to merge.
 MERGE_INTERVAL = 0.05
@@ -63,8 +63,8 @@ class StoreWriter:
     :meth:`record` appends a trace object that is already pending to a list, which the
     thread merges later, and merges other traces at once. Merges take a lock that is
     held for such updates alone, so the traced program never waits for store I/O.
-    Identical traces are merged into one entry with a call count. At most *max_pending* distinct traces wait; calls beyond that are dropped
-    and counted. A failed write is logged and retried with exponential backoff, and
+    Identical traces are merged into one entry with a call count. At most
+    *max_pending* distinct traces wait, and calls beyond that are dropped and counted. A failed write is logged and retried with exponential backoff, and
     its traces stay buffered within the same bound.
 
     In a child made by :func:`os.fork`, the writer starts with an empty buffer and
@@ -111,8 +111,9 @@ class StoreWriter:
         # Serializes store.add() between the thread and flush()/close().
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
-        # Each pending distinct trace maps to its slot: its number of calls, and the id
-        # of the latest equal object queued into it besides the first, or 0.
+        # Each pending distinct trace maps to its slot, which contains its number of
+        # calls and the id of the latest equal object queued into it besides the
+        # first, or 0.
         # _pending_ids finds the slot by the id of the first and of the latest object.
         # The recorder hands over the same object for repeated calls, and an int is
         # much cheaper to look up than a trace is to hash and compare. The entries
@@ -153,8 +154,9 @@ class StoreWriter:
         if known is not None and known[0] is trace and self._thread is not None and not self._closed:
             # Only the writer's thread merges while the program runs, because a signal
             # handler of the program runs in the main thread, and its exception must
-            # not interrupt a merge of many calls. Nor does this wake the thread: an
-            # exception raised inside Event.set() can leave the event's lock held.
+            # not interrupt a merge of many calls. This does not wake the thread either,
+            # because an exception raised inside Event.set() can leave the event's
+            # lock held.
             inbox = self._inbox
             if len(inbox) < INBOX_LIMIT:
                 inbox.append(trace)
@@ -431,22 +433,22 @@ class StoreWriter:
         """Move the traces of the inbox to the pending traces, or count them as dropped
         once the writer is closed. The caller holds self._lock."""
         inbox = self._inbox
-        taken = inbox[: len(inbox)]
-        if not taken:
+        batch = inbox[: len(inbox)]
+        if not batch:
             return
-        del inbox[: len(taken)]
+        del inbox[: len(batch)]
 
         traces_by_id: dict[int, CallTrace] = {}
 
         def trace_of(trace_id: int) -> CallTrace:
-            # The taken list references each of its objects, so an object that
+            # The batch references each of its objects, so an object that
             # _pending_ids references under the same id is the same object. Only
             # traces queued since the last write can be missing there.
             known = self._pending_ids.get(trace_id)
             if known is not None:
                 return known[0]
             if not traces_by_id:
-                traces_by_id.update(zip(map(id, taken), taken))
+                traces_by_id.update(zip(map(id, batch), batch))
             return traces_by_id[trace_id]
 
         repeats: Optional[list[tuple[int, int]]] = None
@@ -454,7 +456,7 @@ class StoreWriter:
         try:
             # In the order of their first record() call, which decides what a full
             # buffer drops.
-            repeats = list(collections.Counter(map(id, taken)).items())
+            repeats = list(collections.Counter(map(id, batch)).items())
             for trace_id, times in repeats:
                 trace = trace_of(trace_id)
                 try:
@@ -470,11 +472,11 @@ class StoreWriter:
                     raise_if_from_signal_handler(error)
                 merged += 1
         except BaseException:
-            # An exception of the program's signal handler, in a merge of the calling
-            # thread: the traces not merged go back to the inbox. One that the
+            # An exception of the program's signal handler, in a merge that the calling
+            # thread runs. The traces not merged go back to the inbox, and one that the
             # exception interrupted after its merge is counted twice.
             if repeats is None:
-                inbox[:0] = taken
+                inbox[:0] = batch
             else:
                 for trace_id, times in repeats[merged:]:
                     inbox[:0] = [trace_of(trace_id)] * times
