@@ -340,7 +340,10 @@ class StoreWriter:
                 if self._closed:
                     break
                 if time.monotonic() < write_at:
-                    self._merge_inbox()
+                    # Only a large inbox is merged before the write is due. A merge
+                    # holds the lock, which a SIGTERM handler waits for only briefly.
+                    if len(self._inbox) >= INBOX_LIMIT // 2:
+                        self._merge_inbox()
                     continue
             self._write_in_thread()
             write_at = time.monotonic() + self._next_delay()
