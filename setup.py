@@ -1,9 +1,10 @@
-"""Build the optional C profile hook. The package's metadata is in pyproject.toml.
+"""Build the optional C extensions. The package's metadata is in pyproject.toml.
 
-The hook (``typetrace._profilehook``) speeds up tracing on CPython 3.9 to 3.11. It is
-built only there, and a failed build (no C compiler, no Python headers) leaves a
-working installation that traces with the pure-Python profile function. Python 3.12
-and later trace with ``sys.monitoring`` and get a pure-Python package.
+On CPython 3.9 to 3.11, ``typetrace._profilehook`` is the C profile hook (and on 3.11
+the frame-evaluation function) that keeps tracing fast. On CPython 3.12 and later,
+``typetrace._fastcalls`` holds ``sys.monitoring`` callbacks in C for calls whose types
+are cached. A failed build (no C compiler, no Python headers) leaves a working
+installation that traces in pure Python.
 """
 
 import sys
@@ -15,5 +16,7 @@ if sys.implementation.name == "cpython" and (3, 9) <= sys.version_info < (3, 12)
     ext_modules.append(
         Extension("typetrace._profilehook", sources=["src/typetrace/_profilehook.c"], optional=True)
     )
+elif sys.implementation.name == "cpython" and sys.version_info >= (3, 12):
+    ext_modules.append(Extension("typetrace._fastcalls", sources=["src/typetrace/_fastcalls.c"], optional=True))
 
 setup(ext_modules=ext_modules)

@@ -7,18 +7,28 @@ So does a function that sampling has paused, once none of its recorded calls is
 open. When paused functions resume, :func:`sys.monitoring.restart_events` turns their
 events on again; it does so for every tool, so a tool such as coverage.py then sees
 one more event at each location it had disabled.
+
+The PY_START and PY_RETURN callbacks are those of ``typetrace._fastcalls``, a C
+extension built on CPython, when it imports and ``TYPETRACE_PURE_PYTHON=1`` is not
+set. They record the calls whose types the recorder has cached, and pass every other
+event to the Python callbacks here.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from types import CodeType
 from typing import Any, Callable
 
-from typetrace._recorder import COROUTINE, Recorder
-from typetrace.tracing import TracerError
+from typetrace._recorder import _FIRST_SWEEP, COROUTINE, Call, CodeInfo, Recorder
+from typetrace._writer import INBOX_LIMIT
+from typetrace.tracing import PURE_PYTHON_VARIABLE, _SessionSink, TracerError
 
 __all__ = ["MonitoringBackend"]
+
+logger = logging.getLogger("typetrace.tracing")
 
 assert sys.version_info >= (3, 12)
 _monitoring = sys.monitoring
@@ -47,6 +57,8 @@ class MonitoringBackend:
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
         self.tool_id = -1
+        #: The C callbacks of typetrace._fastcalls in use, or None.
+        self.fast_callbacks: Any = None
 
     def install(self) -> None:
         global _disabled_before
@@ -62,12 +74,41 @@ class MonitoringBackend:
             _events.PY_YIELD: self._on_yield,
             _events.PY_UNWIND: self._on_unwind,
         }
+        self.fast_callbacks = self._make_fast_callbacks()
+        if self.fast_callbacks is not None:
+            callbacks[_events.PY_START] = self.fast_callbacks.on_start
+            callbacks[_events.PY_RETURN] = self.fast_callbacks.on_return
         mask = 0
         for event, callback in callbacks.items():
             _monitoring.register_callback(self.tool_id, event, callback)
             mask |= event
         _monitoring.set_events(self.tool_id, mask)
         self.recorder.on_resume = _monitoring.restart_events
+
+    def _make_fast_callbacks(self) -> Any:
+        if os.environ.get(PURE_PYTHON_VARIABLE) == "1":
+            logger.debug("%s=1 is set, so tracing uses Python callbacks only", PURE_PYTHON_VARIABLE)
+            return None
+        try:
+            from typetrace import _fastcalls
+        except ImportError as error:
+            logger.debug("The C callbacks failed to import (%s), so tracing uses Python callbacks only", error)
+            return None
+        sink = self.recorder.sink
+        writer, session = sink.store_writer() if isinstance(sink, _SessionSink) else (None, None)
+        return _fastcalls.Callbacks(
+            self.recorder,
+            CodeInfo,
+            Call,
+            self._on_start,
+            self._on_return,
+            _DISABLE,
+            self.recorder.sampling.all_calls,
+            _FIRST_SWEEP,
+            writer,
+            session,
+            INBOX_LIMIT,
+        )
 
     def uninstall(self) -> None:
         global _disabled_before
@@ -86,6 +127,7 @@ class MonitoringBackend:
             _monitoring.register_callback(self.tool_id, event, None)
         _monitoring.free_tool_id(self.tool_id)
         self.tool_id = -1
+        self.fast_callbacks = None
         _disabled_before = True
 
     # The callbacks run for every traced event, so each one returns as early as it can.

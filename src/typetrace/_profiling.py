@@ -44,14 +44,12 @@ from typing import Any, Optional
 
 from typetrace._recorder import FUNCTION, CodeInfo, Recorder
 from typetrace._signals import raised_by_signal_handler
-from typetrace.tracing import TracerError
+from typetrace.tracing import PURE_PYTHON_VARIABLE, TracerError
 
 __all__ = ["EvalHookBackend", "HookBackend", "ProfileBackend", "make_profile_backend"]
 
 logger = logging.getLogger("typetrace.tracing")
 
-#: Environment variable that selects the pure-Python backend when set to 1.
-PURE_PYTHON_VARIABLE = "TYPETRACE_PURE_PYTHON"
 #: Environment variable that selects the C profile function over the evaluation
 #: function on Python 3.11 when set to 1.
 PROFILE_HOOK_VARIABLE = "TYPETRACE_PROFILE_HOOK"

@@ -44,6 +44,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Environment variable that makes every backend handle all events in Python, without
+#: its C extension, when set to 1.
+PURE_PYTHON_VARIABLE = "TYPETRACE_PURE_PYTHON"
+
 
 @dataclass(frozen=True)
 class CallTrace:
@@ -419,9 +423,19 @@ class _SessionSink:
         self._sink = sink
 
     def record(self, trace: CallTrace) -> None:
+        # typetrace._fastcalls repeats this check, and the first branch of
+        # StoreWriter.record, in C.
         if self._session._threads_stopped_by_fork:
             self._session._restart_threads()
         self._sink.record(trace)
+
+    def store_writer(self) -> tuple[Optional[StoreWriter], TraceSession]:
+        """Return the :class:`~typetrace._writer.StoreWriter` that this sink passes
+        traces to, or ``None`` for another sink or a subclass, with the session."""
+        from typetrace._writer import StoreWriter
+
+        writer = self._sink if type(self._sink) is StoreWriter else None
+        return writer, self._session
 
 
 class _ResumeTimer:
