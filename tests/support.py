@@ -14,6 +14,9 @@ from typetrace.encoding import CallTraceRow
 from typetrace.tracing import CallTrace
 from typetrace.typemodel import NONE, TypeRef
 
+#: The tracing_backend fixture's backends that run without typetrace's C extension.
+PURE_PYTHON_BACKENDS = ("pure-python", "monitoring-python")
+
 #: Module of the traces that make_trace() builds, and of the sources they stub.
 MODULE = "pkg.mod"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+from support import PURE_PYTHON_BACKENDS
 
 from typetrace._profiling import PURE_PYTHON_VARIABLE
 from typetrace._sigterm import WRITE_TIMEOUT
@@ -41,7 +42,7 @@ def clean_environment(**extra: str) -> dict[str, str]:
 
 def backend_environment(tracing_backend: str, **extra: str) -> dict[str, str]:
     """clean_environment() that makes the programs under test trace with *tracing_backend*."""
-    if tracing_backend == "pure-python":
+    if tracing_backend in PURE_PYTHON_BACKENDS:
         extra[PURE_PYTHON_VARIABLE] = "1"
     return clean_environment(**extra)
 

@@ -3,7 +3,7 @@
  * recorder (typetrace._recorder) has already cached.
  *
  * A call starts on the fast path when every call of its function is recorded, and
- * the function's argument cache holds a shared Call object for the classes of its
+ * the function's argument cache contains a shared Call object for the classes of its
  * arguments. It returns on the fast path when that shared Call holds a trace for the
  * class of the returned value, and the value is not the receiver. The fast path then
  * does what the recorder's Python code would do in that case: it updates the
@@ -39,7 +39,7 @@ static PyObject *str_note_error = NULL;
 static PyObject *str_sink_where = NULL;
 static PyObject *str_start_where = NULL;
 static PyObject *str_return_where = NULL;
-static PyObject *one = NULL;
+static PyObject *int_one = NULL;
 static PyObject *str_pending_ids = NULL;
 static PyObject *str_thread = NULL;
 static PyObject *str_closed = NULL;
@@ -362,7 +362,7 @@ instance_attribute(PyObject *obj, PyObject *name)
 }
 
 /* Append *trace* to the writer's inbox when the writer's record method would: the
-   writer holds this object, its thread runs, and the inbox is not full. Return 1
+   writer already registered this object, its thread runs, and the inbox is not full. Return 1
    when it appended, 0 when the record method must take the trace. */
 static int
 append_to_inbox(CallbacksObject *self, PyObject *trace)
@@ -420,7 +420,7 @@ hand_over(CallbacksObject *self, PyObject *trace)
     Py_DECREF(result);
     PyObject *count = PyObject_GetAttr(self->stats, str_calls_recorded);
     if (count != NULL) {
-        PyObject *new_count = PyNumber_Add(count, one);
+        PyObject *new_count = PyNumber_Add(count, int_one);
         Py_DECREF(count);
         if (new_count != NULL) {
             int set = PyObject_SetAttr(self->stats, str_calls_recorded, new_count);
@@ -434,7 +434,7 @@ hand_over(CallbacksObject *self, PyObject *trace)
     Py_RETURN_NONE;
 }
 
-/* Return the trace that the shared Call of the call in *frame* holds for the class
+/* Return the trace that the shared Call of the call in *frame* keeps for the class
    of *value*, as a new reference, or NULL when the Python callback must handle the
    event. */
 static PyObject *
@@ -709,7 +709,7 @@ PyInit__fastcalls(void)
     str_sink_where = PyUnicode_InternFromString("sink");
     str_start_where = PyUnicode_InternFromString("PY_START");
     str_return_where = PyUnicode_InternFromString("PY_RETURN");
-    one = PyLong_FromLong(1);
+    int_one = PyLong_FromLong(1);
     str_pending_ids = PyUnicode_InternFromString("_pending_ids");
     str_thread = PyUnicode_InternFromString("_thread");
     str_closed = PyUnicode_InternFromString("_closed");
@@ -720,7 +720,7 @@ PyInit__fastcalls(void)
         return NULL;
     }
     if (str_generation == NULL || str_calls_recorded == NULL || str_note_error == NULL || str_sink_where == NULL ||
-        str_start_where == NULL || str_return_where == NULL || one == NULL) {
+        str_start_where == NULL || str_return_where == NULL || int_one == NULL) {
         return NULL;
     }
     if (PyType_Ready(&CallbacksType) < 0) {
