@@ -61,23 +61,23 @@ def prepare(python: str) -> tuple[Path, Path]:
     work.mkdir(parents=True, exist_ok=True)
     venv_python = work / "venv" / "bin" / "python"
     installed = work / "venv" / ".installed"
-    # The editable install compiles the C profile hook of Python 3.9 to 3.11 once, so
-    # a changed C source or setup.py needs a new install.
-    sources = [ROOT / "setup.py", ROOT / "src" / "typetrace" / "_profilehook.c"]
+    # The editable install compiles the C extension of its Python once, so a changed C
+    # source or setup.py needs a new install.
+    sources = [ROOT / "setup.py", *(ROOT / "src" / "typetrace").glob("_*.[ch]")]
     if not installed.exists() or any(source.stat().st_mtime > installed.stat().st_mtime for source in sources):
         subprocess.run([python, "-m", "venv", str(work / "venv")], check=True)
         pip = [str(venv_python), "-m", "pip", "install", "--quiet"]
         subprocess.run([*pip, "--upgrade", "pip"], check=True)
         subprocess.run([*pip, "-e", str(ROOT), "pytest", "MonkeyType==23.3.0"], check=True)
         installed.touch()
-    if version in ("3.9", "3.10", "3.11"):
-        check = subprocess.run([str(venv_python), "-c", "import typetrace._profilehook"], capture_output=True, text=True)
-        if check.returncode != 0:
-            raise SystemExit(
-                f"typetrace's C profile hook did not build for Python {version}, so the benchmark would "
-                f"measure the pure-Python backend:\n{check.stderr}Install a C compiler and the Python "
-                f"headers, then delete {installed} to reinstall."
-            )
+    extension = "_profilehook" if version in ("3.9", "3.10", "3.11") else "_fastcalls"
+    check = subprocess.run([str(venv_python), "-c", f"import typetrace.{extension}"], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise SystemExit(
+            f"typetrace's C extension {extension} did not build for Python {version}, so the benchmark "
+            f"would measure the pure-Python backend:\n{check.stderr}Install a C compiler and the Python "
+            f"headers, then delete {installed} to reinstall."
+        )
     toolz = work / "toolz-1.2.0"
     if not toolz.exists():
         subprocess.run(
