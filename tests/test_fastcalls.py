@@ -21,7 +21,7 @@ from typing import Any, Optional
 import pytest
 from support import PURE_PYTHON_BACKENDS, ListSink, SinkOnlyConfig
 
-from typetrace.config import DefaultConfig, override_config
+from typetrace.config import DefaultConfig, Sampling, override_config
 from typetrace.db.sqlite import SQLiteStore
 from typetrace.tracing import PURE_PYTHON_VARIABLE, CallTrace, TraceSession, active_session, trace
 
@@ -61,6 +61,36 @@ def test_c_callbacks_in_use() -> None:
     assert callbacks.fast_starts >= 9
     assert callbacks.fast_returns >= 8
     assert sum(trace.call_count for trace in sink.of("identity")) == 10
+
+
+def sampled(value):  # type: ignore[no-untyped-def]
+    return value
+
+
+@pytest.mark.usefixtures("tracing_backend")
+def test_always_recorded_function_takes_c_path() -> None:
+    """With default sampling, the C callbacks record the functions whose calls are all
+    recorded, and leave the sampled ones to the Python callbacks."""
+    sink = ListSink()
+    sampling = Sampling(first_calls=3, rate=0.0, always_record=(f"{__name__}:identity",))
+    with trace(SinkOnlyConfig(sampling), sink=sink):
+        for number in range(100):
+            identity(number)
+            sampled(number)
+        callbacks = fast_callbacks_of(active_session())
+
+    assert sum(trace.call_count for trace in sink.of("identity")) == 100
+    assert sum(trace.call_count for trace in sink.of("sampled")) == 3
+    if callbacks is not None:
+        assert callbacks.fast_starts == 99
+        assert callbacks.fast_returns >= 98
+
+
+def test_no_c_callbacks_without_full_recording() -> None:
+    with trace(SinkOnlyConfig(Sampling()), sink=ListSink()):
+        callbacks = fast_callbacks_of(active_session())
+
+    assert callbacks is None
 
 
 def test_pure_python_variable_turns_c_callbacks_off(monkeypatch: pytest.MonkeyPatch) -> None:

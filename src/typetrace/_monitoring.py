@@ -8,10 +8,11 @@ open. When paused functions resume, :func:`sys.monitoring.restart_events` turns 
 events on again; it does so for every tool, so a tool such as coverage.py then sees
 one more event at each location it had disabled.
 
-The PY_START and PY_RETURN callbacks are those of ``typetrace._fastcalls``, a C
-extension built on CPython, when it imports and ``TYPETRACE_PURE_PYTHON=1`` is not
-set. They record the calls whose types the recorder has cached, and pass every other
-event to the Python callbacks here.
+When every call of some functions is recorded (``--all-calls`` or
+``Sampling.always_record``), the PY_START and PY_RETURN callbacks are those of
+``typetrace._fastcalls``, a C extension built on CPython, if it imports and
+``TYPETRACE_PURE_PYTHON=1`` is not set. They record the calls whose types the
+recorder has cached, and pass every other event to the Python callbacks here.
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ class MonitoringBackend:
         self.recorder.on_resume = _monitoring.restart_events
 
     def _make_fast_callbacks(self) -> Any:
+        sampling = self.recorder.sampling
+        if not (sampling.all_calls or sampling.always_record):
+            # The C callbacks handle only calls that are all recorded.
+            return None
         if os.environ.get(PURE_PYTHON_VARIABLE) == "1":
             logger.debug("%s=1 is set, so tracing uses Python callbacks only", PURE_PYTHON_VARIABLE)
             return None
@@ -103,7 +108,7 @@ class MonitoringBackend:
             self._on_start,
             self._on_return,
             _DISABLE,
-            self.recorder.sampling.all_calls,
+            sampling.all_calls,
             _FIRST_SWEEP,
             writer,
             session,
