@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -167,9 +168,14 @@ class TestRun:
             ),
         ],
     )
-    def test_run_module_that_runs_script(self, project: Path, run_program: str) -> None:
-        """A module run with ``-m`` that runs a script as a new ``__main__``, as
-        ``-m pdb`` and ``-m coverage run`` do, has each recorded under its own name."""
+    @pytest.mark.parametrize(
+        "launcher",
+        [pytest.param(["-m", "runner"], id="module"), pytest.param(["runner.py"], id="script")],
+    )
+    def test_runner_that_runs_script(self, project: Path, run_program: str, launcher: list[str]) -> None:
+        """A runner, run with ``-m`` or as a script, that runs another script as a new
+        ``__main__``, as ``-m pdb`` and ``-m coverage run`` do, has each recorded under
+        its own name."""
         runner = """
             import runpy
             import sys
@@ -207,7 +213,7 @@ class TestRun:
             use(make(1), double)
             """,
         )
-        result = typetrace(project, "run", "--all-calls", "-m", "runner", "prog.py")
+        result = typetrace(project, "run", "--all-calls", *launcher, "prog.py")
         assert result.returncode == 0, result.stderr
         modules = typetrace(project, "list-modules").stdout.split()
         assert "prog" in modules
@@ -220,6 +226,29 @@ class TestRun:
         assert callback["function"]["module"] == "prog"
         assert ("runner", "make") not in by_name
         assert "def make(x: int) -> Point: ..." in typetrace(project, "stub", "prog.py").stdout
+
+    def test_script_in_package_named_by_package(self, project: Path) -> None:
+        """A script inside a package folder, run from the folder that contains the
+        package, is recorded under its dotted name, as ``typetrace stub`` names it,
+        although its own folder comes first on the import path while it runs."""
+        write(project / "pkg" / "tool.py", "class Report:\n    pass\n\ndef build():\n    return Report()\n\nbuild()\n")
+        result = typetrace(project, "run", "pkg/tool.py")
+        assert result.returncode == 0, result.stderr
+        exported = [json.loads(line) for line in typetrace(project, "export").stdout.splitlines()[1:]]
+        by_name = {(entry["module"], entry["qualname"]): entry for entry in exported}
+        assert list(by_name) == [("pkg.tool", "build")]
+        assert by_name["pkg.tool", "build"]["return_type"] == {"module": "pkg.tool", "qualname": "Report"}
+        assert "def build() -> Report: ..." in typetrace(project, "stub", "pkg/tool.py").stdout
+
+    def test_zip_archive_named_by_file(self, project: Path) -> None:
+        """A zip archive run as a script, whose ``__main__.py`` runpy runs, is recorded
+        under the archive's file stem."""
+        with zipfile.ZipFile(project / "bundle.zip", "w") as archive:
+            archive.writestr("__main__.py", "def double(x):\n    return x * 2\n\nprint(double(2))\n")
+        result = typetrace(project, "run", "bundle.zip")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "4\n"
+        assert typetrace(project, "list-modules").stdout.split() == ["bundle"]
 
     def test_missing_script(self, project: Path) -> None:
         """A script that does not exist is an error that names it, with python's exit code 2."""

@@ -916,7 +916,15 @@ def test_own_sigterm_handler_kept(tmp_path: Path, tracing_backend: str) -> None:
 
     assert traced.returncode == untraced.returncode == 3
     assert traced.stdout == untraced.stdout == "ready\nhandled True\n"
-    assert traced.stderr == untraced.stderr == ""
+    assert untraced.stderr == ""
+    if tracing_backend == "pure-python":
+        # SIGTERM may arrive while the profile function runs. The handler's SystemExit
+        # then leaves it, Python removes it, and typetrace logs that removal. It logs
+        # it at stop when Python 3.11 ran the handler before the profile function's try.
+        unexpected = [line for line in traced.stderr.splitlines() if "Python removed it" not in line]
+        assert unexpected == [], traced.stderr
+    else:
+        assert traced.stderr == ""
     assert calls_of(stored(db), "own_handler:handle") == 1
 
 

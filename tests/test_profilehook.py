@@ -4,14 +4,18 @@ the backend that installs it, on real code."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import subprocess
 import sys
+import textwrap
 import threading
+from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any, Callable, Optional
 
 import pytest
-from support import ListSink, SinkOnlyConfig
+from support import ListSink, SinkOnlyConfig, run_typetrace
 
 from typetrace.config import Sampling
 from typetrace.tracing import TracerError, TraceSession, _start_session, active_session, trace
@@ -163,6 +167,143 @@ def test_replaced_profile_function_warns(
     assert after is own_profile
     recorded = {trace.arg_types["value"].qualname for trace in sink.traces if trace.qualname == "identity"}
     assert recorded == ({"int"} if warns else {"int", "str"})
+
+
+# Environments of a traced child process, each selecting one backend.
+DEFAULT_BACKEND = {"TYPETRACE_PURE_PYTHON": "0", "TYPETRACE_PROFILE_HOOK": "0"}
+PURE_PYTHON = {"TYPETRACE_PURE_PYTHON": "1"}
+PROFILE_HOOK = {"TYPETRACE_PURE_PYTHON": "0", "TYPETRACE_PROFILE_HOOK": "1"}
+CHILD_BACKENDS = [
+    pytest.param(DEFAULT_BACKEND, id="default", marks=needs_hook),
+    pytest.param(PURE_PYTHON, id="pure-python"),
+    pytest.param(PROFILE_HOOK, id="profile-hook", marks=[needs_hook, only_311]),
+]
+
+REMOVED_WARNING = "profile function was removed from thread 'MainThread' before tracing stopped"
+SIGNAL_CAUSE = "a signal handler of the program raised an exception"
+NOTED_REMOVAL = "An exception of the program's signal handler was raised in the tracer's profile function"
+
+REMOVES_PROFILE = {
+    "setprofile": """
+        import sys
+
+
+        def identity(value):
+            return value
+
+
+        identity(1)
+        sys.setprofile(None)
+        identity("a")
+    """,
+    "cprofile": """
+        import cProfile
+
+
+        def identity(value):
+            return value
+
+
+        identity(1)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        identity("a")
+        profiler.disable()
+        identity(b"b")
+    """,
+}
+
+
+def run_traced_child(tmp_path: Path, source: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "program.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    return run_typetrace(tmp_path, "run", "--all-calls", "program.py", env=environment)
+
+
+def recorded_values(tmp_path: Path) -> set[str]:
+    """Return the type names recorded for identity()'s argument in the child's store."""
+    exported = run_typetrace(tmp_path, "export").stdout.splitlines()[1:]
+    entries = [json.loads(line) for line in exported]
+    return {entry["arg_types"]["value"]["qualname"] for entry in entries if entry["qualname"] == "identity"}
+
+
+@before_312
+@pytest.mark.parametrize("removal", sorted(REMOVES_PROFILE))
+@pytest.mark.parametrize("environment", CHILD_BACKENDS)
+def test_removed_profile_function_warns(tmp_path: Path, removal: str, environment: dict[str, str]) -> None:
+    """A program that removes typetrace's profile function ends the tracing of its
+    thread, and stop() logs a warning. The evaluation function of 3.11 is not
+    affected, so it records the later calls and logs nothing."""
+    evaluation_function = environment == DEFAULT_BACKEND and sys.version_info[:2] == (3, 11)
+
+    result = run_traced_child(tmp_path, REMOVES_PROFILE[removal], environment)
+
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if REMOVED_WARNING in line]
+    if not evaluation_function:
+        assert len(warnings) == 1, result.stderr
+        assert recorded_values(tmp_path) == {"int"}
+    else:
+        expected = {"int", "str", "bytes"} if removal == "cprofile" else {"int", "str"}
+        assert warnings == [], result.stderr
+        assert recorded_values(tmp_path) == expected
+
+
+@before_312
+@pytest.mark.parametrize("environment", CHILD_BACKENDS)
+def test_signal_removal_not_blamed_on_program(tmp_path: Path, environment: dict[str, str]) -> None:
+    """A signal handler's exception that leaves the pure-Python profile function makes
+    Python remove it. On 3.9 and 3.10 that is logged when it happens, and stop() does
+    not report it as the program's removal. _thread.interrupt_main() marks the signal
+    as pending inside a builtin, so that the handler runs at the builtin's return
+    event."""
+    source = """
+        import _thread
+        import signal
+
+
+        class Interrupted(Exception):
+            pass
+
+
+        def on_signal(signum, frame):
+            raise Interrupted()
+
+
+        def identity(value):
+            return value
+
+
+        signal.signal(signal.SIGINT, on_signal)
+        identity(1)
+        try:
+            _thread.interrupt_main()
+        except Interrupted:
+            print("caught")
+        identity("after")
+    """
+
+    result = run_traced_child(tmp_path, source, environment)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "caught\n"
+    removed = [line for line in result.stderr.splitlines() if REMOVED_WARNING in line]
+    noted = [line for line in result.stderr.splitlines() if NOTED_REMOVAL in line]
+    if environment == PURE_PYTHON and sys.version_info < (3, 11):
+        assert len(noted) == 1, result.stderr
+        assert removed == [], result.stderr
+        assert recorded_values(tmp_path) == {"int"}
+    elif environment == PURE_PYTHON:
+        # Python 3.11 runs the handler before the profile function's try, so the
+        # removal goes unnoticed and the warning at stop names both causes.
+        assert noted == [], result.stderr
+        assert len(removed) == 1, result.stderr
+        assert SIGNAL_CAUSE in removed[0]
+        assert recorded_values(tmp_path) == {"int"}
+    else:
+        # The C hook stays set when an exception leaves it, and tracing goes on.
+        assert noted == [], result.stderr
+        assert removed == [], result.stderr
+        assert recorded_values(tmp_path) == {"int", "str"}
 
 
 @before_312

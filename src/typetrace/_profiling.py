@@ -72,6 +72,17 @@ _YIELD_FROM = dis.opmap.get("YIELD_FROM", -1)
 _RESUME = dis.opmap.get("RESUME", -1)
 
 
+# Whether a signal handler can run at the first instruction of a Python function,
+# before any try of its body. Python 3.11 handles pending signals at RESUME. Python
+# 3.9 and 3.10 do not handle them just before the SETUP_FINALLY of a try.
+_SIGNALS_AT_FUNCTION_START = sys.version_info >= (3, 11)
+# The end of the warning of a removed profile function where that can happen.
+_SIGNAL_CAUSE = (
+    ", or Python removed it because a signal handler of the program raised an exception "
+    "as the pure-Python profile function started"
+)
+
+
 def _is_function_start(frame: FrameType, code_bytes: bytes) -> bool:
     offset = frame.f_lasti
     if offset < 0:
@@ -90,6 +101,9 @@ class ProfileBackend:
         # function uninstall() checks.
         self._installed_in: Optional[int] = None
         self._removal_logged = False
+        # Idents of the threads where an exception left the profile function, which
+        # makes CPython remove it. _note_removed logs that removal.
+        self._removed_in: set[int] = set()
         # id(code) -> co_code, read once because Python 3.11 builds it on each access.
         self._code_bytes: dict[int, bytes] = {}
 
@@ -101,19 +115,30 @@ class ProfileBackend:
         sys.setprofile(self._profile)
 
     def uninstall(self) -> None:
+        # Checked while _active is true, because once it is false, the next event of
+        # this thread, such as the call of sys.getprofile, makes _profile remove itself.
+        program_profile = self._installed_in == threading.get_ident() and _warn_if_changed(
+            self._profile,
+            removed_by_tracer=self._installed_in in self._removed_in,
+            signal_may_remove=_SIGNALS_AT_FUNCTION_START,
+        )
         # Threads started while tracing keep the profile function until their next
         # event. There _profile finds _active false and removes itself.
         self._active = False
         # The program's own profile function, if it set one, stays.
-        if self._installed_in != threading.get_ident() or not _warn_if_replaced(self._profile):
+        if not program_profile:
             sys.setprofile(None)
         threading.setprofile(None)
 
     def _profile(self, frame: FrameType, event: str, arg: Any) -> None:
-        if not self._active:
-            sys.setprofile(None)
-            return
+        # The outer try comes first, because Python 3.9 and 3.10 run no signal handler
+        # just before the SETUP_FINALLY of a try, so a handler's exception leaves
+        # through _note_removed. NOTE: Python 3.11 runs handlers at the RESUME before
+        # the try, so there such an exception can leave unnoticed.
         try:
+            if not self._active:
+                sys.setprofile(None)
+                return
             try:
                 recorder = self.recorder
                 if recorder.suspects:
@@ -126,7 +151,10 @@ class ProfileBackend:
                 # Raises the exception of a program's signal handler again.
                 self.recorder.note_error(f"profile {event}", error)
         except BaseException:
-            self._note_removed()
+            # After stop() the function removes itself anyway.
+            if self._active:
+                self._removed_in.add(threading.get_ident())
+                self._note_removed()
             raise
 
     def _note_removed(self) -> None:
@@ -262,7 +290,11 @@ class HookBackend(ProfileBackend):
         # Threads started while tracing keep the hook until their next event, where
         # the closed hook removes itself.
         self._active = False
-        replaced = self._installed_in == threading.get_ident() and _warn_if_replaced(self._hook)
+        # A C profile function that raises stays set, so typetrace never removes the
+        # hook from the thread that installed it before close().
+        replaced = self._installed_in == threading.get_ident() and _warn_if_changed(
+            self._hook, removed_by_tracer=False, signal_may_remove=False
+        )
         self._hook.close()
         self.recorder.on_resume = None
         # The program's own profile function, if it set one, stays.
@@ -358,17 +390,30 @@ def make_profile_backend(recorder: Recorder) -> ProfileBackend:
     return EvalHookBackend(recorder, _profilehook)
 
 
-def _warn_if_replaced(profile_function: object) -> bool:
-    """Log a warning and return true when the current thread's profile function is
-    another one than *profile_function*: the program set its own, and the calls of
-    this thread after that were not recorded.
+def _warn_if_changed(profile_function: object, *, removed_by_tracer: bool, signal_may_remove: bool) -> bool:
+    """Log a warning when the current thread's profile function is no longer
+    *profile_function*, because the program set its own or removed it, so the calls of
+    this thread after that were not recorded. Return true when another profile
+    function is set.
 
-    A thread without a profile function gets no warning, because typetrace removes
-    its own in some cases too, such as an exception from the pure-Python profile
-    function while a process ends.
+    *removed_by_tracer* is true when CPython removed *profile_function* from this
+    thread because an exception left it. That removal was logged when it happened,
+    so it gets no warning here. *signal_may_remove* is true when a signal handler's
+    exception can also remove *profile_function* unnoticed, and the warning then
+    names that cause too.
     """
     current = sys.getprofile()
-    if current is not None and current != profile_function:
+    if current is None:
+        if not removed_by_tracer:
+            logger.warning(
+                "typetrace's profile function was removed from thread %r before tracing stopped, "
+                "so the calls of this thread after that were not recorded. The traced program "
+                "removed it with sys.setprofile(None) or by stopping a profiler that had replaced it%s",
+                threading.current_thread().name,
+                _SIGNAL_CAUSE if signal_may_remove else "",
+            )
+        return False
+    if current != profile_function:
         logger.warning(
             "The traced program replaced typetrace's profile function with %r, so its later calls "
             "in this thread were not recorded; on Python 3.9 to 3.11 typetrace and another "

@@ -320,13 +320,20 @@ def _measure_orphan_refcount() -> int:
 
 _ORPHAN_REFCOUNT = _measure_orphan_refcount()
 
-def _name_of_main(module: str, spec_name: Optional[str], filename: Optional[str]) -> str:
+def _name_of_main(
+    module: str, spec_name: Optional[str], filename: Optional[str], main_scripts: Mapping[str, str]
+) -> str:
     """Return the name of the module a main script runs as: the module of ``-m``, or
-    the name of its file on the import path, or *module* when neither is known."""
+    the name that *main_scripts* gives its file, or the name of its file on the
+    import path, or *module* when none of these is known."""
     if spec_name is not None and spec_name not in MAIN_NAMES:
         return spec_name[: -len(".__main__")] if spec_name.endswith(".__main__") else spec_name
-    if filename is not None and filename.endswith(".py"):
-        return module_name_for_path(filename)
+    if filename is not None:
+        name = main_scripts.get(filename)
+        if name is not None:
+            return name
+        if filename.endswith(".py"):
+            return module_name_for_path(filename)
     return module
 
 
@@ -340,6 +347,8 @@ class Recorder:
         sampling: Sampling,
         stats: TraceStats,
         main_module: Optional[str] = None,
+        *,
+        main_scripts: Optional[Mapping[str, str]] = None,
     ) -> None:
         self.sink = sink
         self.code_filter = code_filter
@@ -348,6 +357,10 @@ class Recorder:
         #: The module name recorded for all code and classes of main scripts; when it
         #: is None, each main script's name is read from its globals.
         self.main_module = main_module
+        #: Module names to record for main scripts, keyed by ``__file__``. They override
+        #: the name from the file's place on the import path, because ``typetrace run
+        #: SCRIPT`` names SCRIPT before it adds the script's folder to that path.
+        self.main_scripts: Mapping[str, str] = dict(main_scripts or {})
         self.inferrer = TypeInferrer(main_module, test_stand_ins=True, resolve_main=self._main_module_name)
         #: The inferrer for functions of test modules, which record test classes as
         #: they are (see typetrace._testonly).
@@ -435,7 +448,7 @@ class Recorder:
         )
         name = self._main_names.get(key)
         if name is None:
-            name = _name_of_main(*key)
+            name = _name_of_main(*key, self.main_scripts)
             self._main_names[key] = name
         return name
 

@@ -7,7 +7,7 @@ import runpy
 import sys
 import traceback
 from types import TracebackType
-from typing import Callable, NoReturn, Optional, Sequence
+from typing import Callable, Mapping, NoReturn, Optional, Sequence
 
 from typetrace.config import Config
 from typetrace.exceptions import TypeTraceError
@@ -22,7 +22,9 @@ def run_script(script: str, args: Sequence[str], config: Config) -> int:
     written and its traceback is printed, so that the interpreter ends by SIGINT.
 
     Its functions are recorded under the module name the file has on the import path,
-    or its file stem, so that ``typetrace stub SCRIPT`` finds them.
+    or its file stem, so that ``typetrace stub SCRIPT`` finds them. A script that it
+    runs as a new ``__main__``, as with ``runpy.run_path(path, run_name="__main__")``,
+    is recorded under that script's own module name.
     """
     from typetrace._source import module_name_for_path
 
@@ -33,12 +35,17 @@ def run_script(script: str, args: Sequence[str], config: Config) -> int:
             file=sys.stderr,
         )
         return 2
-    main_module = module_name_for_path(script)
+    # Named before the script's folder goes on the import path, as typetrace stub
+    # names the file.
+    module = module_name_for_path(script)
     sys.argv = [script, *args]
     sys.path.insert(0, os.path.dirname(os.path.realpath(script)))
     # An absolute path, so that __file__ and tracebacks read as under python 3.9+.
     absolute = os.path.abspath(script)
-    return _run(lambda: runpy.run_path(absolute, run_name="__main__"), config, main_module)
+    # The __file__ of the script, or of the __main__.py that runpy runs from a zip
+    # archive. Other main scripts are named from their own globals.
+    main_scripts = {absolute: module, os.path.join(absolute, "__main__.py"): module}
+    return _run(lambda: runpy.run_path(absolute, run_name="__main__"), config, main_scripts)
 
 
 def run_module(module: str, args: Sequence[str], config: Config) -> int:
@@ -62,13 +69,16 @@ def run_module(module: str, args: Sequence[str], config: Config) -> int:
             "import path (run from the project root or set PYTHONPATH)"
         )
     sys.argv = [spec.origin or module, *args]
-    # No fixed main_module: the recorder names each main script from its __spec__
-    # or __file__, which runpy sets to *module* here.
-    return _run(lambda: runpy.run_module(module, run_name="__main__", alter_sys=True), config, None)
+    # The recorder names each main script from its __spec__ or __file__, which runpy
+    # sets to *module* here.
+    return _run(lambda: runpy.run_module(module, run_name="__main__", alter_sys=True), config, {})
 
 
-def _run(target: Callable[[], object], config: Config, main_module: Optional[str]) -> int:
-    from typetrace.tracing import active_session, trace
+def _run(target: Callable[[], object], config: Config, main_scripts: Mapping[str, str]) -> int:
+    """Run *target* under a new trace session. *main_scripts* maps the ``__file__`` of
+    a main script to the module name to record for it, and every other main script
+    is named from its own globals."""
+    from typetrace.tracing import _start_session, active_session
 
     # A session started at start-up, because this process is a child of a traced
     # program, gives way to the one this command asks for.
@@ -77,17 +87,19 @@ def _run(target: Callable[[], object], config: Config, main_module: Optional[str
         started_at_startup.stop()
     exit_code = 0
     interrupt: Optional[KeyboardInterrupt] = None
-    with trace(config, main_module=main_module, follow_children=True):
-        try:
-            target()
-        except SystemExit as exit_:
-            exit_code = _exit_code(exit_)
-        except KeyboardInterrupt as error:
-            _print_program_traceback(error)
-            interrupt = error
-        except BaseException as error:  # the program's own error: report it as python would
-            _print_program_traceback(error)
-            exit_code = 1
+    session = _start_session(config, None, None, True, main_scripts=main_scripts)
+    try:
+        target()
+    except SystemExit as exit_:
+        exit_code = _exit_code(exit_)
+    except KeyboardInterrupt as error:
+        _print_program_traceback(error)
+        interrupt = error
+    except BaseException as error:  # the program's own error: report it as python would
+        _print_program_traceback(error)
+        exit_code = 1
+    finally:
+        session.stop()
     sys.stdout.flush()
     if interrupt is not None:
         _raise_printed_interrupt(interrupt)

@@ -160,6 +160,7 @@ class TraceSession:
         sink: Optional[TraceSink],
         main_module: Optional[str],
         follow_children: bool,
+        main_scripts: Optional[Mapping[str, str]] = None,
     ) -> None:
         from typetrace._recorder import Recorder
         from typetrace.config import get_default_config, prepare_default_code_filter
@@ -188,7 +189,9 @@ class TraceSession:
             # Done before the program's next line runs, so that no import of ours
             # goes through an import hook the program installs later.
             prepare_default_code_filter()
-            self._recorder = Recorder(sink, config.code_filter(), sampling, self.stats, main_module)
+            self._recorder = Recorder(
+                sink, config.code_filter(), sampling, self.stats, main_module, main_scripts=main_scripts
+            )
             if sampling.pause_after is not None and not sampling.all_calls:
                 from typetrace._writer import join_thread_for_fork
 
@@ -322,7 +325,10 @@ def _start_session(
     sink: Optional[TraceSink],
     main_module: Optional[str],
     follow_children: bool,
+    main_scripts: Optional[Mapping[str, str]] = None,
 ) -> TraceSession:
+    """Start a session as :func:`start` does. *main_scripts* maps the ``__file__`` of
+    a main script to the module name to record for it, where *main_module* is None."""
     global _active_session, _stop_registered_at_exit
     with _session_lock:
         if _active_session is not None:
@@ -330,7 +336,7 @@ def _start_session(
         # Reserves the slot while the session starts, outside the lock.
         _active_session = _STARTING
     try:
-        session = TraceSession(config, sink, main_module, follow_children)
+        session = TraceSession(config, sink, main_module, follow_children, main_scripts)
     except BaseException:
         with _session_lock:
             _active_session = None
