@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from typing import Optional
 
 import pytest
 
+from conftest import mysql_admin_connection
 from raw_sql import run_sql
 from typetrace.db import _writes, store_from_url
 from typetrace.exceptions import StoreError
@@ -142,3 +145,86 @@ def test_trace_committed_after_snapshot_found(mysql_url: str) -> None:
 
     assert resolved == {entries[0][0].signature: id_of(mysql_url, "f")}
     assert counts(mysql_url) == {"f": 2}
+
+
+def wait_for_lock_wait(thread_id: int, timeout: float = 30.0) -> None:
+    """Return once the MySQL session *thread_id* waits for a row lock."""
+    admin = mysql_admin_connection()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with admin.cursor() as cursor:
+                cursor.execute(
+                    "SELECT COUNT(*) FROM information_schema.INNODB_TRX "
+                    "WHERE trx_mysql_thread_id = %s AND trx_state = 'LOCK WAIT'",
+                    (thread_id,),
+                )
+                if cursor.fetchone()[0]:
+                    return
+            time.sleep(0.01)
+    finally:
+        admin.close()
+    raise AssertionError(
+        f"Timed out after {timeout} s waiting for session {thread_id} to wait for a lock"
+    )
+
+
+def test_new_trace_kept_after_duplicate_with_higher_id(mysql_url: str) -> None:
+    """A batch whose new trace follows a trace that another writer stored meanwhile keeps both.
+
+    The batch inserts three traces in one statement, which reserves three ids and
+    then waits for a lock on the first trace. Another writer then stores the second
+    trace and one more trace under the next two ids, and the lock is released. An
+    insert that assigns the AUTO_INCREMENT column on a duplicate gives the third
+    trace the id after the second one's, which the other writer's trace has, so
+    MariaDB 10.11.19 updates that row and does not insert the third trace.
+    """
+    traces = sorted(
+        (CallTrace("pkg.mod", f"h{number}", {"x": INT}, INT) for number in range(4)),
+        key=lambda trace: _writes.merge_traces([trace])[0][0].signature,
+    )
+    # The batch sorts its traces by signature, so it inserts them in this order.
+    locked, shared, new, other = traces
+    store = store_from_url(mysql_url)
+    writer = store_from_url(mysql_url)
+    blocker = store.open_connection()  # type: ignore[attr-defined]
+    errors: list[BaseException] = []
+
+    def add_batch() -> None:
+        try:
+            store.add([locked, shared, new])
+        except BaseException as error:
+            errors.append(error)
+
+    adder: Optional[threading.Thread] = None
+    try:
+        # A transaction that inserts the first trace and is then rolled back. It
+        # writes no counts row, so the other writer's update of counts rows does
+        # not wait for it.
+        with blocker.cursor() as cursor:
+            encoded = _writes.merge_traces([locked])[0][0]
+            cursor.execute(
+                store.statements.insert_trace,  # type: ignore[attr-defined]
+                _writes._trace_params(encoded),
+            )
+        adder = threading.Thread(target=add_batch)
+        adder.start()
+        wait_for_lock_wait(store._connection.thread_id())  # type: ignore[attr-defined]
+        writer.add([shared, other])
+        blocker.rollback()
+        adder.join(timeout=60)
+        assert not adder.is_alive()
+    finally:
+        blocker.close()
+        if adder is not None:
+            adder.join(timeout=60)
+        writer.close()
+        store.close()
+
+    assert errors == []
+    assert counts(mysql_url) == {
+        locked.qualname: 1,
+        shared.qualname: 2,
+        new.qualname: 1,
+        other.qualname: 1,
+    }

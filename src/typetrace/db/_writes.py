@@ -196,7 +196,9 @@ class Statements:
     Args:
         placeholder: The driver's parameter marker, ``?`` or ``%s``.
         ignore_conflict: Clause after ``INSERT ... VALUES (...)`` that skips a row
-            whose id or signature is already stored.
+            whose id or signature is already stored. Each ``{column}`` in it is
+            replaced by the column of the unique key that the insert can conflict
+            on: ``signature`` for traces and ``id`` for counts rows.
         min_function: Name of the two-argument minimum function, ``min`` or ``LEAST``.
         max_function: Name of the two-argument maximum function, ``max`` or ``GREATEST``.
         counts_inserted_rows: Whether ``rowcount`` after an ``executemany`` of
@@ -226,7 +228,8 @@ class Statements:
         markers = ", ".join([self.placeholder] * 7)
         return (
             f"INSERT INTO {TRACES_TABLE} (signature, module, qualname, arg_types, "
-            f"return_type, yield_type, format_version) VALUES ({markers}) {self.ignore_conflict}"
+            f"return_type, yield_type, format_version) VALUES ({markers}) "
+            + self.ignore_conflict.format(column="signature")
         )
 
     @property
@@ -238,7 +241,7 @@ class Statements:
         p = self.placeholder
         return (
             f"INSERT INTO {COUNTS_TABLE} (id, check_key, call_count, first_seen, last_seen) "
-            f"VALUES ({p}, {p}, 0, {p}, {p}) {self.ignore_conflict}"
+            f"VALUES ({p}, {p}, 0, {p}, {p}) " + self.ignore_conflict.format(column="id")
         )
 
     @property
@@ -344,9 +347,9 @@ def _resolve_ids(
     all_new = statements.counts_inserted_rows and cursor.rowcount == len(entries)
     ids = _select_ids(cursor, statements, [entry[0].signature for entry in entries])
     if len(ids) != len(entries):
-        # NOTE: a plain read on MariaDB 10.11 in READ COMMITTED once missed a row that
-        # a concurrent writer committed, with the cause unknown. A locking read
-        # returns the latest committed rows, so it finds such a row.
+        # A plain read in REPEATABLE READ uses a snapshot that can predate a trace
+        # that another writer committed. A locking read returns the latest
+        # committed rows, so it finds such a trace.
         unseen = [entry[0].signature for entry in entries if entry[0].signature not in ids]
         ids.update(_select_ids(cursor, statements, unseen, locking=True))
     if len(ids) != len(entries):

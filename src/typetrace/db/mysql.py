@@ -89,9 +89,13 @@ class MySQLStore(_server.ServerStore):
         f"INSERT INTO {_META} (name, value) VALUES ('schema_version', %s) "
         "ON DUPLICATE KEY UPDATE name = name"
     )
+    # The clause must not assign the AUTO_INCREMENT column id. On MariaDB 10.11.19
+    # that moves a multi-row insert past its reserved ids when a duplicate has a
+    # higher id, and the next new trace then gets an id that another writer's trace
+    # may hold. The insert updates that row instead, and the new trace is missing.
     statements = _writes.Statements(
         placeholder="%s",
-        ignore_conflict="ON DUPLICATE KEY UPDATE id = id",
+        ignore_conflict="ON DUPLICATE KEY UPDATE {column} = {column}",
         min_function="LEAST",
         max_function="GREATEST",
         counts_inserted_rows=False,
