@@ -484,3 +484,133 @@ def test_forked_child_calls_written(tmp_path: Path, tracing_backend: str) -> Non
     finally:
         store.close()
     assert sum(found.call_count for found in traces) == 300 + 500 + 200
+
+
+# The session stopped while the C callbacks run
+
+SINK_STOPS_SESSION = """
+    import typetrace
+    from typetrace.config import DefaultConfig, Sampling
+    from typetrace.tracing import active_session
+
+
+    class AllCalls(DefaultConfig):
+        def sampling(self):
+            return Sampling(all_calls=True)
+
+
+    class StoppingSink:
+        def __init__(self):
+            self.records = 0
+
+        def record(self, trace):
+            self.records += 1
+            if self.records == 5:
+                active_session().stop()
+
+
+    def work(value):
+        return value + 1
+
+
+    sink = StoppingSink()
+    with typetrace.trace(AllCalls(), sink=sink):
+        for number in range(20):
+            work(number)
+    print("records", sink.records)
+"""
+
+THREADS_AT_EXIT = """
+    import threading
+    import time
+
+    instances = [type(f"Class{number}", (), {})() for number in range(200)]
+
+
+    def work(value):
+        return value
+
+
+    def loop():
+        while True:
+            for instance in instances:
+                work(instance)
+
+
+    for _ in range(3):
+        threading.Thread(target=loop, daemon=True).start()
+    time.sleep(0.3)
+    print("main done")
+"""
+
+
+def run_program(tmp_path: Path, source: str, tracing_backend: str, *args: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "program.py").write_text(textwrap.dedent(source))
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TYPETRACE")}
+    env.pop("PYTHONPATH", None)
+    if tracing_backend in PURE_PYTHON_BACKENDS:
+        env[PURE_PYTHON_VARIABLE] = "1"
+    return subprocess.run(
+        [sys.executable, *args, "program.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.usefixtures("tracing_backend")
+def test_sink_stopping_session_ends_cleanly(tmp_path: Path, tracing_backend: str) -> None:
+    """A sink that stops the session from the C callbacks' hand-over, which ends the
+    callbacks' registration while they run."""
+    result = run_program(tmp_path, SINK_STOPS_SESSION, tracing_backend)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "records 5\n"
+
+
+@pytest.mark.usefixtures("tracing_backend")
+def test_stop_with_threads_in_callbacks(tmp_path: Path, tracing_backend: str) -> None:
+    """typetrace run stops the session at exit while daemon threads are inside the
+    callbacks."""
+    db = tmp_path / "traces.sqlite3"
+
+    result = run_program(
+        tmp_path, THREADS_AT_EXIT, tracing_backend, "-m", "typetrace", "--db", str(db), "run", "--all-calls"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "main done\n"
+    store = SQLiteStore.make_store(str(db))
+    try:
+        calls = sum(thunk.to_trace().call_count for thunk in store.filter("program", "work"))
+    finally:
+        store.close()
+    assert calls > 0
+
+
+class InterruptingSink(ListSink):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+    def record(self, trace: CallTrace) -> None:
+        if len(self.traces) == 4:
+            self.traces.append(trace)
+            raise self.error
+        super().record(trace)
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), SystemExit(3)], ids=["KeyboardInterrupt", "SystemExit"])
+@pytest.mark.usefixtures("tracing_backend")
+def test_sink_base_exception_reaches_program(error: BaseException) -> None:
+    """An exception of the sink that is not an Exception reaches the program, as it
+    does from the Python callbacks."""
+    sink = InterruptingSink(error)
+    reached: list[int] = []
+
+    with trace(SinkOnlyConfig(), sink=sink) as stats:
+        for number in range(10):
+            try:
+                identity(number)
+            except type(error):
+                reached.append(number)
+
+    assert reached == [4]
+    assert stats.errors == {}

@@ -184,10 +184,15 @@ is_current(CallbacksObject *self, PyObject *info, PyObject *generation)
 
 /* Pass the exception that is set to the recorder's note_error(), with *where*.
    Return -1 when note_error() raises, which it does for an exception that a signal
-   handler of the program raised, so that the program gets it. */
+   handler of the program raised, so that the program gets it. Return -1 with the
+   exception still set when it is not an Exception, such as KeyboardInterrupt, which
+   the Python callbacks do not catch either. */
 static int
 note_error(CallbacksObject *self, PyObject *where)
 {
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        return -1;
+    }
     PyObject *error = PyErr_GetRaisedException();
     PyObject *result = PyObject_CallMethodObjArgs(self->recorder, str_note_error, where, error, NULL);
     Py_DECREF(error);
@@ -323,7 +328,7 @@ fast_start(CallbacksObject *self, PyObject *info)
 }
 
 static PyObject *
-callbacks_on_start(CallbacksObject *self, PyObject *const *args, Py_ssize_t nargs)
+start_event(CallbacksObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs == 2) {
         PyObject *info = info_of(self, args[0]);
@@ -477,7 +482,7 @@ cached_trace(CallbacksObject *self, PyObject *info, PyObject *frame, PyObject *v
 }
 
 static PyObject *
-callbacks_on_return(CallbacksObject *self, PyObject *const *args, Py_ssize_t nargs)
+return_event(CallbacksObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3) {
         return PyObject_Vectorcall(self->return_fallback, args, nargs, NULL);
@@ -528,6 +533,28 @@ done:
     Py_DECREF(trace);
     Py_DECREF(frame);
     Py_DECREF(info);
+    return result;
+}
+
+/* The callbacks hold a reference to themselves while they run, because
+   sys.monitoring holds none to a callback it calls, and the sink or a Python
+   callback may stop the session, which drops the last one. */
+
+static PyObject *
+callbacks_on_start(CallbacksObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_INCREF(self);
+    PyObject *result = start_event(self, args, nargs);
+    Py_DECREF(self);
+    return result;
+}
+
+static PyObject *
+callbacks_on_return(CallbacksObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_INCREF(self);
+    PyObject *result = return_event(self, args, nargs);
+    Py_DECREF(self);
     return result;
 }
 
