@@ -11,12 +11,27 @@ import sys
 
 from setuptools import Extension, setup
 
+# The fast path of calls with cached types, which both extensions include.
+FASTCALLS_HEADER = "src/typetrace/_fastcalls.h"
+
 ext_modules = []
 if sys.implementation.name == "cpython" and (3, 9) <= sys.version_info < (3, 12):
     ext_modules.append(
-        Extension("typetrace._profilehook", sources=["src/typetrace/_profilehook.c"], optional=True)
+        Extension(
+            "typetrace._profilehook",
+            sources=["src/typetrace/_profilehook.c"],
+            depends=[FASTCALLS_HEADER],
+            optional=True,
+        )
     )
 elif sys.implementation.name == "cpython" and sys.version_info >= (3, 12):
-    ext_modules.append(Extension("typetrace._fastcalls", sources=["src/typetrace/_fastcalls.c"], optional=True))
+    ext_modules.append(
+        Extension(
+            "typetrace._fastcalls",
+            sources=["src/typetrace/_fastcalls.c"],
+            depends=[FASTCALLS_HEADER],
+            optional=True,
+        )
+    )
 
 setup(ext_modules=ext_modules)

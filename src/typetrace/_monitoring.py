@@ -10,9 +10,10 @@ one more event at each location it had disabled.
 
 When every call of some functions is recorded (``--all-calls`` or
 ``Sampling.always_record``), the PY_START and PY_RETURN callbacks are those of
-``typetrace._fastcalls``, a C extension built on CPython, if it imports and
-``TYPETRACE_PURE_PYTHON=1`` is not set. They record the calls whose types the
-recorder has cached, and pass every other event to the Python callbacks here.
+``typetrace._fastcalls``, a C extension built on CPython, if it imports and neither
+``TYPETRACE_PURE_PYTHON=1`` nor ``TYPETRACE_NO_FAST_CALLS=1`` is set. They record the
+calls whose types the recorder has cached, and pass every other event to the Python
+callbacks here.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any, Callable
 
 from typetrace._recorder import _FIRST_SWEEP, COROUTINE, Call, CodeInfo, Recorder
 from typetrace._writer import INBOX_LIMIT
-from typetrace.tracing import PURE_PYTHON_VARIABLE, _SessionSink, TracerError
+from typetrace.tracing import NO_FAST_CALLS_VARIABLE, PURE_PYTHON_VARIABLE, _SessionSink, TracerError
 
 __all__ = ["MonitoringBackend"]
 
@@ -93,6 +94,9 @@ class MonitoringBackend:
             return None
         if os.environ.get(PURE_PYTHON_VARIABLE) == "1":
             logger.debug("%s=1 is set, so tracing uses Python callbacks only", PURE_PYTHON_VARIABLE)
+            return None
+        if os.environ.get(NO_FAST_CALLS_VARIABLE) == "1":
+            logger.debug("%s=1 is set, so tracing uses Python callbacks only", NO_FAST_CALLS_VARIABLE)
             return None
         try:
             from typetrace import _fastcalls

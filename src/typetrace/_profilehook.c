@@ -7,11 +7,12 @@
  * without an open recorded call, at which the handler has nothing to do. It also
  * drops the call events of code that the Python side marked as skipped: code that
  * is not traced, and functions that sampling paused, except when the frame is one of
- * their recorded calls that are still open. Every other call and return event goes
- * to the Python handler, where all of the tracing logic is. The handler returns
- * SKIP_UNTRACED or SKIP_PAUSED to mark the code of the frame, or 0 to leave it as
- * it is. While the recorder has suspect frames, every call and return event goes to
- * the handler.
+ * their recorded calls that are still open. After enable_fast_calls(), it starts and
+ * returns some calls of plain functions itself, as _fastcalls.h describes. Every
+ * other call and return event goes to the Python handler, where all of the tracing
+ * logic is. The handler returns SKIP_UNTRACED or SKIP_PAUSED to mark the code of the
+ * frame, or 0 to leave it as it is. While the recorder has suspect frames, every
+ * call and return event goes to the handler, and none takes the fast path.
  *
  * A C profile function gets the return event of a frame that an exception leaves
  * with a NULL argument, where a Python profile function gets None, as for a return
@@ -37,6 +38,8 @@
 #if PY_VERSION_HEX < 0x03090000 || PY_VERSION_HEX >= 0x030C0000
 #error "typetrace._profilehook is for CPython 3.9 to 3.11"
 #endif
+
+#include "_fastcalls.h"
 
 /* Statuses the handler returns, also stored in the low bits of a co_extra mark. */
 #define SKIP_UNTRACED 1
@@ -72,6 +75,8 @@ typedef struct {
     /* passes_on(exception) -> bool, or NULL: whether an Exception that the handler
        raised goes on to the traced program instead of being counted. */
     PyObject *passes_on;
+    /* The fast path of calls with cached types, off until enable_fast_calls(). */
+    FastCalls fast;
     /* The epoch this hook started in. Older SKIP_UNTRACED marks are stale. */
     uintptr_t first_epoch;
     /* Events passed to the handler. */
@@ -197,11 +202,24 @@ passes_on(HookObject *hook)
     return passes;
 }
 
+/* Settle the exception that the handler or the fast path raised. Return -1, with
+   the exception still set, when it goes on to the traced program, as it would from
+   a profile function written in Python. That is an exception that is not an
+   Exception, such as the KeyboardInterrupt of a signal that arrived while the
+   handler ran, or one that passes_on accepts, such as the exception of a program's
+   signal handler. Count and clear any other exception, and return 0. */
+static int
+settle_exception(HookObject *hook)
+{
+    if (PyErr_ExceptionMatches(PyExc_Exception) && !passes_on(hook)) {
+        count_error(hook);
+        return 0;
+    }
+    return -1;
+}
+
 /* Pass one event to the handler and store the mark it returns. Returns -1 for an
-   exception that goes on to the traced program: one that is not an Exception, such
-   as the KeyboardInterrupt of a signal that arrived while the handler ran, or one
-   that passes_on accepts, such as the exception of a program's signal handler. It
-   goes on as it would from a profile function written in Python. */
+   exception that goes on to the traced program, as settle_exception decides. */
 static int
 dispatch(HookObject *hook, PyFrameObject *frame, PyObject *event, PyObject *arg)
 {
@@ -214,12 +232,7 @@ dispatch(HookObject *hook, PyFrameObject *frame, PyObject *event, PyObject *arg)
     Py_INCREF(hook);
     PyObject *result = PyObject_Vectorcall(hook->handler, args, 3, NULL);
     if (result == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_Exception) && !passes_on(hook)) {
-            count_error(hook);
-        }
-        else {
-            outcome = -1;
-        }
+        outcome = settle_exception(hook);
     }
     else {
         long status = PyLong_Check(result) ? PyLong_AsLong(result) : 0;
@@ -238,7 +251,69 @@ dispatch(HookObject *hook, PyFrameObject *frame, PyObject *event, PyObject *arg)
     return outcome;
 }
 
-/* Pass one event of an active hook to the handler unless the hook may drop it.
+/* Return a new reference to the locals dict of *frame*, made from its fast locals
+   as reading frame.f_locals in Python makes it, or NULL on an error, which is
+   cleared. */
+static PyObject *
+locals_of(PyFrameObject *frame)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *locals = PyFrame_GetLocals(frame);
+#else
+    PyObject *locals = NULL;
+    if (PyFrame_FastToLocalsWithError(frame) == 0) {
+        locals = frame->f_locals;
+        Py_XINCREF(locals);
+    }
+#endif
+    if (locals == NULL || !PyDict_CheckExact(locals)) {
+        PyErr_Clear();
+        Py_XDECREF(locals);
+        return NULL;
+    }
+    return locals;
+}
+
+static PyObject *
+read_local(PyObject *locals, PyObject *name)
+{
+    /* The keys are the code's variable names, str objects, so the lookup runs no
+       Python code. */
+    PyObject *value = PyDict_GetItemWithError(locals, name);
+    Py_XINCREF(value);
+    return value;
+}
+
+/* Start the call in *frame*, whose call event has the argument *arg*, on the fast
+   path, as the handler's start of a call would. Return 1 when it did, 0 when the
+   handler must get the event, and -1 when an exception goes on to the program. */
+static int
+fast_start(HookObject *hook, PyFrameObject *frame, PyObject *arg)
+{
+    FastCalls *fast = &hook->fast;
+    /* False from the evaluation function is a resume. Only a plain function, which
+       never resumes, starts on the fast path, so the profile function's None is a
+       start there. */
+    if (fast->recorder == NULL || arg == Py_False) {
+        return 0;
+    }
+    PyObject *info = fastcalls_info_of(fast, (PyObject *)borrowed_code(frame));
+    if (info == NULL || !Py_IS_TYPE(info, fast->info_type) || !fastcalls_may_start(fast, info)) {
+        return 0;
+    }
+    Py_INCREF(info);
+    int started = 0;
+    PyObject *locals = locals_of(frame);
+    if (locals != NULL) {
+        started = fastcalls_start(fast, info, (PyObject *)frame, read_local, locals);
+        Py_DECREF(locals);
+    }
+    Py_DECREF(info);
+    return started;
+}
+
+/* Pass one event of an active hook to the handler unless the hook may drop it or
+   handle it on the fast path.
    *exact* is false for events that Python code passed to Hook.__call__, where an
    exception leaving the frame has the argument None. */
 static int
@@ -265,6 +340,14 @@ route_event(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg, int
     if (status == SKIP_UNTRACED) {
         return 0;
     }
+    if (event == return_event && hook->fast.recorder != NULL) {
+        /* A return or a yield with a value. The fast path takes only calls of plain
+           functions, which never yield. */
+        int returned = fastcalls_return(&hook->fast, NULL, (PyObject *)frame, arg);
+        if (returned != 0) {
+            return returned < 0 ? settle_exception(hook) : 0;
+        }
+    }
     /* Return events matter to the handler only for frames with an open recorded
        call. Call events of other frames go to it to start calls, unless sampling
        paused the function. */
@@ -273,6 +356,10 @@ route_event(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg, int
     }
     if (what == PyTrace_RETURN || status == SKIP_PAUSED) {
         return 0;
+    }
+    int started = fast_start(hook, frame, arg);
+    if (started != 0) {
+        return started < 0 ? settle_exception(hook) : 0;
     }
     return dispatch(hook, frame, event, arg);
 }
@@ -668,7 +755,7 @@ hook_traverse(HookObject *hook, visitproc visit, void *arg)
     Py_VISIT(hook->suspects);
     Py_VISIT(hook->errors);
     Py_VISIT(hook->passes_on);
-    return 0;
+    return fastcalls_traverse(&hook->fast, visit, arg);
 }
 
 static int
@@ -681,6 +768,7 @@ hook_clear(HookObject *hook)
     Py_CLEAR(hook->suspects);
     Py_CLEAR(hook->errors);
     Py_CLEAR(hook->passes_on);
+    fastcalls_clear(&hook->fast);
     return 0;
 }
 
@@ -785,6 +873,42 @@ hook_install_other_threads(HookObject *hook, PyObject *skipped)
 }
 
 static PyObject *
+hook_enable_fast_calls(HookObject *hook, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {
+        "recorder", "info_type", "call_type", "all_calls", "first_sweep", "writer", "session", "inbox_limit", NULL};
+    PyObject *recorder, *writer = Py_None, *session = Py_None;
+    PyTypeObject *info_type, *call_type;
+    int all_calls;
+    Py_ssize_t first_sweep, inbox_limit = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O!pn|OOn:enable_fast_calls", keywords, &recorder,
+                                     &PyType_Type, &info_type, &PyType_Type, &call_type, &all_calls, &first_sweep,
+                                     &writer, &session, &inbox_limit)) {
+        return NULL;
+    }
+    if (hook->calls == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Hook.enable_fast_calls() called on a cleared hook");
+        return NULL;
+    }
+    FastCalls fast = {0};
+    if (fastcalls_setup(&fast, recorder, info_type, call_type, all_calls, first_sweep, writer, session,
+                        inbox_limit, "profile call", "profile return") < 0) {
+        return NULL;
+    }
+    if (fast.calls != hook->calls) {
+        PyErr_SetString(PyExc_ValueError, "Hook.enable_fast_calls() takes the recorder whose calls dict the hook has");
+        fastcalls_clear(&fast);
+        return NULL;
+    }
+    fastcalls_clear(&hook->fast);
+    fast.fast_starts = hook->fast.fast_starts;
+    fast.fast_returns = hook->fast.fast_returns;
+    fast.inbox_appends = hook->fast.inbox_appends;
+    hook->fast = fast;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 hook_resume(HookObject *hook, PyObject *Py_UNUSED(ignored))
 {
     current_epoch++;
@@ -816,6 +940,24 @@ hook_get_active(HookObject *hook, void *Py_UNUSED(closure))
     return PyBool_FromLong(hook->active);
 }
 
+static PyObject *
+hook_get_fast_starts(HookObject *hook, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLongLong(hook->fast.fast_starts);
+}
+
+static PyObject *
+hook_get_fast_returns(HookObject *hook, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLongLong(hook->fast.fast_returns);
+}
+
+static PyObject *
+hook_get_inbox_appends(HookObject *hook, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLongLong(hook->fast.inbox_appends);
+}
+
 static PyMethodDef hook_methods[] = {
     {"install", (PyCFunction)hook_install, METH_NOARGS,
      "Make this hook the profile function of the calling thread."},
@@ -833,6 +975,14 @@ static PyMethodDef hook_methods[] = {
      "Restore CPython's default evaluation function if this hook is installed as the "
      "evaluation function; return whether it was."},
 #endif
+    {"enable_fast_calls", (PyCFunction)(void (*)(void))hook_enable_fast_calls, METH_VARARGS | METH_KEYWORDS,
+     "enable_fast_calls(recorder, info_type, call_type, all_calls, first_sweep, writer=None, session=None, "
+     "inbox_limit=0)\n\n"
+     "Start and return on the fast path, without the handler, the calls of plain functions whose types "
+     "the recorder has cached, while every call of the function is recorded: all_calls is true or the "
+     "function's CodeInfo.always is. info_type and call_type are the recorder's CodeInfo and Call "
+     "classes, first_sweep the size of recorder.calls at which the recorder may sweep, and writer, "
+     "session and inbox_limit those of the 3.12 callbacks of typetrace._fastcalls."},
     {"resume", (PyCFunction)hook_resume, METH_NOARGS,
      "Unmark the functions marked SKIP_PAUSED, so that their next events reach the handler."},
     {"close", (PyCFunction)hook_close, METH_NOARGS,
@@ -845,6 +995,9 @@ static PyGetSetDef hook_getset[] = {
      "Exceptions raised by calls of the handler, as {class name: count}.", NULL},
     {"dispatched", (getter)hook_get_dispatched, NULL, "Events passed to the handler.", NULL},
     {"active", (getter)hook_get_active, NULL, "Whether close() has not been called.", NULL},
+    {"fast_starts", (getter)hook_get_fast_starts, NULL, "Calls started on the fast path.", NULL},
+    {"fast_returns", (getter)hook_get_fast_returns, NULL, "Calls that returned on the fast path.", NULL},
+    {"inbox_appends", (getter)hook_get_inbox_appends, NULL, "Traces appended to the writer's inbox.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -898,6 +1051,9 @@ static struct PyModuleDef profilehook_module = {
 PyMODINIT_FUNC
 PyInit__profilehook(void)
 {
+    if (fastcalls_module_init() < 0) {
+        return NULL;
+    }
     if (extra_index < 0) {
         /* The marks are integers, not pointers, so nothing is freed with the code. */
         extra_index = _PyEval_RequestCodeExtraIndex(NULL);

@@ -27,6 +27,17 @@ events and leaves the instruction dispatch alone. It falls back to
 :class:`HookBackend` when another tool set an evaluation function, or with
 ``TYPETRACE_PROFILE_HOOK=1``.
 
+Both C backends also record some calls without the Python handler: the calls of
+plain functions whose argument types and return type the recorder has cached, while
+every call of the function is recorded (``--all-calls``, or a function that
+``always`` names). The hook then does in C what :meth:`Recorder.start` and
+:meth:`Recorder.returned` do in that case, and hands the trace to the sink (see
+``typetrace/_fastcalls.h``, shared with the callbacks of Python 3.12). The
+environment variable ``TYPETRACE_NO_FAST_CALLS=1``, read when tracing starts, turns
+this fast path off, so that every call goes to the handler. The hook's
+``fast_starts``, ``fast_returns`` and ``inbox_appends`` count the events that the
+fast path handled.
+
 The C module is built when a C compiler is available at installation. Without it,
 or with the environment variable ``TYPETRACE_PURE_PYTHON=1``, :class:`ProfileBackend`
 handles every event in Python.
@@ -42,9 +53,10 @@ import threading
 from types import FrameType, ModuleType
 from typing import Any, Optional
 
-from typetrace._recorder import FUNCTION, CodeInfo, Recorder
+from typetrace._recorder import _FIRST_SWEEP, FUNCTION, Call, CodeInfo, Recorder
 from typetrace._signals import raised_by_signal_handler
-from typetrace.tracing import PURE_PYTHON_VARIABLE, TracerError
+from typetrace._writer import INBOX_LIMIT
+from typetrace.tracing import NO_FAST_CALLS_VARIABLE, PURE_PYTHON_VARIABLE, TracerError, _SessionSink
 
 __all__ = ["EvalHookBackend", "HookBackend", "ProfileBackend", "make_profile_backend"]
 
@@ -259,9 +271,32 @@ class HookBackend(ProfileBackend):
         self._hook = profilehook.Hook(
             self._handle, recorder.calls, recorder.suspects, passes_on=raised_by_signal_handler
         )
+        #: The hook while its fast path of calls with cached types is on, with the
+        #: counters ``fast_starts``, ``fast_returns`` and ``inbox_appends``, or None.
+        self.fast_callbacks: Any = None
+
+    def _enable_fast_calls(self) -> None:
+        if os.environ.get(NO_FAST_CALLS_VARIABLE) == "1":
+            logger.debug("%s=1 is set, so the C hook passes every call to its handler", NO_FAST_CALLS_VARIABLE)
+            return
+        recorder = self.recorder
+        sink = recorder.sink
+        writer, session = sink.store_writer() if isinstance(sink, _SessionSink) else (None, None)
+        self._hook.enable_fast_calls(
+            recorder,
+            CodeInfo,
+            Call,
+            recorder.sampling.all_calls,
+            _FIRST_SWEEP,
+            writer,
+            session,
+            INBOX_LIMIT,
+        )
+        self.fast_callbacks = self._hook
 
     def install(self) -> None:
         _check_no_profiler()
+        self._enable_fast_calls()
         self._active = True
         self._installed_in = threading.get_ident()
         hook = self._hook
@@ -343,6 +378,7 @@ class EvalHookBackend(HookBackend):
 
     def install(self) -> None:
         _check_no_profiler()
+        self._enable_fast_calls()
         own = [thread.ident for thread in threading.enumerate() if thread.name.startswith("typetrace-")]
         if not self._hook.install_eval([ident for ident in own if ident is not None]):
             raise TracerError(

@@ -47,6 +47,11 @@ logger = logging.getLogger(__name__)
 #: Environment variable that makes every backend handle all events in Python, without
 #: its C extension, when set to 1.
 PURE_PYTHON_VARIABLE = "TYPETRACE_PURE_PYTHON"
+#: Environment variable that turns off the C fast path of calls with cached types
+#: when set to 1. The C hook of Python 3.9 to 3.11 then passes every call to its
+#: Python handler, and Python 3.12 and later use Python callbacks only. It is read
+#: when tracing starts, and lets tests compare the traces of both paths.
+NO_FAST_CALLS_VARIABLE = "TYPETRACE_NO_FAST_CALLS"
 
 
 @dataclass(frozen=True)
@@ -429,8 +434,8 @@ class _SessionSink:
         self._sink = sink
 
     def record(self, trace: CallTrace) -> None:
-        # typetrace._fastcalls repeats this check, and the first branch of
-        # StoreWriter.record, in C.
+        # The fast path of calls in C (typetrace/_fastcalls.h) repeats this check,
+        # and the first branch of StoreWriter.record.
         if self._session._threads_stopped_by_fork:
             self._session._restart_threads()
         self._sink.record(trace)
