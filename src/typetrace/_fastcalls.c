@@ -24,7 +24,7 @@ typedef struct {
 } CallbacksObject;
 
 static PyObject *
-read_frame_variable(PyObject *frame, PyObject *name)
+read_frame_variable(PyObject *frame, Py_ssize_t Py_UNUSED(index), PyObject *name)
 {
     return PyFrame_GetVar((PyFrameObject *)frame, name);
 }

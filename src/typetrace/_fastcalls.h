@@ -99,9 +99,10 @@ typedef struct {
     unsigned long long inbox_appends;
 } FastCalls;
 
-/* Reads the argument *name* of a call from *source*, a frame or a locals dict, as a
-   new reference. Returns NULL when the argument has no value, or on an error. */
-typedef PyObject *(*ArgumentReader)(PyObject *source, PyObject *name);
+/* Reads the argument of a call for the parameter *name*, which is co_varnames[index]
+   of the code, from *source*, a frame or a locals dict, as a new reference. Returns
+   NULL when the argument has no value, or on an error. */
+typedef PyObject *(*ArgumentReader)(PyObject *source, Py_ssize_t index, PyObject *name);
 
 /* The object in the slot at *offset* of *obj*, borrowed, or NULL when it is unset. */
 #define FASTCALLS_SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
@@ -351,8 +352,9 @@ fastcalls_is_current(FastCalls *fast, PyObject *info, PyObject *generation)
         PyErr_Clear();
         return 0;
     }
-    int same = PyLong_CheckExact(current) && PyLong_CheckExact(generation) &&
-               PyObject_RichCompareBool(current, generation, Py_EQ) == 1;
+    /* CPython caches the ints up to 256, so small generations are one object. */
+    int same = current == generation || (PyLong_CheckExact(current) && PyLong_CheckExact(generation) &&
+                                         PyObject_RichCompareBool(current, generation, Py_EQ) == 1);
     Py_DECREF(current);
     PyErr_Clear();
     return same;
@@ -407,7 +409,7 @@ fastcalls_argument_key(ArgumentReader read, PyObject *source, PyObject *params, 
     *first = NULL;
     Py_ssize_t count = PyTuple_GET_SIZE(params);
     if (count == 1) {
-        PyObject *value = read(source, PyTuple_GET_ITEM(params, 0));
+        PyObject *value = read(source, 0, PyTuple_GET_ITEM(params, 0));
         if (value == NULL) {
             PyErr_Clear();
             return NULL;
@@ -427,7 +429,7 @@ fastcalls_argument_key(ArgumentReader read, PyObject *source, PyObject *params, 
         return NULL;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *value = read(source, PyTuple_GET_ITEM(params, i));
+        PyObject *value = read(source, i, PyTuple_GET_ITEM(params, i));
         if (value == NULL) {
             goto error;
         }
@@ -560,14 +562,22 @@ fastcalls_instance_attribute(PyObject *obj, PyObject *name)
 static int
 fastcalls_append_to_inbox(FastCalls *fast, PyObject *trace)
 {
-    PyObject *writer = fast->writer;
     if (fastcalls_instance_attribute(fast->session, fastcalls_str_stopped_by_fork) != Py_False) {
         return 0;
     }
-    PyObject *pending_ids = fastcalls_instance_attribute(writer, fastcalls_str_pending_ids);
-    PyObject *thread = fastcalls_instance_attribute(writer, fastcalls_str_thread);
-    PyObject *closed = fastcalls_instance_attribute(writer, fastcalls_str_closed);
-    PyObject *inbox = fastcalls_instance_attribute(writer, fastcalls_str_inbox);
+    PyObject *writer_dict = PyObject_GenericGetDict(fast->writer, NULL);
+    if (writer_dict == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    /* Borrowed references: the writer's dict keeps them alive, and no Python code
+       runs before the append. */
+    PyObject *pending_ids = PyDict_GetItemWithError(writer_dict, fastcalls_str_pending_ids);
+    PyObject *thread = PyDict_GetItemWithError(writer_dict, fastcalls_str_thread);
+    PyObject *closed = PyDict_GetItemWithError(writer_dict, fastcalls_str_closed);
+    PyObject *inbox = PyDict_GetItemWithError(writer_dict, fastcalls_str_inbox);
+    Py_DECREF(writer_dict);
+    PyErr_Clear();
     if (pending_ids == NULL || !PyDict_CheckExact(pending_ids) || thread == NULL || thread == Py_None ||
         closed != Py_False || inbox == NULL || !PyList_CheckExact(inbox) ||
         PyList_GET_SIZE(inbox) >= fast->inbox_limit) {
@@ -689,8 +699,9 @@ fastcalls_return(FastCalls *fast, PyObject *expected_info, PyObject *frame, PyOb
     if (PyDict_DelItem(fast->calls, frame) < 0) {
         goto error;
     }
-    if (FASTCALLS_SLOT(info, fast->info_receiver) != Py_None) {
-        if (PyDict_Contains(fast->receiver_ids, frame) == 1 && PyDict_DelItem(fast->receiver_ids, frame) < 0) {
+    if (FASTCALLS_SLOT(info, fast->info_receiver) != Py_None && PyDict_DelItem(fast->receiver_ids, frame) < 0) {
+        /* A call whose receiver argument the Python code did not find has no entry. */
+        if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
             goto error;
         }
         PyErr_Clear();

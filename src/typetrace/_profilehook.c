@@ -35,6 +35,13 @@
 #include <frameobject.h>
 #include <stdint.h>
 
+#if PY_VERSION_HEX >= 0x030B0000
+#define Py_BUILD_CORE 1
+#include <internal/pycore_code.h>
+#include <internal/pycore_frame.h>
+#include <opcode.h>
+#endif
+
 #if PY_VERSION_HEX < 0x03090000 || PY_VERSION_HEX >= 0x030C0000
 #error "typetrace._profilehook is for CPython 3.9 to 3.11"
 #endif
@@ -275,13 +282,47 @@ locals_of(PyFrameObject *frame)
 }
 
 static PyObject *
-read_local(PyObject *locals, PyObject *name)
+read_local(PyObject *locals, Py_ssize_t Py_UNUSED(index), PyObject *name)
 {
     /* The keys are the code's variable names, str objects, so the lookup runs no
        Python code. */
     PyObject *value = PyDict_GetItemWithError(locals, name);
     Py_XINCREF(value);
     return value;
+}
+
+/* Read the argument of parameter *index* from the fast locals of *frame*, a frame
+   whose code has no cell parameters. Parameters take the first fast locals, in the
+   order of co_varnames. */
+static PyObject *
+read_parameter(PyObject *frame, Py_ssize_t index, PyObject *Py_UNUSED(name))
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *value = ((PyFrameObject *)frame)->f_frame->localsplus[index];
+#else
+    PyObject *value = ((PyFrameObject *)frame)->f_localsplus[index];
+#endif
+    Py_XINCREF(value);
+    return value;
+}
+
+/* Return whether one of the first *count* parameters of *code* is a cell variable,
+   which a closure uses. On 3.11 its fast local contains the argument until
+   MAKE_CELL runs and the cell after that. On 3.9 and 3.10 only the cell contains
+   the argument. */
+static int
+has_cell_parameter(PyCodeObject *code, Py_ssize_t count)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (_PyLocals_GetKind(code->co_localspluskinds, (int)i) & CO_FAST_CELL) {
+            return 1;
+        }
+    }
+    return 0;
+#else
+    return code->co_cell2arg != NULL;
+#endif
 }
 
 /* Start the call in *frame*, whose call event has the argument *arg*, on the fast
@@ -303,10 +344,17 @@ fast_start(HookObject *hook, PyFrameObject *frame, PyObject *arg)
     }
     Py_INCREF(info);
     int started = 0;
-    PyObject *locals = locals_of(frame);
-    if (locals != NULL) {
-        started = fastcalls_start(fast, info, (PyObject *)frame, read_local, locals);
-        Py_DECREF(locals);
+    PyObject *params = FASTCALLS_SLOT(info, fast->info_params);
+    if (!has_cell_parameter(borrowed_code(frame), PyTuple_GET_SIZE(params))) {
+        /* The same values as in frame.f_locals, without making that dict. */
+        started = fastcalls_start(fast, info, (PyObject *)frame, read_parameter, (PyObject *)frame);
+    }
+    else {
+        PyObject *locals = locals_of(frame);
+        if (locals != NULL) {
+            started = fastcalls_start(fast, info, (PyObject *)frame, read_local, locals);
+            Py_DECREF(locals);
+        }
     }
     Py_DECREF(info);
     return started;
@@ -410,10 +458,6 @@ hook_profile(PyObject *self, PyFrameObject *frame, int what, PyObject *arg)
  * stack on x86-64 that happened between limits of 20,000 and 30,000, as it does
  * for untraced Python 3.10.
  */
-
-#define Py_BUILD_CORE 1
-#include <internal/pycore_frame.h>
-#include <opcode.h>
 
 /* Call events that 3.11 reports when a frame starts to run in _PyEval_EvalFrameDefault. */
 #define ENTRY_NONE 0
