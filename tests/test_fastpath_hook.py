@@ -217,6 +217,25 @@ def test_always_recorded_takes_fast_path(monkeypatch: pytest.MonkeyPatch) -> Non
     assert len(sink.of("negate")) < 200
 
 
+@pytest.mark.usefixtures("c_backend")
+def test_many_open_calls_leave_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From 1000 open calls on, when the recorder may sweep, calls start in Python."""
+    depth = 1500
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + 500)
+    try:
+        fast, slow = both_runs(monkeypatch, lambda: programs.countdown(depth))
+    finally:
+        sys.setrecursionlimit(limit)
+
+    assert fast.counters is not None
+    assert fast.traces == slow.traces
+    assert len(fast.traces) == depth + 1
+    # The first call caches the argument types. Fewer than 1000 later calls started
+    # with fewer than 1000 open calls.
+    assert 900 < fast.counters[0] < 1000
+
+
 # Errors inside the fast path's hand-over
 
 

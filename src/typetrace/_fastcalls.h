@@ -331,7 +331,8 @@ fastcalls_info_of(FastCalls *fast, PyObject *code)
     }
     PyObject *entry = PyDict_GetItemWithError(fast->codes, code_id);
     Py_DECREF(code_id);
-    if (entry == NULL || !PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2) {
+    if (entry == NULL || !PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2 ||
+        PyTuple_GET_ITEM(entry, 0) != code) {
         PyErr_Clear();
         return NULL;
     }
@@ -671,16 +672,14 @@ fastcalls_cached_trace(FastCalls *fast, PyObject *info, PyObject *call, PyObject
     return trace;
 }
 
-/* Record on the fast path the call open in *frame*, which returned *value*. When
-   *expected_info* is not NULL, the call must be one of that CodeInfo. Return 1 when
-   it did, 0 when the caller must pass the event to the Python code, and -1 when an
-   exception goes on to the program. */
+/* Record on the fast path *call*, the value of *frame* in the recorder's calls
+   dict, which returned *value*. When *expected_info* is not NULL, the call must be
+   one of that CodeInfo. Return 1 when it did, 0 when the caller must pass the event
+   to the Python code, and -1 when an exception goes on to the program. */
 static int
-fastcalls_return(FastCalls *fast, PyObject *expected_info, PyObject *frame, PyObject *value)
+fastcalls_return_call(FastCalls *fast, PyObject *call, PyObject *expected_info, PyObject *frame, PyObject *value)
 {
-    PyObject *call = PyDict_GetItemWithError(fast->calls, frame);
-    if (call == NULL || !Py_IS_TYPE(call, fast->call_type)) {
-        PyErr_Clear();
+    if (!Py_IS_TYPE(call, fast->call_type)) {
         return 0;
     }
     PyObject *info = FASTCALLS_SLOT(call, fast->call_info);
@@ -723,6 +722,19 @@ done:
     Py_DECREF(info);
     Py_DECREF(call);
     return status;
+}
+
+/* Record on the fast path the call open in *frame*, as fastcalls_return_call()
+   does. */
+static int
+fastcalls_return(FastCalls *fast, PyObject *expected_info, PyObject *frame, PyObject *value)
+{
+    PyObject *call = PyDict_GetItemWithError(fast->calls, frame);
+    if (call == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return fastcalls_return_call(fast, call, expected_info, frame, value);
 }
 
 #endif
