@@ -236,6 +236,24 @@ def test_many_open_calls_leave_fast_path(monkeypatch: pytest.MonkeyPatch) -> Non
     assert 900 < fast.counters[0] < 1000
 
 
+@pytest.mark.usefixtures("c_backend")
+def test_sampling_leaves_fast_path_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without all_calls or always_record, no call is recorded whole, so the fast path
+    is not set up."""
+    from typetrace.config import Sampling
+
+    set_fast_path(monkeypatch, True)
+    sink = ListSink()
+
+    with trace(SinkOnlyConfig(Sampling()), sink=sink):
+        for number in range(50):
+            programs.maybe(number)
+        fast_path = fast_path_of(active_session())
+
+    assert fast_path is None
+    assert len(sink.of("maybe")) >= 10
+
+
 # Errors inside the fast path's hand-over
 
 

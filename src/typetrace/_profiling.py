@@ -30,10 +30,11 @@ events and leaves the instruction dispatch alone. It falls back to
 Both C backends also record some calls without the Python handler: the calls of
 plain functions whose argument types and return type the recorder has cached, while
 every call of the function is recorded (``--all-calls``, or a function that
-``always`` names). The hook then does in C what :meth:`Recorder.start` and
-:meth:`Recorder.returned` do in that case, and hands the trace to the sink (see
-``typetrace/_fastcalls.h``, shared with the callbacks of Python 3.12). The
-environment variable ``TYPETRACE_NO_FAST_CALLS=1``, read when tracing starts, turns
+``Sampling.always_record`` names). The hook then does in C what
+:meth:`Recorder.start` and :meth:`Recorder.returned` do in that case, and hands the
+trace to the sink (see ``typetrace/_fastcalls.h``, shared with the callbacks of
+Python 3.12). Without ``all_calls`` or ``always_record`` this fast path is not set
+up. The environment variable ``TYPETRACE_NO_FAST_CALLS=1``, read when tracing starts, turns
 this fast path off, so that every call goes to the handler. The hook's
 ``fast_starts``, ``fast_returns`` and ``inbox_appends`` count the events that the
 fast path handled.
@@ -276,17 +277,21 @@ class HookBackend(ProfileBackend):
         self.fast_callbacks: Any = None
 
     def _enable_fast_calls(self) -> None:
+        recorder = self.recorder
+        sampling = recorder.sampling
+        if not (sampling.all_calls or sampling.always_record):
+            # The fast path handles only functions whose calls are all recorded.
+            return
         if os.environ.get(NO_FAST_CALLS_VARIABLE) == "1":
             logger.debug("%s=1 is set, so the C hook passes every call to its handler", NO_FAST_CALLS_VARIABLE)
             return
-        recorder = self.recorder
         sink = recorder.sink
         writer, session = sink.store_writer() if isinstance(sink, _SessionSink) else (None, None)
         self._hook.enable_fast_calls(
             recorder,
             CodeInfo,
             Call,
-            recorder.sampling.all_calls,
+            sampling.all_calls,
             _FIRST_SWEEP,
             writer,
             session,
