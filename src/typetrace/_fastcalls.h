@@ -5,7 +5,7 @@
  *
  * A call starts on the fast path when every call of its function is recorded, and
  * the function's argument cache contains a shared Call object for the classes of its
- * arguments. It returns on the fast path when that shared Call holds a trace for the
+ * arguments. It returns on the fast path when that shared Call keeps a trace for the
  * class of the returned value, and the value is not the receiver. The fast path then
  * does what Recorder.start() and Recorder.returned() would do in that case: it
  * updates the recorder's dicts and the CodeInfo's counters, and hands the trace to
