@@ -270,16 +270,23 @@ PROGRAM = """
 """
 
 
+def program_environment(pure_python: bool) -> dict[str, str]:
+    """Return this process's environment without typetrace's variables, for a
+    program that traces with the Python callbacks only when *pure_python*."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TYPETRACE")}
+    env.pop("PYTHONPATH", None)
+    if pure_python:
+        env[PURE_PYTHON_VARIABLE] = "1"
+    return env
+
+
 def traced_calls(tmp_path: Path, pure_python: bool) -> collections.Counter[tuple[str, ...]]:
     """Run PROGRAM under ``typetrace run --all-calls`` and return the call counts of
     its traces, by function and types."""
     work = tmp_path / ("pure" if pure_python else "c")
     work.mkdir()
     (work / "program.py").write_text(textwrap.dedent(PROGRAM))
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TYPETRACE")}
-    env.pop("PYTHONPATH", None)
-    if pure_python:
-        env[PURE_PYTHON_VARIABLE] = "1"
+    env = program_environment(pure_python)
     db = work / "traces.sqlite3"
 
     result = subprocess.run(
@@ -463,10 +470,7 @@ def test_forked_child_calls_written(tmp_path: Path, tracing_backend: str) -> Non
     """A forked child's first recorded call restarts the session's threads, also when
     the C callbacks hand over its traces."""
     (tmp_path / "forking.py").write_text(textwrap.dedent(FORKING_PROGRAM))
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TYPETRACE")}
-    env.pop("PYTHONPATH", None)
-    if tracing_backend in PURE_PYTHON_BACKENDS:
-        env[PURE_PYTHON_VARIABLE] = "1"
+    env = program_environment(tracing_backend in PURE_PYTHON_BACKENDS)
     db = tmp_path / "traces.sqlite3"
     result = subprocess.run(
         [sys.executable, "-m", "typetrace", "--db", str(db), "run", "--all-calls", "forking.py"],
@@ -546,10 +550,7 @@ THREADS_AT_EXIT = """
 
 def run_program(tmp_path: Path, source: str, tracing_backend: str, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "program.py").write_text(textwrap.dedent(source))
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TYPETRACE")}
-    env.pop("PYTHONPATH", None)
-    if tracing_backend in PURE_PYTHON_BACKENDS:
-        env[PURE_PYTHON_VARIABLE] = "1"
+    env = program_environment(tracing_backend in PURE_PYTHON_BACKENDS)
     return subprocess.run(
         [sys.executable, *args, "program.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
