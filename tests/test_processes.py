@@ -70,26 +70,30 @@ def run_until_signal(
     command: list[str], cwd: Path, env: dict[str, str], signum: int
 ) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run *command*, send it *signum* once it prints its first line, and return the
-    result and the seconds from the signal to the end of the process."""
-    process = subprocess.Popen(
+    result and the seconds from the signal to the end of the process.
+
+    The process starts with the default action for *signum*, also where the test
+    run itself ignores it (a shell's background job ignores SIGINT)."""
+    with subprocess.Popen(
         command,
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
+        preexec_fn=lambda: signal.signal(signum, signal.SIG_DFL),
+    ) as process:
         assert process.stdout is not None
-        first_line = process.stdout.readline()
-        signalled = time.monotonic()
-        process.send_signal(signum)
-        rest, stderr = process.communicate(timeout=60)
-        elapsed = time.monotonic() - signalled
-    finally:
-        if process.poll() is None:
+        try:
+            first_line = process.stdout.readline()
+            signalled = time.monotonic()
+            process.send_signal(signum)
+            rest, stderr = process.communicate(timeout=60)
+        except BaseException:
             process.kill()
-            process.wait()
+            process.communicate()
+            raise
+        elapsed = time.monotonic() - signalled
     return subprocess.CompletedProcess(command, process.returncode, first_line + rest, stderr), elapsed
 
 
