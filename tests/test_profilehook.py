@@ -306,6 +306,54 @@ def test_signal_removal_not_blamed_on_program(tmp_path: Path, environment: dict[
         assert recorded_values(tmp_path) == {"int", "str"}
 
 
+DEEP_RECURSION = """
+    import sys
+    import threading
+
+
+    def down(depth):
+        if depth == 0:
+            return 0
+        return down(depth - 1) + 1
+
+
+    def identity(value):
+        return value
+
+
+    def work(value):
+        print(down(100_000))
+        identity(value)
+
+
+    sys.setrecursionlimit(200_000)
+    work("main")
+    threading.stack_size(1024 * 1024)
+    thread = threading.Thread(target=work, args=(b"thread",))
+    thread.start()
+    thread.join()
+    identity(2.5)
+"""
+
+
+@only_311
+@pytest.mark.parametrize("environment", CHILD_BACKENDS)
+def test_deep_recursion_runs_as_untraced(tmp_path: Path, environment: dict[str, str]) -> None:
+    """A recursion 100,000 calls deep, which untraced 3.11 runs without C stack,
+    also runs under the evaluation function, in the main thread and in a thread with
+    a 1 MiB stack, and the calls after it are recorded again."""
+    source = textwrap.dedent(DEEP_RECURSION)
+    (tmp_path / "program.py").write_text(source, encoding="utf-8")
+    untraced = subprocess.run([sys.executable, "program.py"], cwd=tmp_path, capture_output=True, text=True)
+
+    result = run_traced_child(tmp_path, source, environment)
+
+    assert untraced.returncode == 0, untraced.stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == untraced.stdout == "100000\n100000\n"
+    assert recorded_values(tmp_path) == {"str", "bytes", "float"}
+
+
 @before_312
 def test_pure_python_variable_selects_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     from typetrace._profiling import HookBackend, ProfileBackend

@@ -40,6 +40,9 @@
 #include <internal/pycore_code.h>
 #include <internal/pycore_frame.h>
 #include <opcode.h>
+#if defined(__linux__)
+#include <pthread.h>
+#endif
 #endif
 
 #if PY_VERSION_HEX < 0x03090000 || PY_VERSION_HEX >= 0x030C0000
@@ -492,11 +495,12 @@ hook_profile(PyObject *self, PyFrameObject *frame, int what, PyObject *arg)
  * Code marked SKIP_UNTRACED, and code marked SKIP_PAUSED except in frames with an
  * open recorded call, runs without a frame object and without a call of the
  * handler. While the evaluation function is set, Python 3.11 does not inline calls
- * of Python functions, so each call nests one C call deeper.
- * NOTE: so a program that raises the recursion limit far above the default can run
- * out of C stack and crash where untraced 3.11 raises RecursionError. With an 8 MiB
- * stack on x86-64 that happened between limits of 20,000 and 30,000, as it does
- * for untraced Python 3.10.
+ * of Python functions, so each call nests one C call deeper. With an 8 MiB stack on
+ * x86-64, a recursion between 20,000 and 30,000 calls deep ran out of C stack,
+ * where untraced 3.11 goes on until the recursion limit. So when less than
+ * STACK_RESERVE bytes of the thread's C stack are left, eval_frame sets the default
+ * evaluation function back until that frame returns: the frames it calls are
+ * inlined again, as untraced, and get no events (see suspend_deep_frame).
  */
 
 /* Call events that 3.11 reports when a frame starts to run in _PyEval_EvalFrameDefault. */
@@ -512,6 +516,16 @@ hook_profile(PyObject *self, PyFrameObject *frame, int what, PyObject *arg)
 
 /* The installed hook, a strong reference, or NULL. */
 static HookObject *eval_hook = NULL;
+
+/* C stack left, in bytes, below which a frame runs with the default evaluation
+   function, or a quarter of a smaller stack. */
+#define STACK_RESERVE (1024 * 1024)
+/* The lowest address that the calling thread's C stack may use before the reserve:
+   0 before the thread's first frame, and 1 where the bounds are unknown. */
+static _Thread_local uintptr_t stack_floor = 0;
+/* Frames that run with the default evaluation function because the C stack of
+   their thread was low. */
+static int deep_frames = 0;
 static unsigned long skipped_threads[MAX_SKIPPED_THREADS];
 static int skipped_thread_count = 0;
 
@@ -690,6 +704,52 @@ eval_watched(HookObject *hook, PyThreadState *tstate, _PyInterpreterFrame *frame
     return result;
 }
 
+/* Return the lowest address of the calling thread's C stack that frames with events
+   may use, or 1 where the stack's bounds are unknown. The stack grows down. */
+static uintptr_t
+find_stack_floor(void)
+{
+#if defined(__linux__)
+    pthread_attr_t attributes;
+    void *lowest;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attributes) != 0) {
+        return 1;
+    }
+    int failed = pthread_attr_getstack(&attributes, &lowest, &size);
+    pthread_attr_destroy(&attributes);
+    if (failed || lowest == NULL) {
+        return 1;
+    }
+    size_t reserve = size / 4 < STACK_RESERVE ? size / 4 : STACK_RESERVE;
+    return (uintptr_t)lowest + reserve;
+#else
+    /* NOTE: other systems get no check, so a deep recursion can still crash there. */
+    return 1;
+#endif
+}
+
+static PyObject *eval_frame(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag);
+
+/* Run *frame* and the frames it calls with the default evaluation function, which
+   inlines calls of Python functions and so uses no C stack for them, and set this
+   one back when it returns, unless the hook was uninstalled meanwhile. Other
+   threads' new frames get no events meanwhile either. */
+static PyObject *
+suspend_deep_frame(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag)
+{
+    PyInterpreterState *interp = tstate->interp;
+    _PyInterpreterState_SetEvalFrameFunc(interp, _PyEval_EvalFrameDefault);
+    deep_frames++;
+    PyObject *result = _PyEval_EvalFrameDefault(tstate, frame, throwflag);
+    deep_frames--;
+    if (deep_frames == 0 && eval_hook != NULL &&
+        _PyInterpreterState_GetEvalFrameFunc(interp) == _PyEval_EvalFrameDefault) {
+        _PyInterpreterState_SetEvalFrameFunc(interp, eval_frame);
+    }
+    return result;
+}
+
 static PyObject *
 eval_frame(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag)
 {
@@ -697,6 +757,13 @@ eval_frame(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag)
     /* tracing is set while a profile or trace function, or the handler, runs. */
     if (hook == NULL || tstate->tracing) {
         return _PyEval_EvalFrameDefault(tstate, frame, throwflag);
+    }
+    char stack_marker;
+    if (stack_floor == 0) {
+        stack_floor = find_stack_floor();
+    }
+    if ((uintptr_t)&stack_marker < stack_floor) {
+        return suspend_deep_frame(tstate, frame, throwflag);
     }
     int entry = entry_kind(frame, throwflag);
     int needed;
