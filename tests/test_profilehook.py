@@ -354,6 +354,40 @@ def test_deep_recursion_runs_as_untraced(tmp_path: Path, environment: dict[str, 
     assert recorded_values(tmp_path) == {"str", "bytes", "float"}
 
 
+@needs_hook
+@pytest.mark.skipif(sys.version_info[:2] not in ((3, 9), (3, 10)), reason="3.11 inlines Python calls")
+def test_deep_recursion_raises_before_stack_ends(tmp_path: Path) -> None:
+    """A recursion deeper than the C stack allows raises RecursionError under the C
+    profile function instead of crashing, and the calls after it are recorded."""
+    source = """
+        import sys
+
+
+        def down(depth):
+            if depth == 0:
+                return 0
+            return down(depth - 1) + 1
+
+
+        def identity(value):
+            return value
+
+
+        sys.setrecursionlimit(1_000_000)
+        try:
+            down(1_000_000)
+        except RecursionError as error:
+            print(type(error).__name__)
+        identity("after")
+    """
+
+    result = run_traced_child(tmp_path, source, DEFAULT_BACKEND)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "RecursionError\n"
+    assert recorded_values(tmp_path) == {"str"}
+
+
 @before_312
 def test_pure_python_variable_selects_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     from typetrace._profiling import HookBackend, ProfileBackend
