@@ -1063,6 +1063,9 @@ EXIT_SWEEP = """
     import sys
 
     import typetrace
+    from typetrace._writer import StoreWriter
+    from typetrace.config import DefaultConfig, override_config
+    from typetrace.db.sqlite import SQLiteStore
 
     CALLS = 20
     PARALLEL = 8
@@ -1135,19 +1138,34 @@ EXIT_SWEEP = """
             print(child, place or "-", flush=True)
 
 
-    sweep()
+    if len(sys.argv) > 1:
+        # Through a StoreWriter that the program passes as the sink.
+        writer = StoreWriter(SQLiteStore.make_store(sys.argv[1]))
+        with typetrace.trace(override_config(DefaultConfig(), all_calls=True), sink=writer):
+            sweep()
+        writer.close()
+    else:
+        sweep()
 """
 
 
-def test_sigterm_anywhere_in_exit_keeps_calls(tmp_path: Path, tracing_backend: str) -> None:
+@pytest.mark.parametrize("writer", ["run", "sink"])
+def test_sigterm_anywhere_in_exit_keeps_calls(
+    tmp_path: Path, writer: str, tracing_backend: str
+) -> None:
     """Forked children that end with os._exit() keep all their calls when SIGTERM
     arrives at any line of typetrace's code that their exit runs, as when
-    Pool.terminate() ends a worker that is already exiting."""
+    Pool.terminate() ends a worker that is already exiting. With "sink", the
+    children write through a StoreWriter passed to typetrace.trace()."""
     write(tmp_path / "exit_sweep.py", EXIT_SWEEP)
     db = tmp_path / "traces.sqlite3"
     env = backend_environment(tracing_backend)
+    if writer == "run":
+        args = run_args(db, "--all-calls", "exit_sweep.py")
+    else:
+        args = ["exit_sweep.py", str(db)]
 
-    result = run_python(run_args(db, "--all-calls", "exit_sweep.py"), tmp_path, env)
+    result = run_python(args, tmp_path, env)
 
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
