@@ -1139,8 +1139,9 @@ EXIT_SWEEP = """
 
 
     if len(sys.argv) > 1:
-        # Through a StoreWriter that the program passes as the sink.
-        writer = StoreWriter(SQLiteStore.make_store(sys.argv[1]))
+        # Through a StoreWriter that the program passes as the sink. It writes only
+        # when closed and at SIGTERM, so that no periodic write makes up for a lost one.
+        writer = StoreWriter(SQLiteStore.make_store(sys.argv[1]), flush_interval=3600)
         with typetrace.trace(override_config(DefaultConfig(), all_calls=True), sink=writer):
             sweep()
         writer.close()

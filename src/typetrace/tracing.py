@@ -143,6 +143,10 @@ class TraceStats:
 
 
 _session_lock = threading.Lock()
+#: Seconds that the SIGTERM handler's thread waits for the session lock before it
+#: writes the pending traces without stopping the session. A longer wait most likely
+#: means that the main thread, stopped by the handler inside stop(), holds the lock.
+SESSION_LOCK_WAIT = 0.1
 _active_session: Optional[TraceSession] = None
 _stop_registered_at_exit = False
 
@@ -257,12 +261,12 @@ class TraceSession:
         a thread other than the main thread, which a SIGTERM handler holds.
 
         When the main thread stopped inside the writer's :meth:`~StoreWriter.record`,
-        recording the open calls would wait for its lock forever, so only the pending
-        traces are written.
+        or inside :meth:`stop` with the session lock held, stopping the session would
+        wait for that lock forever, so only the pending traces are written.
         """
         deadline = time.monotonic() + timeout
         writer = self._store_writer
-        if writer is None or writer.lock_free_within():
+        if (writer is None or writer.lock_free_within()) and _session_lock_free_within():
             try:
                 # Returns at once when the session is already stopping.
                 self.stop()
@@ -434,6 +438,13 @@ def _open_store_writer(config: Config, cleanup: contextlib.ExitStack) -> StoreWr
     writer = StoreWriter(store)
     cleanup.callback(writer.close)
     return writer
+
+
+def _session_lock_free_within() -> bool:
+    if not _session_lock.acquire(timeout=SESSION_LOCK_WAIT):
+        return False
+    _session_lock.release()
+    return True
 
 
 def _store_writer_of(sink: TraceSink) -> Optional[StoreWriter]:
