@@ -135,6 +135,8 @@ class StoreWriter:
         self._close_requested = False
         # Set while os.fork() runs, so that the thread ends without writing.
         self._pausing = False
+        # The id of the thread that runs _merge_inbox(), or 0.
+        self._merging_thread_id = 0
         self._recorded = 0
         self._written = 0
         self._dropped = 0
@@ -285,10 +287,15 @@ class StoreWriter:
         never runs again. So when the lock stays taken for :data:`TERMINATION_LOCK_WAIT`
         seconds, the pending traces are taken without it. The GIL keeps each dictionary
         operation whole, so at worst the calls that the stopped thread was adding are
-        missing. Traces not written in time are lost, which is logged at debug level.
+        missing. A thread other than the main thread that holds the lock to merge the
+        inbox, as the writer's thread does at :meth:`close`, is waited for until the
+        timeout. Traces not written in time are lost, which is logged at debug level.
         """
         deadline = time.monotonic() + timeout
         locked = self._lock.acquire(timeout=min(TERMINATION_LOCK_WAIT, timeout))
+        merging_thread_id = self._merging_thread_id
+        if not locked and merging_thread_id not in (0, threading.main_thread().ident):
+            locked = self._lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
         try:
             self._merge_inbox()
             self._closed = True
@@ -474,6 +481,15 @@ class StoreWriter:
     def _merge_inbox(self) -> None:
         """Move the traces of the inbox to the pending traces, or count them as dropped
         once the writer is closed. The caller holds self._lock."""
+        # Read by write_at_termination(), which waits for a merge of a thread that no
+        # signal handler stopped.
+        self._merging_thread_id = threading.get_ident()
+        try:
+            self._queue_inbox()
+        finally:
+            self._merging_thread_id = 0
+
+    def _queue_inbox(self) -> None:
         inbox = self._inbox
         batch = inbox[: len(inbox)]
         if not batch:
