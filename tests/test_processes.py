@@ -1061,6 +1061,137 @@ def test_forked_child_sigterm_writes_own_calls(tmp_path: Path, tracing_backend: 
     assert calls_of(traces, "fork_term:in_parent") == 2
 
 
+EXIT_SWEEP = """
+    import os
+    import signal
+    import sys
+
+    import typetrace
+    from typetrace._writer import StoreWriter
+    from typetrace.config import DefaultConfig, override_config
+    from typetrace.db.sqlite import SQLiteStore
+
+    CALLS = 20
+    PARALLEL = 8
+    MAX_LINES = 2000
+    PACKAGE_DIR = os.path.dirname(typetrace.__file__)
+
+
+    def work(marker):
+        return marker
+
+
+    def sigterm_at_line(number, report_fd):
+        # A trace function that sends SIGTERM to this process at the number-th line
+        # of typetrace's code that it runs, after writing that line's place to
+        # report_fd.
+        lines = 0
+
+        def trace_lines(frame, event, arg):
+            nonlocal lines
+            if event != "line":
+                return trace_lines
+            lines += 1
+            if lines < number:
+                return trace_lines
+            sys.settrace(None)
+            place = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+            os.write(report_fd, place.encode())
+            os.kill(os.getpid(), signal.SIGTERM)
+            return None
+
+        def trace_calls(frame, event, arg):
+            if lines >= number or not frame.f_code.co_filename.startswith(PACKAGE_DIR):
+                return None
+            return trace_lines
+
+        return trace_calls
+
+
+    def start_child(number):
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(reader)
+            marker = type(f"Child{number}", (), {})()
+            for _ in range(CALLS):
+                work(marker)
+            sys.settrace(sigterm_at_line(number, writer))
+            os._exit(0)
+        os.close(writer)
+        return pid, reader
+
+
+    def sweep():
+        # Child N ends with os._exit(), as a forked multiprocessing worker does, and
+        # gets SIGTERM at the N-th line of typetrace's code that its exit runs. The
+        # sweep ends at the first child whose exit runs fewer lines, which prints "-".
+        running = {}
+        number = 0
+        swept = False
+        while running or not swept:
+            while not swept and len(running) < PARALLEL and number < MAX_LINES:
+                number += 1
+                pid, reader = start_child(number)
+                running[pid] = (number, reader)
+            pid, _ = os.waitpid(-1, 0)
+            child, reader = running.pop(pid)
+            place = os.read(reader, 200).decode()
+            os.close(reader)
+            swept = swept or not place
+            print(child, place or "-", flush=True)
+
+
+    if len(sys.argv) > 1:
+        # Through a StoreWriter that the program passes as the sink. It writes only
+        # when closed and at SIGTERM, so that no periodic write makes up for a lost one.
+        writer = StoreWriter(SQLiteStore.make_store(sys.argv[1]), flush_interval=3600)
+        with typetrace.trace(override_config(DefaultConfig(), all_calls=True), sink=writer):
+            sweep()
+        writer.close()
+    else:
+        sweep()
+"""
+
+
+@pytest.mark.parametrize("writer", ["run", "sink"])
+def test_sigterm_anywhere_in_exit_keeps_calls(
+    tmp_path: Path, writer: str, tracing_backend: str
+) -> None:
+    """Forked children that end with os._exit() keep all their calls when SIGTERM
+    arrives at any line of typetrace's code that their exit runs, as when
+    Pool.terminate() ends a worker that is already exiting. With "sink", the
+    children write through a StoreWriter passed to typetrace.trace()."""
+    write(tmp_path / "exit_sweep.py", EXIT_SWEEP)
+    db = tmp_path / "traces.sqlite3"
+    env = backend_environment(tracing_backend)
+    if writer == "run":
+        args = run_args(db, "--all-calls", "exit_sweep.py")
+    else:
+        args = ["exit_sweep.py", str(db)]
+
+    result = run_python(args, tmp_path, env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    places = dict(line.split(" ") for line in result.stdout.splitlines())
+    assert "-" in places.values()
+    # Fewer would mean that the trace function did not see typetrace's code.
+    assert len([place for place in places.values() if place != "-"]) >= 50
+    counts: dict[str, int] = {}
+    for trace in stored(db):
+        if trace.funcname == "exit_sweep:work":
+            child = trace.arg_types["marker"].qualname.removeprefix("Child")
+            counts[child] = counts.get(child, 0) + trace.call_count
+    # Each child makes 20 calls of work().
+    short = {
+        f"child {child} at {place}": counts.get(child, 0)
+        for child, place in places.items()
+        if counts.get(child, 0) != 20
+    }
+    assert short == {}
+
+
 INTERRUPTED = """
     import atexit
     import time

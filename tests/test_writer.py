@@ -386,6 +386,35 @@ class TestClose:
         assert "did not finish within 0.2 s" in caplog.text
 
 
+class GatedCount:
+    """A descriptor for CallTrace.call_count whose reads wait while the trace's gate
+    is cleared, and set its ``waiting`` event meanwhile."""
+
+    def __get__(self, trace: Optional[CallTrace], owner: type) -> Any:
+        if trace is None:
+            return self
+        if not trace.__dict__["gate"].is_set():
+            trace.__dict__["waiting"].set()
+            trace.__dict__["gate"].wait()
+        return trace.__dict__["call_count"]
+
+    def __set__(self, trace: CallTrace, value: int) -> None:
+        trace.__dict__["call_count"] = value
+
+
+class GatedTrace(CallTrace):
+    """A trace whose merge stops the merging thread until its gate is set, as when
+    the operating system does not run that thread for a while."""
+
+    call_count = GatedCount()  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.__dict__["gate"] = threading.Event()
+        self.__dict__["gate"].set()
+        self.__dict__["waiting"] = threading.Event()
+
+
 class TestTermination:
     def test_writes_while_lock_held_by_stopped_thread(self, store: ControlledStore) -> None:
         """Another thread holds the lock, as the main thread does when a SIGTERM
@@ -445,6 +474,30 @@ class TestTermination:
         assert store.counts() == {"a": 1}
         stats = writer.stats()
         assert (stats.written, stats.dropped, stats.pending) == (1, 1, 0)
+
+    def test_waits_for_merge_of_writer_thread(self, store: ControlledStore) -> None:
+        """The writer's thread holds the lock longer than TERMINATION_LOCK_WAIT while
+        it merges the inbox at close. It ends that merge, because no signal handler
+        stops it, so write_at_termination() waits for it and writes every call."""
+        writer = StoreWriter(store, flush_interval=NEVER)
+        trace = GatedTrace("pkg", "a", {"x": INT}, INT)
+        # The first call starts the thread, and the others go to the inbox.
+        for _ in range(5):
+            writer.record(trace)
+        trace.__dict__["gate"].clear()
+        closer = threading.Thread(target=writer.close)
+        closer.start()
+        assert trace.__dict__["waiting"].wait(10.0)
+
+        opener = threading.Timer(3 * TERMINATION_LOCK_WAIT, trace.__dict__["gate"].set)
+        opener.start()
+        writer.write_at_termination(2.0)
+        written_at_termination = store.counts()
+        opener.join()
+        closer.join()
+
+        assert written_at_termination == {"a": 5}
+        assert store.counts() == {"a": 5}
 
     def test_lock_free_within(self, store: ControlledStore) -> None:
         writer = StoreWriter(store, flush_interval=NEVER)

@@ -130,8 +130,13 @@ class StoreWriter:
         self._inbox: list[CallTrace] = []
         self._thread: Optional[threading.Thread] = None
         self._closed = False
+        # Set by close() for the writer's thread, which then merges the inbox, sets
+        # _closed and writes once more.
+        self._close_requested = False
         # Set while os.fork() runs, so that the thread ends without writing.
         self._pausing = False
+        # The id of the thread that runs _merge_inbox(), or 0.
+        self._merging_thread_id = 0
         self._recorded = 0
         self._written = 0
         self._dropped = 0
@@ -211,11 +216,18 @@ class StoreWriter:
         pending after that are logged as lost. Does not close the store.
         """
         with self._lock:
-            if self._closed:
+            if self._closed or self._close_requested:
                 return
-            self._merge_inbox()
-            self._closed = True
             thread = self._thread
+            if thread is not None and thread.is_alive():
+                # The thread merges the inbox. A merge in this thread could be stopped
+                # by a signal handler that never returns, such as SIGTERM's, while
+                # the merged calls are only in its local variables, where
+                # write_at_termination() cannot find them.
+                self._close_requested = True
+            else:
+                self._merge_inbox()
+                self._closed = True
         self._wake.set()
         if thread is not None:
             thread.join(self.close_timeout)
@@ -227,13 +239,17 @@ class StoreWriter:
                     self.stats().pending,
                 )
                 return
-        if not self._write_lock.acquire(timeout=self.close_timeout):
-            logger.warning("Trace writer to %r is still busy; pending traces are lost", self.store)
-            return
-        try:
-            self._write_pending()
-        finally:
-            self._write_lock.release()
+        with self._lock:
+            # The thread ended without closing the writer when os.fork() paused it.
+            if not self._closed:
+                self._merge_inbox()
+                self._closed = True
+            # Empty once the thread has written. This thread then does not take the
+            # write lock, because write_at_termination() would wait for it until its
+            # timeout if a SIGTERM handler stopped this thread while it held the lock.
+            has_pending = bool(self._pending)
+        if has_pending:
+            self._write_left_at_close()
         stats = self.stats()
         if stats.dropped or stats.pending:
             logger.warning(
@@ -244,6 +260,15 @@ class StoreWriter:
                 stats.dropped,
                 stats.pending,
             )
+
+    def _write_left_at_close(self) -> None:
+        if not self._write_lock.acquire(timeout=self.close_timeout):
+            logger.warning("Trace writer to %r is still busy; pending traces are lost", self.store)
+            return
+        try:
+            self._write_pending()
+        finally:
+            self._write_lock.release()
 
     def lock_free_within(self, timeout: float = TERMINATION_LOCK_WAIT) -> bool:
         """Return whether the lock of the pending traces could be taken within
@@ -262,10 +287,15 @@ class StoreWriter:
         never runs again. So when the lock stays taken for :data:`TERMINATION_LOCK_WAIT`
         seconds, the pending traces are taken without it. The GIL keeps each dictionary
         operation whole, so at worst the calls that the stopped thread was adding are
-        missing. Traces not written in time are lost, which is logged at debug level.
+        missing. A thread other than the main thread that holds the lock to merge the
+        inbox, as the writer's thread does at :meth:`close`, is waited for until the
+        timeout. Traces not written in time are lost, which is logged at debug level.
         """
         deadline = time.monotonic() + timeout
         locked = self._lock.acquire(timeout=min(TERMINATION_LOCK_WAIT, timeout))
+        merging_thread_id = self._merging_thread_id
+        if not locked and merging_thread_id not in (0, threading.main_thread().ident):
+            locked = self._lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
         try:
             self._merge_inbox()
             self._closed = True
@@ -310,14 +340,26 @@ class StoreWriter:
             self._lock.release()
 
     def stats(self) -> WriterStats:
-        """Return a snapshot of the counters."""
+        """Return a snapshot of the counters.
+
+        The traces in the inbox count as pending, or as dropped once the writer is
+        closed, as the next merge would count them. The inbox is not merged here,
+        so that a signal handler that stops the calling thread loses no calls.
+        """
         with self._lock:
-            self._merge_inbox()
+            # list() copies the inbox in one step, while threads may append to it.
+            inbox_calls = sum(trace.call_count for trace in list(self._inbox))
+            pending = sum(slot[0] for slot in self._pending.values())
+            dropped = self._dropped
+            if self._closed:
+                dropped += inbox_calls
+            else:
+                pending += inbox_calls
             return WriterStats(
-                recorded=self._recorded,
+                recorded=self._recorded + inbox_calls,
                 written=self._written,
-                dropped=self._dropped,
-                pending=sum(slot[0] for slot in self._pending.values()),
+                dropped=dropped,
+                pending=pending,
                 failed_writes=self._failed_writes,
             )
 
@@ -337,6 +379,10 @@ class StoreWriter:
             with self._lock:
                 if self._pausing:
                     return
+                if self._close_requested:
+                    self._merge_inbox()
+                    self._closed = True
+                    break
                 if self._closed:
                     break
                 if time.monotonic() < write_at:
@@ -435,6 +481,15 @@ class StoreWriter:
     def _merge_inbox(self) -> None:
         """Move the traces of the inbox to the pending traces, or count them as dropped
         once the writer is closed. The caller holds self._lock."""
+        # Read by write_at_termination(), which waits for a merge of a thread that no
+        # signal handler stopped.
+        self._merging_thread_id = threading.get_ident()
+        try:
+            self._queue_inbox()
+        finally:
+            self._merging_thread_id = 0
+
+    def _queue_inbox(self) -> None:
         inbox = self._inbox
         batch = inbox[: len(inbox)]
         if not batch:

@@ -143,6 +143,10 @@ class TraceStats:
 
 
 _session_lock = threading.Lock()
+#: Seconds that the SIGTERM handler's thread waits for the session lock before it
+#: writes the pending traces without stopping the session. A longer wait most likely
+#: means that the main thread, stopped by the handler inside stop(), holds the lock.
+SESSION_LOCK_WAIT = 0.1
 _active_session: Optional[TraceSession] = None
 _stop_registered_at_exit = False
 
@@ -150,13 +154,14 @@ _stop_registered_at_exit = False
 class TraceSession:
     """A running trace session, from :func:`start` or :func:`trace` until :meth:`stop`.
 
-    While it runs, a call of :func:`os._exit` first stops the session, so that the
-    traces of a process that ends that way are written; :mod:`multiprocessing` ends
-    its forked workers so. A session started in the main thread of a process whose
-    SIGTERM handler is the default also writes the traces at SIGTERM, within
-    :data:`typetrace._sigterm.WRITE_TIMEOUT` seconds. In a child made by
-    :func:`os.fork`, the session goes on with the calls the child makes, and the
-    child's traces go to the same store.
+    While it runs, a call of :func:`os._exit` first stops the session and closes the
+    :class:`~typetrace._writer.StoreWriter` that the traces go to, also one passed as
+    the sink, so that the traces of a process that ends that way are written.
+    :mod:`multiprocessing` ends its forked workers so. A session started in the main
+    thread of a process whose SIGTERM handler is the default also writes the traces
+    of that writer at SIGTERM, within :data:`typetrace._sigterm.WRITE_TIMEOUT`
+    seconds. In a child made by :func:`os.fork`, the session goes on with the calls
+    the child makes, and the child's traces go to the same store.
     """
 
     def __init__(
@@ -182,9 +187,13 @@ class TraceSession:
         self._threads_stopped_by_fork = False
         # The writer that the session opened, when no sink was given.
         self._writer: Optional[StoreWriter] = None
+        # The writer that the traces go to: the session's own, or a StoreWriter passed
+        # as the sink, which os._exit() and SIGTERM write too.
+        self._store_writer: Optional[StoreWriter] = None
         try:
             if sink is None:
                 sink = self._writer = _open_store_writer(config, self._cleanup)
+            self._store_writer = _store_writer_of(sink)
             sink = _SessionSink(self, sink)
             if follow_children:
                 from typetrace._subprocess import export_child_settings
@@ -230,6 +239,18 @@ class TraceSession:
                     _os_exit_hook.uninstall()
                     _sigterm.uninstall()
 
+    def _stop_before_exit(self) -> None:
+        """Stop the session in a process that is about to end, and close a
+        StoreWriter passed as the sink too, which os._exit() would leave unwritten.
+
+        stop() closes that writer before it uninstalls the SIGTERM handler, because
+        a SIGTERM that arrives after that ends the process at once.
+        """
+        writer = self._store_writer
+        if writer is not None and writer is not self._writer and not self._stopped:
+            self._cleanup.callback(writer.close)
+        self.stop()
+
     @property
     def active(self) -> bool:
         """Whether the session is still tracing."""
@@ -240,12 +261,12 @@ class TraceSession:
         a thread other than the main thread, which a SIGTERM handler holds.
 
         When the main thread stopped inside the writer's :meth:`~StoreWriter.record`,
-        recording the open calls would wait for its lock forever, so only the pending
-        traces are written.
+        or inside :meth:`stop` with the session lock held, stopping the session would
+        wait for that lock forever, so only the pending traces are written.
         """
         deadline = time.monotonic() + timeout
-        writer = self._writer
-        if writer is None or writer.lock_free_within():
+        writer = self._store_writer
+        if (writer is None or writer.lock_free_within()) and _session_lock_free_within():
             try:
                 # Returns at once when the session is already stopping.
                 self.stop()
@@ -380,7 +401,10 @@ def trace(
             when omitted.
         sink: Receives the traces. When omitted, traces are written to
             ``config.trace_store()`` by a background writer that is closed, with the
-            store, when the block exits.
+            store, when the block exits. A :class:`~typetrace._writer.StoreWriter`
+            passed here stays open after the block, but is closed when the process
+            ends with :func:`os._exit` or at exit while the block runs, and its
+            traces are written at SIGTERM as the session's own.
         main_module: Module name to record for code and classes of ``__main__``. By
             default it is the module each main script runs as, from ``python -m`` or
             from its file's place on the import path.
@@ -414,6 +438,19 @@ def _open_store_writer(config: Config, cleanup: contextlib.ExitStack) -> StoreWr
     writer = StoreWriter(store)
     cleanup.callback(writer.close)
     return writer
+
+
+def _session_lock_free_within() -> bool:
+    if not _session_lock.acquire(timeout=SESSION_LOCK_WAIT):
+        return False
+    _session_lock.release()
+    return True
+
+
+def _store_writer_of(sink: TraceSink) -> Optional[StoreWriter]:
+    from typetrace._writer import StoreWriter
+
+    return sink if isinstance(sink, StoreWriter) else None
 
 
 def _make_backend(recorder: Recorder) -> _Backend:
@@ -513,7 +550,7 @@ class _OsExitHook:
         session = _active_session
         if session is not None and session is not _STARTING:
             try:
-                session.stop()
+                session._stop_before_exit()
             except Exception:
                 logger.exception("Failed to stop tracing before os._exit(); traces may be lost")
         original(status)
@@ -539,17 +576,17 @@ def _write_before_sigterm(timeout: float, in_main_thread: bool) -> None:
         return
     if not in_main_thread:
         session._write_before_termination(timeout)
-    elif session._writer is not None:
+    elif session._store_writer is not None:
         # Stopping the session could wait forever for a lock that the main thread,
         # stopped in the handler, has taken. The writer waits for locks only with
         # timeouts.
-        session._writer.write_at_termination(timeout)
+        session._store_writer.write_at_termination(timeout)
 
 
 def _stop_at_exit() -> None:
     session = _active_session
     if session is not None and session is not _STARTING:
-        session.stop()
+        session._stop_before_exit()
 
 
 def _after_fork_in_child() -> None:
