@@ -306,7 +306,9 @@ def test_signal_removal_not_blamed_on_program(tmp_path: Path, environment: dict[
         assert recorded_values(tmp_path) == {"int", "str"}
 
 
-DEEP_RECURSION = """
+# The start of the deep recursion tests' programs: a recursion, and a function whose
+# argument types tell which calls after it were recorded.
+RECURSION = """
     import sys
     import threading
 
@@ -319,8 +321,9 @@ DEEP_RECURSION = """
 
     def identity(value):
         return value
+"""
 
-
+DEEP_RECURSION = """
     def work(value):
         print(down(100_000))
         identity(value)
@@ -342,7 +345,7 @@ def test_deep_recursion_runs_as_untraced(tmp_path: Path, environment: dict[str, 
     """A recursion 100,000 calls deep, which untraced 3.11 runs without C stack,
     also runs under the evaluation function, in the main thread and in a thread with
     a 1 MiB stack, and the calls after it are recorded again."""
-    source = textwrap.dedent(DEEP_RECURSION)
+    source = textwrap.dedent(RECURSION) + textwrap.dedent(DEEP_RECURSION)
     (tmp_path / "program.py").write_text(source, encoding="utf-8")
     untraced = subprocess.run([sys.executable, "program.py"], cwd=tmp_path, capture_output=True, text=True)
 
@@ -359,27 +362,14 @@ def test_deep_recursion_runs_as_untraced(tmp_path: Path, environment: dict[str, 
 def test_deep_recursion_raises_before_stack_ends(tmp_path: Path) -> None:
     """A recursion deeper than the C stack allows raises RecursionError under the C
     profile function instead of crashing, and the calls after it are recorded."""
-    source = """
-        import sys
-
-
-        def down(depth):
-            if depth == 0:
-                return 0
-            return down(depth - 1) + 1
-
-
-        def identity(value):
-            return value
-
-
+    source = textwrap.dedent(RECURSION) + textwrap.dedent("""
         sys.setrecursionlimit(1_000_000)
         try:
             down(1_000_000)
         except RecursionError as error:
             print(type(error).__name__)
         identity("after")
-    """
+    """)
 
     result = run_traced_child(tmp_path, source, DEFAULT_BACKEND)
 
