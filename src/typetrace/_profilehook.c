@@ -341,16 +341,21 @@ reads_fast_locals(PyCodeObject *code, Py_ssize_t count)
 #endif
 }
 
-/* C stack left, in bytes, below which a call event of 3.9 and 3.10 raises
-   RecursionError, and a frame of the 3.11 evaluation function runs with the default
-   one. On a smaller stack, a quarter of it. */
 #if PY_VERSION_HEX >= 0x030B0000
-#define STACK_RESERVE (1024 * 1024)
+/* C stack, in bytes, that frames with events of the 3.11 evaluation function may
+   use, or an eighth of a smaller stack than 8 MiB. Below that a frame runs with the
+   default evaluation function. Each frame with events takes about twice the C stack
+   of an untraced frame that a C function calls (functools.reduce, a generator's
+   next()), so that the deeper frames of such a recursion have almost the whole
+   stack left, as untraced. */
+#define TRACED_STACK (1024 * 1024)
 #else
+/* C stack left, in bytes, below which a call event of 3.9 and 3.10 raises
+   RecursionError, or a quarter of a smaller stack than 1 MiB. */
 #define STACK_RESERVE (256 * 1024)
 #endif
-/* The lowest address that the calling thread's C stack may use before the reserve:
-   0 before the thread's first check, and 1 where the bounds are unknown. */
+/* The lowest address of the calling thread's C stack that frames with events may
+   use: 0 before the thread's first check, and 1 where the bounds are unknown. */
 static _Thread_local uintptr_t stack_floor = 0;
 
 /* Return the lowest address of the calling thread's C stack that frames with events
@@ -370,15 +375,20 @@ find_stack_floor(void)
     if (failed || lowest == NULL) {
         return 1;
     }
+#if PY_VERSION_HEX >= 0x030B0000
+    size_t traced = size / 8 < TRACED_STACK ? size / 8 : TRACED_STACK;
+    return (uintptr_t)lowest + size - traced;
+#else
     size_t reserve = size / 4 < STACK_RESERVE ? size / 4 : STACK_RESERVE;
     return (uintptr_t)lowest + reserve;
+#endif
 #else
     /* NOTE: other systems get no check, so a deep recursion can still crash there. */
     return 1;
 #endif
 }
 
-/* Return whether less than the reserve is left of the calling thread's C stack. */
+/* Return whether the calling thread's C stack is below its floor. */
 static int
 stack_is_low(void)
 {
@@ -556,8 +566,8 @@ hook_profile(PyObject *self, PyFrameObject *frame, int what, PyObject *arg)
  * handler. While the evaluation function is set, Python 3.11 does not inline calls
  * of Python functions, so each call nests one C call deeper. With an 8 MiB stack on
  * x86-64, a recursion between 20,000 and 30,000 calls deep ran out of C stack,
- * where untraced 3.11 goes on until the recursion limit. So when less than
- * STACK_RESERVE bytes of the thread's C stack are left, eval_frame sets the default
+ * where untraced 3.11 goes on until the recursion limit. So when a thread has used
+ * more than TRACED_STACK bytes of its C stack, eval_frame sets the default
  * evaluation function back until that frame returns: the frames it calls are
  * inlined again, as untraced, and get no events (see suspend_deep_frame).
  */
