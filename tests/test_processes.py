@@ -1336,3 +1336,34 @@ def test_alarm_exceptions_reach_program_profile_hook(tmp_path: Path) -> None:
     """As test_alarm_exceptions_reach_program, with the C profile function that 3.11
     uses in place of the evaluation function."""
     check_alarms_reach_program(tmp_path, clean_environment(TYPETRACE_PROFILE_HOOK="1"))
+
+
+RECURSES_THROUGH_C = """
+    import functools
+    import sys
+
+
+    def through_reduce(depth):
+        if depth == 0:
+            return 0
+        return functools.reduce(lambda total, item: through_reduce(item), [0, depth - 1]) + 1
+
+
+    sys.setrecursionlimit(600)
+    print(through_reduce(10_000))
+"""
+
+
+def test_uncaught_recursion_error_shows_program_traceback(tmp_path: Path) -> None:
+    """A program that the recursion limit ends shows its own RecursionError, with no
+    exception of the tracer chained to it, although the tracer's code fails too at
+    that depth."""
+    write(tmp_path / "deep.py", RECURSES_THROUGH_C)
+
+    untraced = run_python(["deep.py"], tmp_path)
+    traced = run_python(["-m", "typetrace", "run", "--all-calls", "--db", "traces.sqlite3", "deep.py"], tmp_path)
+
+    assert traced.returncode == untraced.returncode == 1
+    assert "RecursionError" in untraced.stderr
+    assert "During handling of the above exception" not in traced.stderr
+    assert "typetrace" not in traced.stderr.split("Traceback (most recent call last):")[-1].split("\nWARNING")[0]

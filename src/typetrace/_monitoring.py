@@ -229,10 +229,12 @@ class MonitoringBackend:
     def _on_unwind(self, code: CodeType, offset: int, exception: BaseException) -> None:
         # PY_UNWIND cannot be disabled, so it returns nothing.
         recorder = self.recorder
-        entry = recorder.codes.get(id(code))
-        if entry is None or entry[1] is None or not entry[1].active:
-            return
         try:
+            # Inside the try, because a program's RecursionError unwinds its frames at
+            # the recursion limit, where this lookup can raise another one.
+            entry = recorder.codes.get(id(code))
+            if entry is None or entry[1] is None or not entry[1].active:
+                return
             recorder.unwound(sys._getframe(1))
         except Exception as error:  # noqa: BLE001
             recorder.note_error("PY_UNWIND", error)

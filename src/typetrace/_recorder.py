@@ -803,16 +803,22 @@ class Recorder:
             BaseException: *error* itself, when a signal handler of the program raised
                 it, so that it reaches the program as it would untraced.
         """
-        raise_if_from_signal_handler(error)
-        kind = f"{where}: {type(error).__name__}"
-        with self._errors_lock:
-            errors = self.stats.errors
-            errors[kind] = errors.get(kind, 0) + 1
-            first = errors[kind] == 1
-        if first:
-            logger.warning(
-                "Error in the tracer (%s); the traced program continues. "
-                "Later errors of this kind are only counted.",
-                kind,
-                exc_info=error,
-            )
+        try:
+            raise_if_from_signal_handler(error)
+            kind = f"{where}: {type(error).__name__}"
+            with self._errors_lock:
+                errors = self.stats.errors
+                errors[kind] = errors.get(kind, 0) + 1
+                first = errors[kind] == 1
+            if first:
+                logger.warning(
+                    "Error in the tracer (%s); the traced program continues. "
+                    "Later errors of this kind are only counted.",
+                    kind,
+                    exc_info=error,
+                )
+        except RecursionError as failure:
+            # Near the program's recursion limit, the check and the log call fail too,
+            # and their exception would reach the program in place of its own.
+            if failure is error:
+                raise

@@ -188,11 +188,16 @@ class StoreWriter:
                     self._dropped += 1
             raise_if_from_signal_handler(error)
             # A trace that cannot be hashed or counted must not break the traced program.
-            if queued:
-                # The trace stays pending, and the next record() starts the thread again.
-                logger.exception("Failed to start the trace writer thread for %r", self.store)
-            else:
-                logger.exception("Failed to record trace %r; dropping it", trace)
+            try:
+                if queued:
+                    # The trace stays pending, and the next record() starts the thread again.
+                    logger.exception("Failed to start the trace writer thread for %r", self.store)
+                else:
+                    logger.exception("Failed to record trace %r; dropping it", trace)
+            except RecursionError:
+                # Near the program's recursion limit logging fails too. The dropped
+                # trace is counted, and close() reports it.
+                pass
 
     def _release_left_hold(self) -> None:
         # record() never runs inside a block that holds the lock, so a hold of this
