@@ -367,6 +367,33 @@ class TestClose:
         assert writer.stats().dropped == 1
         assert store.batches == []
 
+    def test_second_close_returns_after_write(self) -> None:
+        """A close() while another thread closes the writer returns once the traces
+        are written, not before."""
+        release = threading.Event()
+        store = ControlledStore(release=release)
+        writer = StoreWriter(store, flush_interval=NEVER)
+        writer.record(make_trace("a"))
+        first = threading.Thread(target=writer.close)
+        first.start()
+        wait_for(lambda: writer._write_lock.locked())
+        batches_seen: list[int] = []
+
+        def close_again() -> None:
+            writer.close()
+            batches_seen.append(len(store.batches))
+
+        second = threading.Thread(target=close_again)
+        second.start()
+        time.sleep(0.2)
+        release.set()
+        second.join(10)
+        first.join(10)
+
+        assert batches_seen == [1]
+        assert store.counts() == {"a": 1}
+        store.close()
+
     def test_close_waits_a_bounded_time(self, caplog: pytest.LogCaptureFixture) -> None:
         release = threading.Event()
         store = ControlledStore(release=release)

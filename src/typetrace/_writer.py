@@ -133,6 +133,9 @@ class StoreWriter:
         # Set by close() for the writer's thread, which then merges the inbox, sets
         # _closed and writes once more.
         self._close_requested = False
+        # Set once close() or write_at_termination() has written what it could, so
+        # that a second close() returns after that.
+        self._close_finished = threading.Event()
         # Set while os.fork() runs, so that the thread ends without writing.
         self._pausing = False
         # The id of the thread that runs _merge_inbox(), or 0.
@@ -218,8 +221,21 @@ class StoreWriter:
         """Stop the thread and write the pending traces once more.
 
         Waits at most ``close_timeout`` seconds for a write in progress. Traces still
-        pending after that are logged as lost. Does not close the store.
+        pending after that are logged as lost. Does not close the store. A call while
+        another thread closes the writer returns when that close has written, or
+        after ``close_timeout`` seconds.
         """
+        with self._lock:
+            closing_elsewhere = self._closed or self._close_requested
+        if closing_elsewhere:
+            self._close_finished.wait(self.close_timeout)
+            return
+        try:
+            self._close()
+        finally:
+            self._close_finished.set()
+
+    def _close(self) -> None:
         with self._lock:
             if self._closed or self._close_requested:
                 return
@@ -296,6 +312,12 @@ class StoreWriter:
         inbox, as the writer's thread does at :meth:`close`, is waited for until the
         timeout. Traces not written in time are lost, which is logged at debug level.
         """
+        try:
+            self._write_at_termination(timeout)
+        finally:
+            self._close_finished.set()
+
+    def _write_at_termination(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         locked = self._lock.acquire(timeout=min(TERMINATION_LOCK_WAIT, timeout))
         merging_thread_id = self._merging_thread_id
