@@ -57,6 +57,15 @@ class WriterStats:
     failed_writes: int
 
 
+def lock_free_within(lock: threading.Lock | threading.RLock, timeout: float) -> bool:
+    """Return whether *lock* could be taken within *timeout* seconds. It is released
+    again at once."""
+    if not lock.acquire(timeout=timeout):
+        return False
+    lock.release()
+    return True
+
+
 class StoreWriter:
     """Collect traces in memory and write them to *store* from a daemon thread.
 
@@ -133,6 +142,9 @@ class StoreWriter:
         # Set by close() for the writer's thread, which then merges the inbox, sets
         # _closed and writes once more.
         self._close_requested = False
+        # Set by the first close(), under self._lock, so that a second one waits for
+        # _close_finished instead of closing too.
+        self._close_started = False
         # Set once close() or write_at_termination() has written what it could, so
         # that a second close() returns after that.
         self._close_finished = threading.Event()
@@ -226,7 +238,8 @@ class StoreWriter:
         after ``close_timeout`` seconds.
         """
         with self._lock:
-            closing_elsewhere = self._closed or self._close_requested
+            closing_elsewhere = self._close_started or self._closed
+            self._close_started = True
         if closing_elsewhere:
             self._close_finished.wait(self.close_timeout)
             return
@@ -294,10 +307,7 @@ class StoreWriter:
     def lock_free_within(self, timeout: float = TERMINATION_LOCK_WAIT) -> bool:
         """Return whether the lock of the pending traces could be taken within
         *timeout* seconds. The lock is released again at once."""
-        if not self._lock.acquire(timeout=timeout):
-            return False
-        self._lock.release()
-        return True
+        return lock_free_within(self._lock, timeout)
 
     def write_at_termination(self, timeout: float) -> None:
         """Close the writer and write the pending traces of a process that is about to

@@ -441,10 +441,9 @@ def _open_store_writer(config: Config, cleanup: contextlib.ExitStack) -> StoreWr
 
 
 def _session_lock_free_within() -> bool:
-    if not _session_lock.acquire(timeout=SESSION_LOCK_WAIT):
-        return False
-    _session_lock.release()
-    return True
+    from typetrace._writer import lock_free_within
+
+    return lock_free_within(_session_lock, SESSION_LOCK_WAIT)
 
 
 def _store_writer_of(sink: TraceSink) -> Optional[StoreWriter]:
