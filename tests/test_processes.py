@@ -1367,5 +1367,6 @@ def test_uncaught_recursion_error_shows_program_traceback(tmp_path: Path) -> Non
     assert "RecursionError" in untraced.stderr
     assert "During handling of the above exception" not in traced.stderr
     # The last traceback, up to the writer's closing warning, is the program's.
-    last_traceback = traced.stderr.split("Traceback (most recent call last):")[-1].split("\nWARNING")[0]
+    last_traceback = traced.stderr.split("Traceback (most recent call last):")[-1]
+    last_traceback = last_traceback.split("\nWARNING")[0]
     assert "typetrace" not in last_traceback
