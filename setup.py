@@ -3,7 +3,8 @@
 On CPython 3.9 to 3.11, ``typetrace._profilehook`` is the C profile hook (and on 3.11
 the frame-evaluation function) that keeps tracing fast. On CPython 3.12 and later,
 ``typetrace._fastcalls`` holds ``sys.monitoring`` callbacks in C for calls whose types
-are cached. A failed build (no C compiler, no Python headers) leaves a working
+are cached. On every CPython, ``typetrace._containers`` types lists, tuples, sets,
+frozensets and dicts whose element types were seen before. A failed build (no C compiler, no Python headers) leaves a working
 installation that traces in pure Python.
 """
 
@@ -33,5 +34,8 @@ elif sys.implementation.name == "cpython" and sys.version_info >= (3, 12):
             optional=True,
         )
     )
+
+if sys.implementation.name == "cpython":
+    ext_modules.append(Extension("typetrace._containers", sources=["src/typetrace/_containers.c"], optional=True))
 
 setup(ext_modules=ext_modules)

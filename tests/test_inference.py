@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import gc
 import itertools
+import platform
 
 import pytest
 
@@ -15,6 +16,7 @@ from typetrace.inference import (
     MAX_SHAPE_KEY_LENGTH,
     MAX_SHAPE_KEYS,
     MAX_TUPLE_LENGTH,
+    PURE_PYTHON_VARIABLE,
     TypeInferrer,
     failure_counts,
     type_of,
@@ -654,3 +656,134 @@ class TestPlainType:
         gc.collect()
 
         assert inferrer.generation != before
+
+
+def _inferrer(monkeypatch: pytest.MonkeyPatch, *, pure: bool, max_elements: int = MAX_ELEMENTS) -> TypeInferrer:
+    if pure:
+        monkeypatch.setenv(PURE_PYTHON_VARIABLE, "1")
+    else:
+        monkeypatch.delenv(PURE_PYTHON_VARIABLE, raising=False)
+    inferrer = TypeInferrer(max_elements=max_elements)
+    monkeypatch.delenv(PURE_PYTHON_VARIABLE, raising=False)
+    return inferrer
+
+
+# Values that take every branch of the walk: short and long lists and tuples, sets,
+# dicts by shape and by their first items, nesting to the depth limit, and None.
+_WALKED_VALUES: list[object] = [
+    [],
+    [1],
+    [1, "a", 1, None, None],
+    [None, None],
+    [0] * 9,
+    [0] * 99 + ["last"],
+    list(range(10_000)),
+    [[1], [2, "b"], []],
+    [(1, "a"), (2, "b")],
+    [Plain(), 1, Plain()],
+    (),
+    (1,),
+    (1, "a", None, 2.5),
+    tuple(range(MAX_TUPLE_LENGTH)),
+    tuple(range(MAX_TUPLE_LENGTH + 1)),
+    (1,) * 30 + ("x",),
+    ((1, 2), [3]),
+    set(),
+    {1, "a"},
+    frozenset({1.0}),
+    {"a": {1, 2}},
+    {},
+    {"a": 1},
+    {"a": 1, "b": "x", "c": None},
+    {1: "a", 2: "b"},
+    {"a" * (MAX_SHAPE_KEY_LENGTH + 1): 1},
+    {f"k{i}": i for i in range(MAX_SHAPE_KEYS + 1)},
+    {f"k{i}": i for i in range(MAX_SHAPE_KEYS)},
+    {"a": 1, 2: "b"},
+    {"id": 1, "tags": ("a", "b"), "rows": [{"x": 1.5}]},
+    [[[[[[1]]]]]],
+    [{"a": [{"b": (1, [2])}]}] * 20,
+    [{f"k{i}": i for i in range(MAX_SHAPE_KEYS)} for _ in range(10)],
+    None,
+]
+
+
+class TestContainerTypesInC:
+    def test_built_on_cpython(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        if platform.python_implementation() != "CPython":
+            pytest.skip("the C extension is built on CPython only")
+        try:
+            from typetrace import _containers  # noqa: F401
+        except ImportError as error:
+            pytest.fail(
+                f"typetrace._containers did not build ({error}); install a C compiler and the Python "
+                "headers, then reinstall typetrace"
+            )
+
+        assert _inferrer(monkeypatch, pure=False).container_types is not None
+
+    def test_pure_python_variable_turns_it_off(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        assert _inferrer(monkeypatch, pure=True).container_types is None
+
+    @pytest.mark.parametrize("max_elements", [MAX_ELEMENTS, 3, 0])
+    @pytest.mark.parametrize("value", _WALKED_VALUES, ids=lambda value: repr(value)[:40])
+    def test_same_type_and_budget_as_python_walk(
+        self, monkeypatch: pytest.MonkeyPatch, value: object, max_elements: int
+    ) -> None:
+        in_c = _inferrer(monkeypatch, pure=False, max_elements=max_elements)
+        in_python = _inferrer(monkeypatch, pure=True, max_elements=max_elements)
+        container_types = in_c.container_types
+        if container_types is None:
+            pytest.skip("typetrace._containers is not built")
+        # The first value of its form fills the caches with the references of its
+        # classes, and the second with the unions built from them.
+        for _ in range(2):
+            in_c.type_of(value)
+            in_python.type_of(value)
+        typed = container_types.typed
+        elements = (in_c.elements_inspected, in_python.elements_inspected)
+
+        result = in_c.type_of(value)
+
+        assert container_types.typed == typed + 1
+        assert result == in_python.type_of(value)
+        assert in_c.elements_inspected - elements[0] == in_python.elements_inspected - elements[1]
+        # The walk in Python gives the same object from the same caches.
+        in_c.container_types = None
+        assert in_c.type_of(value) is result
+
+    def test_new_element_class_goes_to_python_walk(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        inferrer = _inferrer(monkeypatch, pure=False)
+        container_types = inferrer.container_types
+        if container_types is None:
+            pytest.skip("typetrace._containers is not built")
+        inferrer.type_of([1])
+
+        assert inferrer.type_of([Plain()]) == builtin("list", TypeRef(__name__, "Plain"))
+        assert container_types.typed == 0
+        assert inferrer.type_of([Plain()]) == builtin("list", TypeRef(__name__, "Plain"))
+        assert container_types.typed == 1
+
+    def test_dead_class_is_not_named(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        inferrer = _inferrer(monkeypatch, pure=False)
+        if inferrer.container_types is None:
+            pytest.skip("typetrace._containers is not built")
+        for name in ("First", "Second", "Third"):
+            short_lived = type(name, (), {})
+            values = [short_lived(), short_lived()]
+            inferrer.type_of(values)
+
+            assert inferrer.type_of(values).args[0].qualname == name
+            del short_lived, values
+            gc.collect()
+
+    def test_cleared_caches_go_to_python_walk(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        inferrer = _inferrer(monkeypatch, pure=False)
+        container_types = inferrer.container_types
+        if container_types is None:
+            pytest.skip("typetrace._containers is not built")
+        inferrer.type_of({"a": [1]})
+        inferrer.rename_main("__main__", "script")
+
+        assert inferrer.type_of({"a": [1]}) == dict_shape([ShapeKey("a", builtin("list", INT))])
+        assert container_types.typed == 0

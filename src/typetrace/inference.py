@@ -47,6 +47,12 @@ through the C-level attributes of the function, and whether it was bound. The st
 builder turns that into a ``Callable`` with the types that the function's own traced
 calls show. Lambdas, built-in functions, method wrappers and other callable objects
 are a bare ``Callable`` without a name.
+
+On CPython, :class:`typetrace._containers.ContainerTypes` types an exact list,
+tuple, set, frozenset or dict in C when the references of its elements' classes, and
+those built from them, are cached already. It gives the same object as the walk in
+Python, which types every other value and fills the caches. ``TYPETRACE_PURE_PYTHON=1``
+leaves every value to the walk in Python.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ import collections
 import gc
 import itertools
 import logging
+import os
 import sys
 import threading
 import types
@@ -92,6 +99,15 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+try:
+    from typetrace import _containers
+except ImportError:  # the optional C extension was not built
+    _containers = None  # type: ignore[assignment]
+
+#: Environment variable that makes every backend handle all events in Python, without
+#: its C extension, and leaves every value to the walk in Python, when set to 1.
+PURE_PYTHON_VARIABLE = "TYPETRACE_PURE_PYTHON"
 
 _T = TypeVar("_T")
 
@@ -233,10 +249,11 @@ class TypeInferrer:
         #: Module names of main scripts, such as ``"__mp_main__"``, to the names
         #: recorded for their classes; used where *main_module* is not given.
         self.main_names: dict[str, str] = {}
+        #: Fixed when the inferrer is made: the C walk reads it then.
         self.max_elements = max_elements
-        #: Container elements inspected so far, over all values. Updated without a lock,
-        #: so the total may undercount when threads infer at the same time.
-        self.elements_inspected = 0
+        # Container elements inspected by the walk in Python. Updated without a lock,
+        # so the total may undercount when threads infer at the same time.
+        self._walked_elements = 0
         # id(class) -> (weak reference to the class, its TypeRef). The weak reference
         # distinguishes a live entry from a stale one whose id now belongs to another
         # class, and keeps no class alive.
@@ -260,6 +277,31 @@ class TypeInferrer:
         # functions and for the functions of bound methods.
         self._function_refs: dict[int, tuple[Callable[[], object], TypeRef]] = {}
         self._method_refs: dict[int, tuple[Callable[[], object], TypeRef]] = {}
+        #: The C walk of containers over the caches above, or ``None``.
+        self.container_types: Optional[_containers.ContainerTypes] = None
+        if _containers is not None and os.environ.get(PURE_PYTHON_VARIABLE) != "1":
+            self.container_types = _containers.ContainerTypes(
+                self._class_refs,
+                self._plain_refs,
+                self._built_refs,
+                self._shape_refs,
+                NONE,
+                ANY,
+                ELLIPSIS,
+                max_elements=max_elements,
+                max_depth=MAX_DEPTH,
+                head_elements=HEAD_ELEMENTS,
+                spread_elements=SPREAD_ELEMENTS,
+                max_tuple_length=MAX_TUPLE_LENGTH,
+                max_shape_keys=MAX_SHAPE_KEYS,
+                max_shape_key_length=MAX_SHAPE_KEY_LENGTH,
+            )
+
+    @property
+    def elements_inspected(self) -> int:
+        """Container elements inspected so far, over all values."""
+        walked = self._walked_elements
+        return walked if self.container_types is None else walked + self.container_types.elements
 
     def rename_main(self, module: str, name: str) -> None:
         """Record the classes of the main-script module *module* under *name*."""
@@ -280,6 +322,10 @@ class TypeInferrer:
         entry = self._plain_refs.get(id(type(value)))
         if entry is not None and entry[0]() is type(value):
             return entry[1]
+        if self.container_types is not None:
+            ref = self.container_types.infer(value)
+            if ref is not None:
+                return ref
         try:
             return _Walk(self).infer(value, 0)
         except Exception as error:  # noqa: BLE001 - inference must never raise
@@ -526,7 +572,7 @@ class _Walk:
         budget = self.budget
         granted = count if count <= budget else max(budget, 0)
         self.budget = budget - granted
-        self.inferrer.elements_inspected += granted
+        self.inferrer._walked_elements += granted
         return granted
 
     def sample_sequence(self, values: list[object] | tuple[object, ...]) -> list[object]:

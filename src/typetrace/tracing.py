@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, NoReturn, Op
 from typetrace import _sigterm
 from typetrace._signals import signals_blocked
 from typetrace.exceptions import TypeTraceError
+from typetrace.inference import PURE_PYTHON_VARIABLE as PURE_PYTHON_VARIABLE
 from typetrace.typemodel import TypeRef
 
 if TYPE_CHECKING:
@@ -44,9 +45,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Environment variable that makes every backend handle all events in Python, without
-#: its C extension, when set to 1.
-PURE_PYTHON_VARIABLE = "TYPETRACE_PURE_PYTHON"
 #: Environment variable that turns off the C fast path of calls with cached types
 #: when set to 1. The C hook of Python 3.9 to 3.11 then passes every call to its
 #: Python handler, and Python 3.12 and later use Python callbacks only. It is read
