@@ -726,7 +726,9 @@ class TestContainerTypesInC:
         assert _inferrer(monkeypatch, pure=True).container_types is None
 
     @pytest.mark.parametrize("max_elements", [MAX_ELEMENTS, 3, 0])
-    @pytest.mark.parametrize("value", _WALKED_VALUES, ids=lambda value: repr(value)[:40])
+    @pytest.mark.parametrize(
+        "value", _WALKED_VALUES, ids=[f"{type(value).__name__}-{index}" for index, value in enumerate(_WALKED_VALUES)]
+    )
     def test_same_type_and_budget_as_python_walk(
         self, monkeypatch: pytest.MonkeyPatch, value: object, max_elements: int
     ) -> None:
