@@ -358,6 +358,15 @@ def test_lambdas_and_comprehensions_skipped() -> None:
 # Generators
 
 
+def test_calls_of_five_forms_reuse_traces() -> None:
+    values = [[1], ["a"], [1.5], (1,), ("a",)] * 3
+    found = record(lambda: [positional(value) for value in values]).of("positional")
+
+    assert len(found) == 15
+    assert len({id(trace) for trace in found}) == 5
+    assert all(found[index] is found[index + 5] for index in range(10))
+
+
 def test_generator_yield_and_return_types() -> None:
     found = record(lambda: list(count_up(3))).one("count_up")
 

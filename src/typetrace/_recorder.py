@@ -59,6 +59,9 @@ _FULL_YIELDS = 16
 _MAX_SEEN_KEYS = 1024
 # Return-value classes whose traces one shared Call keeps; the dict starts over when full.
 _MAX_RETURN_CLASSES = 64
+# Traces kept per function by the identities of their types; the dict starts over
+# when full.
+_MAX_KNOWN_TRACES = 32
 # Calls of one function with an argument that its class alone does not type, such as
 # a list, after which the recorder stops caching the function's argument types.
 _UNCACHED_CALLS = 8
@@ -82,6 +85,7 @@ class CodeInfo:
         "calls",
         "active",
         "recent",
+        "known_traces",
         "always",
         "key_of",
         "seen_keys",
@@ -141,6 +145,10 @@ class CodeInfo:
         #: the argument types of the call it was built for. One attribute, so that
         #: threads read them together.
         self.recent: tuple[tuple[CallTrace, dict[str, TypeRef]], ...] = ()
+        #: Traces handed to the sink, each with the argument types of the call it was
+        #: built for, by the ids of its return, yield and argument types and the
+        #: argument names. Each trace keeps its types alive, so their ids stay theirs.
+        self.known_traces: dict[tuple[object, ...], tuple[CallTrace, dict[str, TypeRef]]] = {}
         #: Whether every call is recorded, whatever the sampling.
         self.always = always
         #: Maps the frame's locals at the start of a call to its argument-type key.
@@ -301,6 +309,23 @@ def _has_types(
         and (trace.yield_type is yield_type or trace.yield_type == yield_type)
         and (traced_arg_types is arg_types or trace.arg_types == arg_types)
     )
+
+
+def _known_trace(
+    info: CodeInfo, arg_types: dict[str, TypeRef], return_type: Optional[TypeRef], yield_type: Optional[TypeRef]
+) -> tuple[CallTrace, dict[str, TypeRef]]:
+    """Return the trace of *info* built before from these type objects, with the
+    argument types it was built for, or a new one. A function whose calls take more
+    than two forms then still hands the sink trace objects that it holds already."""
+    key = (id(return_type), id(yield_type), *arg_types, *[id(ref) for ref in arg_types.values()])
+    known = info.known_traces
+    entry = known.get(key)
+    if entry is None:
+        trace = CallTrace(info.module, info.qualname, arg_types, return_type, yield_type)
+        if len(known) >= _MAX_KNOWN_TRACES:
+            known.clear()
+        entry = known[key] = (trace, arg_types)
+    return entry
 
 
 def _finished_frame() -> FrameType:
@@ -708,8 +733,9 @@ class Recorder:
             trace = recent[1][0]
             info.recent = (recent[1], recent[0])
         else:
-            trace = CallTrace(info.module, info.qualname, arg_types, return_type, yield_type)
-            info.recent = ((trace, arg_types), *recent[:1])
+            entry = _known_trace(info, arg_types, return_type, yield_type)
+            trace = entry[0]
+            info.recent = (entry, *recent[:1])
         self._hand_over(trace)
         return trace
 
