@@ -367,6 +367,14 @@ def test_calls_of_five_forms_reuse_traces() -> None:
     assert all(found[index] is found[index + 5] for index in range(10))
 
 
+def test_generator_calls_with_equal_unions_share_trace() -> None:
+    # Each call builds its own union of the yield types.
+    found = record(lambda: [list(yield_mixed()) for _ in range(5)]).of("yield_mixed")
+
+    assert len(found) == 5
+    assert len({id(trace) for trace in found}) == 1
+
+
 def test_generator_yield_and_return_types() -> None:
     found = record(lambda: list(count_up(3))).one("count_up")
 

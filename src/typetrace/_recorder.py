@@ -293,16 +293,26 @@ class Call:
             self.yield_type = union((current, ref))
 
 
+def _is_trace_of(
+    entry: tuple[CallTrace, dict[str, TypeRef]],
+    arg_types: dict[str, TypeRef],
+    return_type: Optional[TypeRef],
+    yield_type: Optional[TypeRef],
+) -> bool:
+    """Return whether *entry*, a trace with the argument types of the call it was
+    built for, was built from these very objects. Calls with cached argument types
+    share one dict of them."""
+    trace, traced_arg_types = entry
+    return trace.return_type is return_type and trace.yield_type is yield_type and traced_arg_types is arg_types
+
+
 def _has_types(
     entry: tuple[CallTrace, dict[str, TypeRef]],
     arg_types: dict[str, TypeRef],
     return_type: Optional[TypeRef],
     yield_type: Optional[TypeRef],
 ) -> bool:
-    """Return whether the trace of *entry*, a trace with the argument types of the
-    call it was built for, has these types. The types are mostly cached objects, and
-    calls with cached argument types share one dict, so this mostly checks
-    identities."""
+    """Return whether the trace of *entry* has these types, compared by value."""
     trace, traced_arg_types = entry
     return (
         (trace.return_type is return_type or trace.return_type == return_type)
@@ -314,17 +324,23 @@ def _has_types(
 def _known_trace(
     info: CodeInfo, arg_types: dict[str, TypeRef], return_type: Optional[TypeRef], yield_type: Optional[TypeRef]
 ) -> tuple[CallTrace, dict[str, TypeRef]]:
-    """Return the trace of *info* built before from these type objects, with the
-    argument types it was built for, or a new one. A function whose calls take more
-    than two forms then still hands the sink trace objects that it holds already."""
+    """Return the trace of *info* built before from these type objects, or one of its
+    last two traces with equal types, with the argument types it was built for, or
+    a new one. A function whose calls take more than two forms then still hands the
+    sink trace objects that it holds already."""
     key = (id(return_type), id(yield_type), *arg_types, *[id(ref) for ref in arg_types.values()])
     known = info.known_traces
     entry = known.get(key)
-    if entry is None:
-        trace = CallTrace(info.module, info.qualname, arg_types, return_type, yield_type)
-        if len(known) >= _MAX_KNOWN_TRACES:
-            known.clear()
-        entry = known[key] = (trace, arg_types)
+    if entry is not None:
+        return entry
+    # Equal types built as other objects, such as the union of a generator's yields.
+    for recent in info.recent:
+        if _has_types(recent, arg_types, return_type, yield_type):
+            return recent
+    trace = CallTrace(info.module, info.qualname, arg_types, return_type, yield_type)
+    if len(known) >= _MAX_KNOWN_TRACES:
+        known.clear()
+    entry = known[key] = (trace, arg_types)
     return entry
 
 
@@ -720,22 +736,23 @@ class Recorder:
         info.active -= 1
         if call.pending_none:
             call.add_yield(NONE)
-        # A function called again with the types of one of its last two traces reuses
-        # that trace, which saves building a CallTrace, and lets the writer count the
-        # call by the object's id. Two, so that a function whose return type alternates
-        # between two types also reuses its traces.
+        # A function called again with the types of a trace built before reuses that
+        # trace, which saves building a CallTrace, and lets the writer count the call
+        # by the object's id. The last two traces are checked first, so that a
+        # function whose return type alternates between two types finds its traces
+        # without building a key.
         recent = info.recent
         arg_types = call.arg_types
         yield_type = call.yield_type
-        if recent and _has_types(recent[0], arg_types, return_type, yield_type):
+        if recent and _is_trace_of(recent[0], arg_types, return_type, yield_type):
             trace = recent[0][0]
-        elif len(recent) == 2 and _has_types(recent[1], arg_types, return_type, yield_type):
+        elif len(recent) == 2 and _is_trace_of(recent[1], arg_types, return_type, yield_type):
             trace = recent[1][0]
             info.recent = (recent[1], recent[0])
         else:
             entry = _known_trace(info, arg_types, return_type, yield_type)
             trace = entry[0]
-            info.recent = (entry, *recent[:1])
+            info.recent = (entry, *[other for other in recent if other is not entry][:1])
         self._hand_over(trace)
         return trace
 
