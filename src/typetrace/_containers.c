@@ -5,10 +5,10 @@
  * samples the same elements, spends the same element budget, and builds the same
  * cache keys. It only looks types up, in the inferrer's caches of class references
  * (_class_refs, _plain_refs) and of the generic and dict-shape references built from
- * them before (_built_refs, _shape_refs). It never adds to them. When any element or
- * container is not in them yet, or is of another class than the ones above, infer()
- * returns None and the Python walk types the whole value again, which fills the
- * caches for the next value of that form. So both give the same object for a value.
+ * them before (_built_refs, _shape_refs). It never adds to them. infer() returns None
+ * when any element or container is not in them yet, or is of another class than the
+ * ones above. The Python walk then types the whole value again and fills the caches
+ * for the next value of that form. So both give the same object for a value.
  *
  * infer() runs no Python code: it reads only exact lists, tuples, sets, frozensets and
  * dicts, and hashes tuples of ints and exact strs. It takes a reference to each
@@ -24,8 +24,8 @@
 #error "typetrace._containers needs the GIL"
 #endif
 
-/* The most elements of one container that a walk may sample, and the bound that
-   ContainerTypes() checks its limits against. */
+/* The maximum number of elements of one container that a walk may sample.
+   ContainerTypes() checks its limits against it. */
 #define MAX_SAMPLED 64
 
 typedef struct {
@@ -59,7 +59,7 @@ typedef struct {
 typedef struct {
     ContainerTypesObject *self;
     Py_ssize_t budget;
-    Py_ssize_t taken;
+    Py_ssize_t inspected;
 } Walk;
 
 static PyObject *infer_at(Walk *walk, PyObject *value, Py_ssize_t depth);
@@ -70,7 +70,7 @@ take(Walk *walk, Py_ssize_t count)
 {
     Py_ssize_t granted = count <= walk->budget ? count : (walk->budget > 0 ? walk->budget : 0);
     walk->budget -= granted;
-    walk->taken += granted;
+    walk->inspected += granted;
     return granted;
 }
 
@@ -82,9 +82,9 @@ release(PyObject **objects, Py_ssize_t count)
     }
 }
 
-/* Return the TypeRef that *refs*, _class_refs or _plain_refs, holds for *cls* while
-   the class is alive, as a new reference. Return NULL, with no exception set, when
-   it holds none. */
+/* Return the TypeRef that *refs*, _class_refs or _plain_refs, contains for *cls*
+   while the class is alive, as a new reference. Return NULL, with no exception set,
+   when it contains none. */
 static PyObject *
 class_entry(PyObject *refs, PyTypeObject *cls)
 {
@@ -120,8 +120,8 @@ class_entry(PyObject *refs, PyTypeObject *cls)
     return ref;
 }
 
-/* Return the reference that *cache* holds in the second item of the entry under
-   *key*, which this function releases, as a new reference, or NULL. */
+/* Return the reference in the second item of the entry of *cache* under *key*,
+   which this function releases, as a new reference, or NULL. */
 static PyObject *
 cached_ref(PyObject *cache, PyObject *key)
 {
@@ -218,8 +218,9 @@ done:
 }
 
 /* Store new references to the elements of *values*, an exact list or tuple, that
-   the walk samples in *sampled*, and return their number: the first ones, and when
-   it is longer, some spread over the rest up to the last one. */
+   the walk samples in *sampled*, and return their number. The walk samples the
+   first elements, and in a longer sequence some spread over the rest up to the
+   last one. */
 static Py_ssize_t
 sample_sequence(Walk *walk, PyObject *values, PyObject **sampled)
 {
@@ -406,9 +407,9 @@ walk_mapping(Walk *walk, PyObject *value, PyObject *base, Py_ssize_t depth)
     return result;
 }
 
-/* A dict: by its shape when it has at most max_shape_keys keys, each an exact str of
-   at most max_shape_key_length characters, and the budget covers them; else as a
-   mapping. */
+/* A dict, typed by its shape when it has at most max_shape_keys keys and the budget
+   covers them. Each key must be an exact str of at most max_shape_key_length
+   characters. Any other dict is typed as a mapping. */
 static PyObject *
 walk_dict(Walk *walk, PyObject *value, PyObject *base, Py_ssize_t depth)
 {
@@ -529,7 +530,7 @@ container_types_infer(ContainerTypesObject *self, PyObject *value)
         }
         Py_RETURN_NONE;
     }
-    self->elements += (unsigned long long)walk.taken;
+    self->elements += (unsigned long long)walk.inspected;
     self->typed++;
     return result;
 }
@@ -539,7 +540,7 @@ read_limit(PyObject *limits, const char *name, Py_ssize_t low, Py_ssize_t high, 
 {
     PyObject *value = PyDict_GetItemString(limits, name);
     if (value == NULL) {
-        PyErr_Format(PyExc_TypeError, "ContainerTypes() needs the limit %s", name);
+        PyErr_Format(PyExc_TypeError, "ContainerTypes(): missing keyword argument %s", name);
         return -1;
     }
     *limit = PyLong_AsSsize_t(value);
@@ -547,7 +548,8 @@ read_limit(PyObject *limits, const char *name, Py_ssize_t low, Py_ssize_t high, 
         return -1;
     }
     if (*limit < low || *limit > high) {
-        PyErr_Format(PyExc_ValueError, "ContainerTypes(): %s=%zd is outside %zd to %zd", name, *limit, low, high);
+        PyErr_Format(PyExc_ValueError, "ContainerTypes(): invalid %s=%zd, expected %zd to %zd", name, *limit, low,
+                     high);
         return -1;
     }
     return 0;

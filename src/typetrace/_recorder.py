@@ -327,7 +327,7 @@ def _known_trace(
     """Return the trace of *info* built before from these type objects, or one of its
     last two traces with equal types, with the argument types it was built for, or
     a new one. A function whose calls take more than two forms then still hands the
-    sink trace objects that it holds already."""
+    sink trace objects that it has built already."""
     key = (id(return_type), id(yield_type), *arg_types, *[id(ref) for ref in arg_types.values()])
     known = info.known_traces
     entry = known.get(key)
