@@ -789,3 +789,40 @@ class TestContainerTypesInC:
 
         assert inferrer.type_of({"a": [1]}) == dict_shape([ShapeKey("a", builtin("list", INT))])
         assert container_types.typed == 0
+
+    def test_second_init_rejected(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        inferrer = _inferrer(monkeypatch, pure=False)
+        container_types = inferrer.container_types
+        if container_types is None:
+            pytest.skip("typetrace._containers is not built")
+        for _ in range(3):
+            inferrer.type_of(list(range(5000)))
+        limits = {
+            "max_elements": MAX_ELEMENTS,
+            "max_depth": 4,
+            "head_elements": 1000,
+            "spread_elements": 8,
+            "max_tuple_length": MAX_TUPLE_LENGTH,
+            "max_shape_keys": MAX_SHAPE_KEYS,
+            "max_shape_key_length": MAX_SHAPE_KEY_LENGTH,
+        }
+
+        with pytest.raises(RuntimeError, match="initialized already"):
+            container_types.__init__({}, {}, {}, {}, NONE, ANY, ELLIPSIS, **limits)  # type: ignore[misc]
+        assert container_types.infer(list(range(5000))) == builtin("list", INT)
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["c", "python"])
+@pytest.mark.parametrize("max_elements", [-1, 2.0, True])
+def test_invalid_max_elements_rejected(monkeypatch: pytest.MonkeyPatch, pure: bool, max_elements: object) -> None:
+    with pytest.raises(ValueError, match="max_elements must be an int"):
+        _inferrer(monkeypatch, pure=pure, max_elements=max_elements)  # type: ignore[arg-type]
+
+
+def test_max_elements_is_read_only() -> None:
+    inferrer = TypeInferrer(max_elements=3)
+
+    with pytest.raises(AttributeError):
+        inferrer.max_elements = 5  # type: ignore[misc]
+    assert inferrer.max_elements == 3
+

@@ -10,11 +10,12 @@
  * ones above. The Python walk then types the whole value again and fills the caches
  * for the next value of that form. So both give the same object for a value.
  *
- * infer() runs no Python code: it reads only exact lists, tuples, sets, frozensets and
- * dicts, and hashes tuples of ints and exact strs. It takes a reference to each
- * element it inspects and to each type it finds, so that a garbage collection during
- * an allocation, which may run a finalizer that changes a container or clears a
- * cache, cannot leave it with a freed object.
+ * infer() calls no method of a value: it reads only exact lists, tuples, sets,
+ * frozensets and dicts, and hashes tuples of ints and exact strs. It takes a
+ * reference to each element it inspects and to each type it finds. A garbage
+ * collection during an allocation may run a finalizer that changes a container or
+ * clears a cache, and the walk then still has no freed object. Releasing an element
+ * that such a finalizer removed from its container runs the element's __del__.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -558,6 +559,11 @@ read_limit(PyObject *limits, const char *name, Py_ssize_t low, Py_ssize_t high, 
 static int
 container_types_init(ContainerTypesObject *self, PyObject *args, PyObject *kwargs)
 {
+    /* infer() trusts the limits, which size its arrays, so they never change. */
+    if (self->class_refs != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ContainerTypes is initialized already; make a new one instead");
+        return -1;
+    }
     PyObject *class_refs, *plain_refs, *built_refs, *shape_refs, *none_ref, *any_ref, *ellipsis_ref;
     if (!PyArg_ParseTuple(args, "O!O!O!O!OOO:ContainerTypes", &PyDict_Type, &class_refs, &PyDict_Type, &plain_refs,
                           &PyDict_Type, &built_refs, &PyDict_Type, &shape_refs, &none_ref, &any_ref, &ellipsis_ref)) {
@@ -567,29 +573,38 @@ container_types_init(ContainerTypesObject *self, PyObject *args, PyObject *kwarg
         PyErr_SetString(PyExc_TypeError, "ContainerTypes() takes exactly the 7 limits as keyword arguments");
         return -1;
     }
-    if (read_limit(kwargs, "max_elements", 0, PY_SSIZE_T_MAX, &self->max_elements) < 0 ||
-        read_limit(kwargs, "max_depth", 0, 64, &self->max_depth) < 0 ||
-        read_limit(kwargs, "head_elements", 0, MAX_SAMPLED / 2, &self->head_elements) < 0 ||
-        read_limit(kwargs, "spread_elements", 1, MAX_SAMPLED / 2, &self->spread_elements) < 0 ||
-        read_limit(kwargs, "max_tuple_length", 0, MAX_SAMPLED, &self->max_tuple_length) < 0 ||
-        read_limit(kwargs, "max_shape_keys", 0, MAX_SAMPLED, &self->max_shape_keys) < 0 ||
-        read_limit(kwargs, "max_shape_key_length", 0, PY_SSIZE_T_MAX, &self->max_shape_key_length) < 0) {
+    Py_ssize_t max_elements, max_depth, head_elements, spread_elements, max_tuple_length, max_shape_keys,
+        max_shape_key_length;
+    if (read_limit(kwargs, "max_elements", 0, PY_SSIZE_T_MAX, &max_elements) < 0 ||
+        read_limit(kwargs, "max_depth", 0, 64, &max_depth) < 0 ||
+        read_limit(kwargs, "head_elements", 0, MAX_SAMPLED / 2, &head_elements) < 0 ||
+        read_limit(kwargs, "spread_elements", 1, MAX_SAMPLED / 2, &spread_elements) < 0 ||
+        read_limit(kwargs, "max_tuple_length", 0, MAX_SAMPLED, &max_tuple_length) < 0 ||
+        read_limit(kwargs, "max_shape_keys", 0, MAX_SAMPLED, &max_shape_keys) < 0 ||
+        read_limit(kwargs, "max_shape_key_length", 0, PY_SSIZE_T_MAX, &max_shape_key_length) < 0) {
         return -1;
     }
+    self->max_elements = max_elements;
+    self->max_depth = max_depth;
+    self->head_elements = head_elements;
+    self->spread_elements = spread_elements;
+    self->max_tuple_length = max_tuple_length;
+    self->max_shape_keys = max_shape_keys;
+    self->max_shape_key_length = max_shape_key_length;
     Py_INCREF(class_refs);
-    Py_XSETREF(self->class_refs, class_refs);
+    self->class_refs = class_refs;
     Py_INCREF(plain_refs);
-    Py_XSETREF(self->plain_refs, plain_refs);
+    self->plain_refs = plain_refs;
     Py_INCREF(built_refs);
-    Py_XSETREF(self->built_refs, built_refs);
+    self->built_refs = built_refs;
     Py_INCREF(shape_refs);
-    Py_XSETREF(self->shape_refs, shape_refs);
+    self->shape_refs = shape_refs;
     Py_INCREF(none_ref);
-    Py_XSETREF(self->none_ref, none_ref);
+    self->none_ref = none_ref;
     Py_INCREF(any_ref);
-    Py_XSETREF(self->any_ref, any_ref);
+    self->any_ref = any_ref;
     Py_INCREF(ellipsis_ref);
-    Py_XSETREF(self->ellipsis_ref, ellipsis_ref);
+    self->ellipsis_ref = ellipsis_ref;
     return 0;
 }
 

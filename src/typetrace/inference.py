@@ -249,8 +249,9 @@ class TypeInferrer:
         #: Module names of main scripts, such as ``"__mp_main__"``, to the names
         #: recorded for their classes; used where *main_module* is not given.
         self.main_names: dict[str, str] = {}
-        #: Fixed when the inferrer is made: the C walk reads it then.
-        self.max_elements = max_elements
+        if type(max_elements) is not int or max_elements < 0:
+            raise ValueError(f"max_elements must be an int of 0 or more, not {max_elements!r}")
+        self._max_elements = min(max_elements, sys.maxsize)
         # Container elements inspected by the walk in Python. Updated without a lock,
         # so the total may undercount when threads infer at the same time.
         self._walked_elements = 0
@@ -288,7 +289,7 @@ class TypeInferrer:
                 NONE,
                 ANY,
                 ELLIPSIS,
-                max_elements=max_elements,
+                max_elements=self._max_elements,
                 max_depth=MAX_DEPTH,
                 head_elements=HEAD_ELEMENTS,
                 spread_elements=SPREAD_ELEMENTS,
@@ -296,6 +297,12 @@ class TypeInferrer:
                 max_shape_keys=MAX_SHAPE_KEYS,
                 max_shape_key_length=MAX_SHAPE_KEY_LENGTH,
             )
+
+    @property
+    def max_elements(self) -> int:
+        """Maximum number of container elements inspected per value, fixed when the
+        inferrer is made."""
+        return self._max_elements
 
     @property
     def elements_inspected(self) -> int:
@@ -539,7 +546,7 @@ class _Walk:
 
     def __init__(self, inferrer: TypeInferrer) -> None:
         self.inferrer = inferrer
-        self.budget = inferrer.max_elements
+        self.budget = inferrer._max_elements
 
     def infer(self, value: object, depth: int) -> TypeRef:
         if value is None:
