@@ -70,14 +70,17 @@ def prepare(python: str) -> tuple[Path, Path]:
         subprocess.run([*pip, "--upgrade", "pip"], check=True)
         subprocess.run([*pip, "-e", str(ROOT), "pytest", "MonkeyType==23.3.0"], check=True)
         installed.touch()
-    extension = "_profilehook" if version in ("3.9", "3.10", "3.11") else "_fastcalls"
-    check = subprocess.run([str(venv_python), "-c", f"import typetrace.{extension}"], capture_output=True, text=True)
-    if check.returncode != 0:
-        raise SystemExit(
-            f"typetrace's C extension {extension} did not build for Python {version}, so the benchmark "
-            f"would measure the pure-Python backend:\n{check.stderr}Install a C compiler and the Python "
-            f"headers, then delete {installed} to reinstall."
+    extensions = ("_profilehook" if version in ("3.9", "3.10", "3.11") else "_fastcalls", "_containers")
+    for extension in extensions:
+        check = subprocess.run(
+            [str(venv_python), "-c", f"import typetrace.{extension}"], capture_output=True, text=True
         )
+        if check.returncode != 0:
+            raise SystemExit(
+                f"typetrace's C extension {extension} did not build for Python {version}, so the benchmark "
+                f"would measure pure-Python code:\n{check.stderr}Install a C compiler and the Python "
+                f"headers, then delete {installed} to reinstall."
+            )
     toolz = work / "toolz-1.2.0"
     if not toolz.exists():
         subprocess.run(
