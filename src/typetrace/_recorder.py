@@ -61,7 +61,7 @@ _MAX_SEEN_KEYS = 1024
 _MAX_RETURN_CLASSES = 64
 # Traces kept per function by the identities of their types; the dict starts over
 # when full.
-_MAX_KNOWN_TRACES = 32
+_MAX_KNOWN_TRACES = 16
 # Calls of one function with an argument that its class alone does not type, such as
 # a list, after which the recorder stops caching the function's argument types.
 _UNCACHED_CALLS = 8
