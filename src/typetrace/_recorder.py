@@ -300,10 +300,15 @@ def _is_trace_of(
     yield_type: Optional[TypeRef],
 ) -> bool:
     """Return whether *entry*, a trace with the argument types of the call it was
-    built for, was built from these very objects. Calls with cached argument types
-    share one dict of them."""
+    built for, has these very return and yield type objects, and equal argument
+    types. Calls with cached argument types share one dict of them, and comparing
+    two dicts of the same objects calls no ``__eq__`` method."""
     trace, traced_arg_types = entry
-    return trace.return_type is return_type and trace.yield_type is yield_type and traced_arg_types is arg_types
+    return (
+        trace.return_type is return_type
+        and trace.yield_type is yield_type
+        and (traced_arg_types is arg_types or traced_arg_types == arg_types)
+    )
 
 
 def _has_types(
