@@ -543,12 +543,15 @@ class Recorder:
             # Read once: on Python 3.12 and older, each read copies the fast locals.
             local_values = frame.f_locals
             arg_types = None
+            key = None
             cache = info.arg_cache
             if cache is not None:
                 try:
-                    entry = cache.get(info.key_of(local_values))
+                    key = info.key_of(local_values)
                 except KeyError:
                     entry = None
+                else:
+                    entry = cache.get(key)
                 if entry is not None and entry[0] == info.inferrer.generation:
                     shared_call = entry[2]
                     if shared_call is not None:
@@ -560,7 +563,7 @@ class Recorder:
                         return True
                     arg_types = entry[1]
             if arg_types is None:
-                arg_types = self._argument_types(local_values, info)
+                arg_types = self._argument_types(local_values, info, key)
             receiver_name = info.receiver
             if receiver_name is not None and receiver_name in local_values:
                 self.receiver_ids[frame] = id(local_values[receiver_name])
@@ -610,7 +613,10 @@ class Recorder:
         if paused and self.on_resume is not None:
             self.on_resume()
 
-    def _argument_types(self, local_values: Mapping[str, Any], info: CodeInfo) -> dict[str, TypeRef]:
+    def _argument_types(
+        self, local_values: Mapping[str, Any], info: CodeInfo, key: object = None
+    ) -> dict[str, TypeRef]:
+        # *key* is the argument-type key of the call, or None when it is not known.
         # Reads the generation first, so that a class that dies meanwhile makes the
         # cached entry stale.
         generation = info.inferrer.generation
@@ -627,11 +633,16 @@ class Recorder:
                 if element_type is not None:
                     arg_types[packed] = element_type
         if info.arg_cache is not None:
-            self._cache_argument_types(local_values, info, arg_types, generation)
+            self._cache_argument_types(local_values, info, arg_types, generation, key)
         return arg_types
 
     def _cache_argument_types(
-        self, local_values: Mapping[str, Any], info: CodeInfo, arg_types: dict[str, TypeRef], generation: int
+        self,
+        local_values: Mapping[str, Any],
+        info: CodeInfo,
+        arg_types: dict[str, TypeRef],
+        generation: int,
+        key: object,
     ) -> None:
         cache = info.arg_cache
         assert cache is not None
@@ -655,7 +666,9 @@ class Recorder:
         if info.kind == FUNCTION:
             shared_call = Call(info, arg_types)
             shared_call.traces = {}
-        cache[info.key_of(local_values)] = (generation, arg_types, shared_call)
+        if key is None:
+            key = info.key_of(local_values)
+        cache[key] = (generation, arg_types, shared_call)
 
     def resumed(self, call: Call) -> None:
         """Note that a suspended generator or coroutine runs again."""
