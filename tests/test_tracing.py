@@ -10,6 +10,7 @@ import runpy
 import sys
 import textwrap
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -182,6 +183,11 @@ def consume_iterator(items):  # type: ignore[no-untyped-def]
 
 
 def in_thread(value):  # type: ignore[no-untyped-def]
+    return value
+
+
+def first_called_in_two_threads(value, delay):  # type: ignore[no-untyped-def]
+    time.sleep(delay)
     return value
 
 
@@ -826,6 +832,43 @@ def test_failing_code_filter_counted_not_raised() -> None:
 
     assert sink.traces == []
     assert list(stats.errors) == ["code filter: RuntimeError"]
+
+
+def test_first_calls_in_two_threads_keep_returns() -> None:
+    """Two threads that make the first call of a function at once both get a return
+    type, whichever of them stores the function's info first."""
+    entered: list[str] = []
+    both_entered = threading.Event()
+
+    class SlowFilterConfig(SinkOnlyConfig):
+        def code_filter(self) -> Callable[[Any], bool]:
+            def accept(code: Any) -> bool:
+                if code.co_name != "first_called_in_two_threads":
+                    return False
+                name = threading.current_thread().name
+                entered.append(name)
+                if len(entered) == 2:
+                    both_entered.set()
+                both_entered.wait(5)
+                # The first thread stores the info first, and its call returns last.
+                if name == "second":
+                    time.sleep(0.05)
+                return True
+
+            return accept
+
+    sink = ListSink()
+    with trace(SlowFilterConfig(), sink=sink):
+        first = threading.Thread(target=first_called_in_two_threads, args=(1, 0.3), name="first")
+        second = threading.Thread(target=first_called_in_two_threads, args=("s", 0), name="second")
+        first.start()
+        second.start()
+        first.join()
+        second.join()
+
+    found = sink.of("first_called_in_two_threads")
+    assert sorted(entered) == ["first", "second"]
+    assert {(trace.arg_types["value"], trace.return_type) for trace in found} == {(INT, INT), (STR, STR)}
 
 
 # Sessions

@@ -61,7 +61,7 @@ _MAX_SEEN_KEYS = 1024
 _MAX_RETURN_CLASSES = 64
 # Traces kept per function by the identities of their types; the dict starts over
 # when full.
-_MAX_KNOWN_TRACES = 16
+_MAX_KNOWN_TRACES = 8
 # Calls of one function with an argument that its class alone does not type, such as
 # a list, after which the recorder stops caching the function's argument types.
 _UNCACHED_CALLS = 8
@@ -473,8 +473,9 @@ class Recorder:
             # New code often means a new phase of the program, with new callers.
             if self.paused:
                 self.resume_paused()
-        self.codes[id(code)] = (code, info)
-        return info
+        # Another thread may have stored an info for the code meanwhile, and calls
+        # already started with it, so the first one stored stays.
+        return self.codes.setdefault(id(code), (code, info))[1]
 
     def _main_module_name(self, module: str, module_globals: Mapping[str, object]) -> str:
         """Name the module that a program's main script runs as, from its globals.
