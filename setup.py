@@ -4,8 +4,9 @@ On CPython 3.9 to 3.11, ``typetrace._profilehook`` is the C profile hook (and on
 the frame-evaluation function) that keeps tracing fast. On CPython 3.12 and later,
 ``typetrace._fastcalls`` holds ``sys.monitoring`` callbacks in C for calls whose types
 are cached. On every CPython, ``typetrace._containers`` types lists, tuples, sets,
-frozensets and dicts whose element types were seen before. A failed build (no C compiler, no Python headers) leaves a working
-installation that traces in pure Python.
+frozensets and dicts whose element types were seen before. A failed build (no C
+compiler, no Python headers) leaves a working installation that traces in pure
+Python.
 """
 
 import sys

@@ -333,7 +333,7 @@ def _known_trace(
     last two traces with equal types, with the argument types it was built for, or
     a new one. A function whose calls take more than two forms then still hands the
     sink trace objects that it has built already."""
-    key = (id(return_type), id(yield_type), *arg_types, *[id(ref) for ref in arg_types.values()])
+    key = (id(return_type), id(yield_type), *arg_types, *map(id, arg_types.values()))
     known = info.known_traces
     entry = known.get(key)
     if entry is not None:
@@ -614,9 +614,7 @@ class Recorder:
         if paused and self.on_resume is not None:
             self.on_resume()
 
-    def _argument_types(
-        self, local_values: Mapping[str, Any], info: CodeInfo, key: object = None
-    ) -> dict[str, TypeRef]:
+    def _argument_types(self, local_values: Mapping[str, Any], info: CodeInfo, key: object) -> dict[str, TypeRef]:
         # *key* is the argument-type key of the call, or None when it is not known.
         # Reads the generation first, so that a class that dies meanwhile makes the
         # cached entry stale.
