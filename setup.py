@@ -37,6 +37,8 @@ elif sys.implementation.name == "cpython" and sys.version_info >= (3, 12):
     )
 
 if sys.implementation.name == "cpython":
-    ext_modules.append(Extension("typetrace._containers", sources=["src/typetrace/_containers.c"], optional=True))
+    ext_modules.append(
+        Extension("typetrace._containers", sources=["src/typetrace/_containers.c"], optional=True)
+    )
 
 setup(ext_modules=ext_modules)

@@ -658,7 +658,9 @@ class TestPlainType:
         assert inferrer.generation != before
 
 
-def _inferrer(monkeypatch: pytest.MonkeyPatch, *, pure: bool, max_elements: int = MAX_ELEMENTS) -> TypeInferrer:
+def _inferrer(
+    monkeypatch: pytest.MonkeyPatch, *, pure: bool, max_elements: int = MAX_ELEMENTS
+) -> TypeInferrer:
     if pure:
         monkeypatch.setenv(PURE_PYTHON_VARIABLE, "1")
     else:
@@ -716,8 +718,8 @@ class TestContainerTypesInC:
             from typetrace import _containers  # noqa: F401
         except ImportError as error:
             pytest.fail(
-                f"typetrace._containers did not build ({error}); install a C compiler and the Python "
-                "headers, then reinstall typetrace"
+                f"typetrace._containers did not build ({error}); install a C compiler and the "
+                "Python headers, then reinstall typetrace"
             )
 
         assert _inferrer(monkeypatch, pure=False).container_types is not None
@@ -727,7 +729,9 @@ class TestContainerTypesInC:
 
     @pytest.mark.parametrize("max_elements", [MAX_ELEMENTS, 3, 0])
     @pytest.mark.parametrize(
-        "value", _WALKED_VALUES, ids=[f"{type(value).__name__}-{index}" for index, value in enumerate(_WALKED_VALUES)]
+        "value",
+        _WALKED_VALUES,
+        ids=[f"{type(value).__name__}-{index}" for index, value in enumerate(_WALKED_VALUES)],
     )
     def test_same_type_and_budget_as_python_walk(
         self, monkeypatch: pytest.MonkeyPatch, value: object, max_elements: int
@@ -809,13 +813,16 @@ class TestContainerTypesInC:
         }
 
         with pytest.raises(RuntimeError, match="initialized already"):
-            container_types.__init__({}, {}, {}, {}, NONE, ANY, ELLIPSIS, **limits)  # type: ignore[misc]
+            second_init = container_types.__init__  # type: ignore[misc]
+            second_init({}, {}, {}, {}, NONE, ANY, ELLIPSIS, **limits)
         assert container_types.infer(list(range(5000))) == builtin("list", INT)
 
 
 @pytest.mark.parametrize("pure", [False, True], ids=["c", "python"])
 @pytest.mark.parametrize("max_elements", [-1, 2.0, True])
-def test_invalid_max_elements_rejected(monkeypatch: pytest.MonkeyPatch, pure: bool, max_elements: object) -> None:
+def test_invalid_max_elements_rejected(
+    monkeypatch: pytest.MonkeyPatch, pure: bool, max_elements: object
+) -> None:
     with pytest.raises(ValueError, match="max_elements must be an int"):
         _inferrer(monkeypatch, pure=pure, max_elements=max_elements)  # type: ignore[arg-type]
 

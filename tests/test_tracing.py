@@ -868,7 +868,8 @@ def test_first_calls_in_two_threads_keep_returns() -> None:
 
     found = sink.of("first_called_in_two_threads")
     assert sorted(entered) == ["first", "second"]
-    assert {(trace.arg_types["value"], trace.return_type) for trace in found} == {(INT, INT), (STR, STR)}
+    forms = {(trace.arg_types["value"], trace.return_type) for trace in found}
+    assert forms == {(INT, INT), (STR, STR)}
 
 
 # Sessions

@@ -70,16 +70,18 @@ def prepare(python: str) -> tuple[Path, Path]:
         subprocess.run([*pip, "--upgrade", "pip"], check=True)
         subprocess.run([*pip, "-e", str(ROOT), "pytest", "MonkeyType==23.3.0"], check=True)
         installed.touch()
-    extensions = ("_profilehook" if version in ("3.9", "3.10", "3.11") else "_fastcalls", "_containers")
-    for extension in extensions:
+    hook = "_profilehook" if version in ("3.9", "3.10", "3.11") else "_fastcalls"
+    for extension in (hook, "_containers"):
         check = subprocess.run(
-            [str(venv_python), "-c", f"import typetrace.{extension}"], capture_output=True, text=True
+            [str(venv_python), "-c", f"import typetrace.{extension}"],
+            capture_output=True,
+            text=True,
         )
         if check.returncode != 0:
             raise SystemExit(
-                f"typetrace's C extension {extension} did not build for Python {version}, so the benchmark "
-                f"would measure pure-Python code:\n{check.stderr}Install a C compiler and the Python "
-                f"headers, then delete {installed} to reinstall."
+                f"typetrace's C extension {extension} did not build for Python {version}, "
+                f"so the benchmark would measure pure-Python code:\n{check.stderr}Install a C "
+                f"compiler and the Python headers, then delete {installed} to reinstall."
             )
     toolz = work / "toolz-1.2.0"
     if not toolz.exists():

@@ -327,7 +327,10 @@ def _has_types(
 
 
 def _known_trace(
-    info: CodeInfo, arg_types: dict[str, TypeRef], return_type: Optional[TypeRef], yield_type: Optional[TypeRef]
+    info: CodeInfo,
+    arg_types: dict[str, TypeRef],
+    return_type: Optional[TypeRef],
+    yield_type: Optional[TypeRef],
 ) -> tuple[CallTrace, dict[str, TypeRef]]:
     """Return the trace of *info* built before from these type objects, or one of its
     last two traces with equal types, with the argument types it was built for, or
@@ -614,7 +617,9 @@ class Recorder:
         if paused and self.on_resume is not None:
             self.on_resume()
 
-    def _argument_types(self, local_values: Mapping[str, Any], info: CodeInfo, key: object) -> dict[str, TypeRef]:
+    def _argument_types(
+        self, local_values: Mapping[str, Any], info: CodeInfo, key: object
+    ) -> dict[str, TypeRef]:
         # *key* is the argument-type key of the call, or None when it is not known.
         # Reads the generation first, so that a class that dies meanwhile makes the
         # cached entry stale.
