@@ -418,6 +418,55 @@ def mixed_with_generators() -> None:
     suspended.close()
 
 
+def long_count(limit, switch_at):  # type: ignore[no-untyped-def]
+    for number in range(limit):
+        if number == switch_at:
+            yield "switched"
+        elif number == switch_at + 1:
+            yield None
+        else:
+            yield number
+    return limit
+
+
+def chained(depth, limit):  # type: ignore[no-untyped-def]
+    if depth == 0:
+        result = yield from long_count(limit, limit - 3)
+        return result
+    return (yield from chained(depth - 1, limit))
+
+
+def long_generators() -> None:
+    # Yields after the first ones whose types are all inferred: of known classes, of a
+    # new class, and None, through delegation, and in generators closed early.
+    for number in range(REPEATS // 3):
+        list(long_count(40, 20 + number))
+        list(chained(3, 30))
+        partial = long_count(50, 45)
+        for _ in range(25 + number):
+            next(partial)
+        partial.close()
+
+
+async def wait_for_value(value):  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    loop.call_soon(future.set_result, value)
+    # The future passes itself up to the event loop, a suspension with a value.
+    return await future
+
+
+async def many_waits(count):  # type: ignore[no-untyped-def]
+    total = 0
+    for number in range(count):
+        total += await wait_for_value(number)
+    return total
+
+
+def awaited_futures() -> None:
+    asyncio.run(many_waits(REPEATS))
+
+
 SCENARIOS = [
     Scenario("several-classes", several_classes),
     Scenario("none-and-bool", none_and_bool),
@@ -437,4 +486,6 @@ SCENARIOS = [
     Scenario("import-statements", import_statements, takes_fast_path=False),
     Scenario("parameter-counts", parameter_counts),
     Scenario("mixed-with-generators", mixed_with_generators),
+    Scenario("long-generators", long_generators, takes_fast_path=False),
+    Scenario("awaited-futures", awaited_futures, takes_fast_path=False),
 ]

@@ -307,11 +307,24 @@ def run_cases() -> None:
     asyncio.run(main_coroutine())
 
 
+def _is_start(frame: FrameType, arg: Any) -> bool:
+    """Return whether a call event with *arg* starts *frame*: the evaluation function
+    passes True or False, and the profile function None."""
+    if arg is not None:
+        return bool(arg)
+    code = frame.f_code.co_code
+    return frame.f_lasti < 0 or (dis.opname[code[frame.f_lasti]] == "RESUME" and code[frame.f_lasti + 1] == 0)
+
+
 def record_events(install: Callable[[Any], None], uninstall: Callable[[Any], None]) -> list[tuple[object, ...]]:
     """Run run_cases() under a bare Hook, installed by *install*, whose handler keeps
-    each frame in its calls dict, and return the events of this module's code: the
-    function, a number per frame object, the event, and for return events the
-    instruction at f_lasti and the type of the value."""
+    each frame that starts in its calls dict, and return the events of this module's
+    code: the function, a number per frame object, the event, and for return events
+    the instruction at f_lasti and the type of the value.
+
+    As in the recorder, a frame whose first event resumes it, such as a generator
+    that throw() starts, has no call: the evaluation function then passes none of
+    its events, and the profile function only that first one."""
     assert profilehook is not None
     events: list[tuple[object, ...]] = []
     frame_numbers: dict[FrameType, int] = {}
@@ -320,6 +333,8 @@ def record_events(install: Callable[[Any], None], uninstall: Callable[[Any], Non
     def handler(frame: FrameType, event: str, arg: Any) -> int:
         code = frame.f_code
         if code.co_filename != __file__:
+            return 0
+        if frame not in calls and event == "call" and not _is_start(frame, arg):
             return 0
         calls[frame] = 1
         number = frame_numbers.setdefault(frame, len(frame_numbers))
@@ -355,6 +370,28 @@ def test_events_match_profile_function() -> None:
 
     assert len(from_profile) > 100
     assert from_eval == from_profile
+
+
+def test_resumption_without_open_call_dropped() -> None:
+    """A frame that is not in the calls dict gets its start event only: where it
+    resumes, there is no call to start, so the evaluation function runs it without
+    events."""
+    assert profilehook is not None
+    seen: list[str] = []
+
+    def handler(frame: FrameType, event: str, arg: Any) -> int:
+        if frame.f_code.co_name == "yields_none":
+            seen.append(event)
+        return 0
+
+    hook = profilehook.Hook(handler, {}, {})
+    assert hook.install_eval([])
+    try:
+        list(yields_none())
+    finally:
+        hook.uninstall_eval()
+
+    assert seen == ["call"]
 
 
 def test_call_event_tells_start_from_resume() -> None:

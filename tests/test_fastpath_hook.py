@@ -433,6 +433,59 @@ def test_hook_counts_fast_events(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @before_312
 @pytest.mark.usefixtures("c_backend")
+def test_hook_counts_fast_yields(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a generator call's first 16 yields, its resumptions and its yields of
+    classes it yielded before reach neither the handler nor the Python code."""
+
+    def dispatched_and_counters(on: bool) -> tuple[int, int, int]:
+        set_fast_path(monkeypatch, on)
+        with trace(SinkOnlyConfig(), sink=ListSink()):
+            hook = active_session()._backend._hook  # type: ignore[union-attr]
+            dispatched_before = hook.dispatched
+            # 100 ints; the switch to a str comes after the end.
+            assert list(programs.long_count(100, 200)) == list(range(100))
+            dispatched = hook.dispatched - dispatched_before
+            return dispatched, hook.fast_resumes, hook.fast_suspensions
+
+    fast_dispatched, fast_resumes, fast_suspensions = dispatched_and_counters(True)
+    slow_dispatched, slow_resumes, slow_suspensions = dispatched_and_counters(False)
+
+    assert (slow_resumes, slow_suspensions) == (0, 0)
+    # The start, 100 yields, 100 resumptions and the return.
+    assert slow_dispatched == 202
+    assert (fast_resumes, fast_suspensions) == (100, 100 - 16)
+    assert fast_dispatched == 1 + 16 + 1
+
+
+@before_312
+@pytest.mark.usefixtures("c_backend")
+def test_hook_counts_fast_awaits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A coroutine's suspensions with a value, such as the future it awaits, and its
+    resumptions reach neither the handler nor the Python code."""
+
+    def dispatched_and_counters(on: bool) -> tuple[int, int, int]:
+        set_fast_path(monkeypatch, on)
+        with trace(SinkOnlyConfig(), sink=ListSink()):
+            hook = active_session()._backend._hook  # type: ignore[union-attr]
+            dispatched_before = hook.dispatched
+            programs.awaited_futures()
+            dispatched = hook.dispatched - dispatched_before
+            return dispatched, hook.fast_resumes, hook.fast_suspensions
+
+    fast_dispatched, fast_resumes, fast_suspensions = dispatched_and_counters(True)
+    slow_dispatched, slow_resumes, slow_suspensions = dispatched_and_counters(False)
+
+    assert (slow_resumes, slow_suspensions) == (0, 0)
+    # Each of the 30 waits suspends wait_for_value() and many_waits() once, and
+    # resumes both.
+    waits = programs.REPEATS
+    assert fast_suspensions == 2 * waits
+    assert fast_resumes == 2 * waits
+    assert fast_dispatched == slow_dispatched - 4 * waits
+
+
+@before_312
+@pytest.mark.usefixtures("c_backend")
 def test_hook_suspects_disable_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """While the recorder has suspect frames, every event goes to the handler, which
     checks them."""

@@ -3,14 +3,17 @@
  * typetrace._profiling. The evaluation function is described where it is defined.
  *
  * A Hook object is installed with PyEval_SetProfile in each traced thread. It drops
- * the c_call, c_return and c_exception events, and the return events of frames
- * without an open recorded call, at which the handler has nothing to do. It also
+ * the c_call, c_return and c_exception events, and the return events and
+ * resumptions of frames without an open recorded call, at which the handler has
+ * nothing to do. It also
  * drops the call events of code that the Python side marked as skipped: code that
  * is not traced, and functions that sampling paused, except when the frame is one of
  * their recorded calls that are still open. After enable_fast_calls(), it starts and
- * returns some calls of plain functions itself, as _fastcalls.h describes. Every
- * other call and return event goes to the Python handler, where all of the tracing
- * logic is. The handler returns SKIP_UNTRACED or SKIP_PAUSED to mark the code of the
+ * returns some calls of plain functions itself, as _fastcalls.h describes. After
+ * enable_fast_yields(), it handles itself the resumptions of recorded generator and
+ * coroutine calls, and their suspensions whose value the recorder needs no type of
+ * (see FastYields). Every other call and return event goes to the Python handler,
+ * where all of the tracing logic is. The handler returns SKIP_UNTRACED or SKIP_PAUSED to mark the code of the
  * frame, or 0 to leave it as it is. While the recorder has suspect frames, every
  * call and return event goes to the handler, and none takes the fast path.
  *
@@ -71,6 +74,39 @@ static PyObject *unwind_event = NULL;
    return or yield of None, or an exception leaving the frame. */
 static PyObject *return_or_unwind_event = NULL;
 
+/* The fast path of the suspensions and resumptions of recorded generator and
+ * coroutine calls, which does what Recorder.resumed() and Recorder.suspended() of
+ * typetrace._recorder do in the cases below, and leaves every other case to the
+ * handler:
+ * - a resumption of a call whose pending_none is False: suspended becomes False;
+ * - a coroutine that suspends with a value other than None, which it passes up to
+ *   the event loop: suspended becomes True;
+ * - a generator that yields a value other than None after its first full_yields
+ *   yields, when the id of the value's class is in the Call's yield_classes: the
+ *   yield is counted, and suspended becomes True.
+ * It reads and writes the slots of Call and CodeInfo objects at offsets found when
+ * it is set up, and checks each object's type first. */
+typedef struct {
+    /* The recorder's CodeInfo and Call classes, or NULL while the fast path is off. */
+    PyTypeObject *info_type;
+    PyTypeObject *call_type;
+    /* Offsets of the slots used. */
+    Py_ssize_t info_kind;
+    Py_ssize_t call_info;
+    Py_ssize_t call_suspended;
+    Py_ssize_t call_pending_none;
+    Py_ssize_t call_yields;
+    Py_ssize_t call_yield_classes;
+    /* Yields of a call whose types the recorder always infers. */
+    Py_ssize_t full_yields;
+    /* CodeInfo.kind of generators and of coroutines. */
+    long generator_kind;
+    long coroutine_kind;
+    /* Events handled on this fast path. */
+    unsigned long long resumes;
+    unsigned long long suspensions;
+} FastYields;
+
 typedef struct {
     PyObject_HEAD
     /* handler(frame, event, arg) -> int, called for the events not skipped. */
@@ -87,6 +123,8 @@ typedef struct {
     PyObject *passes_on;
     /* The fast path of calls with cached types, off until enable_fast_calls(). */
     FastCalls fast;
+    /* The fast path of suspensions and resumptions, off until enable_fast_yields(). */
+    FastYields yields;
     /* The epoch this hook started in. Older SKIP_UNTRACED marks are stale. */
     uintptr_t first_epoch;
     /* Events passed to the handler. */
@@ -452,6 +490,116 @@ fast_return(HookObject *hook, PyObject *call, PyFrameObject *frame, PyObject *va
     return fastcalls_return_call(&hook->fast, call, NULL, (PyObject *)frame, value);
 }
 
+/* Store a new reference to *value* in the slot at *offset* of *obj*. */
+static void
+set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value)
+{
+    PyObject *old = FASTCALLS_SLOT(obj, offset);
+    Py_INCREF(value);
+    FASTCALLS_SLOT(obj, offset) = value;
+    Py_XDECREF(old);
+}
+
+/* Return whether *frame*, whose return event the hook handles, suspended at a yield
+   or an await instead of returning. */
+static int
+frame_suspended(PyFrameObject *frame)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    /* "yield from" and "await" suspend at YIELD_VALUE too, which is never
+       specialized. */
+    return _Py_OPCODE(*frame->f_frame->prev_instr) == YIELD_VALUE;
+#elif PY_VERSION_HEX >= 0x030A0000
+    return frame->f_state == FRAME_SUSPENDED;
+#else
+    /* Set at YIELD_VALUE and YIELD_FROM, and left NULL by a return. */
+    return frame->f_stacktop != NULL;
+#endif
+}
+
+/* Return whether the call event of *frame* with the argument *arg* resumes the
+   frame, when that is known without the handler. */
+static int
+is_resumption(PyFrameObject *frame, PyObject *arg)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    /* The evaluation function passes False for a resumption; the profile function of
+       3.11 passes None for both. */
+    return arg == Py_False;
+#else
+    /* -1 until the frame's first instruction runs. */
+    return frame->f_lasti >= 0;
+#endif
+}
+
+/* Handle on the fast path the resumption of *call*, the open call of a frame. Return
+   1 when it did, and 0 when the handler must get the event. */
+static NOINLINE int
+fast_resume(FastYields *yields, PyObject *call)
+{
+    if (FASTCALLS_SLOT(call, yields->call_pending_none) != Py_False) {
+        /* The last suspension may have been a yield of None, which the handler
+           counts now. */
+        return 0;
+    }
+    set_slot(call, yields->call_suspended, Py_False);
+    yields->resumes++;
+    return 1;
+}
+
+/* Handle on the fast path the suspension of *call*, the open call of *frame*, with
+   *value*, which is not None. Return 1 when it did, and 0 when the handler must get
+   the event. */
+static NOINLINE int
+fast_suspend(FastYields *yields, PyObject *call, PyFrameObject *frame, PyObject *value)
+{
+    PyObject *info = FASTCALLS_SLOT(call, yields->call_info);
+    if (info == NULL || !Py_IS_TYPE(info, yields->info_type) || !frame_suspended(frame)) {
+        return 0;
+    }
+    if (fastcalls_slot_equals(info, yields->info_kind, yields->coroutine_kind)) {
+        set_slot(call, yields->call_suspended, Py_True);
+        yields->suspensions++;
+        return 1;
+    }
+    if (!fastcalls_slot_equals(info, yields->info_kind, yields->generator_kind)) {
+        return 0;
+    }
+    PyObject *count = FASTCALLS_SLOT(call, yields->call_yields);
+    PyObject *classes = FASTCALLS_SLOT(call, yields->call_yield_classes);
+    if (count == NULL || !PyLong_CheckExact(count) || classes == NULL || !Py_IS_TYPE(classes, &PySet_Type)) {
+        return 0;
+    }
+    Py_ssize_t done = PyLong_AsSsize_t(count);
+    if (done < yields->full_yields || done == PY_SSIZE_T_MAX) {
+        /* Also -1 on an error, which the handler meets again. */
+        PyErr_Clear();
+        return 0;
+    }
+    /* id(type(value)); a set of ints looks it up without running Python code. */
+    PyObject *class_id = PyLong_FromVoidPtr((void *)Py_TYPE(value));
+    if (class_id == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int known = PySet_Contains(classes, class_id);
+    Py_DECREF(class_id);
+    if (known != 1) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *updated = PyLong_FromSsize_t(done + 1);
+    if (updated == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    set_slot(call, yields->call_yields, updated);
+    Py_DECREF(updated);
+    set_slot(call, yields->call_suspended, Py_True);
+    yields->suspensions++;
+    return 1;
+}
+
 /* Pass one event of an active hook to the handler unless the hook may drop it or
    handle it on the fast path.
    *exact* is false for events that Python code passed to Hook.__call__, where an
@@ -485,6 +633,13 @@ route_event(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg, int
        paused the function. */
     PyObject *call;
     if (find_open_call(hook, frame, &call)) {
+        FastYields *yields = &hook->yields;
+        if (call != NULL && yields->call_type != NULL && Py_IS_TYPE(call, yields->call_type)) {
+            if (event == call_event ? fast_resume(yields, call)
+                                    : event == return_event && arg != Py_None && fast_suspend(yields, call, frame, arg)) {
+                return 0;
+            }
+        }
         if (call != NULL && event == return_event && hook->fast.recorder != NULL) {
             /* A return or a yield with a value. The fast path takes only calls of
                plain functions, which never yield. The sink that it calls may end the
@@ -499,7 +654,8 @@ route_event(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg, int
         }
         return dispatch(hook, frame, event, arg);
     }
-    if (what == PyTrace_RETURN || status == SKIP_PAUSED) {
+    /* A frame without an open call that resumes has no call to start. */
+    if (what == PyTrace_RETURN || status == SKIP_PAUSED || is_resumption(frame, arg)) {
         return 0;
     }
     /* An error at the start runs Python code, the recorder's note_error(). */
@@ -649,8 +805,9 @@ needs_events(HookObject *hook, PyThreadState *tstate, _PyInterpreterFrame *frame
         if (status == SKIP_UNTRACED) {
             return 0;
         }
+        /* A frame without an open call needs events only to start one. */
         if (!(frame->frame_obj != NULL && has_open_call(hook, frame->frame_obj))
-            && (entry == ENTRY_NONE || status == SKIP_PAUSED)) {
+            && (entry != ENTRY_START || status == SKIP_PAUSED)) {
             return 0;
         }
     }
@@ -940,6 +1097,8 @@ hook_traverse(HookObject *hook, visitproc visit, void *arg)
     Py_VISIT(hook->suspects);
     Py_VISIT(hook->errors);
     Py_VISIT(hook->passes_on);
+    Py_VISIT(hook->yields.info_type);
+    Py_VISIT(hook->yields.call_type);
     return fastcalls_traverse(&hook->fast, visit, arg);
 }
 
@@ -953,6 +1112,8 @@ hook_clear(HookObject *hook)
     Py_CLEAR(hook->suspects);
     Py_CLEAR(hook->errors);
     Py_CLEAR(hook->passes_on);
+    Py_CLEAR(hook->yields.info_type);
+    Py_CLEAR(hook->yields.call_type);
     fastcalls_clear(&hook->fast);
     return 0;
 }
@@ -1094,6 +1255,46 @@ hook_enable_fast_calls(HookObject *hook, PyObject *args, PyObject *kwargs)
 }
 
 static PyObject *
+hook_enable_fast_yields(HookObject *hook, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"info_type", "call_type", "full_yields", "generator_kind", "coroutine_kind", NULL};
+    PyTypeObject *info_type, *call_type;
+    Py_ssize_t full_yields;
+    long generator_kind, coroutine_kind;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!nll:enable_fast_yields", keywords, &PyType_Type,
+                                     &info_type, &PyType_Type, &call_type, &full_yields, &generator_kind,
+                                     &coroutine_kind)) {
+        return NULL;
+    }
+    if (full_yields < 0) {
+        PyErr_Format(PyExc_ValueError, "Hook.enable_fast_yields() takes a full_yields of 0 or more, got %zd",
+                     full_yields);
+        return NULL;
+    }
+    FastYields yields = hook->yields;
+    if (fastcalls_slot_offset(info_type, "kind", &yields.info_kind) < 0 ||
+        fastcalls_slot_offset(call_type, "info", &yields.call_info) < 0 ||
+        fastcalls_slot_offset(call_type, "suspended", &yields.call_suspended) < 0 ||
+        fastcalls_slot_offset(call_type, "pending_none", &yields.call_pending_none) < 0 ||
+        fastcalls_slot_offset(call_type, "yields", &yields.call_yields) < 0 ||
+        fastcalls_slot_offset(call_type, "yield_classes", &yields.call_yield_classes) < 0) {
+        return NULL;
+    }
+    yields.full_yields = full_yields;
+    yields.generator_kind = generator_kind;
+    yields.coroutine_kind = coroutine_kind;
+    Py_INCREF(info_type);
+    Py_INCREF(call_type);
+    yields.info_type = info_type;
+    yields.call_type = call_type;
+    PyTypeObject *old_info_type = hook->yields.info_type, *old_call_type = hook->yields.call_type;
+    hook->yields = yields;
+    Py_XDECREF(old_info_type);
+    Py_XDECREF(old_call_type);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 hook_resume(HookObject *hook, PyObject *Py_UNUSED(ignored))
 {
     current_epoch++;
@@ -1143,6 +1344,18 @@ hook_get_inbox_appends(HookObject *hook, void *Py_UNUSED(closure))
     return PyLong_FromUnsignedLongLong(hook->fast.inbox_appends);
 }
 
+static PyObject *
+hook_get_fast_resumes(HookObject *hook, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLongLong(hook->yields.resumes);
+}
+
+static PyObject *
+hook_get_fast_suspensions(HookObject *hook, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLongLong(hook->yields.suspensions);
+}
+
 static PyMethodDef hook_methods[] = {
     {"install", (PyCFunction)hook_install, METH_NOARGS,
      "Make this hook the profile function of the calling thread."},
@@ -1168,6 +1381,13 @@ static PyMethodDef hook_methods[] = {
      "function's CodeInfo.always is. info_type and call_type are the recorder's CodeInfo and Call "
      "classes, first_sweep the size of recorder.calls at which the recorder may sweep, and writer, "
      "session and inbox_limit those of the 3.12 callbacks of typetrace._fastcalls."},
+    {"enable_fast_yields", (PyCFunction)(void (*)(void))hook_enable_fast_yields, METH_VARARGS | METH_KEYWORDS,
+     "enable_fast_yields(info_type, call_type, full_yields, generator_kind, coroutine_kind)\n\n"
+     "Handle without the handler the resumptions of recorded generator and coroutine calls, the "
+     "suspensions of coroutines with a value other than None, and the yields of generators after "
+     "their first full_yields yields of a value whose class they yielded before. info_type and "
+     "call_type are the recorder's CodeInfo and Call classes, and generator_kind and "
+     "coroutine_kind the CodeInfo.kind of generators and coroutines."},
     {"resume", (PyCFunction)hook_resume, METH_NOARGS,
      "Unmark the functions marked SKIP_PAUSED, so that their next events reach the handler."},
     {"close", (PyCFunction)hook_close, METH_NOARGS,
@@ -1183,14 +1403,19 @@ static PyGetSetDef hook_getset[] = {
     {"fast_starts", (getter)hook_get_fast_starts, NULL, "Calls started on the fast path.", NULL},
     {"fast_returns", (getter)hook_get_fast_returns, NULL, "Calls that returned on the fast path.", NULL},
     {"inbox_appends", (getter)hook_get_inbox_appends, NULL, "Traces appended to the writer's inbox.", NULL},
+    {"fast_resumes", (getter)hook_get_fast_resumes, NULL, "Resumptions handled on the fast path.", NULL},
+    {"fast_suspensions", (getter)hook_get_fast_suspensions, NULL, "Suspensions handled on the fast path.",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 PyDoc_STRVAR(hook_doc,
 "Hook(handler, calls, suspects)\n\n"
 "A profile function that calls handler(frame, event, arg) for the call and return\n"
-"events of frames in the dict calls, and for the call events of other frames\n"
-"unless the handler returned SKIP_UNTRACED or SKIP_PAUSED for their code. While\n"
+"events of frames in the dict calls, and for the call events that start other\n"
+"frames unless the handler returned SKIP_UNTRACED or SKIP_PAUSED for their code.\n"
+"As the profile function of 3.11, which passes None at both, it also calls it for\n"
+"the call events that resume such frames. While\n"
 "the dict suspects is not empty, it calls the handler for every call and return\n"
 "event. The event is \"call\", \"return\" (the frame returned or yielded arg) or\n"
 "\"unwind\" (an exception left the frame). Calling the hook as\n"

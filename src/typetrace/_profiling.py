@@ -34,10 +34,15 @@ every call of the function is recorded (``--all-calls``, or a function that
 :meth:`Recorder.start` and :meth:`Recorder.returned` do in that case, and hands the
 trace to the sink (see ``typetrace/_fastcalls.h``, shared with the callbacks of
 Python 3.12). Without ``all_calls`` or ``always_record`` this fast path is not set
-up. The environment variable ``TYPETRACE_NO_FAST_CALLS=1``, read when tracing starts, turns
-this fast path off, so that every call goes to the handler. The hook's
-``fast_starts``, ``fast_returns`` and ``inbox_appends`` count the events that the
-fast path handled.
+up. In every sampling mode, the hook also handles by itself the resumptions of
+recorded generator and coroutine calls, a coroutine's suspensions with a value
+(what it awaits), and a generator's yields after its first 16 when it yielded a
+value of the same class before, where the recorder would only update the state of
+the call.
+The environment variable ``TYPETRACE_NO_FAST_CALLS=1``, read when tracing starts, turns
+both fast paths off, so that every event goes to the handler. The hook's
+``fast_starts``, ``fast_returns``, ``inbox_appends``, ``fast_resumes`` and
+``fast_suspensions`` count the events that the fast paths handled.
 
 The C module is built when a C compiler is available at installation. Without it,
 or with the environment variable ``TYPETRACE_PURE_PYTHON=1``, :class:`ProfileBackend`
@@ -54,7 +59,7 @@ import threading
 from types import FrameType, ModuleType
 from typing import Any, Optional
 
-from typetrace._recorder import _FIRST_SWEEP, FUNCTION, Call, CodeInfo, Recorder
+from typetrace._recorder import _FIRST_SWEEP, _FULL_YIELDS, COROUTINE, FUNCTION, GENERATOR, Call, CodeInfo, Recorder
 from typetrace._signals import raised_by_signal_handler
 from typetrace._writer import INBOX_LIMIT
 from typetrace.tracing import NO_FAST_CALLS_VARIABLE, PURE_PYTHON_VARIABLE, TracerError, _SessionSink
@@ -276,14 +281,15 @@ class HookBackend(ProfileBackend):
         #: counters ``fast_starts``, ``fast_returns`` and ``inbox_appends``, or None.
         self.fast_callbacks: Any = None
 
-    def _enable_fast_calls(self) -> None:
+    def _enable_fast_paths(self) -> None:
+        if os.environ.get(NO_FAST_CALLS_VARIABLE) == "1":
+            logger.debug("%s=1 is set, so the C hook passes every call to its handler", NO_FAST_CALLS_VARIABLE)
+            return
+        self._hook.enable_fast_yields(CodeInfo, Call, _FULL_YIELDS, GENERATOR, COROUTINE)
         recorder = self.recorder
         sampling = recorder.sampling
         if not (sampling.all_calls or sampling.always_record):
-            # The fast path handles only functions whose calls are all recorded.
-            return
-        if os.environ.get(NO_FAST_CALLS_VARIABLE) == "1":
-            logger.debug("%s=1 is set, so the C hook passes every call to its handler", NO_FAST_CALLS_VARIABLE)
+            # The fast path of calls handles only functions whose calls are all recorded.
             return
         sink = recorder.sink
         writer, session = sink.store_writer() if isinstance(sink, _SessionSink) else (None, None)
@@ -301,7 +307,7 @@ class HookBackend(ProfileBackend):
 
     def install(self) -> None:
         _check_no_profiler()
-        self._enable_fast_calls()
+        self._enable_fast_paths()
         self._active = True
         self._installed_in = threading.get_ident()
         hook = self._hook
@@ -383,7 +389,7 @@ class EvalHookBackend(HookBackend):
 
     def install(self) -> None:
         _check_no_profiler()
-        self._enable_fast_calls()
+        self._enable_fast_paths()
         own = [thread.ident for thread in threading.enumerate() if thread.name.startswith("typetrace-")]
         if not self._hook.install_eval([ident for ident in own if ident is not None]):
             raise TracerError(
