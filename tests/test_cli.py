@@ -264,6 +264,67 @@ class TestRun:
         assert traced.stderr == plain.stderr
         assert traced.returncode == plain.returncode
 
+    @pytest.mark.parametrize(
+        "program",
+        [
+            pytest.param(
+                "import logging, sys\n"
+                "logging.basicConfig(stream=sys.stdout, level=logging.INFO, format='APP %(message)s')\n"
+                "logging.info('configured')\n",
+                id="logging-basic-config",
+            ),
+            pytest.param("import logging\nlogging.getLogger('app').warning('plain')\n", id="logging-last-resort"),
+            pytest.param(
+                "import sys\n"
+                "def hook(kind, value, tb):\n"
+                "    print('hook:', kind.__name__, value)\n"
+                "sys.excepthook = hook\n"
+                "def fail():\n"
+                "    raise ValueError('boom')\n"
+                "fail()\n",
+                id="excepthook",
+            ),
+            pytest.param(
+                "import sys\n"
+                "def hook(kind, value, tb):\n"
+                "    raise KeyError('in hook')\n"
+                "sys.excepthook = hook\n"
+                "raise ValueError('boom')\n",
+                id="raising-excepthook",
+            ),
+            pytest.param("class Failure(Exception):\n    pass\n\nraise Failure('own')\n", id="main-exception-class"),
+            pytest.param(
+                "import sys\ndef show(x):\n    return x\nshow(1)\nsys.stdout.close()\n", id="closed-stdout"
+            ),
+            pytest.param("print(__builtins__.len([1, 2]))\n", id="builtins-module"),
+            pytest.param(
+                "import sys\n"
+                "Odd = type('Odd', (), {'__module__': 123})\n"
+                "def take(x):\n"
+                "    return x\n"
+                "print('start', flush=True)\n"
+                "sys.stderr.close()\n"
+                "take(Odd())\n"
+                "print('end')\n",
+                id="closed-stderr-with-warning",
+            ),
+        ],
+    )
+    def test_same_output_as_python(self, project: Path, program: str) -> None:
+        """The program's logging set-up, exception hook, closed streams and
+        ``__builtins__`` behave as under python: the same output and exit code."""
+        write(project / "prog.py", program)
+        traced = typetrace(project, "run", "prog.py")
+        plain = subprocess.run([sys.executable, "prog.py"], cwd=project, capture_output=True, text=True)
+        assert (traced.stdout, traced.stderr, traced.returncode) == (plain.stdout, plain.stderr, plain.returncode)
+
+    def test_run_module_builtins(self, project: Path) -> None:
+        """``run -m`` gives the module the builtins module as ``__builtins__``, as
+        ``python -m`` does."""
+        write(project / "shows.py", "print(__builtins__.__name__)\n")
+        traced = typetrace(project, "run", "-m", "shows")
+        assert (traced.stdout, traced.returncode) == ("builtins\n", 0), traced.stderr
+
     def test_file_is_absolute(self, project: Path) -> None:
         """__file__ of the script is absolute, as under python."""
         write(project / "where.py", "print(__file__)\n")

@@ -523,7 +523,7 @@ static int
 is_resumption(PyFrameObject *frame, PyObject *arg)
 {
 #if PY_VERSION_HEX >= 0x030B0000
-    /* The evaluation function passes False for a resumption; the profile function of
+    /* The evaluation function passes False for a resumption. The profile function of
        3.11 passes None for both. */
     return arg == Py_False;
 #else

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import runpy
 import sys
-import traceback
 from types import TracebackType
 from typing import Callable, Mapping, NoReturn, Optional, Sequence
 
@@ -13,6 +13,10 @@ from typetrace.config import Config
 from typetrace.exceptions import TypeTraceError
 
 __all__ = ["run_module", "run_script"]
+
+# The globals that runpy adds to the program's own. The interpreter's __main__ has the
+# builtins module as __builtins__, where exec() would insert its dict.
+_MAIN_GLOBALS = {"__builtins__": builtins}
 
 
 def run_script(script: str, args: Sequence[str], config: Config) -> int:
@@ -45,7 +49,9 @@ def run_script(script: str, args: Sequence[str], config: Config) -> int:
     # The __file__ of the script, or of the __main__.py that runpy runs from a zip
     # archive. Other main scripts are named from their own globals.
     main_scripts = {absolute: module, os.path.join(absolute, "__main__.py"): module}
-    return _run(lambda: runpy.run_path(absolute, run_name="__main__"), config, main_scripts)
+    return _run(
+        lambda: runpy.run_path(absolute, _MAIN_GLOBALS, run_name="__main__"), config, main_scripts
+    )
 
 
 def run_module(module: str, args: Sequence[str], config: Config) -> int:
@@ -71,7 +77,11 @@ def run_module(module: str, args: Sequence[str], config: Config) -> int:
     sys.argv = [spec.origin or module, *args]
     # The recorder names each main script from its __spec__ or __file__, which runpy
     # sets to *module* here.
-    return _run(lambda: runpy.run_module(module, run_name="__main__", alter_sys=True), config, {})
+    return _run(
+        lambda: runpy.run_module(module, _MAIN_GLOBALS, run_name="__main__", alter_sys=True),
+        config,
+        {},
+    )
 
 
 def _run(target: Callable[[], object], config: Config, main_scripts: Mapping[str, str]) -> int:
@@ -93,14 +103,16 @@ def _run(target: Callable[[], object], config: Config, main_scripts: Mapping[str
     except SystemExit as exit_:
         exit_code = _exit_code(exit_)
     except KeyboardInterrupt as error:
-        _print_program_traceback(error)
+        _report_program_error(error)
         interrupt = error
     except BaseException as error:  # the program's own error: report it as python would
-        _print_program_traceback(error)
+        _report_program_error(error)
         exit_code = 1
     finally:
         session.stop()
-    sys.stdout.flush()
+    # The interpreter flushes stdout at exit too, unless the program closed it.
+    if sys.stdout is not None and not sys.stdout.closed:
+        sys.stdout.flush()
     if interrupt is not None:
         _raise_printed_interrupt(interrupt)
     return exit_code
@@ -127,12 +139,33 @@ def _raise_printed_interrupt(interrupt: KeyboardInterrupt) -> NoReturn:
     raise interrupt
 
 
-def _print_program_traceback(error: BaseException) -> None:
-    """Print the traceback of *error* without the frames of typetrace and runpy."""
+def _report_program_error(error: BaseException) -> None:
+    """Pass *error*, which the program left uncaught, to ``sys.excepthook`` without the
+    frames of typetrace and runpy, and keep it in ``sys.last_value``, as the
+    interpreter does at exit.
+
+    As there, a hook that raises is reported with ``sys.__excepthook__``, followed
+    by *error*.
+    """
     tb = error.__traceback__
     while tb is not None and _is_runner_frame(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
-    traceback.print_exception(type(error), error, tb)
+    # The default hook prints the exception's own traceback.
+    error.__traceback__ = tb
+    sys.last_type, sys.last_value, sys.last_traceback = type(error), error, tb
+    if sys.version_info >= (3, 12):
+        sys.last_exc = error
+    try:
+        sys.excepthook(type(error), error, tb)
+    except BaseException as hook_error:  # noqa: BLE001 - reported as the interpreter reports it
+        # Without this function's frame, and without *error* as its context.
+        hook_tb = hook_error.__traceback__
+        hook_error.__traceback__ = hook_tb.tb_next if hook_tb is not None else None
+        hook_error.__context__ = None
+        print("Error in sys.excepthook:", file=sys.stderr)
+        sys.__excepthook__(type(hook_error), hook_error, hook_error.__traceback__)
+        print("\nOriginal exception was:", file=sys.stderr)
+        sys.__excepthook__(type(error), error, tb)
 
 
 def _is_runner_frame(filename: str) -> bool:

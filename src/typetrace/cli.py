@@ -517,7 +517,7 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = sys.stdout, stde
     args = parser.parse_args(typetrace_arguments)
     if args.command == "run":
         args.program_args = program_arguments
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=stderr)
+    restore_logging = _log_to(stderr, logging.INFO if args.verbose else logging.WARNING)
     ctx = Context(args, stdout, stderr)
     handler: Callable[[Context], int] = args.handler
     try:
@@ -534,6 +534,37 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = sys.stdout, stde
         return 1
     finally:
         ctx.close()
+        restore_logging()
+
+
+class _QuietStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler that drops a message it cannot write, as when the traced program
+    closed stderr, where logging's default handling would raise into the program."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        pass
+
+
+def _log_to(stream: TextIO, level: int) -> Callable[[], None]:
+    """Send the messages of typetrace's loggers at *level* and above to *stream*, and
+    only there, and return the function that undoes this.
+
+    The root logger is left alone, so that a program that ``typetrace run`` runs
+    sets up logging as it would untraced.
+    """
+    logger = logging.getLogger("typetrace")
+    handler = _QuietStreamHandler(stream)
+    handler.setFormatter(logging.Formatter(logging.BASIC_FORMAT))
+    previous = (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.level, logger.propagate = previous
+
+    return restore
 
 
 def entry_point() -> None:
