@@ -834,6 +834,65 @@ def test_failing_code_filter_counted_not_raised() -> None:
     assert list(stats.errors) == ["code filter: RuntimeError"]
 
 
+def kept_alive(value):  # type: ignore[no-untyped-def]
+    return value
+
+
+def test_code_made_at_run_time_released(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recorder drops its entries of code that only it still refers to, such as
+    functions that exec() made and the program dropped, and keeps those of code that
+    can still run."""
+    import typetrace._recorder
+
+    monkeypatch.setattr(typetrace._recorder, "_FIRST_CODE_SWEEP", 64)
+    sink = ListSink()
+    with trace(SinkOnlyConfig(), sink=sink):
+        recorder = typetrace.tracing.active_session()._recorder  # type: ignore[union-attr]
+        kept = kept_alive
+        kept(1)
+        kept_info = recorder.codes[id(kept.__code__)][1]
+        baseline = len(recorder.codes)
+        # A file name that the default filter traces, unlike "<string>".
+        filename = str(Path(__file__).with_name("made_at_run_time.py"))
+        made: list[weakref.ref[Any]] = []
+        for number in range(1000):
+            namespace: dict[str, Any] = {}
+            exec(compile(f"def made_{number}(value):\n    return value\n", filename, "exec"), namespace)  # noqa: S102
+            namespace[f"made_{number}"](number)
+            made.append(weakref.ref(namespace[f"made_{number}"].__code__))
+            # The function and its globals refer to each other.
+            namespace.clear()
+        kept(2)
+        entries = len(recorder.codes)
+        # A CodeInfo and the Call that its argument cache keeps refer to each other.
+        gc.collect()
+        alive = sum(reference() is not None for reference in made)
+
+    # Each exec() adds two entries, for the module's code and the function's. After
+    # a drop, the next comes when the entries have doubled.
+    assert entries <= max(64, 2 * (baseline + 2)) + 2
+    assert alive <= entries
+    assert kept_info is not None
+    assert [trace.qualname for trace in sink.traces].count("made_999") == 1
+    assert [trace.qualname for trace in sink.traces].count("made_0") == 1
+    assert sink.arg_types("kept_alive", "value") == {TypeRef("builtins", "int")}
+
+
+def test_drop_keeps_code_of_live_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A function that stays alive keeps its code's entry, and so its sampling state,
+    through the drops."""
+    import typetrace._recorder
+
+    monkeypatch.setattr(typetrace._recorder, "_FIRST_CODE_SWEEP", 64)
+    with trace(SinkOnlyConfig(), sink=ListSink()):
+        recorder = typetrace.tracing.active_session()._recorder  # type: ignore[union-attr]
+        kept_alive(1)
+        info = recorder.codes[id(kept_alive.__code__)][1]
+        for number in range(500):
+            exec(f"def made_{number}():\n    pass\n\nmade_{number}()\n", {})  # noqa: S102
+        assert recorder.codes[id(kept_alive.__code__)][1] is info
+
+
 def test_first_calls_in_two_threads_keep_returns() -> None:
     """Two threads that make the first call of a function at once both get a return
     type, whichever of them stores the function's info first."""

@@ -122,8 +122,6 @@ class ProfileBackend:
         # Idents of the threads where an exception left the profile function, which
         # makes CPython remove it. _note_removed logs that removal.
         self._removed_in: set[int] = set()
-        # id(code) -> co_code, read once because Python 3.11 builds it on each access.
-        self._code_bytes: dict[int, bytes] = {}
 
     def install(self) -> None:
         _check_no_profiler()
@@ -252,10 +250,9 @@ class ProfileBackend:
         return SKIP_PAUSED if info.paused else WATCH
 
     def _bytes_of(self, info: CodeInfo) -> bytes:
-        code_bytes: Optional[bytes] = self._code_bytes.get(id(info.code))
+        code_bytes = info.code_bytes
         if code_bytes is None:
-            code_bytes = info.code.co_code
-            self._code_bytes[id(info.code)] = code_bytes
+            code_bytes = info.code_bytes = info.code.co_code
         return code_bytes
 
 

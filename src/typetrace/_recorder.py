@@ -59,6 +59,9 @@ _FULL_YIELDS = 16
 _MAX_SEEN_KEYS = 1024
 # Return-value classes whose traces one shared Call keeps; the dict starts over when full.
 _MAX_RETURN_CLASSES = 64
+# Entries of Recorder.codes from which it first drops the code that only it still
+# refers to. Later drops come when the entries have doubled since the last one.
+_FIRST_CODE_SWEEP = 4096
 # Traces kept per function by the identities of their types; the dict starts over
 # when full.
 _MAX_KNOWN_TRACES = 8
@@ -97,6 +100,7 @@ class CodeInfo:
         "inferrer",
         "receiver",
         "imports",
+        "code_bytes",
     )
 
     def __init__(
@@ -180,6 +184,9 @@ class CodeInfo:
         #: Whether the code has an import statement and its arguments are not read
         #: while builtins.__import__ is replaced (see _LOCALS_REACH_IMPORT).
         self.imports = guard_imports and _has_import(code)
+        #: The code's bytecode, read once by the backends that inspect it, because
+        #: Python 3.11 builds co_code on each access.
+        self.code_bytes: Optional[bytes] = None
 
 
 # Before Python 3.13 (PEP 667), reading frame.f_locals stores a dict of the locals
@@ -369,6 +376,27 @@ def _measure_orphan_refcount() -> int:
 
 _ORPHAN_REFCOUNT = _measure_orphan_refcount()
 
+
+def _code_refcount(entry: tuple[CodeType, Optional[CodeInfo]]) -> int:
+    return sys.getrefcount(entry[0])
+
+
+def _measure_dead_code_refcount() -> int:
+    # The reference count that _code_refcount() reports for a code object that only
+    # an entry of Recorder.codes refers to; it differs between Python versions. The
+    # code of a nested function would also be a constant of this function's code.
+    entry = (compile("pass", "<probe>", "exec"), None)
+    return _code_refcount(entry)
+
+
+_DEAD_CODE_REFCOUNT = _measure_dead_code_refcount()
+
+
+def _only_recorder_refers(entry: tuple[CodeType, Optional[CodeInfo]]) -> bool:
+    """Return whether only the recorder refers to the code of *entry*: its entry in
+    Recorder.codes, and its CodeInfo if it has one."""
+    return _code_refcount(entry) <= _DEAD_CODE_REFCOUNT + (entry[1] is not None)
+
 def _name_of_main(
     module: str, spec_name: Optional[str], filename: Optional[str], main_scripts: Mapping[str, str]
 ) -> str:
@@ -433,6 +461,7 @@ class Recorder:
         # id(code) -> (code, its info or None when it is not traced). The code object
         # is kept so that its id is not reused while the entry exists.
         self.codes: dict[int, tuple[CodeType, Optional[CodeInfo]]] = {}
+        self._codes_sweep_at = _FIRST_CODE_SWEEP
         #: Frames whose last event may have been an exception leaving them, each with
         #: the number of checks left before the recorder waits for the next sweep.
         self.suspects: dict[FrameType, int] = {}
@@ -476,9 +505,27 @@ class Recorder:
             # New code often means a new phase of the program, with new callers.
             if self.paused:
                 self.resume_paused()
+        if len(self.codes) >= self._codes_sweep_at:
+            self._drop_dead_code()
         # Another thread may have stored an info for the code meanwhile, and calls
         # already started with it, so the first one stored stays.
         return self.codes.setdefault(id(code), (code, info))[1]
+
+    def _drop_dead_code(self) -> None:
+        """Drop the entries of code objects that only the recorder still refers to, as
+        the code that ``exec()``, ``namedtuple()`` or a dataclass made for objects the
+        program no longer uses, so that code made while the program runs does not
+        accumulate. A function object, a running frame or an enclosing code object
+        refers to each code that can still run."""
+        while True:
+            dead = [key for key, entry in list(self.codes.items()) if _only_recorder_refers(entry)]
+            for key in dead:
+                del self.codes[key]
+            # The constants of a dropped code object, such as the code of the functions
+            # that a module or a class body defines, may have no other referrer now.
+            if not dead:
+                break
+        self._codes_sweep_at = max(_FIRST_CODE_SWEEP, 2 * len(self.codes))
 
     def _main_module_name(self, module: str, module_globals: Mapping[str, object]) -> str:
         """Name the module that a program's main script runs as, from its globals.
