@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 from typetrace.config import Config, Sampling
 from typetrace.db.base import CallTraceStore
@@ -118,3 +119,41 @@ def run_typetrace(
         text=True,
         timeout=120,
     )
+
+
+_LOCKER = """
+import sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+if sys.argv[2] == "exclusive-mode":
+    # Keeps the lock after COMMIT, which then blocks readers too.
+    connection.execute("PRAGMA locking_mode=EXCLUSIVE")
+connection.execute("BEGIN EXCLUSIVE")
+if sys.argv[2] == "exclusive-mode":
+    connection.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    connection.execute("COMMIT")
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+@contextlib.contextmanager
+def locked_by_other_process(path: Path, exclusive_mode: bool = False) -> Iterator[None]:
+    """Lock the SQLite file *path* from a child process while the block runs.
+
+    The child holds a write transaction, which in WAL mode still lets others read,
+    or with *exclusive_mode* keeps the file in exclusive locking mode, which blocks
+    readers too.
+    """
+    mode = "exclusive-mode" if exclusive_mode else "write-transaction"
+    locker = subprocess.Popen(
+        [sys.executable, "-c", _LOCKER, str(path), mode], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert locker.stdout is not None
+        assert locker.stdout.readline() == "locked\n"
+        yield
+    finally:
+        locker.kill()
+        locker.wait()
+        if locker.stdout is not None:
+            locker.stdout.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-from support import PURE_PYTHON_BACKENDS
+from support import PURE_PYTHON_BACKENDS, locked_by_other_process
 
 from typetrace._profiling import PURE_PYTHON_VARIABLE
 from typetrace._sigterm import WRITE_TIMEOUT
@@ -475,6 +475,74 @@ def test_auto_import_starts_tracing(tmp_path: Path) -> None:
     assert untraced.returncode == traced.returncode == 0
     assert traced.stdout == traced.stderr == ""
     assert calls_of(stored(db), "service:handle") == 3
+
+
+def test_auto_import_with_locked_store(tmp_path: Path) -> None:
+    """A store that another process holds in exclusive locking mode delays the start
+    of the service by about 5 s, and the service then runs untraced with an error
+    that names the store."""
+    write(tmp_path / "service.py", "import typetrace.auto\n\nprint('started')\n")
+    db = tmp_path / "auto.sqlite3"
+    SQLiteStore(str(db)).close()
+
+    with locked_by_other_process(db, exclusive_mode=True):
+        started = time.monotonic()
+        traced = subprocess.run(
+            [sys.executable, "service.py"],
+            cwd=tmp_path,
+            env=clean_environment(TYPETRACE="1", TYPETRACE_DB=str(db)),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        elapsed = time.monotonic() - started
+
+    assert traced.returncode == 0, traced.stderr
+    assert traced.stdout == "started\n"
+    assert elapsed < 10.0
+    assert "the program runs untraced" in traced.stderr
+    assert f"Failed to open the SQLite trace store {db}: database is locked" in traced.stderr
+    assert "stayed locked by another process for 5 s" in traced.stderr
+
+
+def test_locked_store_ends_program_in_time(tmp_path: Path) -> None:
+    """A store that another process keeps locked holds the traced program at exit for
+    the writer's 10 s close timeout, and the warning counts the calls not written."""
+    write(
+        tmp_path / "program.py",
+        """
+        import sys
+
+
+        def handle(request):
+            return request
+
+
+        for index in range(3):
+            handle(index)
+        sys.exit(7)
+        """,
+    )
+    db = tmp_path / "traces.sqlite3"
+    SQLiteStore(str(db)).close()
+
+    with locked_by_other_process(db):
+        started = time.monotonic()
+        traced = subprocess.run(
+            [sys.executable, *run_args(db, "program.py")],
+            cwd=tmp_path,
+            env=clean_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        elapsed = time.monotonic() - started
+
+    assert traced.returncode == 7, traced.stderr
+    assert 10.0 <= elapsed < 14.0
+    assert "did not finish within 10.0 s, so 3 recorded calls were not written" in traced.stderr
+    assert f"SQLiteStore('{db}')" in traced.stderr
+    assert calls_of(stored(db), "program:handle") == 0
 
 
 def test_auto_import_off_by_default(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 import pytest
+from support import locked_by_other_process
 
 from typetrace._writer import INBOX_LIMIT, TERMINATION_LOCK_WAIT, StoreWriter
 from typetrace.db.base import CallTraceStore, CallTraceThunk
@@ -411,6 +412,39 @@ class TestClose:
         store.close()
         assert elapsed < 2.0
         assert "did not finish within 0.2 s" in caplog.text
+
+    def test_close_counts_calls_of_a_locked_store(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """With another process holding the SQLite store's write lock, close() and
+        the store's close() return in time, and the warning counts the calls that are
+        in the write still waiting for the lock."""
+        path = tmp_path / "traces.sqlite3"
+        store = SQLiteStore(str(path))
+        writer = StoreWriter(store, flush_interval=NEVER, close_timeout=1.0)
+        writer.record(make_trace("f", call_count=3))
+        writer.record(make_trace("g", call_count=2))
+
+        with locked_by_other_process(path):
+            started = time.monotonic()
+            with caplog.at_level(logging.WARNING, logger="typetrace._writer"):
+                writer.close()
+            closed_writer = time.monotonic() - started
+            # A thread, so that a store whose close() waits for the write does not
+            # hang the test.
+            closer = threading.Thread(target=store.close, daemon=True)
+            closer.start()
+            closer.join(5.0)
+            closed_store = time.monotonic() - started
+
+        assert closed_writer < 2.0
+        assert not closer.is_alive()
+        assert closed_store < 2.0
+        assert "5 recorded calls were not written" in caplog.text
+        assert "5 in a write still waiting for the store" in caplog.text
+        assert "SQLiteStore(" in caplog.text
+        assert str(path) in caplog.text
+        assert "no other process holds a lock on it" in caplog.text
 
 
 class GatedCount:

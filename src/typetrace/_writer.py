@@ -154,6 +154,9 @@ class StoreWriter:
         self._merging_thread_id = 0
         self._recorded = 0
         self._written = 0
+        # Calls in the store.add() call in progress, which are neither pending nor
+        # written until it returns.
+        self._writing = 0
         self._dropped = 0
         self._failed_writes = 0
         self._consecutive_failures = 0
@@ -232,10 +235,10 @@ class StoreWriter:
     def close(self) -> None:
         """Stop the thread and write the pending traces once more.
 
-        Waits at most ``close_timeout`` seconds for a write in progress. Traces still
-        pending after that are logged as lost. Does not close the store. A call while
-        another thread closes the writer returns when that close has written, or
-        after ``close_timeout`` seconds.
+        Waits at most ``close_timeout`` seconds for a write in progress, and then
+        logs a warning with the number of calls not written. Does not close the
+        store. A call while another thread closes the writer returns when that close
+        has written, or after ``close_timeout`` seconds.
         """
         with self._lock:
             closing_elsewhere = self._close_started or self._closed
@@ -266,12 +269,7 @@ class StoreWriter:
         if thread is not None:
             thread.join(self.close_timeout)
             if thread.is_alive():
-                logger.warning(
-                    "Trace writer to %r did not finish within %.1f s; %d pending calls are lost",
-                    self.store,
-                    self.close_timeout,
-                    self.stats().pending,
-                )
+                self._log_close_timeout()
                 return
         with self._lock:
             # The thread ended without closing the writer when os.fork() paused it.
@@ -294,6 +292,27 @@ class StoreWriter:
                 stats.dropped,
                 stats.pending,
             )
+
+    def _log_close_timeout(self) -> None:
+        # NOTE: a program that goes on running after close() can still see the write
+        # in progress succeed, and its calls are then written after all.
+        with self._lock:
+            writing = self._writing
+        stats = self.stats()
+        logger.warning(
+            "Trace writer to %r did not finish within %.1f s, so %d recorded calls were "
+            "not written: %d in a write still waiting for the store and %d pending "
+            "(%d were written and %d dropped). Check that the store is reachable and that "
+            "no other process holds a lock on it, or trace to another store with --db or "
+            "TYPETRACE_DB.",
+            self.store,
+            self.close_timeout,
+            writing + stats.pending,
+            writing,
+            stats.pending,
+            stats.written,
+            stats.dropped,
+        )
 
     def _write_left_at_close(self) -> None:
         if not self._write_lock.acquire(timeout=self.close_timeout):
@@ -477,13 +496,17 @@ class StoreWriter:
             return True
         batch = {trace: slot[0] for trace, slot in slots.items()}
         traces = [dataclasses.replace(trace, call_count=count) for trace, count in batch.items()]
+        calls = sum(batch.values())
+        with self._lock:
+            self._writing = calls
         try:
             self.store.add(traces)
         except Exception as error:
             self._restore(batch, error)
             return False
         with self._lock:
-            self._written += sum(batch.values())
+            self._writing = 0
+            self._written += calls
             if self._consecutive_failures:
                 logger.info(
                     "Wrote traces to %r after %d failed attempts",
@@ -495,6 +518,7 @@ class StoreWriter:
 
     def _restore(self, batch: dict[CallTrace, int], error: Exception) -> None:
         with self._lock:
+            self._writing = 0
             self._failed_writes += 1
             self._consecutive_failures += 1
             failures = self._consecutive_failures

@@ -14,6 +14,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from support import locked_by_other_process
 
 from typetrace.db import sqlite as sqlite_module
 from typetrace.db import store_from_url
@@ -337,3 +338,41 @@ class TestLockRetry:
         assert waited >= 0.4
         assert store.filter("pkg")[0].to_trace().call_count == 1
         store.close()
+
+    def test_close_stops_a_waiting_write(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """close() returns while another thread's write waits for a lock held by a
+        second process, and that write then stops retrying and raises."""
+        monkeypatch.setattr(sqlite_module, "_BUSY_TIMEOUT_SECONDS", 0.2)
+        store = SQLiteStore(str(path))
+        errors: list[Exception] = []
+
+        def add() -> None:
+            try:
+                store.add([TRACE])
+            except StoreError as error:
+                errors.append(error)
+
+        with locked_by_other_process(path):
+            writer = threading.Thread(target=add, daemon=True)
+            writer.start()
+            time.sleep(0.5)
+            started = time.monotonic()
+            # A thread, so that a close() that waits for the write does not hang
+            # the test.
+            closer = threading.Thread(target=store.close, daemon=True)
+            closer.start()
+            closer.join(5.0)
+            closed = time.monotonic() - started
+            writer.join(5.0)
+            stopped = time.monotonic() - started
+
+        assert not closer.is_alive()
+        assert closed < 0.1
+        assert not writer.is_alive()
+        assert stopped < 2.0
+        assert len(errors) == 1
+        assert "closed while it waited for another process's lock" in str(errors[0])
+        with pytest.raises(StoreError, match="is closed"):
+            store.list_modules()

@@ -68,6 +68,10 @@ _FILTER_WITH_PREFIX = _sql.filter_query("?", with_prefix=True)
 _BUSY_TIMEOUT_SECONDS = 5.0
 #: Seconds for which a busy database is retried before the error reaches the caller.
 _RETRY_DEADLINE_SECONDS = 120.0
+#: Seconds for which opening a store retries a busy database. Tracing opens its
+#: store before the program runs, so this bounds the program's start-up delay when
+#: another process holds the store in exclusive locking mode.
+_OPEN_DEADLINE_SECONDS = 5.0
 
 
 class SQLiteStore(CallTraceStore):
@@ -94,6 +98,9 @@ class SQLiteStore(CallTraceStore):
         # closed, because closing one could disturb the parent's use of the file.
         self._inherited: list[sqlite3.Connection] = []
         self._row_ids = _writes.RowIds()
+        # Set by close() when another thread's operation holds the lock. That
+        # operation then stops retrying a busy database and closes the connection.
+        self._close_requested = False
         self._connection: Optional[sqlite3.Connection] = self._connect()
 
     def __repr__(self) -> str:
@@ -166,11 +173,26 @@ class SQLiteStore(CallTraceStore):
         return self._run("list modules in", read)
 
     def close(self) -> None:
-        """Close the connection. Later calls raise :class:`StoreError`."""
-        with self._lock:
-            if self._connection is not None and self._pid == os.getpid():
-                self._connection.close()
-            self._connection = None
+        """Close the connection. Later calls raise :class:`StoreError`.
+
+        Does not wait for an operation in progress in another thread, such as a write
+        that waits for another process's lock. That operation stops retrying, raises
+        :class:`StoreError` once its current statement gives up, and then closes the
+        connection.
+        """
+        self._close_requested = True
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._close_connection()
+        finally:
+            self._lock.release()
+
+    def _close_connection(self) -> None:
+        # The caller holds self._lock.
+        if self._connection is not None and self._pid == os.getpid():
+            self._connection.close()
+        self._connection = None
 
     def _write(self, entries: list[_writes.CountedTrace]) -> None:
         def write_counts(cursor: sqlite3.Cursor) -> dict[str, int]:
@@ -197,12 +219,15 @@ class SQLiteStore(CallTraceStore):
             try:
                 return _sql.retry_transient(
                     lambda: operation(connection),
-                    _is_busy,
+                    lambda error: _is_busy(error) and not self._close_requested,
                     f"SQLite store {self.connection_string}",
                     _RETRY_DEADLINE_SECONDS,
                 )
             except sqlite3.Error as error:
-                raise self._store_error(action, error) from error
+                raise self._store_error(action, error, _RETRY_DEADLINE_SECONDS) from error
+            finally:
+                if self._close_requested:
+                    self._close_connection()
 
     def _reopen_after_fork(self) -> None:
         # A forked child gets the parent's lock in whatever state it was, and a
@@ -227,17 +252,17 @@ class SQLiteStore(CallTraceStore):
                 uri=self.connection_string.startswith("file:"),
             )
         except sqlite3.Error as error:
-            raise self._store_error("open", error) from error
+            raise self._store_error("open", error, _OPEN_DEADLINE_SECONDS) from error
         try:
             _sql.retry_transient(
                 lambda: _create_schema(connection, self.connection_string),
                 _is_busy,
                 f"SQLite store {self.connection_string}",
-                _RETRY_DEADLINE_SECONDS,
+                _OPEN_DEADLINE_SECONDS,
             )
         except sqlite3.Error as error:
             connection.close()
-            raise self._store_error("open", error) from error
+            raise self._store_error("open", error, _OPEN_DEADLINE_SECONDS) from error
         except StoreError:
             connection.close()
             raise
@@ -247,17 +272,20 @@ class SQLiteStore(CallTraceStore):
         connection.execute("PRAGMA synchronous=NORMAL")
         return connection
 
-    def _store_error(self, action: str, error: sqlite3.Error) -> StoreError:
+    def _store_error(self, action: str, error: sqlite3.Error, deadline: float) -> StoreError:
         location = self.connection_string
         message = str(error)
         if "not a database" in message:
             hint = "choose another path for the trace store"
         elif "readonly" in message or "unable to open" in message:
             hint = _diagnose_open_failure(self._path)
+        elif _is_busy(error) and self._close_requested:
+            hint = "the store was closed while it waited for another process's lock"
         elif _is_busy(error):
             hint = (
-                f"it stayed locked by another process for {_RETRY_DEADLINE_SECONDS:.0f} s; "
-                "check for a process that holds a long transaction on it"
+                f"it stayed locked by another process for {deadline:.0f} s; stop the "
+                "process that holds a lock or a long transaction on it (such as one "
+                "that 'fuser' lists), or choose another store"
             )
         else:
             hint = "check the file, or choose another path"
