@@ -207,7 +207,8 @@ def load_config(path: str) -> Config:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         raise ConfigError(
-            f"Config module {module_name!r} not found ({error}); check --config and the import path"
+            f"Config module {module_name!r} not found ({error}); "
+            "check the module name and the import path"
         ) from error
     except Exception as error:
         raise ConfigError(f"Failed to import config module {module_name!r}: {error!r}") from error
