@@ -111,6 +111,10 @@ class Shape:
     def side(self, value):  # type: ignore[no-untyped-def]
         self._side = value
 
+    @side.deleter
+    def side(self):  # type: ignore[no-untyped-def]
+        self._side = 0
+
     class Nested:
         def method(self, x):  # type: ignore[no-untyped-def]
             return str(x)
@@ -335,6 +339,22 @@ def test_property_getter_and_setter() -> None:
     assert getter.return_type == FLOAT
     assert args_of(setter) == {"self": TypeRef(MODULE, "Shape"), "value": FLOAT}
     assert setter.return_type == NONE
+
+
+def test_property_deleter_not_recorded() -> None:
+    """A deleter has the getter's qualified name, and its return of None would join
+    the getter's return type, so its calls are not recorded."""
+
+    def body() -> None:
+        shape = Shape(2)
+        shape.side
+        del shape.side
+        shape.side
+
+    traces = record(body).of("Shape.side")
+
+    assert {trace.return_type for trace in traces} == {INT}
+    assert {tuple(trace.arg_types) for trace in traces} == {("self",)}
 
 
 def test_nested_functions_and_classes() -> None:

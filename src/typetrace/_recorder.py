@@ -16,7 +16,7 @@ import os
 import random
 import sys
 import threading
-from types import CodeType, FrameType
+from types import CodeType, FrameType, FunctionType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from typetrace._qualnames import qualname_of
@@ -376,6 +376,9 @@ def _measure_orphan_refcount() -> int:
 
 _ORPHAN_REFCOUNT = _measure_orphan_refcount()
 
+# type.__dict__ as the class's own mapping, even where a metaclass defines __dict__.
+_class_dict = type.__dict__["__dict__"].__get__
+
 
 def _code_refcount(entry: tuple[CodeType, Optional[CodeInfo]]) -> int:
     return sys.getrefcount(entry[0])
@@ -396,6 +399,24 @@ def _only_recorder_refers(entry: tuple[CodeType, Optional[CodeInfo]]) -> bool:
     """Return whether only the recorder refers to the code of *entry*: its entry in
     Recorder.codes, and its CodeInfo if it has one."""
     return _code_refcount(entry) <= _DEAD_CODE_REFCOUNT + (entry[1] is not None)
+
+def _is_property_deleter(code: CodeType, qualname: str, module_globals: Mapping[str, object]) -> bool:
+    """Return whether *code* is the deleter of a property of a class that the module's
+    globals reach by *qualname*. No code of the program runs: the lookups read the
+    dicts of the module and of the classes."""
+    if code.co_argcount != 1 or "." not in qualname or not isinstance(module_globals, dict):
+        return False
+    *owner_path, name = qualname.split(".")
+    owner = dict.get(module_globals, owner_path[0])
+    for part in [*owner_path[1:], name]:
+        if not isinstance(owner, type):
+            return False
+        owner = _class_dict(owner).get(part)
+    if not isinstance(owner, property):
+        return False
+    deleter = owner.fdel
+    return isinstance(deleter, FunctionType) and deleter.__code__ is code
+
 
 def _name_of_main(
     module: str, spec_name: Optional[str], filename: Optional[str], main_scripts: Mapping[str, str]
@@ -497,11 +518,14 @@ class Recorder:
             elif module in MAIN_NAMES:
                 module = self._main_module_name(module, frame.f_globals)
             qualname = qualname_of(code, frame.f_globals)
-            inferrer = self.test_inferrer if is_test_module(module) else self.inferrer
-            always = self.sampling.records_always(f"{module}:{qualname}")
-            info = CodeInfo(
-                code, module, qualname, always, inferrer=inferrer, guard_imports=self.guard_import_locals
-            )
+            # A property's deleter has the qualified name of its getter, and its
+            # traces, returning None, would join the getter's.
+            if not _is_property_deleter(code, qualname, frame.f_globals):
+                inferrer = self.test_inferrer if is_test_module(module) else self.inferrer
+                always = self.sampling.records_always(f"{module}:{qualname}")
+                info = CodeInfo(
+                    code, module, qualname, always, inferrer=inferrer, guard_imports=self.guard_import_locals
+                )
             # New code often means a new phase of the program, with new callers.
             if self.paused:
                 self.resume_paused()
