@@ -3,6 +3,7 @@ functions that are always recorded."""
 
 from __future__ import annotations
 
+import collections
 from typing import Any, Callable, Optional
 
 import pytest
@@ -91,6 +92,20 @@ def test_interleaved_types_without_pause() -> None:
 
     assert sink.arg_types("identity", "value") == {INT, STR}
     assert len(sink.of("identity")) == 2
+
+
+def test_short_lived_classes_recorded() -> None:
+    """A class made after another one died may take its id, and its instances are
+    still recorded as a new argument type."""
+
+    def body(session: TraceSession) -> None:
+        for index in range(200):
+            identity(collections.namedtuple(f"Short{index}", "field")(index))
+
+    sink = record(body, Sampling(first_calls=1, rate=0.0, pause_after=None))
+
+    assert len(sink.of("identity")) == 200
+    assert len({trace.arg_types["value"] for trace in sink.of("identity")}) == 200
 
 
 def test_new_types_off_samples_only() -> None:

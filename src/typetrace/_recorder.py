@@ -16,6 +16,7 @@ import os
 import random
 import sys
 import threading
+import weakref
 from types import CodeType, FrameType, FunctionType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
@@ -157,8 +158,9 @@ class CodeInfo:
         self.always = always
         #: Maps the frame's locals at the start of a call to its argument-type key.
         self.key_of = _key_function(self.params)
-        #: Argument-type keys seen so far.
-        self.seen_keys: set[object] = set()
+        #: Argument-type keys seen so far, each with the inferrer's generation when it
+        #: was last found valid and weak references to the classes whose ids it holds.
+        self.seen_keys: dict[object, tuple[int, tuple[Callable[[], object], ...]]] = {}
         #: Argument-type key to what the calls with these argument classes share, for
         #: calls whose argument classes alone decide their types. ``None`` for code
         #: with ``*args`` or ``**kwargs``, whose key leaves out their elements.
@@ -218,12 +220,27 @@ def _has_import(code: CodeType) -> bool:
 _CachedArguments = tuple[int, dict[str, TypeRef], Optional["Call"]]
 
 
+def _class_references(
+    local_values: Mapping[str, object], params: tuple[str, ...]
+) -> tuple[Callable[[], object], ...]:
+    """Return weak references to the classes of the arguments *params* in
+    *local_values*: the classes whose ids an argument-type key holds."""
+    references: list[Callable[[], object]] = []
+    for name in params:
+        try:
+            references.append(weakref.ref(type(local_values[name])))
+        except (KeyError, TypeError):
+            # A class without weak references is taken as alive.
+            continue
+    return tuple(references)
+
+
 def _key_function(params: tuple[str, ...]) -> Callable[[Mapping[str, object]], object]:
     """Build the function that computes a call's argument-type key from its locals.
 
     The key holds the ids of the argument classes, because hashing a class may run
-    its metaclass's code. An id reused by a later class makes a new type look seen;
-    the recorder accepts that rare miss.
+    its metaclass's code. An id that a later class reuses is told apart by the weak
+    references that the recorder keeps beside the key.
 
     The function is compiled from source with one subscript per parameter, which
     runs about three times faster than mapping over an itemgetter's tuple.
@@ -669,11 +686,18 @@ class Recorder:
             # A parameter deleted before the event; such calls are not keyed.
             return False
         seen = info.seen_keys
-        if key in seen:
-            return False
+        generation = info.inferrer.generation
+        entry = seen.get(key)
+        if entry is not None:
+            if entry[0] == generation:
+                return False
+            # A class died since, and a class made later may have taken its id.
+            if all(alive() is not None for alive in entry[1]):
+                seen[key] = (generation, entry[1])
+                return False
         if len(seen) >= _MAX_SEEN_KEYS:
             seen.clear()
-        seen.add(key)
+        seen[key] = (generation, _class_references(frame.f_locals, info.params))
         return True
 
     def resume_paused(self) -> None:
