@@ -898,6 +898,33 @@ def test_code_made_at_run_time_released(monkeypatch: pytest.MonkeyPatch) -> None
     assert sink.arg_types("kept_alive", "value") == {TypeRef("builtins", "int")}
 
 
+def test_code_dropped_by_threads_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads that make code at the same time, and so drop entries at the same time,
+    cause no error in the tracer."""
+    import typetrace._recorder
+
+    monkeypatch.setattr(typetrace._recorder, "_FIRST_CODE_SWEEP", 16)
+    # Switches threads often, inside the drops too.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+
+    def make_code(prefix: str) -> None:
+        for number in range(400):
+            exec(f"def {prefix}_{number}():\n    pass\n\n{prefix}_{number}()\n", {})  # noqa: S102
+
+    with trace(SinkOnlyConfig(), sink=ListSink()) as stats:
+        threads = [threading.Thread(target=make_code, args=(f"made{index}",)) for index in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                thread.join()
+        finally:
+            sys.setswitchinterval(interval)
+
+    assert stats.errors == {}
+
+
 def test_drop_keeps_code_of_live_function(monkeypatch: pytest.MonkeyPatch) -> None:
     """A function that stays alive keeps its code's entry, and so its sampling state,
     through the drops."""

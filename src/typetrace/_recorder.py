@@ -500,6 +500,7 @@ class Recorder:
         # is kept so that its id is not reused while the entry exists.
         self.codes: dict[int, tuple[CodeType, Optional[CodeInfo]]] = {}
         self._codes_sweep_at = _FIRST_CODE_SWEEP
+        self._drop_lock = threading.Lock()
         #: Frames whose last event may have been an exception leaving them, each with
         #: the number of checks left before the recorder waits for the next sweep.
         self.suspects: dict[FrameType, int] = {}
@@ -557,16 +558,29 @@ class Recorder:
         the code that ``exec()``, ``namedtuple()`` or a dataclass made for objects the
         program no longer uses, so that code made while the program runs does not
         accumulate. A function object, a running frame or an enclosing code object
-        refers to each code that can still run."""
-        while True:
-            dead = [key for key, entry in list(self.codes.items()) if _only_recorder_refers(entry)]
-            for key in dead:
-                del self.codes[key]
-            # The constants of a dropped code object, such as the code of the functions
-            # that a module or a class body defines, may have no other referrer now.
-            if not dead:
-                break
-        self._codes_sweep_at = max(_FIRST_CODE_SWEEP, 2 * len(self.codes))
+        refers to each code that can still run.
+
+        One thread drops at a time, and the others go on without waiting. Only the
+        dropping thread removes entries, so the code of an entry that it found dead
+        stays alive, and its id taken, until it removes the entry.
+        """
+        if not self._drop_lock.acquire(blocking=False):
+            return
+        try:
+            while True:
+                dropped = False
+                for key, entry in list(self.codes.items()):
+                    if _only_recorder_refers(entry):
+                        self.codes.pop(key, None)
+                        dropped = True
+                # The constants of a dropped code object, such as the code of the
+                # functions that a module or a class body defines, may have no other
+                # referrer now.
+                if not dropped:
+                    break
+            self._codes_sweep_at = max(_FIRST_CODE_SWEEP, 2 * len(self.codes))
+        finally:
+            self._drop_lock.release()
 
     def _main_module_name(self, module: str, module_globals: Mapping[str, object]) -> str:
         """Name the module that a program's main script runs as, from its globals.
