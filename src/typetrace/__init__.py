@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from typetrace import _logging
 from typetrace.config import Config as Config
 from typetrace.config import DefaultConfig as DefaultConfig
 from typetrace.config import Sampling as Sampling
@@ -17,6 +18,8 @@ from typetrace.tracing import CallTrace as CallTrace
 from typetrace.tracing import start as start
 from typetrace.tracing import stop as stop
 from typetrace.tracing import trace as trace
+
+_logging.install()
 
 __all__ = [
     "CallTrace",
