@@ -888,9 +888,10 @@ def test_code_made_at_run_time_released(monkeypatch: pytest.MonkeyPatch) -> None
         gc.collect()
         alive = sum(reference() is not None for reference in made)
 
-    # Each exec() adds two entries, for the module's code and the function's. After
-    # a drop, the next comes when the entries have doubled.
-    assert entries <= max(64, 2 * (baseline + 2)) + 2
+    # Each exec() adds two entries, for the module's code and the function's, so
+    # 2,000 in all. After a drop, the next comes when the entries have doubled, and
+    # the writer thread's code adds entries meanwhile too.
+    assert entries < baseline + 400
     assert alive <= entries
     assert kept_info is not None
     assert [trace.qualname for trace in sink.traces].count("made_999") == 1
