@@ -269,11 +269,16 @@ class TestRun:
         [
             pytest.param(
                 "import logging, sys\n"
-                "logging.basicConfig(stream=sys.stdout, level=logging.INFO, format='APP %(message)s')\n"
+                "logging.basicConfig(\n"
+                "    stream=sys.stdout, level=logging.INFO, format='APP %(message)s'\n"
+                ")\n"
                 "logging.info('configured')\n",
                 id="logging-basic-config",
             ),
-            pytest.param("import logging\nlogging.getLogger('app').warning('plain')\n", id="logging-last-resort"),
+            pytest.param(
+                "import logging\nlogging.getLogger('app').warning('plain')\n",
+                id="logging-last-resort",
+            ),
             pytest.param(
                 "import sys\n"
                 "def hook(kind, value, tb):\n"
@@ -292,9 +297,13 @@ class TestRun:
                 "raise ValueError('boom')\n",
                 id="raising-excepthook",
             ),
-            pytest.param("class Failure(Exception):\n    pass\n\nraise Failure('own')\n", id="main-exception-class"),
             pytest.param(
-                "import sys\ndef show(x):\n    return x\nshow(1)\nsys.stdout.close()\n", id="closed-stdout"
+                "class Failure(Exception):\n    pass\n\nraise Failure('own')\n",
+                id="main-exception-class",
+            ),
+            pytest.param(
+                "import sys\ndef show(x):\n    return x\nshow(1)\nsys.stdout.close()\n",
+                id="closed-stdout",
             ),
             pytest.param("print(__builtins__.len([1, 2]))\n", id="builtins-module"),
             pytest.param(
@@ -315,8 +324,12 @@ class TestRun:
         ``__builtins__`` behave as under python: the same output and exit code."""
         write(project / "prog.py", program)
         traced = typetrace(project, "run", "prog.py")
-        plain = subprocess.run([sys.executable, "prog.py"], cwd=project, capture_output=True, text=True)
-        assert (traced.stdout, traced.stderr, traced.returncode) == (plain.stdout, plain.stderr, plain.returncode)
+        plain = subprocess.run(
+            [sys.executable, "prog.py"], cwd=project, capture_output=True, text=True
+        )
+        assert traced.stdout == plain.stdout
+        assert traced.stderr == plain.stderr
+        assert traced.returncode == plain.returncode
 
     def test_run_module_builtins(self, project: Path) -> None:
         """``run -m`` gives the module the builtins module as ``__builtins__``, as

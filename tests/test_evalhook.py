@@ -313,7 +313,9 @@ def _is_start(frame: FrameType, arg: Any) -> bool:
     if arg is not None:
         return bool(arg)
     code = frame.f_code.co_code
-    return frame.f_lasti < 0 or (dis.opname[code[frame.f_lasti]] == "RESUME" and code[frame.f_lasti + 1] == 0)
+    if frame.f_lasti < 0:
+        return True
+    return dis.opname[code[frame.f_lasti]] == "RESUME" and code[frame.f_lasti + 1] == 0
 
 
 def record_events(install: Callable[[Any], None], uninstall: Callable[[Any], None]) -> list[tuple[object, ...]]:

@@ -37,7 +37,8 @@ def run_python(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
         pytest.param("import sys\nlogging.basicConfig(stream=sys.stdout)", id="basic-config"),
         pytest.param("logging.lastResort = None", id="last-resort-off"),
         pytest.param(
-            "import sys\nlogging.lastResort = logging.StreamHandler(sys.stdout)", id="last-resort-replaced"
+            "import sys\nlogging.lastResort = logging.StreamHandler(sys.stdout)",
+            id="last-resort-replaced",
         ),
     ],
 )

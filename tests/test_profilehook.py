@@ -720,7 +720,9 @@ def test_hook_call_keeps_ambiguous_return() -> None:
 
 
 @needs_hook
-@pytest.mark.skipif(sys.version_info >= (3, 11), reason="the profile function of 3.11 passes None at both")
+@pytest.mark.skipif(
+    sys.version_info >= (3, 11), reason="the profile function of 3.11 passes None at both"
+)
 def test_resumption_without_open_call_dropped() -> None:
     """A frame that is not in the calls dict gets its start event only: where it
     resumes, there is no call to start."""

@@ -140,7 +140,9 @@ def test_bad_ini_store_is_usage_error(suite: pytest.Pytester) -> None:
     db = suite.path / "missing" / "from_ini.sqlite3"
     suite.makeini(f"[pytest]\ntypetrace = true\ntypetrace_db = {db}\n")
     result = suite.runpytest_subprocess()
-    assert_usage_error(result, str(db), "create it or choose another path", "the typetrace_db ini key")
+    assert_usage_error(
+        result, str(db), "create it or choose another path", "the typetrace_db ini key"
+    )
 
 
 def test_bad_store_under_xdist_is_usage_error(suite: pytest.Pytester) -> None:
@@ -155,7 +157,9 @@ def test_bad_store_under_xdist_is_usage_error(suite: pytest.Pytester) -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        pytest.param("no_such_module:CONFIG", "Config module 'no_such_module' not found", id="module"),
+        pytest.param(
+            "no_such_module:CONFIG", "Config module 'no_such_module' not found", id="module"
+        ),
         pytest.param("mylib:NO_SUCH_CONFIG", "has no attribute 'NO_SUCH_CONFIG'", id="attribute"),
         pytest.param("mylib", "expected module:attribute", id="no-colon"),
     ],
@@ -177,7 +181,9 @@ def test_bad_config_ini_is_usage_error(suite: pytest.Pytester) -> None:
     )
 
 
-def test_env_store_is_named_in_error(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_store_is_named_in_error(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A bad TYPETRACE_DB is reported with the variable's name."""
     db = suite.path / "missing" / "from_env.sqlite3"
     monkeypatch.setenv("TYPETRACE_DB", str(db))

@@ -59,7 +59,16 @@ import threading
 from types import FrameType, ModuleType
 from typing import Any, Optional
 
-from typetrace._recorder import _FIRST_SWEEP, _FULL_YIELDS, COROUTINE, FUNCTION, GENERATOR, Call, CodeInfo, Recorder
+from typetrace._recorder import (
+    _FIRST_SWEEP,
+    _FULL_YIELDS,
+    COROUTINE,
+    FUNCTION,
+    GENERATOR,
+    Call,
+    CodeInfo,
+    Recorder,
+)
 from typetrace._signals import raised_by_signal_handler
 from typetrace._writer import INBOX_LIMIT
 from typetrace.tracing import NO_FAST_CALLS_VARIABLE, PURE_PYTHON_VARIABLE, TracerError, _SessionSink
@@ -280,7 +289,10 @@ class HookBackend(ProfileBackend):
 
     def _enable_fast_paths(self) -> None:
         if os.environ.get(NO_FAST_CALLS_VARIABLE) == "1":
-            logger.debug("%s=1 is set, so the C hook passes every call to its handler", NO_FAST_CALLS_VARIABLE)
+            logger.debug(
+                "%s=1 is set, so the C hook passes every call to its handler",
+                NO_FAST_CALLS_VARIABLE,
+            )
             return
         self._hook.enable_fast_yields(CodeInfo, Call, _FULL_YIELDS, GENERATOR, COROUTINE)
         recorder = self.recorder

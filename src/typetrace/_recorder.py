@@ -417,7 +417,10 @@ def _only_recorder_refers(entry: tuple[CodeType, Optional[CodeInfo]]) -> bool:
     Recorder.codes, and its CodeInfo if it has one."""
     return _code_refcount(entry) <= _DEAD_CODE_REFCOUNT + (entry[1] is not None)
 
-def _is_property_deleter(code: CodeType, qualname: str, module_globals: Mapping[str, object]) -> bool:
+
+def _is_property_deleter(
+    code: CodeType, qualname: str, module_globals: Mapping[str, object]
+) -> bool:
     """Return whether *code* is the deleter of a property of a class that the module's
     globals reach by *qualname*. No code of the program runs: the lookups read the
     dicts of the module and of the classes."""
@@ -542,7 +545,12 @@ class Recorder:
                 inferrer = self.test_inferrer if is_test_module(module) else self.inferrer
                 always = self.sampling.records_always(f"{module}:{qualname}")
                 info = CodeInfo(
-                    code, module, qualname, always, inferrer=inferrer, guard_imports=self.guard_import_locals
+                    code,
+                    module,
+                    qualname,
+                    always,
+                    inferrer=inferrer,
+                    guard_imports=self.guard_import_locals,
                 )
             # New code often means a new phase of the program, with new callers.
             if self.paused:
