@@ -7,12 +7,14 @@ import os
 import runpy
 import sys
 from types import TracebackType
-from typing import Callable, Mapping, NoReturn, Optional, Sequence
+from typing import Any, Callable, Mapping, NoReturn, Optional, Sequence
 
 from typetrace.config import Config
 from typetrace.exceptions import TypeTraceError
 
 __all__ = ["run_module", "run_script"]
+
+_MISSING = object()
 
 # The globals that runpy adds to the program's own. The interpreter's __main__ has the
 # builtins module as __builtins__, where exec() would insert its dict.
@@ -96,25 +98,31 @@ def _run(target: Callable[[], object], config: Config, main_scripts: Mapping[str
     if started_at_startup is not None:
         started_at_startup.stop()
     exit_code = 0
-    interrupt: Optional[KeyboardInterrupt] = None
+    uncaught: Optional[BaseException] = None
     session = _start_session(config, None, None, True, main_scripts=main_scripts)
     try:
-        target()
-    except SystemExit as exit_:
-        exit_code = _exit_code(exit_)
-    except KeyboardInterrupt as error:
-        _report_program_error(error)
-        interrupt = error
-    except BaseException as error:  # the program's own error: report it as python would
-        _report_program_error(error)
-        exit_code = 1
+        try:
+            target()
+        except SystemExit as exit_:
+            exit_code = _exit_code(exit_)
+        except BaseException as error:  # the program's own error: report it as python would
+            uncaught = error
+        # Reported outside the except clause, so that the hook, as at the
+        # interpreter's exit, runs while no exception is being handled.
+        if uncaught is not None:
+            exit_code = _report_program_error(uncaught)
     finally:
         session.stop()
-    # The interpreter flushes stdout at exit too, unless the program closed it.
-    if sys.stdout is not None and not sys.stdout.closed:
-        sys.stdout.flush()
-    if interrupt is not None:
-        _raise_printed_interrupt(interrupt)
+    # The interpreter flushes stdout at exit too, unless the program closed it, and
+    # reports a failure of its own flush there.
+    stdout = sys.stdout
+    if stdout is not None and not getattr(stdout, "closed", False):
+        try:
+            stdout.flush()
+        except Exception:  # noqa: BLE001, S110 - the interpreter's flush at exit reports it
+            pass
+    if isinstance(uncaught, KeyboardInterrupt):
+        _raise_printed_interrupt(uncaught)
     return exit_code
 
 
@@ -127,25 +135,26 @@ def _raise_printed_interrupt(interrupt: KeyboardInterrupt) -> NoReturn:
     status, as from an untraced program. ``sys.excepthook`` skips *interrupt*, whose traceback
     without typetrace's frames is printed already.
     """
-    program_hook = sys.excepthook
+    program_hook = getattr(sys, "excepthook", None)
 
     def skip_printed(
         exc_type: type[BaseException], value: BaseException, exc_traceback: Optional[TracebackType]
     ) -> None:
-        if value is not interrupt:
+        if value is not interrupt and program_hook is not None:
             program_hook(exc_type, value, exc_traceback)
 
     sys.excepthook = skip_printed
     raise interrupt
 
 
-def _report_program_error(error: BaseException) -> None:
+def _report_program_error(error: BaseException) -> int:
     """Pass *error*, which the program left uncaught, to ``sys.excepthook`` without the
     frames of typetrace and runpy, and keep it in ``sys.last_value``, as the
-    interpreter does at exit.
+    interpreter does at exit. Return the exit code: 1, or that of a ``SystemExit``
+    that the hook raised.
 
-    As there, a hook that raises is reported with ``sys.__excepthook__``, followed
-    by *error*.
+    As there, a hook that raises something else is reported with
+    ``sys.__excepthook__``, followed by *error*.
     """
     tb = error.__traceback__
     while tb is not None and _is_runner_frame(tb.tb_frame.f_code.co_filename):
@@ -155,17 +164,24 @@ def _report_program_error(error: BaseException) -> None:
     sys.last_type, sys.last_value, sys.last_traceback = type(error), error, tb
     if sys.version_info >= (3, 12):
         sys.last_exc = error
+    hook: Any = getattr(sys, "excepthook", _MISSING)
+    if hook is _MISSING:
+        print("sys.excepthook is missing", file=sys.stderr)
+        sys.__excepthook__(type(error), error, tb)
+        return 1
     try:
-        sys.excepthook(type(error), error, tb)
+        hook(type(error), error, tb)
+    except SystemExit as exit_:
+        return _exit_code(exit_)
     except BaseException as hook_error:  # noqa: BLE001 - reported as the interpreter reports it
-        # Without this function's frame, and without *error* as its context.
+        # Without this function's frame.
         hook_tb = hook_error.__traceback__
         hook_error.__traceback__ = hook_tb.tb_next if hook_tb is not None else None
-        hook_error.__context__ = None
         print("Error in sys.excepthook:", file=sys.stderr)
         sys.__excepthook__(type(hook_error), hook_error, hook_error.__traceback__)
         print("\nOriginal exception was:", file=sys.stderr)
         sys.__excepthook__(type(error), error, tb)
+    return 1
 
 
 def _is_runner_frame(filename: str) -> bool:
