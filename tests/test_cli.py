@@ -377,6 +377,23 @@ class TestRun:
         assert re.sub("0x[0-9a-f]+", "0x", traced.stderr) == re.sub("0x[0-9a-f]+", "0x", plain.stderr)
         assert traced.returncode == plain.returncode
 
+    def test_config_method_raising(self, project: Path) -> None:
+        """A config whose method raises ends the command with a message that names the
+        method and the exception, and the program does not run."""
+        write(
+            project / "brokencfg.py",
+            "from typetrace.config import DefaultConfig\n\n"
+            "class Broken(DefaultConfig):\n"
+            "    def sampling(self):\n"
+            "        raise ValueError('broken on purpose')\n\n"
+            "CONFIG = Broken()\n",
+        )
+        result = typetrace(project, "--config", "brokencfg:CONFIG", "run", "app.py")
+        assert result.returncode == 1
+        assert result.stdout == ""
+        assert "Broken.sampling() raised ValueError: broken on purpose" in result.stderr
+        assert "Traceback" not in result.stderr
+
     def test_run_module_builtins(self, project: Path) -> None:
         """``run -m`` gives the module the builtins module as ``__builtins__``, as
         ``python -m`` does."""

@@ -170,6 +170,40 @@ def test_bad_config_option_is_usage_error(suite: pytest.Pytester, value: str, me
     assert_usage_error(result, message, "The config comes from --typetrace-config.")
 
 
+@pytest.mark.parametrize(
+    ("method", "xdist"),
+    [
+        pytest.param("trace_store", False, id="trace-store"),
+        pytest.param("sampling", False, id="sampling"),
+        pytest.param("trace_store", True, id="trace-store-xdist"),
+    ],
+)
+def test_config_method_raising_is_usage_error(
+    suite: pytest.Pytester, method: str, xdist: bool
+) -> None:
+    """A config whose method raises stops pytest with a usage error that names the
+    method and the exception."""
+    suite.makepyfile(
+        brokencfg=f"""
+        from typetrace.config import DefaultConfig
+
+        class Broken(DefaultConfig):
+            def {method}(self):
+                raise RuntimeError("broken on purpose")
+
+        CONFIG = Broken()
+        """
+    )
+    arguments = ["--typetrace", "--typetrace-config=brokencfg:CONFIG"]
+    if xdist:
+        pytest.importorskip("xdist")
+        arguments = ["-n", "2", *arguments]
+    result = suite.runpytest_subprocess(*arguments)
+    assert_usage_error(
+        result, f"Broken.{method}() raised RuntimeError: broken on purpose", f"fix the {method}()"
+    )
+
+
 def test_bad_config_ini_is_usage_error(suite: pytest.Pytester) -> None:
     """A typetrace_config ini value that cannot be loaded names the ini key."""
     suite.makeini("[pytest]\ntypetrace = true\ntypetrace_config = no_such_module:CONFIG\n")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Optional, Sequence, TextIO
 
 from typetrace import __version__
-from typetrace.config import Config, get_default_config, load_config, override_config
+from typetrace.config import Config, call_config, get_default_config, load_config, override_config
 from typetrace.db.base import CallTraceStore
 from typetrace.exceptions import ConfigError, TypeTraceError
 from typetrace.tracing import CallTrace
@@ -60,7 +60,7 @@ class Context:
 
                 self._store = store_from_url(self.args.db)
             else:
-                self._store = self.config.trace_store()
+                self._store = call_config(self.config, "trace_store", self.config.trace_store)
         return self._store
 
     def close(self) -> None:

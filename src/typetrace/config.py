@@ -12,9 +12,9 @@ import sysconfig
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import CodeType
-from typing import TYPE_CHECKING, Callable, Collection, Optional
+from typing import TYPE_CHECKING, Callable, Collection, Optional, TypeVar
 
-from typetrace.exceptions import ConfigError
+from typetrace.exceptions import ConfigError, TypeTraceError
 
 if TYPE_CHECKING:
     from typetrace.db.base import CallTraceStore
@@ -26,6 +26,7 @@ __all__ = [
     "Config",
     "DefaultConfig",
     "Sampling",
+    "call_config",
     "default_code_filter",
     "get_default_config",
     "load_config",
@@ -225,6 +226,28 @@ def load_config(path: str) -> Config:
         )
     return config
 
+
+
+_T = TypeVar("_T")
+
+
+def call_config(config: Config, name: str, method: Callable[[], _T]) -> _T:
+    """Call *method*, the method *name* of *config*, and return its result.
+
+    Raises:
+        ConfigError: in place of an exception other than typetrace's own that the
+            method raised, naming the method, so that a config with a bug gets an
+            error message rather than a traceback.
+    """
+    try:
+        return method()
+    except TypeTraceError:
+        raise
+    except Exception as error:
+        raise ConfigError(
+            f"{type(config).__name__}.{name}() raised {type(error).__name__}: {error}; "
+            f"fix the {name}() method of the config"
+        ) from error
 
 @functools.lru_cache(maxsize=None)
 def _excluded_roots() -> tuple[str, ...]:

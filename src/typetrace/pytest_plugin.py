@@ -21,6 +21,7 @@ from typetrace.config import (
     DB_ENV_VAR,
     DEFAULT_DB_PATH,
     Config,
+    call_config,
     DefaultConfig,
     get_default_config,
     load_config,
@@ -104,9 +105,11 @@ def _store_origin(config: pytest.Config) -> str:
 
 def _check_store(config: pytest.Config, trace_config: Config) -> None:
     try:
-        store = trace_config.trace_store()
+        store = call_config(trace_config, "trace_store", trace_config.trace_store)
     except StoreError as error:
         raise _usage_error(error, _store_origin(config)) from error
+    except TypeTraceError as error:
+        raise pytest.UsageError(f"typetrace: {error}") from error
     store.close()
 
 

@@ -171,7 +171,7 @@ class TraceSession:
         main_scripts: Optional[Mapping[str, str]] = None,
     ) -> None:
         from typetrace._recorder import Recorder
-        from typetrace.config import get_default_config, prepare_default_code_filter
+        from typetrace.config import call_config, get_default_config, prepare_default_code_filter
 
         if config is None:
             config = get_default_config()
@@ -197,12 +197,13 @@ class TraceSession:
                 from typetrace._subprocess import export_child_settings
 
                 self._cleanup.enter_context(export_child_settings(config))
-            sampling = config.sampling()
+            sampling = call_config(config, "sampling", config.sampling)
             # Done before the program's next line runs, so that no import of ours
             # goes through an import hook the program installs later.
             prepare_default_code_filter()
+            code_filter = call_config(config, "code_filter", config.code_filter)
             self._recorder = Recorder(
-                sink, config.code_filter(), sampling, self.stats, main_module, main_scripts=main_scripts
+                sink, code_filter, sampling, self.stats, main_module, main_scripts=main_scripts
             )
             if sampling.pause_after is not None and not sampling.all_calls:
                 from typetrace._writer import join_thread_for_fork
@@ -430,8 +431,9 @@ def trace(
 
 def _open_store_writer(config: Config, cleanup: contextlib.ExitStack) -> StoreWriter:
     from typetrace._writer import StoreWriter
+    from typetrace.config import call_config
 
-    store = config.trace_store()
+    store = call_config(config, "trace_store", config.trace_store)
     cleanup.callback(store.close)
     writer = StoreWriter(store)
     cleanup.callback(writer.close)
