@@ -4,8 +4,8 @@ Python 3.11 and later store the name in ``code.co_qualname``. On 3.9 and 3.10 th
 compiler computes it but does not keep it, so this module compiles the source file
 again and maps each code object to its name by ``(co_name, co_firstlineno)``. When
 the source is missing or has changed since import, the name comes from the function
-object that owns the code, found with :func:`gc.get_referrers`, and finally from
-``co_name``.
+object that owns the code, found with :func:`gc.get_referrers` for the first 64 such
+code objects of each file, and finally from ``co_name``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ _CO_OPTIMIZED = inspect.CO_OPTIMIZED
 _lock = threading.Lock()
 # Source file name -> {(co_name, co_firstlineno): qualname}.
 _names_by_file: dict[str, dict[tuple[str, int], str]] = {}
+# Searches of the heap for the function of a code object whose source did not match,
+# per source file name. Code that exec() makes from one file name again and again
+# would otherwise cost a scan of every object each time.
+_searches_by_file: dict[str, int] = {}
+_MAX_SEARCHES_PER_FILE = 64
 
 
 def qualname_of(code: types.CodeType, module_globals: Optional[dict[str, object]] = None) -> str:
@@ -37,6 +42,11 @@ def qualname_of(code: types.CodeType, module_globals: Optional[dict[str, object]
     qualname = names.get((code.co_name, code.co_firstlineno))
     if qualname is not None:
         return qualname
+    with _lock:
+        searches = _searches_by_file.get(code.co_filename, 0)
+        _searches_by_file[code.co_filename] = searches + 1
+    if searches >= _MAX_SEARCHES_PER_FILE:
+        return code.co_name
     return _qualname_from_function(code) or code.co_name
 
 
