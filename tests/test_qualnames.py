@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(sys.version_info >= (3, 11), reason="3.11 keeps 
 
 
 def test_from_source_file(tmp_path: Path) -> None:
-    """The name comes from the source file, without a search of the heap."""
+    """The name comes from the source file."""
     path = tmp_path / "with_source.py"
     source = "class Outer:\n    def method(self):\n        pass\n"
     path.write_text(source)

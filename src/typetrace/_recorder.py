@@ -239,7 +239,7 @@ def _key_function(params: tuple[str, ...]) -> Callable[[Mapping[str, object]], o
     """Build the function that computes a call's argument-type key from its locals.
 
     The key holds the ids of the argument classes, because hashing a class may run
-    its metaclass's code. An id that a later class reuses is told apart by the weak
+    its metaclass's code. An id that a later class reuses is distinguished by the weak
     references that the recorder keeps beside the key.
 
     The function is compiled from source with one subscript per parameter, which
