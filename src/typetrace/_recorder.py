@@ -702,8 +702,10 @@ class Recorder:
     def _is_new_key(self, frame: FrameType, info: CodeInfo) -> bool:
         if info.imports and _import_is_replaced():
             return False
+        # Before 3.13 each read of f_locals copies the frame's variables into a dict.
+        local_values = frame.f_locals
         try:
-            key = info.key_of(frame.f_locals)
+            key = info.key_of(local_values)
         except KeyError:
             # A parameter deleted before the event; such calls are not keyed.
             return False
@@ -719,7 +721,7 @@ class Recorder:
                 return False
         if len(seen) >= _MAX_SEEN_KEYS:
             seen.clear()
-        seen[key] = (generation, _class_references(frame.f_locals, info.params))
+        seen[key] = (generation, _class_references(local_values, info.params))
         return True
 
     def resume_paused(self) -> None:
