@@ -868,28 +868,27 @@ def test_code_made_at_run_time_released(monkeypatch: pytest.MonkeyPatch, tmp_pat
     sink = ListSink()
     with trace(SinkOnlyConfig(), sink=sink):
         recorder = typetrace.tracing.active_session()._recorder  # type: ignore[union-attr]
-        kept = kept_alive
-        kept(1)
-        kept_info = recorder.codes[id(kept.__code__)][1]
+        kept_alive(1)
+        kept_info = recorder.codes[id(kept_alive.__code__)][1]
         baseline = len(recorder.codes)
         # A file that the default filter traces, unlike "<string>", and whose source
         # gives the qualified names on 3.9 and 3.10.
         source = "def made(value):\n    return value\n"
         filename = tmp_path / "made_at_run_time.py"
         filename.write_text(source)
-        made: list[weakref.ref[Any]] = []
+        made_codes: list[weakref.ref[Any]] = []
         for number in range(1000):
             namespace: dict[str, Any] = {}
             exec(compile(source, str(filename), "exec"), namespace)  # noqa: S102
             namespace["made"](number)
-            made.append(weakref.ref(namespace["made"].__code__))
+            made_codes.append(weakref.ref(namespace["made"].__code__))
             # The function and its globals refer to each other.
             namespace.clear()
-        kept(2)
+        kept_alive(2)
         entries = len(recorder.codes)
         # A CodeInfo and the Call that its argument cache keeps refer to each other.
         gc.collect()
-        alive = sum(reference() is not None for reference in made)
+        alive = sum(reference() is not None for reference in made_codes)
 
     # Each exec() adds two entries, for the module's code and the function's, so
     # 2,000 in all. After a drop, the next comes when the entries have doubled, and

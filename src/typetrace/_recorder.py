@@ -562,11 +562,12 @@ class Recorder:
         return self.codes.setdefault(id(code), (code, info))[1]
 
     def _drop_dead_code(self) -> None:
-        """Drop the entries of code objects that only the recorder still refers to, as
-        the code that ``exec()``, ``namedtuple()`` or a dataclass made for objects the
-        program no longer uses, so that code made while the program runs does not
-        accumulate. A function object, a running frame or an enclosing code object
-        refers to each code that can still run.
+        """Drop the entries of code objects that only the recorder still refers to.
+
+        Such code comes from ``exec()``, ``namedtuple()`` or a dataclass, made for
+        objects that the program no longer uses. Without the drop, code made while
+        the program runs would accumulate. A function object, a running frame or an
+        enclosing code object refers to each code that can still run.
 
         One thread drops at a time, and the others go on without waiting. Only the
         dropping thread removes entries, so the code of an entry that it found dead
