@@ -63,6 +63,7 @@ def test_hash_cache_not_a_field() -> None:
         "return_type",
         "yield_type",
         "call_count",
+        "send_type",
     ]
 
 

@@ -60,13 +60,19 @@ raises :class:`DecodeError` for that row only and never reads the row as somethi
 else. A new version number would have made earlier releases reject every new row
 instead.
 
-A row (:class:`CallTraceRow`) contains three JSON texts:
+A row (:class:`CallTraceRow`) contains four JSON texts:
 
 * ``arg_types``: an object mapping each parameter name to a type document, for
   example ``{"x": {"module": "builtins", "qualname": "int"}}``.
 * ``return_type``: a type document, or SQL ``NULL`` / Python ``None`` when the
   call raised or did not return.
 * ``yield_type``: a type document, or ``None`` when the call did not yield.
+* ``send_type``: a type document of the values that a generator received at its
+  ``yield`` expressions, or ``None`` when none was recorded.
+
+``send_type`` was added to version 1 without a new version number, as the last
+field of the row. Rows without it are encoded as before. An earlier release does not
+read it, so it reads a row that has one as the same trace without a send type.
 
 Every row carries ``format_version``; this module writes :data:`FORMAT_VERSION` and
 reads versions up to it. Readers reject type documents with keys they do not know
@@ -320,10 +326,12 @@ class CallTraceRow:
     return_type: Optional[str]
     #: JSON type document of the yield type, or ``None``.
     yield_type: Optional[str]
-    #: Version of the JSON type format of the three JSON fields.
+    #: Version of the JSON type format of the JSON fields.
     format_version: int = FORMAT_VERSION
     #: Number of calls the row stands for, when the store aggregates.
     call_count: int = 1
+    #: JSON type document of the send type, or ``None``.
+    send_type: Optional[str] = None
 
     @classmethod
     def from_trace(cls, trace: CallTrace) -> CallTraceRow:
@@ -335,6 +343,7 @@ class CallTraceRow:
             return_type=None if trace.return_type is None else type_to_json(trace.return_type),
             yield_type=None if trace.yield_type is None else type_to_json(trace.yield_type),
             call_count=trace.call_count,
+            send_type=None if trace.send_type is None else type_to_json(trace.send_type),
         )
 
     def to_trace(self) -> CallTrace:
@@ -356,6 +365,7 @@ class CallTraceRow:
             return_type=None if self.return_type is None else type_from_json(self.return_type),
             yield_type=None if self.yield_type is None else type_from_json(self.yield_type),
             call_count=self.call_count,
+            send_type=None if self.send_type is None else type_from_json(self.send_type),
         )
 
 

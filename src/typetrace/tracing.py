@@ -72,6 +72,10 @@ class CallTrace:
     yield_type: Optional[TypeRef] = None
     #: Number of calls this trace stands for. Not part of equality.
     call_count: int = field(default=1, compare=False)
+    #: Union of the types of the values that a generator received where it resumed
+    #: at a ``yield`` expression, by ``send()`` or as ``None`` by ``next()``;
+    #: ``None`` when it never resumed there or the backend cannot read them.
+    send_type: Optional[TypeRef] = None
 
     def __post_init__(self) -> None:
         # A frozen copy, so that a trace is immutable and hashable.
@@ -82,7 +86,9 @@ class CallTrace:
         # the same trace object for repeated calls with the same types.
         cached: Optional[int] = self.__dict__.get("_hash")
         if cached is None:
-            cached = hash((self.module, self.qualname, self.arg_types, self.return_type, self.yield_type))
+            cached = hash(
+                (self.module, self.qualname, self.arg_types, self.return_type, self.yield_type, self.send_type)
+            )
             object.__setattr__(self, "_hash", cached)
         return cached
 
