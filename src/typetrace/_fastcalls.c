@@ -13,6 +13,9 @@
 
 #include "_fastcalls.h"
 
+#define Py_BUILD_CORE 1
+#include <internal/pycore_frame.h>
+
 typedef struct {
     PyObject_HEAD
     FastCalls fast;
@@ -214,9 +217,59 @@ static PyTypeObject CallbacksType = {
     .tp_getset = callbacks_getset,
 };
 
+/* The RESUME oparg of a resumption at a yield expression, in its two low bits. */
+#define RESUME_AFTER_YIELD 1
+
+/* sent_value(frame, offset, default): in the PY_RESUME callback of the RESUME at
+   *offset*, the value that *frame* receives there, on top of its value stack, when
+   the RESUME follows a yield expression, and *default* otherwise: after "yield from"
+   or an await, whose values go to the inner iterator. INSTRUMENTED_RESUME saves the
+   stack pointer in the frame before it calls the callback. */
+static PyObject *
+fastcalls_sent_value(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyFrame_Check(args[0]) || !PyLong_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "sent_value() takes a frame, an offset and a default");
+        return NULL;
+    }
+    Py_ssize_t offset = PyLong_AsSsize_t(args[1]);
+    if (offset == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    _PyInterpreterFrame *inner = ((PyFrameObject *)args[0])->f_frame;
+    if (inner == NULL) {
+        return Py_NewRef(args[2]);
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    PyCodeObject *code = _PyFrame_GetCode(inner);
+    _Py_CODEUNIT *current = inner->instr_ptr;
+#else
+    PyCodeObject *code = inner->f_code;
+    _Py_CODEUNIT *current = inner->prev_instr;
+#endif
+    Py_ssize_t count = Py_SIZE(code);
+    if (offset < 0 || offset % (Py_ssize_t)sizeof(_Py_CODEUNIT) != 0 ||
+        offset / (Py_ssize_t)sizeof(_Py_CODEUNIT) >= count ||
+        current != _PyCode_CODE(code) + offset / (Py_ssize_t)sizeof(_Py_CODEUNIT) ||
+        (current->op.arg & 3) != RESUME_AFTER_YIELD || inner->stacktop <= code->co_nlocalsplus) {
+        return Py_NewRef(args[2]);
+    }
+    return Py_NewRef(inner->localsplus[inner->stacktop - 1]);
+}
+
+static PyMethodDef fastcalls_functions[] = {
+    {"sent_value", (PyCFunction)(void (*)(void))fastcalls_sent_value, METH_FASTCALL,
+     "sent_value(frame, offset, default)\n\n"
+     "In the PY_RESUME callback of the instruction at offset, return the value that frame "
+     "receives as the value of a yield expression, or default where it resumes after "
+     "anything else."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef fastcalls_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "typetrace._fastcalls",
+    .m_methods = fastcalls_functions,
     .m_doc = "The C fast path of typetrace's sys.monitoring backend.",
     .m_size = -1,
 };

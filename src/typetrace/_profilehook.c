@@ -42,8 +42,8 @@
 #define Py_BUILD_CORE 1
 #include <internal/pycore_code.h>
 #include <internal/pycore_frame.h>
-#include <opcode.h>
 #endif
+#include <opcode.h>
 #if defined(__linux__)
 #include <pthread.h>
 #endif
@@ -515,6 +515,70 @@ frame_suspended(PyFrameObject *frame)
     /* Set at YIELD_VALUE and YIELD_FROM, and left NULL by a return. */
     return frame->f_stacktop != NULL;
 #endif
+}
+
+/* Return the value that *frame* receives as the value of a yield expression, borrowed,
+   or NULL. Valid only at the call event that resumes *frame*, when the value that
+   send() or next() passes is on top of the frame's value stack, before the frame runs.
+   NULL where the frame resumes after anything but a yield expression: its start, a
+   "yield from" or an await, whose values go to the inner iterator. throw() and close()
+   also push None, which this cannot tell from a send of None. */
+static PyObject *
+sent_value_of(PyFrameObject *frame)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    _PyInterpreterFrame *inner = frame->f_frame;
+    if (inner == NULL || inner->stacktop <= inner->f_code->co_nlocalsplus ||
+        inner->prev_instr <= _PyCode_CODE(inner->f_code)) {
+        return NULL;
+    }
+    /* The evaluation function reports the call event before the frame runs, at its
+       YIELD_VALUE, and the profile function at the RESUME after it. That RESUME tells
+       a yield expression (1) from "yield from" (2) and await (3). */
+    _Py_CODEUNIT *resume = inner->prev_instr;
+    if (_Py_OPCODE(*resume) == YIELD_VALUE) {
+        resume++;
+    }
+    int opcode = _Py_OPCODE(*resume);
+    if ((opcode != RESUME && opcode != RESUME_QUICK) || _Py_OPARG(*resume) != 1 ||
+        _Py_OPCODE(resume[-1]) != YIELD_VALUE) {
+        return NULL;
+    }
+    return inner->localsplus[inner->stacktop - 1];
+#else
+    PyCodeObject *code = frame->f_code;
+    const _Py_CODEUNIT *instructions = (const _Py_CODEUNIT *)PyBytes_AS_STRING(code->co_code);
+    Py_ssize_t count = PyBytes_GET_SIZE(code->co_code) / (Py_ssize_t)sizeof(_Py_CODEUNIT);
+    /* 3.9 counts f_lasti in bytes, 3.10 in instructions. At a "yield from" or an
+       await, f_lasti is one instruction before YIELD_FROM, which runs again. */
+#if PY_VERSION_HEX >= 0x030A0000
+    Py_ssize_t index = frame->f_lasti;
+    PyObject **top = frame->f_stackdepth > 0 ? frame->f_valuestack + frame->f_stackdepth : NULL;
+#else
+    Py_ssize_t index = frame->f_lasti / (Py_ssize_t)sizeof(_Py_CODEUNIT);
+    PyObject **top = frame->f_stacktop;
+#endif
+    if (index < 0 || index >= count || _Py_OPCODE(instructions[index]) != YIELD_VALUE || top == NULL ||
+        top <= frame->f_valuestack) {
+        return NULL;
+    }
+    return top[-1];
+#endif
+}
+
+static PyObject *
+profilehook_sent_value(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyFrame_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "sent_value() takes a frame and a default");
+        return NULL;
+    }
+    PyObject *value = sent_value_of((PyFrameObject *)args[0]);
+    if (value == NULL) {
+        value = args[1];
+    }
+    Py_INCREF(value);
+    return value;
 }
 
 /* Return whether the call event of *frame* with the argument *arg* resumes the
@@ -1441,6 +1505,11 @@ static PyTypeObject HookType = {
 /* Module */
 
 static PyMethodDef module_methods[] = {
+    {"sent_value", (PyCFunction)(void (*)(void))profilehook_sent_value, METH_FASTCALL,
+     "sent_value(frame, default)\n\n"
+     "Return the value that frame receives as the value of a yield expression, or default "
+     "where it resumes after anything else. Valid only in the handler's call event that "
+     "resumes frame."},
 #if PY_VERSION_HEX >= 0x030B0000
     {"eval_function_is_default", eval_function_is_default, METH_NOARGS,
      "Return whether the interpreter runs frames with CPython's default evaluation "
