@@ -21,10 +21,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from types import CodeType
-from typing import Any, Callable
+from types import CodeType, FrameType
+from typing import Any, Callable, Optional
 
-from typetrace._recorder import _FIRST_SWEEP, COROUTINE, Call, CodeInfo, Recorder
+from typetrace._recorder import _FIRST_SWEEP, COROUTINE, NOT_SENT, Call, CodeInfo, Recorder
 from typetrace._writer import INBOX_LIMIT
 from typetrace.tracing import NO_FAST_CALLS_VARIABLE, PURE_PYTHON_VARIABLE, _SessionSink, TracerError
 
@@ -61,6 +61,9 @@ class MonitoringBackend:
         self.tool_id = -1
         #: The C callbacks of typetrace._fastcalls in use, or None.
         self.fast_callbacks: Any = None
+        #: sent_value() of typetrace._fastcalls, which reads the value that a resumed
+        #: frame receives at a yield expression, or None: Python cannot read it.
+        self._read_sent: Optional[Callable[[FrameType, int, object], object]] = _sent_value_reader()
 
     def install(self) -> None:
         global _disabled_before
@@ -157,7 +160,7 @@ class MonitoringBackend:
             recorder.note_error("PY_START", error)
         return None
 
-    def _on_resume(self, code: CodeType, offset: int) -> Any:
+    def _on_resume(self, code: CodeType, offset: int, thrown: bool = False) -> Any:
         recorder = self.recorder
         entry = recorder.codes.get(id(code))
         if entry is None:
@@ -169,9 +172,14 @@ class MonitoringBackend:
             if info.quiet_yields:
                 return _DISABLE
             try:
-                call = recorder.calls.get(sys._getframe(1))
+                frame = sys._getframe(1 + thrown)
+                call = recorder.calls.get(frame)
                 if call is not None:
-                    recorder.resumed(call)
+                    read_sent = self._read_sent
+                    if read_sent is None or thrown:
+                        recorder.resumed(call)
+                    else:
+                        recorder.resumed(call, read_sent(frame, offset, NOT_SENT))
             except Exception as error:  # noqa: BLE001
                 recorder.note_error("PY_RESUME", error)
         elif info.paused:
@@ -180,7 +188,7 @@ class MonitoringBackend:
 
     def _on_throw(self, code: CodeType, offset: int, exception: BaseException) -> None:
         # PY_THROW cannot be disabled.
-        self._on_resume(code, offset)
+        self._on_resume(code, offset, thrown=True)
 
     def _on_return(self, code: CodeType, offset: int, value: object) -> Any:
         recorder = self.recorder
@@ -238,6 +246,16 @@ class MonitoringBackend:
             recorder.unwound(sys._getframe(1))
         except Exception as error:  # noqa: BLE001
             recorder.note_error("PY_UNWIND", error)
+
+
+def _sent_value_reader() -> Optional[Callable[[FrameType, int, object], object]]:
+    if os.environ.get(PURE_PYTHON_VARIABLE) == "1":
+        return None
+    try:
+        from typetrace._fastcalls import sent_value
+    except ImportError:
+        return None
+    return sent_value
 
 
 def _claim_tool_id() -> int:

@@ -78,12 +78,17 @@ static PyObject *return_or_unwind_event = NULL;
  * coroutine calls, which does what Recorder.resumed() and Recorder.suspended() of
  * typetrace._recorder do in the cases below, and leaves every other case to the
  * handler:
- * - a resumption of a call whose pending_none is False: suspended becomes False;
+ * - a resumption of a call whose pending_none is False: suspended becomes False.
+ *   Where the frame receives a value at a yield expression (see sent_value_of), the
+ *   call must have received full_yields values there already, one of the value's
+ *   class among them, and the value is counted in the Call's sends. A pending_send
+ *   that is True becomes False when None is among those classes, where counting it
+ *   would add nothing;
  * - a coroutine that suspends with a value other than None, which it passes up to
  *   the event loop: suspended becomes True;
  * - a generator that yields a value other than None after its first full_yields
- *   yields, when the id of the value's class is in the Call's yield_classes: the
- *   yield is counted, and suspended becomes True.
+ *   yields, when the id of the value's class is in the Call's yield_classes and its
+ *   pending_send is False: the yield is counted, and suspended becomes True.
  * It reads and writes the slots of Call and CodeInfo objects at offsets found when
  * it is set up, and checks each object's type first. */
 typedef struct {
@@ -97,6 +102,9 @@ typedef struct {
     Py_ssize_t call_pending_none;
     Py_ssize_t call_yields;
     Py_ssize_t call_yield_classes;
+    Py_ssize_t call_pending_send;
+    Py_ssize_t call_sends;
+    Py_ssize_t call_send_classes;
     /* Yields of a call whose types the recorder always infers. */
     Py_ssize_t full_yields;
     /* CodeInfo.kind of generators and of coroutines. */
@@ -596,15 +604,87 @@ is_resumption(PyFrameObject *frame, PyObject *arg)
 #endif
 }
 
-/* Handle on the fast path the resumption of *call*, the open call of a frame. Return
+/* Return whether the set *classes* holds the id of *type*. */
+static int
+has_class_id(PyObject *classes, PyTypeObject *type)
+{
+    /* id(type(value)); a set of ints looks it up without running Python code. */
+    PyObject *class_id = PyLong_FromVoidPtr((void *)type);
+    if (class_id == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int known = PySet_Contains(classes, class_id);
+    Py_DECREF(class_id);
+    if (known < 0) {
+        PyErr_Clear();
+    }
+    return known == 1;
+}
+
+/* Return the count in the slot at *offset* of *call* when it is at least *least*,
+   or -1. */
+static Py_ssize_t
+count_from(PyObject *call, Py_ssize_t offset, Py_ssize_t least)
+{
+    PyObject *count = FASTCALLS_SLOT(call, offset);
+    if (count == NULL || !PyLong_CheckExact(count)) {
+        return -1;
+    }
+    Py_ssize_t done = PyLong_AsSsize_t(count);
+    if (done < least || done == PY_SSIZE_T_MAX) {
+        /* Also -1 on an error, which the handler meets again. */
+        PyErr_Clear();
+        return -1;
+    }
+    return done;
+}
+
+/* Store *count* in the slot at *offset* of *call*. Return 0, or -1 on an error,
+   which is cleared. */
+static int
+store_count(PyObject *call, Py_ssize_t offset, Py_ssize_t count)
+{
+    PyObject *updated = PyLong_FromSsize_t(count);
+    if (updated == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    set_slot(call, offset, updated);
+    Py_DECREF(updated);
+    return 0;
+}
+
+/* Handle on the fast path the resumption of *call*, the open call of *frame*. Return
    1 when it did, and 0 when the handler must get the event. */
 static NOINLINE int
-fast_resume(FastYields *yields, PyObject *call)
+fast_resume(FastYields *yields, PyObject *call, PyFrameObject *frame)
 {
     if (FASTCALLS_SLOT(call, yields->call_pending_none) != Py_False) {
         /* The last suspension may have been a yield of None, which the handler
            counts now. */
         return 0;
+    }
+    PyObject *sent = sent_value_of(frame);
+    int pending = FASTCALLS_SLOT(call, yields->call_pending_send) != Py_False;
+    if (sent != NULL || pending) {
+        PyObject *classes = FASTCALLS_SLOT(call, yields->call_send_classes);
+        if (classes == NULL || !Py_IS_TYPE(classes, &PySet_Type)) {
+            return 0;
+        }
+        if (pending && !has_class_id(classes, Py_TYPE(Py_None))) {
+            return 0;
+        }
+        if (sent != NULL) {
+            Py_ssize_t done = count_from(call, yields->call_sends, yields->full_yields);
+            if (done < 0 || !has_class_id(classes, Py_TYPE(sent)) ||
+                store_count(call, yields->call_sends, done + 1) < 0) {
+                return 0;
+            }
+        }
+        if (pending) {
+            set_slot(call, yields->call_pending_send, Py_False);
+        }
     }
     set_slot(call, yields->call_suspended, Py_False);
     yields->resumes++;
@@ -626,39 +706,19 @@ fast_suspend(FastYields *yields, PyObject *call, PyFrameObject *frame, PyObject 
         yields->suspensions++;
         return 1;
     }
-    if (!fastcalls_slot_equals(info, yields->info_kind, yields->generator_kind)) {
+    if (!fastcalls_slot_equals(info, yields->info_kind, yields->generator_kind) ||
+        FASTCALLS_SLOT(call, yields->call_pending_send) != Py_False) {
+        /* The handler counts a pending send at the suspension. */
         return 0;
     }
-    PyObject *count = FASTCALLS_SLOT(call, yields->call_yields);
     PyObject *classes = FASTCALLS_SLOT(call, yields->call_yield_classes);
-    if (count == NULL || !PyLong_CheckExact(count) || classes == NULL || !Py_IS_TYPE(classes, &PySet_Type)) {
+    if (classes == NULL || !Py_IS_TYPE(classes, &PySet_Type)) {
         return 0;
     }
-    Py_ssize_t done = PyLong_AsSsize_t(count);
-    if (done < yields->full_yields || done == PY_SSIZE_T_MAX) {
-        /* Also -1 on an error, which the handler meets again. */
-        PyErr_Clear();
+    Py_ssize_t done = count_from(call, yields->call_yields, yields->full_yields);
+    if (done < 0 || !has_class_id(classes, Py_TYPE(value)) || store_count(call, yields->call_yields, done + 1) < 0) {
         return 0;
     }
-    /* id(type(value)); a set of ints looks it up without running Python code. */
-    PyObject *class_id = PyLong_FromVoidPtr((void *)Py_TYPE(value));
-    if (class_id == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    int known = PySet_Contains(classes, class_id);
-    Py_DECREF(class_id);
-    if (known != 1) {
-        PyErr_Clear();
-        return 0;
-    }
-    PyObject *updated = PyLong_FromSsize_t(done + 1);
-    if (updated == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    set_slot(call, yields->call_yields, updated);
-    Py_DECREF(updated);
     set_slot(call, yields->call_suspended, Py_True);
     yields->suspensions++;
     return 1;
@@ -699,7 +759,7 @@ route_event(HookObject *hook, PyFrameObject *frame, int what, PyObject *arg, int
     if (find_open_call(hook, frame, &call)) {
         FastYields *yields = &hook->yields;
         if (call != NULL && yields->call_type != NULL && Py_IS_TYPE(call, yields->call_type)) {
-            if (event == call_event ? fast_resume(yields, call)
+            if (event == call_event ? fast_resume(yields, call, frame)
                                     : event == return_event && arg != Py_None && fast_suspend(yields, call, frame, arg)) {
                 return 0;
             }
@@ -1341,7 +1401,10 @@ hook_enable_fast_yields(HookObject *hook, PyObject *args, PyObject *kwargs)
         fastcalls_slot_offset(call_type, "suspended", &yields.call_suspended) < 0 ||
         fastcalls_slot_offset(call_type, "pending_none", &yields.call_pending_none) < 0 ||
         fastcalls_slot_offset(call_type, "yields", &yields.call_yields) < 0 ||
-        fastcalls_slot_offset(call_type, "yield_classes", &yields.call_yield_classes) < 0) {
+        fastcalls_slot_offset(call_type, "yield_classes", &yields.call_yield_classes) < 0 ||
+        fastcalls_slot_offset(call_type, "pending_send", &yields.call_pending_send) < 0 ||
+        fastcalls_slot_offset(call_type, "sends", &yields.call_sends) < 0 ||
+        fastcalls_slot_offset(call_type, "send_classes", &yields.call_send_classes) < 0) {
         return NULL;
     }
     yields.full_yields = full_yields;

@@ -57,7 +57,7 @@ import os
 import sys
 import threading
 from types import FrameType, ModuleType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from typetrace._recorder import (
     _FIRST_SWEEP,
@@ -65,6 +65,7 @@ from typetrace._recorder import (
     COROUTINE,
     FUNCTION,
     GENERATOR,
+    NOT_SENT,
     Call,
     CodeInfo,
     Recorder,
@@ -131,6 +132,9 @@ class ProfileBackend:
         # Idents of the threads where an exception left the profile function, which
         # makes CPython remove it. _note_removed logs that removal.
         self._removed_in: set[int] = set()
+        #: sent_value() of the C hook, which reads the value that a resumed frame
+        #: receives at a yield expression, or None: Python cannot read it.
+        self._read_sent: Optional[Callable[[FrameType, object], object]] = None
 
     def install(self) -> None:
         _check_no_profiler()
@@ -202,7 +206,11 @@ class ProfileBackend:
         recorder = self.recorder
         call = recorder.calls.get(frame)
         if call is not None:
-            recorder.resumed(call)
+            read_sent = self._read_sent
+            if read_sent is None:
+                recorder.resumed(call)
+            else:
+                recorder.resumed(call, read_sent(frame, NOT_SENT), certain=False)
             return WATCH
         code = frame.f_code
         entry = recorder.codes.get(id(code))
@@ -280,6 +288,7 @@ class HookBackend(ProfileBackend):
 
     def __init__(self, recorder: Recorder, profilehook: ModuleType) -> None:
         super().__init__(recorder)
+        self._read_sent = profilehook.sent_value
         self._hook = profilehook.Hook(
             self._handle, recorder.calls, recorder.suspects, passes_on=raised_by_signal_handler
         )

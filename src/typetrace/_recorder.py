@@ -54,8 +54,13 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # Calls tracked before the recorder looks for generators that ended without an event.
 _FIRST_SWEEP = 1000
 # Yields of one call whose types are all inferred; later ones only when of a new class.
-# Container element types that first change after these yields are missed.
+# Container element types that first change after these yields are missed. The
+# values that a generator receives at its yield expressions follow the same rule.
 _FULL_YIELDS = 16
+#: What the backends pass to Recorder.resumed() where a frame resumed anywhere but at
+#: a yield expression, or where they cannot read the value it received.
+NOT_SENT: Any = object()
+_NONE_CLASS_ID = id(type(None))
 # Distinct argument-type keys kept per function; the set starts over when full.
 _MAX_SEEN_KEYS = 1024
 # Return-value classes whose traces one shared Call keeps; the dict starts over when full.
@@ -271,6 +276,10 @@ class Call:
         "suspended",
         "yields",
         "yield_classes",
+        "send_type",
+        "pending_send",
+        "sends",
+        "send_classes",
     )
 
     def __init__(
@@ -294,27 +303,63 @@ class Call:
         #: Values yielded so far, and the ids of their classes once there was one.
         self.yields = 0
         self.yield_classes: Optional[set[int]] = None
+        self.send_type: Optional[TypeRef] = None
+        # A generator received None at a yield expression, where the backend could
+        # not tell a send of None from throw() or close(). It counts as a send once
+        # the generator suspends or returns.
+        self.pending_send = False
+        #: Values received at yield expressions so far, and the ids of their classes
+        #: once there was one.
+        self.sends = 0
+        self.send_classes: Optional[set[int]] = None
 
     def wants_yield(self, value: object) -> bool:
         """Return whether the type of the yielded *value* is inferred: always for the
         first yields, then only for a value of a class not yielded before, so that a
         long generator costs little after its start."""
         self.yields += 1
-        class_id = id(type(value))
-        classes = self.yield_classes
-        if classes is None:
-            classes = self.yield_classes = set()
-        elif self.yields > _FULL_YIELDS and class_id in classes:
-            return False
-        classes.add(class_id)
-        return True
+        if self.yield_classes is None:
+            self.yield_classes = set()
+        return _is_new_class(self.yield_classes, self.yields, value)
+
+    def wants_send(self, value: object) -> bool:
+        """Return whether the type of *value*, received at a yield expression, is
+        inferred, by the rule of :meth:`wants_yield`."""
+        self.sends += 1
+        if self.send_classes is None:
+            self.send_classes = set()
+        return _is_new_class(self.send_classes, self.sends, value)
 
     def add_yield(self, ref: TypeRef) -> None:
-        current = self.yield_type
-        if current is None:
-            self.yield_type = ref
-        elif current != ref:
-            self.yield_type = union((current, ref))
+        self.yield_type = _joined(self.yield_type, ref)
+
+    def add_send(self, ref: TypeRef) -> None:
+        self.send_type = _joined(self.send_type, ref)
+
+    def settle_send(self) -> None:
+        """Count the pending send of None, now that the frame ran on normally."""
+        self.pending_send = False
+        if self.wants_send(None):
+            self.add_send(NONE)
+
+
+def _is_new_class(classes: set[int], count: int, value: object) -> bool:
+    """Return whether the *count*-th value of a kind, *value*, gets its type inferred:
+    always while *count* is at most _FULL_YIELDS, and then only when the id of its
+    class is not in *classes*. Add the id to *classes*."""
+    class_id = id(type(value))
+    if count > _FULL_YIELDS and class_id in classes:
+        return False
+    classes.add(class_id)
+    return True
+
+
+def _joined(current: Optional[TypeRef], ref: TypeRef) -> TypeRef:
+    if current is None:
+        return ref
+    if current == ref:
+        return current
+    return union((current, ref))
 
 
 def _is_trace_of(
@@ -322,15 +367,17 @@ def _is_trace_of(
     arg_types: dict[str, TypeRef],
     return_type: Optional[TypeRef],
     yield_type: Optional[TypeRef],
+    send_type: Optional[TypeRef],
 ) -> bool:
     """Return whether *entry*, a trace with the argument types of the call it was
-    built for, has these very return and yield type objects, and equal argument
-    types. Calls with cached argument types share one dict of them, and comparing
-    two dicts of the same objects calls no ``__eq__`` method."""
+    built for, has these very return, yield and send type objects, and equal
+    argument types. Calls with cached argument types share one dict of them, and
+    comparing two dicts of the same objects calls no ``__eq__`` method."""
     trace, traced_arg_types = entry
     return (
         trace.return_type is return_type
         and trace.yield_type is yield_type
+        and trace.send_type is send_type
         and (traced_arg_types is arg_types or traced_arg_types == arg_types)
     )
 
@@ -340,12 +387,14 @@ def _has_types(
     arg_types: dict[str, TypeRef],
     return_type: Optional[TypeRef],
     yield_type: Optional[TypeRef],
+    send_type: Optional[TypeRef],
 ) -> bool:
     """Return whether the trace of *entry* has these types, compared by value."""
     trace, traced_arg_types = entry
     return (
         (trace.return_type is return_type or trace.return_type == return_type)
         and (trace.yield_type is yield_type or trace.yield_type == yield_type)
+        and (trace.send_type is send_type or trace.send_type == send_type)
         and (traced_arg_types is arg_types or trace.arg_types == arg_types)
     )
 
@@ -355,21 +404,22 @@ def _known_trace(
     arg_types: dict[str, TypeRef],
     return_type: Optional[TypeRef],
     yield_type: Optional[TypeRef],
+    send_type: Optional[TypeRef],
 ) -> tuple[CallTrace, dict[str, TypeRef]]:
     """Return the trace of *info* built before from these type objects, or one of its
     last two traces with equal types, with the argument types it was built for, or
     a new one. A function whose calls take more than two forms then still hands the
     sink trace objects that it has built already."""
-    key = (id(return_type), id(yield_type), *arg_types, *map(id, arg_types.values()))
+    key = (id(return_type), id(yield_type), id(send_type), *arg_types, *map(id, arg_types.values()))
     known = info.known_traces
     entry = known.get(key)
     if entry is not None:
         return entry
     # Equal types built as other objects, such as the union of a generator's yields.
     for recent in info.recent:
-        if _has_types(recent, arg_types, return_type, yield_type):
+        if _has_types(recent, arg_types, return_type, yield_type, send_type):
             return recent
-    trace = CallTrace(info.module, info.qualname, arg_types, return_type, yield_type)
+    trace = CallTrace(info.module, info.qualname, arg_types, return_type, yield_type, send_type=send_type)
     if len(known) >= _MAX_KNOWN_TRACES:
         known.clear()
     entry = known[key] = (trace, arg_types)
@@ -794,12 +844,29 @@ class Recorder:
             key = info.key_of(local_values)
         cache[key] = (generation, arg_types, shared_call)
 
-    def resumed(self, call: Call) -> None:
-        """Note that a suspended generator or coroutine runs again."""
+    def resumed(self, call: Call, sent: object = NOT_SENT, certain: bool = True) -> None:
+        """Note that a suspended generator or coroutine runs again.
+
+        *sent* is the value that the frame received as the value of a yield
+        expression, or :data:`NOT_SENT` where it resumed elsewhere or the backend
+        cannot read it. *certain* is false when a *sent* of ``None`` may also have been
+        pushed by ``throw()`` or ``close()``, as Python 3.9 to 3.11 do.
+        """
         call.suspended = False
         if call.pending_none:
             call.pending_none = False
             call.add_yield(NONE)
+        if call.pending_send:
+            call.settle_send()
+        if sent is NOT_SENT:
+            return
+        if sent is None and not certain:
+            classes = call.send_classes
+            if classes is None or _NONE_CLASS_ID not in classes:
+                call.pending_send = True
+                return
+        if call.wants_send(sent):
+            call.add_send(call.info.inferrer.type_of(sent))
 
     def suspended(self, frame: FrameType, call: Call, value: object, certain: bool) -> None:
         """Note that *frame* suspended with *value*: a yield, or an ``await`` that passed
@@ -809,6 +876,8 @@ class Recorder:
         frame, which Python 3.9 to 3.11 report like a yield of ``None``.
         """
         call.suspended = True
+        if call.pending_send and (certain or value is not None):
+            call.settle_send()
         kind = call.info.kind
         if kind == GENERATOR:
             if value is not None:
@@ -832,6 +901,8 @@ class Recorder:
         call = self.calls.pop(frame, None)
         if call is None:
             return
+        if call.pending_send:
+            call.settle_send()
         info = call.info
         # The value is the receiver, or an instance of exactly the receiver class as
         # cls() in a classmethod returns.
@@ -870,6 +941,7 @@ class Recorder:
                 self.receiver_ids.pop(frame, None)
             if call.pending_none:
                 call.pending_none = False
+            call.pending_send = False
             self.emit(call, None)
 
     def emit(self, call: Call, return_type: Optional[TypeRef]) -> CallTrace:
@@ -886,13 +958,14 @@ class Recorder:
         recent = info.recent
         arg_types = call.arg_types
         yield_type = call.yield_type
-        if recent and _is_trace_of(recent[0], arg_types, return_type, yield_type):
+        send_type = call.send_type
+        if recent and _is_trace_of(recent[0], arg_types, return_type, yield_type, send_type):
             trace = recent[0][0]
-        elif len(recent) == 2 and _is_trace_of(recent[1], arg_types, return_type, yield_type):
+        elif len(recent) == 2 and _is_trace_of(recent[1], arg_types, return_type, yield_type, send_type):
             trace = recent[1][0]
             info.recent = (recent[1], recent[0])
         else:
-            entry = _known_trace(info, arg_types, return_type, yield_type)
+            entry = _known_trace(info, arg_types, return_type, yield_type, send_type)
             trace = entry[0]
             info.recent = (entry, *[other for other in recent if other is not entry][:1])
         self._hand_over(trace)

@@ -49,6 +49,7 @@ _TYPE = ("builtins", "type")
 _ITERATOR = ("typing", "Iterator")
 _GENERATOR = ("typing", "Generator")
 _ASYNC_ITERATOR = ("typing", "AsyncIterator")
+_ASYNC_GENERATOR = ("typing", "AsyncGenerator")
 _COROUTINE = ("collections.abc", "Coroutine")
 _POSITIONAL = (ParameterKind.POSITIONAL_ONLY, ParameterKind.POSITIONAL_OR_KEYWORD)
 _NO_RETURN = TypeRef("typing", "NoReturn")
@@ -623,17 +624,29 @@ class _Builder:
         return constrained_type_var(constraints), match.parameters
 
     def return_annotation(self, function: FunctionNode, traces: list[CallTrace]) -> Optional[TypeRef]:
+        """Return the annotation of what *function* returns, from its *traces*.
+
+        A generator that received only ``None`` at its yield expressions, or whose
+        send type was not recorded, and that returned ``None`` or never returned, gets
+        an ``Iterator`` (``AsyncIterator``). Otherwise it gets a ``Generator`` of the
+        yield, send and return types (``AsyncGenerator`` of the first two), with
+        ``Any`` for a send type that was not recorded or a return that never came.
+        """
         returned = self.combine_slot(traces, lambda trace: trace.return_type)
         if not function.is_generator:
             return returned
         yielded = self.combine_slot(traces, lambda trace: trace.yield_type)
         if yielded is None:
             return None
+        sent = self.combine_slot(traces, lambda trace: trace.send_type)
+        sends_only_none = sent is None or sent == NONE
         if isinstance(function.node, ast.AsyncFunctionDef):
-            return TypeRef(*_ASYNC_ITERATOR, (yielded,))
-        if returned is None or returned == NONE:
+            if sends_only_none:
+                return TypeRef(*_ASYNC_ITERATOR, (yielded,))
+            return TypeRef(*_ASYNC_GENERATOR, (yielded, sent))
+        if sends_only_none and (returned is None or returned == NONE):
             return TypeRef(*_ITERATOR, (yielded,))
-        return TypeRef(*_GENERATOR, (yielded, ANY, returned))
+        return TypeRef(*_GENERATOR, (yielded, sent or ANY, returned or ANY))
 
     def callable_of(self, qualname: str, bound: bool) -> Optional[TypeRef]:
         """Return the ``Callable`` of the function *qualname* from its traced calls.
