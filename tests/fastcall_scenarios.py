@@ -448,6 +448,32 @@ def long_generators() -> None:
         partial.close()
 
 
+def accumulator():  # type: ignore[no-untyped-def]
+    received = []
+    while True:
+        try:
+            value = yield len(received)
+        except KeyError:
+            continue
+        received.append(value)
+
+
+def sent_values() -> None:
+    # Values sent after the first ones whose types are all inferred: of known
+    # classes, of a new class, and None, with throw() and close() between them.
+    for number in range(REPEATS // 3):
+        generator = accumulator()
+        next(generator)
+        for value in range(20 + number):
+            generator.send(value)
+        generator.send("new" if number % 2 else None)
+        generator.throw(KeyError("caught"))
+        for value in range(5):
+            generator.send((value,))
+        next(generator)
+        generator.close()
+
+
 async def wait_for_value(value):  # type: ignore[no-untyped-def]
     loop = asyncio.get_running_loop()
     future = loop.create_future()
@@ -488,4 +514,5 @@ SCENARIOS = [
     Scenario("mixed-with-generators", mixed_with_generators),
     Scenario("long-generators", long_generators, takes_fast_path=False),
     Scenario("awaited-futures", awaited_futures, takes_fast_path=False),
+    Scenario("sent-values", sent_values, takes_fast_path=False),
 ]

@@ -35,6 +35,7 @@ from typetrace.tracing import (
     active_session,
     trace,
 )
+from typetrace.typemodel import TypeRef
 
 PROFILE_HOOK_VARIABLE = "TYPETRACE_PROFILE_HOOK"
 
@@ -455,6 +456,40 @@ def test_hook_counts_fast_yields(monkeypatch: pytest.MonkeyPatch) -> None:
     assert slow_dispatched == 202
     assert (fast_resumes, fast_suspensions) == (100, 100 - 16)
     assert fast_dispatched == 1 + 16 + 1
+
+
+@before_312
+@pytest.mark.usefixtures("c_backend")
+def test_hook_counts_fast_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a generator call has received its first 16 values at yield expressions,
+    its resumptions with a value of a class it received before reach neither the
+    handler nor the Python code, and neither does close()."""
+
+    def dispatched_and_counters(on: bool) -> tuple[int, int, int, Optional[TypeRef]]:
+        set_fast_path(monkeypatch, on)
+        sink = ListSink()
+        with trace(SinkOnlyConfig(), sink=sink):
+            hook = active_session()._backend._hook  # type: ignore[union-attr]
+            dispatched_before = hook.dispatched
+            generator = programs.accumulator()
+            next(generator)
+            for number in range(100):
+                generator.send(number)
+            generator.close()
+            dispatched = hook.dispatched - dispatched_before
+            counters = (dispatched, hook.fast_resumes, hook.fast_suspensions)
+        return (*counters, sink.one("accumulator").send_type)
+
+    fast_dispatched, fast_resumes, fast_suspensions, fast_sent = dispatched_and_counters(True)
+    slow_dispatched, slow_resumes, slow_suspensions, slow_sent = dispatched_and_counters(False)
+
+    assert fast_sent == slow_sent == TypeRef("builtins", "int")
+    assert (slow_resumes, slow_suspensions) == (0, 0)
+    # The start, 101 yields, 100 sends, the resumption of close() and the exception.
+    assert slow_dispatched == 204
+    # close() pushes None, which stays pending until the generator goes on.
+    assert (fast_resumes, fast_suspensions) == (100 - 16 + 1, 101 - 16)
+    assert fast_dispatched == 1 + 16 + 16 + 1
 
 
 @before_312

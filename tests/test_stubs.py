@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -183,6 +184,46 @@ class TestGenerators:
     def test_async_generator(self) -> None:
         text = stub_text("async def f():\n    yield b''\n", trace("f", {}, None, BYTES))
         assert "async def f() -> AsyncIterator[bytes]: ..." in text
+
+    def test_generator_with_send_type(self) -> None:
+        source = "def g():\n    x = yield 1\n    return None\n"
+        text = stub_text(source, dataclasses.replace(trace("g", {}, NONE, INT), send_type=STR))
+        assert "def g() -> Generator[int, str, None]: ..." in text
+
+    def test_unfinished_generator_with_send_type(self) -> None:
+        source = "def g():\n    while True:\n        x = yield 1\n"
+        text = stub_text(source, dataclasses.replace(trace("g", {}, None, INT), send_type=STR))
+        assert "def g() -> Generator[int, str, Any]: ..." in text
+
+    def test_generator_sent_only_none(self) -> None:
+        source = "def g():\n    yield 1\n    yield 2\n"
+        with_return = dataclasses.replace(trace("g", {}, STR, INT), send_type=NONE)
+        assert "def g() -> Generator[int, None, str]: ..." in stub_text(source, with_return)
+        without_return = dataclasses.replace(trace("g", {}, NONE, INT), send_type=NONE)
+        assert "def g() -> Iterator[int]: ..." in stub_text(source, without_return)
+
+    def test_send_types_of_calls_joined(self) -> None:
+        source = "def g():\n    x = yield 1\n"
+        calls = [
+            dataclasses.replace(trace("g", {}, NONE, INT), send_type=send)
+            for send in (STR, NONE, None)
+        ]
+        assert "def g() -> Generator[int, str | None, None]: ..." in stub_text(source, *calls)
+
+    def test_async_generator_with_send_type(self) -> None:
+        source = "async def f():\n    x = yield b''\n"
+        text = stub_text(source, dataclasses.replace(trace("f", {}, None, BYTES), send_type=INT))
+        assert "async def f() -> AsyncGenerator[bytes, int]: ..." in text
+        assert "from typing import Any, AsyncGenerator" in text
+
+    def test_send_types_check_with_mypy(self, tmp_path: Path) -> None:
+        source = "def g():\n    x = yield 1\n    return 'done'\nasync def f():\n    x = yield b''\n"
+        text = stub_text(
+            source,
+            dataclasses.replace(trace("g", {}, STR, INT), send_type=FLOAT),
+            dataclasses.replace(trace("f", {}, None, BYTES), send_type=INT),
+        )
+        run_mypy(tmp_path, text)
 
 
 SOURCE_CLASSES = """\

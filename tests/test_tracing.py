@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
-from support import ListSink, SinkOnlyConfig
+from support import PURE_PYTHON_BACKENDS, ListSink, SinkOnlyConfig
 
 import typetrace.tracing
 from typetrace.config import Sampling, default_code_filter
@@ -180,6 +180,49 @@ async def stream(count):  # type: ignore[no-untyped-def]
 
 async def consume_stream():  # type: ignore[no-untyped-def]
     return [item async for item in stream(2)]
+
+
+def running_total():  # type: ignore[no-untyped-def]
+    total = 0
+    while True:
+        value = yield total
+        total += value
+
+
+def upper_echo():  # type: ignore[no-untyped-def]
+    received = yield "ready"
+    while received is not None:
+        received = yield received.upper()
+    return 0
+
+
+def delegating_echo():  # type: ignore[no-untyped-def]
+    result = yield from upper_echo()
+    return result
+
+
+def survives_throw():  # type: ignore[no-untyped-def]
+    while True:
+        try:
+            yield (yield 1)
+        except KeyError:
+            pass
+
+
+async def accumulate():  # type: ignore[no-untyped-def]
+    items = []
+    while True:
+        await asyncio.sleep(0)
+        item = yield len(items)
+        items.append(item)
+
+
+async def send_to_accumulate():  # type: ignore[no-untyped-def]
+    generator = accumulate()
+    await generator.__anext__()
+    await generator.asend("a")
+    await generator.asend(b"b")
+    await generator.aclose()
 
 
 def consume_iterator(items):  # type: ignore[no-untyped-def]
@@ -466,6 +509,118 @@ def test_generator_thrown_into() -> None:
 
     assert found.yield_type == INT
     assert found.return_type is None
+
+
+def reads_sends(backend: str) -> bool:
+    """Whether the backend reads the values that generators receive: only C can."""
+    return backend not in PURE_PYTHON_BACKENDS
+
+
+def test_generator_send_types(tracing_backend: str) -> None:
+    def body() -> None:
+        generator = running_total()
+        next(generator)
+        generator.send(1)
+        generator.send(2.5)
+        generator.close()
+
+    found = record(body).one("running_total")
+
+    assert found.yield_type == union([INT, FLOAT])
+    # close() pushes None too, but no None was sent.
+    assert found.send_type == (union([INT, FLOAT]) if reads_sends(tracing_backend) else None)
+
+
+def test_iterated_generator_receives_none(tracing_backend: str) -> None:
+    found = record(lambda: list(count_up(3))).one("count_up")
+
+    assert found.send_type == (NONE if reads_sends(tracing_backend) else None)
+
+
+def test_generator_closed_at_first_yield_has_no_send_type() -> None:
+    def body() -> None:
+        generator = running_total()
+        next(generator)
+        generator.close()
+
+    assert record(body).one("running_total").send_type is None
+
+
+def test_send_of_none_recorded(tracing_backend: str) -> None:
+    def body() -> None:
+        generator = upper_echo()
+        next(generator)
+        assert generator.send("a") == "A"
+        with pytest.raises(StopIteration):
+            generator.send(None)
+
+    found = record(body).one("upper_echo")
+
+    assert found.return_type == INT
+    assert found.send_type == (union([STR, NONE]) if reads_sends(tracing_backend) else None)
+
+
+def test_delegated_sends_belong_to_inner_generator(tracing_backend: str) -> None:
+    def body() -> None:
+        generator = delegating_echo()
+        next(generator)
+        generator.send("a")
+        with pytest.raises(StopIteration):
+            generator.send(None)
+
+    sink = record(body)
+
+    # What the outer generator receives at its "yield from" goes to upper_echo.
+    assert sink.one("delegating_echo").send_type is None
+    inner = sink.one("upper_echo").send_type
+    assert inner == (union([STR, NONE]) if reads_sends(tracing_backend) else None)
+
+
+def test_throw_caught_in_generator(tracing_backend: str) -> None:
+    def body() -> None:
+        generator = survives_throw()
+        next(generator)
+        generator.send("x")
+        generator.throw(KeyError("k"))
+        generator.send(2)
+        generator.close()
+
+    found = record(body).one("survives_throw")
+
+    if not reads_sends(tracing_backend):
+        assert found.send_type is None
+    elif sys.version_info >= (3, 12):
+        assert found.send_type == union([STR, INT])
+    else:
+        # Before 3.12, throw() pushes None where send() pushes its value, and an
+        # exception that the generator catches looks like a send of None.
+        assert found.send_type == union([STR, INT, NONE])
+
+
+def test_long_generator_send_types(tracing_backend: str) -> None:
+    def body() -> None:
+        generator = running_total()
+        next(generator)
+        for number in range(200):
+            generator.send(number)
+        generator.send(0.5)
+        for number in range(200):
+            generator.send(number)
+        generator.close()
+
+    found = record(body).one("running_total")
+
+    # After the first sends, only values of a new class get their type inferred.
+    assert found.send_type == (union([INT, FLOAT]) if reads_sends(tracing_backend) else None)
+
+
+def test_async_generator_send_types(tracing_backend: str) -> None:
+    found = record(lambda: asyncio.run(send_to_accumulate())).one("accumulate")
+
+    assert found.yield_type == INT
+    # The values that the event loop passes at each await are not sends.
+    expected = union([STR, BYTES]) if reads_sends(tracing_backend) else None
+    assert found.send_type == expected
 
 
 def test_suspended_generator_recorded_at_stop() -> None:

@@ -80,10 +80,12 @@ static PyObject *return_or_unwind_event = NULL;
  * handler:
  * - a resumption of a call whose pending_none is False: suspended becomes False.
  *   Where the frame receives a value at a yield expression (see sent_value_of), the
- *   call must have received full_yields values there already, one of the value's
- *   class among them, and the value is counted in the Call's sends. A pending_send
- *   that is True becomes False when None is among those classes, where counting it
- *   would add nothing;
+ *   value is counted in the Call's sends when the call received a value of its
+ *   class there before, and, unless the value is None, full_yields values in all.
+ *   A None of a class not received yet makes pending_send True, as the recorder
+ *   does for a None that throw() may have pushed. A pending_send that is True
+ *   becomes False when None is among the classes, where counting it would add
+ *   nothing;
  * - a coroutine that suspends with a value other than None, which it passes up to
  *   the event loop: suspended becomes True;
  * - a generator that yields a value other than None after its first full_yields
@@ -669,21 +671,29 @@ fast_resume(FastYields *yields, PyObject *call, PyFrameObject *frame)
     int pending = FASTCALLS_SLOT(call, yields->call_pending_send) != Py_False;
     if (sent != NULL || pending) {
         PyObject *classes = FASTCALLS_SLOT(call, yields->call_send_classes);
-        if (classes == NULL || !Py_IS_TYPE(classes, &PySet_Type)) {
-            return 0;
+        int has_classes = classes != NULL && Py_IS_TYPE(classes, &PySet_Type);
+        int none_known = has_classes && has_class_id(classes, Py_TYPE(Py_None));
+        if (sent == Py_None && !none_known) {
+            /* A send of None or throw(): pending until the frame suspends or
+               returns, which the handler gets while pending_send is True. */
+            set_slot(call, yields->call_pending_send, Py_True);
         }
-        if (pending && !has_class_id(classes, Py_TYPE(Py_None))) {
-            return 0;
-        }
-        if (sent != NULL) {
-            Py_ssize_t done = count_from(call, yields->call_sends, yields->full_yields);
-            if (done < 0 || !has_class_id(classes, Py_TYPE(sent)) ||
-                store_count(call, yields->call_sends, done + 1) < 0) {
+        else {
+            if (pending && !none_known) {
                 return 0;
             }
-        }
-        if (pending) {
-            set_slot(call, yields->call_pending_send, Py_False);
+            if (sent != NULL) {
+                /* None has one type, so its sends need no inference. */
+                Py_ssize_t least = sent == Py_None ? 0 : yields->full_yields;
+                Py_ssize_t done = count_from(call, yields->call_sends, least);
+                if (done < 0 || !has_classes || !has_class_id(classes, Py_TYPE(sent)) ||
+                    store_count(call, yields->call_sends, done + 1) < 0) {
+                    return 0;
+                }
+            }
+            if (pending) {
+                set_slot(call, yields->call_pending_send, Py_False);
+            }
         }
     }
     set_slot(call, yields->call_suspended, Py_False);
