@@ -537,7 +537,7 @@ def test_iterated_generator_receives_none(tracing_backend: str) -> None:
     assert found.send_type == (NONE if reads_sends(tracing_backend) else None)
 
 
-def test_generator_closed_at_first_yield_has_no_send_type() -> None:
+def test_close_at_first_yield_not_sent() -> None:
     def body() -> None:
         generator = running_total()
         next(generator)

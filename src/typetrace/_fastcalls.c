@@ -220,11 +220,12 @@ static PyTypeObject CallbacksType = {
 /* The RESUME oparg of a resumption at a yield expression, in its two low bits. */
 #define RESUME_AFTER_YIELD 1
 
-/* sent_value(frame, offset, default): in the PY_RESUME callback of the RESUME at
-   *offset*, the value that *frame* receives there, on top of its value stack, when
-   the RESUME follows a yield expression, and *default* otherwise: after "yield from"
-   or an await, whose values go to the inner iterator. INSTRUMENTED_RESUME saves the
-   stack pointer in the frame before it calls the callback. */
+/* sent_value(frame, offset, default): called in the PY_RESUME callback of the RESUME
+   at *offset*. Where that RESUME follows a yield expression, return the value that
+   *frame* receives there, on top of its value stack. Otherwise, after "yield from" or
+   an await, whose values go to the inner iterator, return *default*.
+   INSTRUMENTED_RESUME saves the stack pointer in the frame before it calls the
+   callback. */
 static PyObject *
 fastcalls_sent_value(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {

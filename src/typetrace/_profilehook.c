@@ -79,13 +79,12 @@ static PyObject *return_or_unwind_event = NULL;
  * typetrace._recorder do in the cases below, and leaves every other case to the
  * handler:
  * - a resumption of a call whose pending_none is False: suspended becomes False.
- *   Where the frame receives a value at a yield expression (see sent_value_of), the
- *   value is counted in the Call's sends when the call received a value of its
- *   class there before, and, unless the value is None, full_yields values in all.
- *   A None of a class not received yet makes pending_send True, as the recorder
- *   does for a None that throw() may have pushed. A pending_send that is True
- *   becomes False when None is among the classes, where counting it would add
- *   nothing;
+ *   Where the frame receives a value other than None at a yield expression (see
+ *   sent_value_of), the call must have received full_yields values there, one of
+ *   the value's class among them. The value is then counted in the Call's sends.
+ *   Where it receives None, pending_send becomes True, as the recorder makes it for
+ *   a None that throw() may have pushed, unless None is among the classes received.
+ *   A pending_send that is True also becomes False when None is among them;
  * - a coroutine that suspends with a value other than None, which it passes up to
  *   the event loop: suspended becomes True;
  * - a generator that yields a value other than None after its first full_yields
@@ -109,6 +108,8 @@ typedef struct {
     Py_ssize_t call_send_classes;
     /* Yields of a call whose types the recorder always infers. */
     Py_ssize_t full_yields;
+    /* id(type(None)), or NULL while the fast path is off. */
+    PyObject *none_class_id;
     /* CodeInfo.kind of generators and of coroutines. */
     long generator_kind;
     long coroutine_kind;
@@ -543,8 +544,8 @@ sent_value_of(PyFrameObject *frame)
         return NULL;
     }
     /* The evaluation function reports the call event before the frame runs, at its
-       YIELD_VALUE, and the profile function at the RESUME after it. That RESUME tells
-       a yield expression (1) from "yield from" (2) and await (3). */
+       YIELD_VALUE, and the profile function at the RESUME after it. The oparg of that
+       RESUME is 1 after a yield expression, 2 after "yield from" and 3 after await. */
     _Py_CODEUNIT *resume = inner->prev_instr;
     if (_Py_OPCODE(*resume) == YIELD_VALUE) {
         resume++;
@@ -606,7 +607,7 @@ is_resumption(PyFrameObject *frame, PyObject *arg)
 #endif
 }
 
-/* Return whether the set *classes* holds the id of *type*. */
+/* Return whether the set *classes* contains the id of *type*. */
 static int
 has_class_id(PyObject *classes, PyTypeObject *type)
 {
@@ -672,20 +673,20 @@ fast_resume(FastYields *yields, PyObject *call, PyFrameObject *frame)
     if (sent != NULL || pending) {
         PyObject *classes = FASTCALLS_SLOT(call, yields->call_send_classes);
         int has_classes = classes != NULL && Py_IS_TYPE(classes, &PySet_Type);
-        int none_known = has_classes && has_class_id(classes, Py_TYPE(Py_None));
-        if (sent == Py_None && !none_known) {
-            /* A send of None or throw(): pending until the frame suspends or
-               returns, which the handler gets while pending_send is True. */
-            set_slot(call, yields->call_pending_send, Py_True);
+        int none_known = has_classes && PySet_Contains(classes, yields->none_class_id) == 1;
+        if (sent == Py_None) {
+            /* None has one type, so a None of a class received before needs
+               nothing. Another one is a send of None or throw(): pending until the
+               frame suspends or returns, which the handler gets while pending_send
+               is True. */
+            set_slot(call, yields->call_pending_send, none_known ? Py_False : Py_True);
         }
         else {
             if (pending && !none_known) {
                 return 0;
             }
             if (sent != NULL) {
-                /* None has one type, so its sends need no inference. */
-                Py_ssize_t least = sent == Py_None ? 0 : yields->full_yields;
-                Py_ssize_t done = count_from(call, yields->call_sends, least);
+                Py_ssize_t done = count_from(call, yields->call_sends, yields->full_yields);
                 if (done < 0 || !has_classes || !has_class_id(classes, Py_TYPE(sent)) ||
                     store_count(call, yields->call_sends, done + 1) < 0) {
                     return 0;
@@ -1248,6 +1249,7 @@ hook_clear(HookObject *hook)
     Py_CLEAR(hook->passes_on);
     Py_CLEAR(hook->yields.info_type);
     Py_CLEAR(hook->yields.call_type);
+    Py_CLEAR(hook->yields.none_class_id);
     fastcalls_clear(&hook->fast);
     return 0;
 }
@@ -1416,6 +1418,12 @@ hook_enable_fast_yields(HookObject *hook, PyObject *args, PyObject *kwargs)
         fastcalls_slot_offset(call_type, "sends", &yields.call_sends) < 0 ||
         fastcalls_slot_offset(call_type, "send_classes", &yields.call_send_classes) < 0) {
         return NULL;
+    }
+    if (yields.none_class_id == NULL) {
+        yields.none_class_id = PyLong_FromVoidPtr((void *)Py_TYPE(Py_None));
+        if (yields.none_class_id == NULL) {
+            return NULL;
+        }
     }
     yields.full_yields = full_yields;
     yields.generator_kind = generator_kind;

@@ -57,8 +57,8 @@ _FIRST_SWEEP = 1000
 # Container element types that first change after these yields are missed. The
 # values that a generator receives at its yield expressions follow the same rule.
 _FULL_YIELDS = 16
-#: What the backends pass to Recorder.resumed() where a frame resumed anywhere but at
-#: a yield expression, or where they cannot read the value it received.
+#: Marker that the backends pass to Recorder.resumed() where a frame resumed anywhere
+#: but at a yield expression, or where they cannot read the value it received.
 NOT_SENT: Any = object()
 _NONE_CLASS_ID = id(type(None))
 # Distinct argument-type keys kept per function; the set starts over when full.
@@ -860,9 +860,12 @@ class Recorder:
             call.settle_send()
         if sent is NOT_SENT:
             return
-        if sent is None and not certain:
+        if sent is None:
             classes = call.send_classes
-            if classes is None or _NONE_CLASS_ID not in classes:
+            if classes is not None and _NONE_CLASS_ID in classes:
+                # None has one type, which the send type has already.
+                return
+            if not certain:
                 call.pending_send = True
                 return
         if call.wants_send(sent):

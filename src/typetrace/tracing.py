@@ -72,9 +72,9 @@ class CallTrace:
     yield_type: Optional[TypeRef] = None
     #: Number of calls this trace stands for. Not part of equality.
     call_count: int = field(default=1, compare=False)
-    #: Union of the types of the values that a generator received where it resumed
-    #: at a ``yield`` expression, by ``send()`` or as ``None`` by ``next()``;
-    #: ``None`` when it never resumed there or the backend cannot read them.
+    #: Union of the types of the values that a generator received at its ``yield``
+    #: expressions: from ``send()``, or ``None`` from ``next()``. ``None`` when it
+    #: never resumed at one, or the backend cannot read the values.
     send_type: Optional[TypeRef] = None
 
     def __post_init__(self) -> None:
