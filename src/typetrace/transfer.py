@@ -15,10 +15,15 @@ the writer knew. Every other line is one stored trace::
      "arg_types": {"x": {"module": "builtins", "qualname": "int"}},
      "return_type": {"module": "builtins", "qualname": "str"}, "yield_type": null,
      "format_version": 1, "call_count": 3, "first_seen": 1700000000.5,
-     "last_seen": 1700000100.25}
+     "last_seen": 1700000100.25, "send_type": null}
 
 The type fields hold type documents as JSON values, not as JSON text. ``first_seen``
 and ``last_seen`` are seconds since the Unix epoch (UTC).
+
+``send_type`` was added to version 1 of the layout without a new version number.
+An import reads a line without it, as earlier releases wrote, as a trace without a
+send type. NOTE: earlier releases reject keys they do not know, so they skip every
+line of an export that has ``send_type``.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ MONKEYTYPE_TABLE = "monkeytype_call_traces"
 IMPORT_BATCH_SIZE = 1000
 
 _ROW_KEYS = frozenset(STORED_ROW_COLUMNS)
+#: Keys that a line may leave out, because exports of earlier releases do not have them.
+_OPTIONAL_ROW_KEYS = frozenset({"send_type"})
 
 
 class TransferError(TypeTraceError):
@@ -133,6 +140,7 @@ def _export_document(stored: StoredRow) -> dict[str, Any]:
         "call_count": row.call_count,
         "first_seen": stored.first_seen,
         "last_seen": stored.last_seen,
+        "send_type": None if row.send_type is None else json.loads(row.send_type),
     }
 
 
@@ -210,7 +218,7 @@ def _row_from_line(line: Union[str, bytes]) -> StoredRow:
     if not isinstance(document, dict):
         raise ValueError(f"expected a JSON object, got {type(document).__name__}")
 
-    missing = sorted(_ROW_KEYS - set(document))
+    missing = sorted(_ROW_KEYS - _OPTIONAL_ROW_KEYS - set(document))
     if missing:
         raise ValueError(f"missing keys {missing!r}")
     unknown = sorted(set(document) - _ROW_KEYS)
@@ -241,6 +249,7 @@ def _row_from_line(line: Union[str, bytes]) -> StoredRow:
         yield_type=_json_or_none(document["yield_type"]),
         format_version=format_version,
         call_count=call_count,
+        send_type=_json_or_none(document.get("send_type")),
     )
     # Decoding checks the type documents. Encoding the decoded trace again writes
     # the canonical text, which the store's signature of the trace is computed from.
@@ -357,6 +366,8 @@ def _monkeytype_trace(
             {name: convert_monkeytype_type(document) for name, document in arguments.items()},
             _optional_monkeytype_type(return_type, "return_type"),
             _optional_monkeytype_type(yield_type, "yield_type"),
+            # MonkeyType 23.3.0 does not record the values that generators receive.
+            send_type=None,
         )
     except ValueError as error:
         raise ValueError(f"{module}:{qualname}: {error}") from None

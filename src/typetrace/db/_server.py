@@ -14,6 +14,7 @@ from typetrace.db._sql import (
     META_TABLE,
     ROW_COLUMNS,
     SCHEMA_VERSION,
+    TRACES_TABLE,
     V1_TRACES_TABLE,
     UtcClock,
     check_schema_version,
@@ -52,6 +53,10 @@ class ServerStore(CallTraceStore):
     statements: ClassVar[_writes.Statements]
     #: Statement that stores the schema version, doing nothing if a row exists.
     insert_version_sql: ClassVar[str]
+    #: Query of the names of the columns of the table named by its one parameter.
+    column_names_sql: ClassVar[str]
+    #: Statement that adds the ``send_type`` column to ``typetrace_traces``.
+    add_send_type_sql: ClassVar[str]
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -179,8 +184,8 @@ class ServerStore(CallTraceStore):
         """Release a lock of :meth:`create_schema` that outlives transactions."""
 
     def finish_migration(self, cursor: Any) -> None:
-        """Drop the schema version 1 table, after its rows were copied."""
-        cursor.execute(f"DROP TABLE {V1_TRACES_TABLE}")
+        """Drop the schema version 1 table, if there is one, after its rows were copied."""
+        cursor.execute(f"DROP TABLE IF EXISTS {V1_TRACES_TABLE}")
 
     def update_counts(self, cursor: Any, params: list[tuple[int, float, float, int, int]]) -> int:
         """Run the counts updates of :data:`typetrace.db._writes.UpdateCounts`."""
@@ -302,22 +307,30 @@ class ServerStore(CallTraceStore):
         found = cursor.fetchone()[0]
         check_schema_version(found, self.masked_url)
         if int(found) < SCHEMA_VERSION:
-            self._migrate_from_v1(cursor)
+            self._migrate(cursor, int(found))
 
-    def _migrate_from_v1(self, cursor: Any) -> None:
+    def _migrate(self, cursor: Any, version: int) -> None:
         logger.info(
-            "Migrating the %s trace store %s to schema version %d",
+            "Migrating the %s trace store %s from schema version %d to %d",
             self.product,
             self.masked_url,
+            version,
             SCHEMA_VERSION,
         )
-        copied = _writes.copy_v1_rows(cursor, self.statements, self.update_counts)
+        # MySQL commits at every ALTER TABLE, so a migration that stopped before it
+        # stored the new version may have added the column already. A version 1 store
+        # usually has it because create_schema() made the traces table.
+        cursor.execute(self.column_names_sql, (TRACES_TABLE,))
+        if "send_type" not in {name for (name,) in cursor.fetchall()}:
+            cursor.execute(self.add_send_type_sql)
+        if version == 1:
+            copied = _writes.copy_v1_rows(cursor, self.statements, self.update_counts)
+            logger.info("Copied %d traces of %s", copied, self.masked_url)
         cursor.execute(
             f"UPDATE {META_TABLE} SET value = %s WHERE name = 'schema_version'",
             (str(SCHEMA_VERSION),),
         )
         self.finish_migration(cursor)
-        logger.info("Migrated %d traces of %s", copied, self.masked_url)
 
 
 def _rolling_back(connection: Any, operation: Callable[[], None]) -> Callable[[], None]:

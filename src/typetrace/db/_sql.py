@@ -9,7 +9,8 @@ Every SQL store keeps three tables:
 ``typetrace_traces``
     One row per distinct trace, written once: an integer ``id`` that the database
     assigns, the fields of :class:`~typetrace.encoding.CallTraceRow` except
-    ``call_count``, and ``signature`` (unique, see :func:`trace_signature`). An index
+    ``call_count``, and ``signature`` (unique, see :func:`trace_signature`). The
+    ``send_type`` column comes last, because schema version 3 added it. An index
     on ``module`` (with ``qualname``, except in MySQL) serves
     :meth:`~CallTraceStore.filter` and :meth:`~CallTraceStore.list_modules`.
 
@@ -26,6 +27,11 @@ the ``first_seen``/``last_seen`` range, so concurrent writers keep exact counts.
 Schema version 1 kept all columns in one table, ``typetrace_call_traces``, with a
 unique index on ``signature`` that every write looked up. Opening a version 1 store
 migrates it: its rows move into the two tables with their counts and times.
+
+Schema version 2 had no ``send_type`` column. Opening a version 2 store migrates it
+by adding the column, which is ``NULL`` in every existing row. Rows without a send
+type keep their signatures, so new writes of the same traces add to their counts.
+A version 1 store migrates to the current version in one step.
 """
 
 from __future__ import annotations
@@ -63,7 +69,7 @@ logger = logging.getLogger(__name__)
 _JITTER = random.SystemRandom()
 
 #: Version of the table layout that this release creates and reads.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 META_TABLE = "typetrace_meta"
 TRACES_TABLE = "typetrace_traces"
@@ -81,6 +87,7 @@ ROW_COLUMNS = (
     "yield_type",
     "format_version",
     "call_count",
+    "send_type",
 )
 
 #: Columns that :func:`stored_row_from_record` reads.
@@ -118,8 +125,10 @@ T = TypeVar("T")
 def trace_signature(row: CallTraceRow) -> str:
     """Return the key that identifies *row*'s trace: a SHA-256 hex digest.
 
-    The digest covers the format version, module, qualname and the three JSON texts,
-    encoded as one JSON array so that no two different rows share an input.
+    The digest covers the format version, module, qualname and the JSON texts of the
+    types, encoded as one JSON array so that no two different rows share an input.
+    ``send_type`` is in the array only when it is not ``None``, so a row without a
+    send type has the signature that releases before ``send_type`` computed for it.
     """
     fields = [
         row.format_version,
@@ -129,6 +138,8 @@ def trace_signature(row: CallTraceRow) -> str:
         row.return_type,
         row.yield_type,
     ]
+    if row.send_type is not None:
+        fields.append(row.send_type)
     text = json.dumps(fields, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 

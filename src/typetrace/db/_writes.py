@@ -225,10 +225,10 @@ class Statements:
     @property
     def insert_trace(self) -> str:
         """Insert of a trace, skipped if it is stored; parameters are the signature and fields."""
-        markers = ", ".join([self.placeholder] * 7)
+        markers = ", ".join([self.placeholder] * 8)
         return (
             f"INSERT INTO {TRACES_TABLE} (signature, module, qualname, arg_types, "
-            f"return_type, yield_type, format_version) VALUES ({markers}) "
+            f"return_type, yield_type, format_version, send_type) VALUES ({markers}) "
             + self.ignore_conflict.format(column="signature")
         )
 
@@ -383,6 +383,7 @@ def _trace_params(encoded: EncodedTrace) -> tuple[Any, ...]:
         row.return_type,
         row.yield_type,
         row.format_version,
+        row.send_type,
     )
 
 
@@ -463,7 +464,8 @@ def copy_v1_rows(cursor: Any, statements: Statements, update_counts: UpdateCount
     """Copy every row of the schema version 1 table into the current tables.
 
     Runs in the transaction of *cursor*; each row keeps its signature, call count and
-    times. Returns the number of rows copied.
+    times, and gets no send type, which version 1 did not store. Returns the number
+    of rows copied.
     """
     p = statements.placeholder
     query = (

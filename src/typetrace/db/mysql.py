@@ -41,6 +41,7 @@ _CREATE_STATEMENTS = (
         return_type LONGTEXT NULL,
         yield_type LONGTEXT NULL,
         format_version INT NOT NULL,
+        send_type LONGTEXT NULL,
         UNIQUE KEY {_TRACES}_signature (signature),
         KEY {_TRACES}_module (module)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
@@ -89,6 +90,11 @@ class MySQLStore(_server.ServerStore):
         f"INSERT INTO {_META} (name, value) VALUES ('schema_version', %s) "
         "ON DUPLICATE KEY UPDATE name = name"
     )
+    column_names_sql = (
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = DATABASE() AND table_name = %s"
+    )
+    add_send_type_sql = f"ALTER TABLE {_TRACES} ADD COLUMN send_type LONGTEXT NULL"
     # The clause must not assign the AUTO_INCREMENT column id. On MariaDB 10.11.19
     # that moves a multi-row insert past its reserved ids when a duplicate has a
     # higher id, and the next new trace then gets an id that another writer's trace
@@ -141,10 +147,12 @@ class MySQLStore(_server.ServerStore):
         cursor.fetchall()
 
     def finish_migration(self, cursor: Any) -> None:
-        """Commit the copied rows, then drop the schema version 1 table.
+        """Commit the migration, then drop the schema version 1 table if there is one.
 
-        MySQL cannot drop a table inside a transaction. If the process stops between
-        the commit and the drop, the old table stays behind, unused.
+        The commit comes before :meth:`unlock_schema`, so a connection that waited
+        for the lock reads the new schema version. MySQL cannot drop a table inside a
+        transaction. If the process stops between the commit and the drop, the old
+        table stays behind, unused, until a later migration drops it.
         """
         cursor.connection.commit()
         cursor.execute(f"DROP TABLE IF EXISTS {_sql.V1_TRACES_TABLE}")

@@ -29,7 +29,8 @@ _CREATE_STATEMENTS = (
         arg_types TEXT NOT NULL,
         return_type TEXT,
         yield_type TEXT,
-        format_version INTEGER NOT NULL
+        format_version INTEGER NOT NULL,
+        send_type TEXT
     )
     """,
     f"CREATE INDEX IF NOT EXISTS {_TRACES}_module ON {_TRACES} (module, qualname)",
@@ -65,6 +66,11 @@ class PostgresStore(_server.ServerStore):
         f"INSERT INTO {_META} (name, value) VALUES ('schema_version', %s) "
         "ON CONFLICT (name) DO NOTHING"
     )
+    column_names_sql = (
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = %s"
+    )
+    add_send_type_sql = f"ALTER TABLE {_TRACES} ADD COLUMN send_type TEXT"
     statements = _writes.Statements(
         placeholder="%s",
         ignore_conflict="ON CONFLICT DO NOTHING",

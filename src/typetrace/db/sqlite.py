@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS {_TRACES} (
     arg_types TEXT NOT NULL,
     return_type TEXT,
     yield_type TEXT,
-    format_version INTEGER NOT NULL
+    format_version INTEGER NOT NULL,
+    send_type TEXT
 )
 """
 
@@ -330,7 +331,7 @@ def _create_or_migrate(connection: sqlite3.Connection, location: str) -> None:
                 (str(_sql.SCHEMA_VERSION),),
             )
         elif int(found[0]) < _sql.SCHEMA_VERSION:
-            _migrate_from_v1(connection, location)
+            _migrate(connection, location, int(found[0]))
         connection.execute("COMMIT")
     except BaseException:
         _rollback(connection)
@@ -390,16 +391,30 @@ def _remove_database_files(path: str) -> None:
             pass
 
 
-def _migrate_from_v1(connection: sqlite3.Connection, location: str) -> None:
+def _migrate(connection: sqlite3.Connection, location: str, version: int) -> None:
+    """Migrate the tables of schema *version* to the current version.
+
+    Runs in the caller's transaction, which holds the database's write lock, so only
+    one connection migrates a store.
+    """
     logger.info(
-        "Migrating the SQLite trace store %s to schema version %d", location, _sql.SCHEMA_VERSION
+        "Migrating the SQLite trace store %s from schema version %d to %d",
+        location,
+        version,
+        _sql.SCHEMA_VERSION,
     )
-    copied = _writes.copy_v1_rows(connection.cursor(), _STATEMENTS, _update_counts)
-    connection.execute(f"DROP TABLE {_sql.V1_TRACES_TABLE}")
+    # A version 1 store gets the current traces table from _CREATE_TRACES, which
+    # already has the column.
+    columns = {row[1] for row in connection.execute(f"PRAGMA table_info({_TRACES})")}
+    if "send_type" not in columns:
+        connection.execute(f"ALTER TABLE {_TRACES} ADD COLUMN send_type TEXT")
+    if version == 1:
+        copied = _writes.copy_v1_rows(connection.cursor(), _STATEMENTS, _update_counts)
+        connection.execute(f"DROP TABLE {_sql.V1_TRACES_TABLE}")
+        logger.info("Copied %d traces of %s", copied, location)
     connection.execute(
         f"UPDATE {_META} SET value = ? WHERE name = 'schema_version'", (str(_sql.SCHEMA_VERSION),)
     )
-    logger.info("Migrated %d traces of %s", copied, location)
 
 
 def _stored_version(connection: sqlite3.Connection, location: str) -> Optional[int]:
