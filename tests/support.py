@@ -40,14 +40,14 @@ def raw_row_statements(
     The trace gets *signature*, the row's call count, and *last_seen* as both of its
     times.
     """
-    markers = ", ".join([placeholder] * 7)
+    markers = ", ".join([placeholder] * 8)
     p = placeholder
     return [
         (
             "INSERT INTO typetrace_traces (signature, module, qualname, arg_types, "
-            f"return_type, yield_type, format_version) VALUES ({markers})",
+            f"return_type, yield_type, format_version, send_type) VALUES ({markers})",
             (signature, row.module, row.qualname, row.arg_types, row.return_type,
-             row.yield_type, row.format_version),
+             row.yield_type, row.format_version, row.send_type),
         ),
         (
             "INSERT INTO typetrace_counts (id, check_key, call_count, first_seen, last_seen) "

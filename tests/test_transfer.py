@@ -205,6 +205,7 @@ class TestImportMonkeytype:
         assert {trace.return_type for trace in sample["maybe"]} == {NONE, INT}
         (gen,) = sample["gen"]
         assert (gen.return_type, gen.yield_type) == (None, STR)
+        assert gen.send_type is None
         assert sample["Point.make"][0].arg_types == {"cls": TypeRef("builtins", "type", (POINT,))}
         assert sorted(store.list_modules()) == ["mtpkg.extra", "mtpkg.sample"]
 
@@ -305,7 +306,24 @@ class TestExport:
         assert documents["f"]["last_seen"] == 2.5
         assert list(documents["f"]["arg_types"]) == ["b", "a"]
         assert documents["f"]["yield_type"] is None
+        assert documents["f"]["send_type"] is None
         assert (result.rows, result.calls) == (2, 4)
+
+    def test_send_type_is_a_type_document(self, store: SQLiteStore) -> None:
+        generator = CallTrace("pkg.mod", "gen", {}, None, INT, send_type=union([STR, NONE]))
+        store.add_rows([StoredRow(CallTraceRow.from_trace(generator), 1.0, 2.0)])
+
+        text, _ = export_text(store)
+
+        (line,) = text.splitlines()[1:]
+        assert json.loads(line)["send_type"] == {
+            "module": "typing",
+            "qualname": "Union",
+            "args": [
+                {"module": "builtins", "qualname": "str"},
+                {"module": "builtins", "qualname": "None"},
+            ],
+        }
 
     def test_undecodable_rows_are_skipped(self, store: SQLiteStore) -> None:
         store.add_rows([stored("good")])
@@ -337,6 +355,22 @@ class TestImportExport:
 
         assert (result.rows, result.calls) == (2, 10)
         assert sorted(target.iter_rows(), key=str) == sorted(store.iter_rows(), key=str)
+        target.close()
+
+    def test_round_trip_keeps_send_type(self, tmp_path: Path, store: SQLiteStore) -> None:
+        generator = CallTrace("pkg.mod", "gen", {}, None, INT, send_type=STR, call_count=3)
+        store.add_rows([StoredRow(CallTraceRow.from_trace(generator), 1.0, 2.0), stored("g")])
+        text, _ = export_text(store)
+        target = SQLiteStore(str(tmp_path / "target.sqlite3"))
+
+        result = transfer.import_export(target, text.splitlines())
+
+        assert result.skipped == []
+        traces = [thunk.to_trace() for thunk in target.filter("pkg.mod")]
+        imported = {trace.qualname: trace for trace in traces}
+        assert imported["gen"] == generator
+        assert imported["gen"].send_type == STR
+        assert imported["g"].send_type is None
         target.close()
 
     def test_round_trip_keeps_function_references(self, tmp_path: Path, store: SQLiteStore) -> None:
@@ -426,6 +460,45 @@ class TestImportExport:
         assert "upgrade typetrace" in reasons[8]
         assert "unknown keys ['extra']" in reasons[9]
         assert "utf-8" in reasons[11]
+
+    def test_line_without_send_type_is_read(self, store: SQLiteStore) -> None:
+        """A line of an export written before send_type existed has no send type."""
+        store.add([CallTrace("pkg.mod", "f", {"x": INT}, STR)])
+        old_line = (
+            '{"module": "pkg.mod", "qualname": "f", "arg_types": {"x": {"module": "builtins", '
+            '"qualname": "int"}}, "return_type": {"module": "builtins", "qualname": "str"}, '
+            '"yield_type": null, "format_version": 1, "call_count": 4, "first_seen": 1.0, '
+            '"last_seen": 2.0}'
+        )
+        header = '{"typetrace_export": 1, "format_version": 1}'
+
+        result = transfer.import_export(store, [header, old_line])
+
+        assert result.skipped == []
+        (row,) = store.iter_rows()
+        assert row.row.send_type is None
+        assert row.row.call_count == 5
+        assert row.first_seen == 1.0
+
+    def test_bad_send_type_is_skipped(self, store: SQLiteStore) -> None:
+        line = {
+            "module": "pkg.mod",
+            "qualname": "gen",
+            "arg_types": {},
+            "return_type": None,
+            "yield_type": None,
+            "format_version": 1,
+            "call_count": 1,
+            "first_seen": 1.0,
+            "last_seen": 2.0,
+            "send_type": {"module": "builtins"},
+        }
+
+        result = transfer.import_export(store, ['{"typetrace_export": 1}', json.dumps(line)])
+
+        assert result.rows == 0
+        assert [skip.location for skip in result.skipped] == ["line 2"]
+        assert list(store.iter_rows()) == []
 
     def test_missing_header_is_an_error(self, store: SQLiteStore) -> None:
         with pytest.raises(TransferError, match="not a typetrace export.*--monkeytype"):

@@ -1,4 +1,4 @@
-"""Opening a store of schema version 1 migrates it to the current tables, keeping counts."""
+"""Opening a store of schema version 1 or 2 migrates it to the current tables, keeping counts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from raw_sql import V1_SCHEMA, kind_of, run_sql
+from raw_sql import V1_SCHEMA, V2_SCHEMA, column_names, kind_of, run_sql, v2_signature
 from typetrace.db import _writes, store_from_url
 from typetrace.db._sql import SCHEMA_VERSION, trace_signature
 from typetrace.db.base import CallTraceStore, StoredRow
@@ -51,6 +51,46 @@ def create_v1_store(url: str, rows: list[StoredRow]) -> None:
         ],
         many=True,
     )
+
+
+def create_v2_store(url: str, rows: list[StoredRow]) -> None:
+    """Create the schema version 2 tables at *url*, as typetrace did, holding *rows*.
+
+    Each row gets the signature and check key that schema version 2 computed.
+    """
+    for statement in V2_SCHEMA[kind_of(url)]:
+        run_sql(url, statement)
+    run_sql(url, "INSERT INTO typetrace_meta (name, value) VALUES ('schema_version', '2')")
+    for stored in rows:
+        row = stored.row
+        assert row.send_type is None, "schema version 2 has no send_type column"
+        signature = v2_signature(row)
+        run_sql(
+            url,
+            "INSERT INTO typetrace_traces (signature, module, qualname, arg_types, "
+            "return_type, yield_type, format_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                signature,
+                row.module,
+                row.qualname,
+                row.arg_types,
+                row.return_type,
+                row.yield_type,
+                row.format_version,
+            ),
+        )
+        run_sql(
+            url,
+            "INSERT INTO typetrace_counts (id, check_key, call_count, first_seen, last_seen) "
+            "SELECT id, ?, ?, ?, ? FROM typetrace_traces WHERE signature = ?",
+            (
+                _writes.check_key_of(signature),
+                row.call_count,
+                stored.first_seen,
+                stored.last_seen,
+                signature,
+            ),
+        )
 
 
 def v1_row(qualname: str, call_count: int, first_seen: float, last_seen: float) -> StoredRow:
@@ -199,3 +239,164 @@ def test_read_only_v1_store_needs_write_access(tmp_path: Path) -> None:
     assert "schema version 1" in str(raised.value)
     assert path in str(raised.value)
     assert run_sql(path, "SELECT value FROM typetrace_meta") == [("1",)]
+
+
+def test_v1_store_migrates_to_send_types(sql_url: str) -> None:
+    create_v1_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
+    generator = CallTrace("pkg.mod", "gen", {}, None, INT, send_type=STR)
+
+    store = store_from_url(sql_url)
+    try:
+        store.add([generator])
+        found = {thunk.to_trace().qualname: thunk.to_trace() for thunk in store.filter("pkg.mod")}
+    finally:
+        store.close()
+
+    assert "send_type" in column_names(sql_url, "typetrace_traces")
+    assert found["gen"].send_type == STR
+    assert found["f"].send_type is None
+
+
+def test_v1_store_with_v2_tables_migrates(sql_url: str) -> None:
+    """A version 1 store that has the empty tables of version 2 gets the new column.
+
+    MySQL commits each CREATE TABLE, so a version 2 release that stopped while it
+    copied the rows of a version 1 store left such tables behind.
+    """
+    create_v1_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
+    for statement in V2_SCHEMA[kind_of(sql_url)][1:]:
+        run_sql(sql_url, statement)
+
+    store = store_from_url(sql_url)
+    try:
+        store.add([CallTrace("pkg.mod", "gen", {}, None, INT, send_type=STR)])
+        counts = counts_by_qualname(store)
+    finally:
+        store.close()
+
+    assert counts["f"] == (7, 10.5, 20.25)
+    assert counts["gen"][0] == 1
+    assert "typetrace_call_traces" not in tables(sql_url)
+
+
+class TestFromVersion2:
+    def test_keeps_rows_counts_and_times(self, sql_url: str) -> None:
+        create_v2_store(sql_url, [v1_row("f", 7, 10.5, 20.25), v1_row("g", 1_000_000, 1.0, 2.0)])
+
+        store = store_from_url(sql_url)
+        try:
+            counts = counts_by_qualname(store)
+            traces = [thunk.to_trace() for thunk in store.filter("pkg.mod")]
+        finally:
+            store.close()
+
+        assert "send_type" in column_names(sql_url, "typetrace_traces")
+        assert counts == {"f": (7, 10.5, 20.25), "g": (1_000_000, 1.0, 2.0)}
+        assert [trace.qualname for trace in traces] == ["f", "g"]
+        assert [trace.send_type for trace in traces] == [None, None]
+
+    def test_adds_column_and_updates_version(self, sql_url: str) -> None:
+        create_v2_store(sql_url, [v1_row("f", 1, 1.0, 1.0)])
+        assert "send_type" not in column_names(sql_url, "typetrace_traces")
+
+        store_from_url(sql_url).close()
+
+        assert "send_type" in column_names(sql_url, "typetrace_traces")
+        assert run_sql(sql_url, "SELECT name, value FROM typetrace_meta") == [
+            ("schema_version", str(SCHEMA_VERSION))
+        ]
+
+    def test_same_trace_aggregates_with_old_row(self, sql_url: str) -> None:
+        create_v2_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
+        signature = v2_signature(v1_row("f", 7, 10.5, 20.25).row)
+
+        store = store_from_url(sql_url)
+        try:
+            store.add([v1_row("f", 3, 0.0, 0.0).row.to_trace()])
+            count, first_seen, last_seen = counts_by_qualname(store)["f"]
+        finally:
+            store.close()
+
+        assert "send_type" in column_names(sql_url, "typetrace_traces")
+        assert count == 10
+        assert first_seen == 10.5
+        assert last_seen > 20.25
+        assert run_sql(sql_url, "SELECT signature FROM typetrace_traces") == [(signature,)]
+
+    def test_trace_with_send_type_gets_own_row(self, sql_url: str) -> None:
+        create_v2_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
+        with_send_type = CallTrace("pkg.mod", "f", {"x": INT}, STR, send_type=INT)
+
+        store = store_from_url(sql_url)
+        try:
+            store.add([with_send_type])
+            traces = [thunk.to_trace() for thunk in store.filter("pkg.mod")]
+        finally:
+            store.close()
+
+        assert len(traces) == 2
+        assert {trace.send_type for trace in traces} == {None, INT}
+        assert {trace.call_count for trace in traces} == {7, 1}
+
+    def test_reopening_migrates_once(self, sql_url: str) -> None:
+        create_v2_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
+        store_from_url(sql_url).close()
+
+        store = store_from_url(sql_url)
+        try:
+            assert counts_by_qualname(store) == {"f": (7, 10.5, 20.25)}
+        finally:
+            store.close()
+
+    def test_column_added_before_version_update(self, sql_url: str) -> None:
+        """A version 2 store that already has the column, as a stopped migration leaves it."""
+        create_v2_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
+        column_type = "LONGTEXT NULL" if kind_of(sql_url) == "mysql" else "TEXT"
+        run_sql(sql_url, f"ALTER TABLE typetrace_traces ADD COLUMN send_type {column_type}")
+
+        store = store_from_url(sql_url)
+        try:
+            store.add([CallTrace("pkg.mod", "gen", {}, None, INT, send_type=STR)])
+            counts = counts_by_qualname(store)
+        finally:
+            store.close()
+
+        assert counts["f"] == (7, 10.5, 20.25)
+        assert counts["gen"][0] == 1
+        assert run_sql(sql_url, "SELECT value FROM typetrace_meta") == [(str(SCHEMA_VERSION),)]
+
+    def test_concurrent_openers_migrate_once(self, sql_url: str) -> None:
+        create_v2_store(sql_url, [v1_row(f"f{number}", 2, 1.0, 2.0) for number in range(50)])
+        errors: list[BaseException] = []
+
+        def open_store() -> None:
+            try:
+                store_from_url(sql_url).close()
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=open_store) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert errors == []
+        store = store_from_url(sql_url)
+        try:
+            counts = counts_by_qualname(store)
+        finally:
+            store.close()
+        assert len(counts) == 50
+        assert {count for count, _, _ in counts.values()} == {2}
+
+    def test_read_only_store_needs_write_access(self, tmp_path: Path) -> None:
+        path = str(tmp_path / "traces.sqlite3")
+        create_v2_store(path, [v1_row("f", 7, 1.0, 2.0)])
+
+        with pytest.raises(StoreError, match="needs write access") as raised:
+            SQLiteStore(f"file:{path}?mode=ro")
+
+        assert "schema version 2" in str(raised.value)
+        assert run_sql(path, "SELECT value FROM typetrace_meta") == [("2",)]
+        assert "send_type" not in column_names(path, "typetrace_traces")

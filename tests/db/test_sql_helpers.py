@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from raw_sql import v2_signature
 from typetrace.db import _sql, _writes
 from typetrace.encoding import CallTraceRow
 from typetrace.exceptions import StoreError
@@ -63,6 +64,7 @@ class TestSignature:
             CallTraceRow("m", "f", "{}", "null", None),
             CallTraceRow("m", "f", "{}", None, "null"),
             CallTraceRow("m", "f", "{}", None, None, format_version=2),
+            CallTraceRow("m", "f", "{}", None, None, send_type="null"),
             # The same characters split differently between module and qualname.
             CallTraceRow("m.f", "", "{}", None, None),
         ],
@@ -71,6 +73,22 @@ class TestSignature:
         row = CallTraceRow("m", "f", "{}", None, None)
 
         assert _sql.trace_signature(row) != _sql.trace_signature(other)
+
+    def test_without_send_type_keeps_old_digest(self) -> None:
+        """Rows without a send type keep the signature of schema version 2."""
+        row = CallTraceRow(
+            "pkg.mod",
+            "f",
+            '{"x":{"module":"builtins","qualname":"int"}}',
+            None,
+            '{"module":"builtins","qualname":"str"}',
+        )
+
+        signature = _sql.trace_signature(row)
+
+        assert signature == v2_signature(row)
+        # Computed by the release before send_type was stored.
+        assert signature == "3996008cda8ea6980581bc8049110ade3f08ded4f1ff6df3aaf15a83867a2ff9"
 
     def test_is_a_sha256_hex_digest(self) -> None:
         signature = _sql.trace_signature(CallTraceRow("m", "f", "{}", None, None))

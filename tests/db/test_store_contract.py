@@ -59,6 +59,18 @@ class TestRoundTrip:
 
         assert found == set(traces)
 
+    def test_send_type_comes_back(self, backend: Backend) -> None:
+        generator = CallTrace(
+            "pkg.mod", "gen", {"n": INT}, NONE, STR, send_type=union([BYTES, NONE])
+        )
+        backend.store.add([generator])
+
+        (thunk,) = backend.store.filter("pkg.mod")
+        found = thunk.to_trace()
+
+        assert found == generator
+        assert found.send_type == union([BYTES, NONE])
+
     def test_thunks_are_call_trace_rows(self, backend: Backend) -> None:
         backend.store.add([make_trace()])
 
@@ -112,6 +124,22 @@ class TestAggregation:
         )
 
         assert len(backend.store.filter("pkg.mod")) == 3
+
+    def test_different_send_types_stay_apart(self, backend: Backend) -> None:
+        backend.store.add(
+            [
+                CallTrace("pkg.mod", "gen", {}, None, INT),
+                CallTrace("pkg.mod", "gen", {}, None, INT, send_type=INT),
+                CallTrace("pkg.mod", "gen", {}, None, INT, send_type=STR),
+            ]
+        )
+        backend.store.add([CallTrace("pkg.mod", "gen", {}, None, INT, send_type=INT)])
+
+        traces = [thunk.to_trace() for thunk in backend.store.filter("pkg.mod")]
+
+        counts = {trace.send_type: trace.call_count for trace in traces}
+        assert len(traces) == 3
+        assert counts == {None: 1, INT: 2, STR: 1}
 
 
 class TestOrderAndLimit:
@@ -261,6 +289,19 @@ class TestCorruptRows:
         named = thunks["named"].to_trace().arg_types["cb"]
         assert named.function == FunctionRef("m", "g", bound=True)
         with pytest.raises(DecodeError, match="qualname"):
+            thunks["bad"].to_trace()
+
+    def test_bad_send_type_fails_only_its_own_row(self, backend: Backend) -> None:
+        backend.store.add([make_trace("good")])
+        backend.insert_raw_row(
+            CallTraceRow("pkg.mod", "bad", "{}", None, None, send_type='{"module": ')
+        )
+
+        thunks = rows_by_qualname(backend.store.filter("pkg.mod"))
+
+        assert len(thunks) == 2
+        assert thunks["good"].to_trace() == make_trace("good")
+        with pytest.raises(DecodeError, match="invalid JSON"):
             thunks["bad"].to_trace()
 
     def test_wrong_document_shape_fails_only_its_own_row(self, backend: Backend) -> None:

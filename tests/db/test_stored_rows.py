@@ -50,6 +50,17 @@ class TestAddRows:
         assert found.first_seen == 10.5
         assert found.last_seen == 20.25
 
+    def test_rows_keep_send_type(self, sql_backend: Backend) -> None:
+        generator = CallTrace("pkg.mod", "gen", {}, None, INT, send_type=STR, call_count=4)
+        row = CallTraceRow.from_trace(generator)
+        sql_backend.store.add_rows([StoredRow(row, 1.0, 2.0)])
+
+        (found,) = sql_backend.store.iter_rows()
+
+        assert found.row == row
+        assert found.row.send_type == '{"module":"builtins","qualname":"str"}'
+        assert found.row.to_trace().send_type == STR
+
     def test_existing_trace_aggregates(self, sql_backend: Backend) -> None:
         store = sql_backend.store
         store.add_rows([stored("f", call_count=3, first_seen=50.0, last_seen=60.0)])

@@ -25,7 +25,9 @@ def typetrace(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def sample_rows() -> list[StoredRow]:
     traces = [
         CallTrace("app", "f", {"x": INT}, STR, call_count=3),
-        CallTrace("app", "C.m", {"self": TypeRef("app", "C")}, None, union([INT, NONE]), call_count=1),
+        CallTrace(
+            "app", "C.m", {"self": TypeRef("app", "C")}, None, union([INT, NONE]), send_type=STR
+        ),
         CallTrace("app.sub", "g", {"λ": TypeRef("builtins", "list", (INT,))}, NONE, call_count=1234),
     ]
     return [
@@ -58,6 +60,7 @@ def test_round_trip_through_a_server(tmp_path: Path, request: pytest.FixtureRequ
         assert done.returncode == 0, done.stderr
     assert "Imported 3 traces (1238 calls)" in into_server.stdout
     expected = rows_of(str(tmp_path / "source.sqlite3"))
+    assert [stored.row.send_type is not None for stored in expected] == [True, False, False]
     assert rows_of(url) == expected
     assert rows_of(str(tmp_path / "back.sqlite3")) == expected
 

@@ -318,8 +318,8 @@ class ServerStore(CallTraceStore):
             SCHEMA_VERSION,
         )
         # MySQL commits at every ALTER TABLE, so a migration that stopped before it
-        # stored the new version may have added the column already. A version 1 store
-        # usually has it because create_schema() made the traces table.
+        # stored the new version may have added the column already. The traces table
+        # of a version 1 store lacks it only where a version 2 release created that table.
         cursor.execute(self.column_names_sql, (TRACES_TABLE,))
         if "send_type" not in {name for (name,) in cursor.fetchall()}:
             cursor.execute(self.add_send_type_sql)
