@@ -21,9 +21,9 @@ The type fields hold type documents as JSON values, not as JSON text. ``first_se
 and ``last_seen`` are seconds since the Unix epoch (UTC).
 
 ``send_type`` was added to version 1 of the layout without a new version number.
-An import reads a line without it, as earlier releases wrote, as a trace without a
-send type. NOTE: earlier releases reject keys they do not know, so they skip every
-line of an export that has ``send_type``.
+An import reads a line without it, which earlier releases wrote, as a trace without
+a send type. NOTE: earlier releases reject keys they do not know, so they skip every
+line of a newer export, each of which has ``send_type``.
 """
 
 from __future__ import annotations

@@ -54,13 +54,15 @@ def create_v1_store(url: str, rows: list[StoredRow]) -> None:
 
 
 def create_v2_store(url: str, rows: list[StoredRow]) -> None:
-    """Create the schema version 2 tables at *url*, as typetrace did, holding *rows*.
-
-    Each row gets the signature and check key that schema version 2 computed.
-    """
+    """Create the schema version 2 tables at *url*, as typetrace did, holding *rows*."""
     for statement in V2_SCHEMA[kind_of(url)]:
         run_sql(url, statement)
     run_sql(url, "INSERT INTO typetrace_meta (name, value) VALUES ('schema_version', '2')")
+    insert_v2_rows(url, rows)
+
+
+def insert_v2_rows(url: str, rows: list[StoredRow]) -> None:
+    """Insert *rows* with the columns, signatures and check keys of schema version 2."""
     for stored in rows:
         row = stored.row
         assert row.send_type is None, "schema version 2 has no send_type column"
@@ -337,6 +339,22 @@ class TestFromVersion2:
         assert len(traces) == 2
         assert {trace.send_type for trace in traces} == {None, INT}
         assert {trace.call_count for trace in traces} == {7, 1}
+
+    def test_version_2_writer_still_inserts(self, sql_url: str) -> None:
+        """Inserts that name only the columns of version 2 work on a migrated store."""
+        create_v2_store(sql_url, [])
+        store_from_url(sql_url).close()
+
+        insert_v2_rows(sql_url, [v1_row("f", 7, 10.5, 20.25)])
+        store = store_from_url(sql_url)
+        try:
+            store.add([v1_row("f", 3, 0.0, 0.0).row.to_trace()])
+            counts = counts_by_qualname(store)
+        finally:
+            store.close()
+
+        assert list(counts) == ["f"]
+        assert counts["f"][0] == 10
 
     def test_reopening_migrates_once(self, sql_url: str) -> None:
         create_v2_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
