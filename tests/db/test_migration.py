@@ -100,11 +100,28 @@ def v1_row(qualname: str, call_count: int, first_seen: float, last_seen: float) 
     return StoredRow(CallTraceRow.from_trace(trace), first_seen, last_seen)
 
 
+#: Builders of a store of each schema version before the current one.
+OLD_STORES = {1: create_v1_store, 2: create_v2_store}
+
+#: Parametrizes a test over the schema versions that a store can migrate from.
+old_versions = pytest.mark.parametrize("version", sorted(OLD_STORES), ids=lambda v: f"v{v}")
+
+
 def counts_by_qualname(store: CallTraceStore) -> dict[str, tuple[int, float, float]]:
     return {
         stored.row.qualname: (stored.row.call_count, stored.first_seen, stored.last_seen)
         for stored in store.iter_rows()
     }
+
+
+def open_and_add_generator(url: str) -> dict[str, tuple[int, float, float]]:
+    """Open the store at *url*, add a trace with a send type, and return the counts."""
+    store = store_from_url(url)
+    try:
+        store.add([CallTrace("pkg.mod", "gen", {}, None, INT, send_type=STR)])
+        return counts_by_qualname(store)
+    finally:
+        store.close()
 
 
 def tables(url: str) -> set[str]:
@@ -121,15 +138,22 @@ def tables(url: str) -> set[str]:
     return {name for (name,) in run_sql(url, query)}
 
 
-def test_migration_keeps_counts_and_times(sql_url: str) -> None:
-    create_v1_store(sql_url, [v1_row("f", 7, 10.5, 20.25), v1_row("g", 1_000_000, 1.0, 2.0)])
+@old_versions
+def test_migration_keeps_counts_and_times(sql_url: str, version: int) -> None:
+    rows = [v1_row("f", 7, 10.5, 20.25), v1_row("g", 1_000_000, 1.0, 2.0)]
+    OLD_STORES[version](sql_url, rows)
 
     store = store_from_url(sql_url)
     try:
-        assert counts_by_qualname(store) == {"f": (7, 10.5, 20.25), "g": (1_000_000, 1.0, 2.0)}
-        assert [thunk.to_trace().qualname for thunk in store.filter("pkg.mod")] == ["f", "g"]
+        counts = counts_by_qualname(store)
+        traces = [thunk.to_trace() for thunk in store.filter("pkg.mod")]
     finally:
         store.close()
+
+    assert "send_type" in column_names(sql_url, "typetrace_traces")
+    assert counts == {"f": (7, 10.5, 20.25), "g": (1_000_000, 1.0, 2.0)}
+    assert [trace.qualname for trace in traces] == ["f", "g"]
+    assert [trace.send_type for trace in traces] == [None, None]
 
 
 def test_migration_updates_version_and_drops_old_table(sql_url: str) -> None:
@@ -144,8 +168,11 @@ def test_migration_updates_version_and_drops_old_table(sql_url: str) -> None:
     assert {"typetrace_traces", "typetrace_counts"} <= tables(sql_url)
 
 
-def test_migrated_trace_keeps_counting(sql_url: str) -> None:
-    create_v1_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
+@old_versions
+def test_migrated_trace_keeps_counting(sql_url: str, version: int) -> None:
+    """A trace written after the migration counts on its old row, of the old signature."""
+    OLD_STORES[version](sql_url, [v1_row("f", 7, 10.5, 20.25)])
+    signature = v2_signature(v1_row("f", 7, 10.5, 20.25).row)
 
     store = store_from_url(sql_url)
     try:
@@ -157,6 +184,7 @@ def test_migrated_trace_keeps_counting(sql_url: str) -> None:
     assert count == 10
     assert first_seen == 10.5
     assert last_seen > 20.25
+    assert run_sql(sql_url, "SELECT signature FROM typetrace_traces") == [(signature,)]
 
 
 def test_migration_reads_every_page(sql_url: str) -> None:
@@ -173,8 +201,9 @@ def test_migration_reads_every_page(sql_url: str) -> None:
     assert sum(count for count, _, _ in counts.values()) == MANY_ROWS * (MANY_ROWS + 1) // 2
 
 
-def test_reopening_migrates_once(sql_url: str) -> None:
-    create_v1_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
+@old_versions
+def test_reopening_migrates_once(sql_url: str, version: int) -> None:
+    OLD_STORES[version](sql_url, [v1_row("f", 7, 10.5, 20.25)])
     store_from_url(sql_url).close()
 
     store = store_from_url(sql_url)
@@ -184,8 +213,9 @@ def test_reopening_migrates_once(sql_url: str) -> None:
         store.close()
 
 
-def test_concurrent_openers_migrate_once(sql_url: str) -> None:
-    create_v1_store(sql_url, [v1_row(f"f{number}", 2, 1.0, 2.0) for number in range(50)])
+@old_versions
+def test_concurrent_openers_migrate_once(sql_url: str, version: int) -> None:
+    OLD_STORES[version](sql_url, [v1_row(f"f{number}", 2, 1.0, 2.0) for number in range(50)])
     errors: list[BaseException] = []
 
     def open_store() -> None:
@@ -231,50 +261,47 @@ def test_undecodable_v1_row_is_kept(sql_url: str) -> None:
         thunks["bad"].to_trace()
 
 
-def test_read_only_v1_store_needs_write_access(tmp_path: Path) -> None:
+@old_versions
+def test_read_only_old_store_needs_write_access(tmp_path: Path, version: int) -> None:
     path = str(tmp_path / "traces.sqlite3")
-    create_v1_store(path, [v1_row("f", 7, 1.0, 2.0)])
+    OLD_STORES[version](path, [v1_row("f", 7, 1.0, 2.0)])
 
     with pytest.raises(StoreError, match="needs write access") as raised:
         SQLiteStore(f"file:{path}?mode=ro")
 
-    assert "schema version 1" in str(raised.value)
+    assert f"schema version {version}" in str(raised.value)
     assert path in str(raised.value)
-    assert run_sql(path, "SELECT value FROM typetrace_meta") == [("1",)]
+    assert run_sql(path, "SELECT value FROM typetrace_meta") == [(str(version),)]
 
 
-def test_v1_store_migrates_to_send_types(sql_url: str) -> None:
-    create_v1_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
-    generator = CallTrace("pkg.mod", "gen", {}, None, INT, send_type=STR)
+@old_versions
+def test_trace_with_send_type_gets_own_row(sql_url: str, version: int) -> None:
+    OLD_STORES[version](sql_url, [v1_row("f", 7, 10.5, 20.25)])
+    with_send_type = CallTrace("pkg.mod", "f", {"x": INT}, STR, send_type=INT)
 
     store = store_from_url(sql_url)
     try:
-        store.add([generator])
-        found = {thunk.to_trace().qualname: thunk.to_trace() for thunk in store.filter("pkg.mod")}
+        store.add([with_send_type])
+        traces = [thunk.to_trace() for thunk in store.filter("pkg.mod")]
     finally:
         store.close()
 
-    assert "send_type" in column_names(sql_url, "typetrace_traces")
-    assert found["gen"].send_type == STR
-    assert found["f"].send_type is None
+    assert len(traces) == 2
+    assert {trace.send_type for trace in traces} == {None, INT}
+    assert {trace.call_count for trace in traces} == {7, 1}
 
 
 def test_v1_store_with_v2_tables_migrates(sql_url: str) -> None:
     """A version 1 store that has the empty tables of version 2 gets the new column.
 
     MySQL commits each CREATE TABLE, so a version 2 release that stopped while it
-    copied the rows of a version 1 store left such tables behind.
+    copied the rows of a version 1 store leaves such tables behind.
     """
     create_v1_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
     for statement in V2_SCHEMA[kind_of(sql_url)][1:]:
         run_sql(sql_url, statement)
 
-    store = store_from_url(sql_url)
-    try:
-        store.add([CallTrace("pkg.mod", "gen", {}, None, INT, send_type=STR)])
-        counts = counts_by_qualname(store)
-    finally:
-        store.close()
+    counts = open_and_add_generator(sql_url)
 
     assert counts["f"] == (7, 10.5, 20.25)
     assert counts["gen"][0] == 1
@@ -282,21 +309,6 @@ def test_v1_store_with_v2_tables_migrates(sql_url: str) -> None:
 
 
 class TestFromVersion2:
-    def test_keeps_rows_counts_and_times(self, sql_url: str) -> None:
-        create_v2_store(sql_url, [v1_row("f", 7, 10.5, 20.25), v1_row("g", 1_000_000, 1.0, 2.0)])
-
-        store = store_from_url(sql_url)
-        try:
-            counts = counts_by_qualname(store)
-            traces = [thunk.to_trace() for thunk in store.filter("pkg.mod")]
-        finally:
-            store.close()
-
-        assert "send_type" in column_names(sql_url, "typetrace_traces")
-        assert counts == {"f": (7, 10.5, 20.25), "g": (1_000_000, 1.0, 2.0)}
-        assert [trace.qualname for trace in traces] == ["f", "g"]
-        assert [trace.send_type for trace in traces] == [None, None]
-
     def test_adds_column_and_updates_version(self, sql_url: str) -> None:
         create_v2_store(sql_url, [v1_row("f", 1, 1.0, 1.0)])
         assert "send_type" not in column_names(sql_url, "typetrace_traces")
@@ -307,38 +319,6 @@ class TestFromVersion2:
         assert run_sql(sql_url, "SELECT name, value FROM typetrace_meta") == [
             ("schema_version", str(SCHEMA_VERSION))
         ]
-
-    def test_same_trace_aggregates_with_old_row(self, sql_url: str) -> None:
-        create_v2_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
-        signature = v2_signature(v1_row("f", 7, 10.5, 20.25).row)
-
-        store = store_from_url(sql_url)
-        try:
-            store.add([v1_row("f", 3, 0.0, 0.0).row.to_trace()])
-            count, first_seen, last_seen = counts_by_qualname(store)["f"]
-        finally:
-            store.close()
-
-        assert "send_type" in column_names(sql_url, "typetrace_traces")
-        assert count == 10
-        assert first_seen == 10.5
-        assert last_seen > 20.25
-        assert run_sql(sql_url, "SELECT signature FROM typetrace_traces") == [(signature,)]
-
-    def test_trace_with_send_type_gets_own_row(self, sql_url: str) -> None:
-        create_v2_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
-        with_send_type = CallTrace("pkg.mod", "f", {"x": INT}, STR, send_type=INT)
-
-        store = store_from_url(sql_url)
-        try:
-            store.add([with_send_type])
-            traces = [thunk.to_trace() for thunk in store.filter("pkg.mod")]
-        finally:
-            store.close()
-
-        assert len(traces) == 2
-        assert {trace.send_type for trace in traces} == {None, INT}
-        assert {trace.call_count for trace in traces} == {7, 1}
 
     def test_version_2_writer_still_inserts(self, sql_url: str) -> None:
         """Inserts that name only the columns of version 2 work on a migrated store."""
@@ -356,65 +336,14 @@ class TestFromVersion2:
         assert list(counts) == ["f"]
         assert counts["f"][0] == 10
 
-    def test_reopening_migrates_once(self, sql_url: str) -> None:
-        create_v2_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
-        store_from_url(sql_url).close()
-
-        store = store_from_url(sql_url)
-        try:
-            assert counts_by_qualname(store) == {"f": (7, 10.5, 20.25)}
-        finally:
-            store.close()
-
     def test_column_added_before_version_update(self, sql_url: str) -> None:
         """A version 2 store that already has the column, as a stopped migration leaves it."""
         create_v2_store(sql_url, [v1_row("f", 7, 10.5, 20.25)])
         column_type = "LONGTEXT NULL" if kind_of(sql_url) == "mysql" else "TEXT"
         run_sql(sql_url, f"ALTER TABLE typetrace_traces ADD COLUMN send_type {column_type}")
 
-        store = store_from_url(sql_url)
-        try:
-            store.add([CallTrace("pkg.mod", "gen", {}, None, INT, send_type=STR)])
-            counts = counts_by_qualname(store)
-        finally:
-            store.close()
+        counts = open_and_add_generator(sql_url)
 
         assert counts["f"] == (7, 10.5, 20.25)
         assert counts["gen"][0] == 1
         assert run_sql(sql_url, "SELECT value FROM typetrace_meta") == [(str(SCHEMA_VERSION),)]
-
-    def test_concurrent_openers_migrate_once(self, sql_url: str) -> None:
-        create_v2_store(sql_url, [v1_row(f"f{number}", 2, 1.0, 2.0) for number in range(50)])
-        errors: list[BaseException] = []
-
-        def open_store() -> None:
-            try:
-                store_from_url(sql_url).close()
-            except BaseException as error:
-                errors.append(error)
-
-        threads = [threading.Thread(target=open_store) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-        assert errors == []
-        store = store_from_url(sql_url)
-        try:
-            counts = counts_by_qualname(store)
-        finally:
-            store.close()
-        assert len(counts) == 50
-        assert {count for count, _, _ in counts.values()} == {2}
-
-    def test_read_only_store_needs_write_access(self, tmp_path: Path) -> None:
-        path = str(tmp_path / "traces.sqlite3")
-        create_v2_store(path, [v1_row("f", 7, 1.0, 2.0)])
-
-        with pytest.raises(StoreError, match="needs write access") as raised:
-            SQLiteStore(f"file:{path}?mode=ro")
-
-        assert "schema version 2" in str(raised.value)
-        assert run_sql(path, "SELECT value FROM typetrace_meta") == [("2",)]
-        assert "send_type" not in column_names(path, "typetrace_traces")
