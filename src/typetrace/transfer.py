@@ -15,15 +15,17 @@ the writer knew. Every other line is one stored trace::
      "arg_types": {"x": {"module": "builtins", "qualname": "int"}},
      "return_type": {"module": "builtins", "qualname": "str"}, "yield_type": null,
      "format_version": 1, "call_count": 3, "first_seen": 1700000000.5,
-     "last_seen": 1700000100.25, "send_type": null}
+     "last_seen": 1700000100.25}
 
 The type fields hold type documents as JSON values, not as JSON text. ``first_seen``
 and ``last_seen`` are seconds since the Unix epoch (UTC).
 
-``send_type`` was added to version 1 of the layout without a new version number.
-An import reads a line without it, which earlier releases wrote, as a trace without
-a send type. NOTE: earlier releases reject keys they do not know, so they skip every
-line of a newer export, each of which has ``send_type``.
+A line of a generator that received values at its ``yield`` expressions also has
+``send_type``, their type document. ``send_type`` was added to version 1 of the
+layout without a new version number, and a line without it is a trace without a send
+type. So exports of earlier releases import as before. Earlier releases reject keys
+that they do not know, so they skip the lines that have ``send_type``, each with an
+error, and read the rest.
 """
 
 from __future__ import annotations
@@ -140,7 +142,7 @@ def _export_document(stored: StoredRow) -> dict[str, Any]:
         "call_count": row.call_count,
         "first_seen": stored.first_seen,
         "last_seen": stored.last_seen,
-        "send_type": None if row.send_type is None else json.loads(row.send_type),
+        **({} if row.send_type is None else {"send_type": json.loads(row.send_type)}),
     }
 
 
