@@ -1,7 +1,9 @@
 # The C callbacks of the sys.monitoring backend (_fastcalls.c); see typetrace._monitoring.
 
-from types import CodeType
+from types import CodeType, FrameType
 from typing import Any, Callable
+
+def sent_value(frame: FrameType, offset: int, default: object, /) -> object: ...
 
 class Callbacks:
     def __init__(

@@ -14,6 +14,11 @@ When every call of some functions is recorded (``--all-calls`` or
 ``TYPETRACE_PURE_PYTHON=1`` nor ``TYPETRACE_NO_FAST_CALLS=1`` is set. They record the
 calls whose types the recorder has cached, and pass every other event to the Python
 callbacks here.
+
+At each PY_RESUME of a recorded call, ``sent_value()`` of ``typetrace._fastcalls``
+reads the value that the frame receives at a yield expression, for the call's send
+type. Python code cannot read it, so with ``TYPETRACE_PURE_PYTHON=1``, or without
+the extension, no send type is recorded. PY_THROW resumes a frame without a value.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ from typing import Any, Callable
 SKIP_UNTRACED: int
 SKIP_PAUSED: int
 
+def sent_value(frame: FrameType, default: object, /) -> object: ...
+
 class Hook:
     def __init__(
         self,

@@ -44,9 +44,15 @@ both fast paths off, so that every event goes to the handler. The hook's
 ``fast_starts``, ``fast_returns``, ``inbox_appends``, ``fast_resumes`` and
 ``fast_suspensions`` count the events that the fast paths handled.
 
+At a resumption that reaches the handler, ``sent_value()`` of the C module reads the
+value that a generator receives at a yield expression, for the call's send type. The
+hook's fast path also counts such values of classes that the call received before.
+``throw()`` and ``close()`` pass ``None`` the same way, so the recorder counts a
+``None`` only once the generator suspends or returns.
+
 The C module is built when a C compiler is available at installation. Without it,
 or with the environment variable ``TYPETRACE_PURE_PYTHON=1``, :class:`ProfileBackend`
-handles every event in Python.
+handles every event in Python, and records no send types.
 """
 
 from __future__ import annotations

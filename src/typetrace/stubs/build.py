@@ -639,12 +639,11 @@ class _Builder:
         if yielded is None:
             return None
         sent = self.combine_slot(traces, lambda trace: trace.send_type)
-        sends_only_none = sent is None or sent == NONE
         if isinstance(function.node, ast.AsyncFunctionDef):
-            if sends_only_none:
+            if sent is None or sent == NONE:
                 return TypeRef(*_ASYNC_ITERATOR, (yielded,))
             return TypeRef(*_ASYNC_GENERATOR, (yielded, sent))
-        if sends_only_none and (returned is None or returned == NONE):
+        if (sent is None or sent == NONE) and (returned is None or returned == NONE):
             return TypeRef(*_ITERATOR, (yielded,))
         return TypeRef(*_GENERATOR, (yielded, sent or ANY, returned or ANY))
 
