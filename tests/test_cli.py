@@ -299,6 +299,18 @@ class TestRun:
                 id="raising-excepthook",
             ),
             pytest.param(
+                "import atexit, sys\n"
+                "print(sorted(globals()))\n"
+                "print(type(__loader__).__name__, __spec__, __package__, sys.argv)\n"
+                "print(sys.modules['__main__'] is sys.modules[__name__])\n"
+                "class Late:\n"
+                "    def __del__(self):\n"
+                "        print('collected at shutdown')\n"
+                "late = Late()\n"
+                "atexit.register(print, 'atexit handler')\n",
+                id="main-module-globals",
+            ),
+            pytest.param(
                 "class Failure(Exception):\n    pass\n\nraise Failure('own')\n",
                 id="main-exception-class",
             ),

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import builtins
+import importlib.machinery
+import importlib.util
+import io
 import os
 import runpy
 import sys
-from types import TracebackType
+import zipimport
+from types import ModuleType, TracebackType
 from typing import Any, Callable, Mapping, NoReturn, Optional, Sequence
 
 from typetrace.config import Config
@@ -51,9 +55,51 @@ def run_script(script: str, args: Sequence[str], config: Config) -> int:
     # The __file__ of the script, or of the __main__.py that runpy runs from a zip
     # archive. Other main scripts are named from their own globals.
     main_scripts = {absolute: module, os.path.join(absolute, "__main__.py"): module}
+    if _is_source_file(absolute):
+        return _run(lambda: _run_source_as_main(absolute), config, main_scripts)
     return _run(
         lambda: runpy.run_path(absolute, _MAIN_GLOBALS, run_name="__main__"), config, main_scripts
     )
+
+
+def _is_source_file(path: str) -> bool:
+    """Return whether *path* is Python source, not a zip archive or compiled code,
+    which runpy runs."""
+    with io.open_code(path) as file:
+        start = file.read(len(importlib.util.MAGIC_NUMBER))
+    if start == importlib.util.MAGIC_NUMBER:
+        return False
+    # The import system has loaded zipimport already. zipfile would import more
+    # modules before the program runs.
+    try:
+        zipimport.zipimporter(path)
+    except zipimport.ZipImportError:
+        return True
+    return False
+
+
+def _run_source_as_main(path: str) -> None:
+    """Run the source file at the absolute *path* in a new ``__main__`` module with the
+    globals that python gives a script.
+
+    runpy would give the module no ``__annotations__`` and no ``__loader__``, and set
+    ``sys.argv[0]`` to *path*. The module stays in ``sys.modules``, so that its
+    globals live until the interpreter's shutdown, as under python.
+    """
+    with io.open_code(path) as file:
+        source = file.read()
+    # Without this module's __future__ imports.
+    code = compile(source, path, "exec", dont_inherit=True)
+    main = ModuleType("__main__")
+    main.__dict__.update(
+        __loader__=importlib.machinery.SourceFileLoader("__main__", path),
+        __annotations__={},
+        __builtins__=builtins,
+        __file__=path,
+        __cached__=None,
+    )
+    sys.modules["__main__"] = main
+    exec(code, main.__dict__)  # noqa: S102 - the program that the user asked to run
 
 
 def run_module(module: str, args: Sequence[str], config: Config) -> int:
