@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import gc
 import json
@@ -766,6 +767,67 @@ def test_thread_started_before_tracing(tracing_backend: str) -> None:
         found = sink.one("in_thread")
         assert args_of(found) == {"value": FLOAT}
         assert found.return_type == FLOAT
+
+
+def test_thread_of_thread_module_recorded(tracing_backend: str) -> None:
+    """A thread that _thread.start_new_thread() starts, which threading.setprofile()
+    does not reach."""
+    done = threading.Event()
+
+    def call_then_signal(value: object) -> None:
+        in_thread(value)
+        done.set()
+
+    def body() -> None:
+        _thread.start_new_thread(call_then_signal, (2.5,))
+        assert done.wait(10)
+
+    sink = record(body)
+
+    if tracing_backend == "pure-python":
+        # A Python profile function reaches only the threads of the threading module.
+        assert sink.of("in_thread") == []
+    else:
+        found = sink.one("in_thread")
+        assert args_of(found) == {"value": FLOAT}
+        assert found.return_type == FLOAT
+
+
+def test_thread_keeps_removed_profile_function() -> None:
+    """A thread whose program removed its profile function gets none again."""
+    done = threading.Event()
+    profiles: list[object] = []
+
+    def remove_then_call() -> None:
+        sys.setprofile(None)
+        in_thread(1)
+        profiles.append(sys.getprofile())
+        done.set()
+
+    def body() -> None:
+        _thread.start_new_thread(remove_then_call, ())
+        assert done.wait(10)
+
+    record(body)
+
+    assert profiles == [None]
+
+
+def test_thread_started_after_tracing_untouched() -> None:
+    done = threading.Event()
+    profiles: list[object] = []
+
+    def note_profile() -> None:
+        in_thread(1)
+        profiles.append(sys.getprofile())
+        done.set()
+
+    sink = record(lambda: None)
+    _thread.start_new_thread(note_profile, ())
+
+    assert done.wait(10)
+    assert profiles == [None]
+    assert sink.of("in_thread") == []
 
 
 def test_default_filter_skips_stdlib() -> None:

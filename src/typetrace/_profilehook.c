@@ -832,6 +832,153 @@ hook_profile(PyObject *self, PyFrameObject *frame, int what, PyObject *arg)
     return hook_event((HookObject *)self, frame, what, arg, 1);
 }
 
+/* Thread ids whose frames get no events from an evaluation function: typetrace's own
+   threads. NOTE: a thread started later that gets the id of one of them, after it
+   ended, is not traced either. */
+#define MAX_SKIPPED_THREADS 16
+
+static unsigned long skipped_threads[MAX_SKIPPED_THREADS];
+static int skipped_thread_count = 0;
+
+static int
+is_skipped_thread(PyThreadState *tstate)
+{
+    for (int i = 0; i < skipped_thread_count; i++) {
+        if (skipped_threads[i] == tstate->thread_id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Store the thread ids of the collection *skipped*, at most MAX_SKIPPED_THREADS.
+   Return 0, or -1 with an exception that names *method*. */
+static int
+set_skipped_threads(PyObject *skipped, const char *method)
+{
+    PyObject *idents = PySequence_Fast(skipped, "expected a collection of thread ids");
+    if (idents == NULL) {
+        return -1;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(idents);
+    if (count > MAX_SKIPPED_THREADS) {
+        PyErr_Format(PyExc_ValueError, "%s takes at most %d thread ids, got %zd", method, MAX_SKIPPED_THREADS,
+                     count);
+        Py_DECREF(idents);
+        return -1;
+    }
+    unsigned long values[MAX_SKIPPED_THREADS];
+    for (Py_ssize_t i = 0; i < count; i++) {
+        values[i] = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(idents, i));
+        if (values[i] == (unsigned long)-1 && PyErr_Occurred()) {
+            Py_DECREF(idents);
+            return -1;
+        }
+    }
+    Py_DECREF(idents);
+    memcpy(skipped_threads, values, sizeof(values[0]) * (size_t)count);
+    skipped_thread_count = (int)count;
+    return 0;
+}
+
+#if PY_VERSION_HEX < 0x030B0000
+/* The watch of new threads of Python 3.9 and 3.10: a frame-evaluation function
+ * (PEP 523) that makes the hook the profile function of each thread that runs a
+ * frame without one, before the frame runs.
+ *
+ * threading.setprofile() reaches only the threads of the threading module. Threads
+ * that _thread.start_new_thread() starts, and those that C code makes with
+ * PyGILState_Ensure(), get the hook from this function at their first frame. Each
+ * thread gets it once: a mark in its thread-state dict keeps a thread whose program
+ * removed its profile function, with sys.setprofile(None), without one. Threads
+ * whose ids are skipped get nothing. On 3.9 and 3.10 the default evaluation function
+ * runs each call of a Python function in a C call of its own, so this one adds a C
+ * call and a few checks per frame. */
+
+/* The hook that the watch installs, a strong reference, or NULL. */
+static HookObject *watch_hook = NULL;
+/* The key of the mark in thread-state dicts. */
+static PyObject *watched_key = NULL;
+
+static void
+watch_thread(PyThreadState *tstate, HookObject *hook)
+{
+    PyObject *dict = PyThreadState_GetDict();
+    if (dict == NULL) {
+        return;
+    }
+    int marked = PyDict_Contains(dict, watched_key);
+    /* The mark comes first, because PyEval_SetProfile() runs audit hooks, whose
+       frames come back here. */
+    if (marked != 0 || PyDict_SetItem(dict, watched_key, Py_True) < 0 || is_skipped_thread(tstate)) {
+        return;
+    }
+    PyEval_SetProfile(hook_profile, (PyObject *)hook);
+}
+
+static PyObject *
+watch_frame(PyThreadState *tstate, PyFrameObject *frame, int throwflag)
+{
+    HookObject *hook = watch_hook;
+    if (hook != NULL && tstate->c_profilefunc == NULL && !tstate->tracing && hook->active) {
+        /* throw() and close() set the exception to raise in the frame. */
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        Py_INCREF(hook);
+        watch_thread(tstate, hook);
+        Py_DECREF(hook);
+        /* An audit hook that rejected the profile function, or no memory: the thread
+           stays untraced. */
+        PyErr_Clear();
+        PyErr_Restore(type, value, traceback);
+    }
+    return _PyEval_EvalFrameDefault(tstate, frame, throwflag);
+}
+
+static PyObject *
+hook_install_thread_watch(HookObject *hook, PyObject *skipped)
+{
+    if (!hook->active) {
+        PyErr_SetString(PyExc_RuntimeError, "Hook.install_thread_watch() called after Hook.close()");
+        return NULL;
+    }
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(PyThreadState_Get());
+    _PyFrameEvalFunction previous = _PyInterpreterState_GetEvalFrameFunc(interp);
+    if (previous != _PyEval_EvalFrameDefault && previous != watch_frame) {
+        /* Another tool's evaluation function, which this one would bypass. */
+        Py_RETURN_FALSE;
+    }
+    if (watched_key == NULL) {
+        watched_key = PyUnicode_InternFromString("typetrace.profile_hook_installed");
+        if (watched_key == NULL) {
+            return NULL;
+        }
+    }
+    if (set_skipped_threads(skipped, "Hook.install_thread_watch()") < 0) {
+        return NULL;
+    }
+    Py_INCREF(hook);
+    Py_XSETREF(watch_hook, hook);
+    _PyInterpreterState_SetEvalFrameFunc(interp, watch_frame);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+hook_uninstall_thread_watch(HookObject *hook, PyObject *Py_UNUSED(ignored))
+{
+    if (watch_hook != hook) {
+        Py_RETURN_FALSE;
+    }
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(PyThreadState_Get());
+    if (_PyInterpreterState_GetEvalFrameFunc(interp) == watch_frame) {
+        _PyInterpreterState_SetEvalFrameFunc(interp, _PyEval_EvalFrameDefault);
+    }
+    skipped_thread_count = 0;
+    Py_CLEAR(watch_hook);
+    Py_RETURN_TRUE;
+}
+#endif
+
 #if PY_VERSION_HEX >= 0x030B0000
 /* The frame-evaluation function of Python 3.11 (PEP 523).
  *
@@ -869,10 +1016,6 @@ hook_profile(PyObject *self, PyFrameObject *frame, int what, PyObject *arg)
 #define ENTRY_RESUME 2
 
 #define GENERATOR_FLAGS (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR)
-/* Thread ids whose frames get no events: typetrace's own threads.
-   NOTE: a thread started later that gets the id of one of them, after it ended,
-   is not traced either. */
-#define MAX_SKIPPED_THREADS 16
 
 /* The installed hook, a strong reference, or NULL. */
 static HookObject *eval_hook = NULL;
@@ -880,8 +1023,6 @@ static HookObject *eval_hook = NULL;
 /* Frames that run with the default evaluation function because the C stack of
    their thread was low. */
 static int deep_frames = 0;
-static unsigned long skipped_threads[MAX_SKIPPED_THREADS];
-static int skipped_thread_count = 0;
 
 /* Return the call event that 3.11 reports when *frame* starts to run. */
 static int
@@ -908,17 +1049,6 @@ entry_kind(_PyInterpreterFrame *frame, int throwflag)
     /* throw() on a generator that delegates with "yield from" or "await", when the
        inner iterator finished: the frame goes on after its SEND without RESUME. */
     return ENTRY_NONE;
-}
-
-static int
-is_skipped_thread(PyThreadState *tstate)
-{
-    for (int i = 0; i < skipped_thread_count; i++) {
-        if (skipped_threads[i] == tstate->thread_id) {
-            return 1;
-        }
-    }
-    return 0;
 }
 
 /* Return whether the handler may need an event of *frame*, following the rules of
@@ -1127,28 +1257,9 @@ hook_install_eval(HookObject *hook, PyObject *skipped)
         PyErr_SetString(PyExc_RuntimeError, "another Hook is installed as the evaluation function");
         return NULL;
     }
-    PyObject *idents = PySequence_Fast(skipped, "Hook.install_eval() takes a collection of thread ids");
-    if (idents == NULL) {
+    if (set_skipped_threads(skipped, "Hook.install_eval()") < 0) {
         return NULL;
     }
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(idents);
-    if (count > MAX_SKIPPED_THREADS) {
-        PyErr_Format(PyExc_ValueError, "Hook.install_eval() takes at most %d thread ids, got %zd",
-                     MAX_SKIPPED_THREADS, count);
-        Py_DECREF(idents);
-        return NULL;
-    }
-    unsigned long values[MAX_SKIPPED_THREADS];
-    for (Py_ssize_t i = 0; i < count; i++) {
-        values[i] = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(idents, i));
-        if (values[i] == (unsigned long)-1 && PyErr_Occurred()) {
-            Py_DECREF(idents);
-            return NULL;
-        }
-    }
-    Py_DECREF(idents);
-    memcpy(skipped_threads, values, sizeof(values[0]) * (size_t)count);
-    skipped_thread_count = (int)count;
     Py_INCREF(hook);
     Py_XSETREF(eval_hook, hook);
     _PyInterpreterState_SetEvalFrameFunc(interp, eval_frame);
@@ -1504,6 +1615,15 @@ hook_get_fast_suspensions(HookObject *hook, void *Py_UNUSED(closure))
 static PyMethodDef hook_methods[] = {
     {"install", (PyCFunction)hook_install, METH_NOARGS,
      "Make this hook the profile function of the calling thread."},
+#if PY_VERSION_HEX < 0x030B0000
+    {"install_thread_watch", (PyCFunction)hook_install_thread_watch, METH_O,
+     "Make this hook the profile function of each thread, except those whose ids are in "
+     "the given sequence (at most 16), that runs a frame without a profile function and "
+     "did not get the hook before. Return False, and install nothing, when another "
+     "evaluation function than CPython's default is set."},
+    {"uninstall_thread_watch", (PyCFunction)hook_uninstall_thread_watch, METH_NOARGS,
+     "Stop the watch of install_thread_watch() if this hook runs it; return whether it did."},
+#endif
     {"install_other_threads", (PyCFunction)hook_install_other_threads, METH_O,
      "Make this hook the profile function of every other thread of the interpreter "
      "that has none and whose thread id is not in the given collection; return how "

@@ -353,8 +353,20 @@ class HookBackend(ProfileBackend):
         recorder.on_resume = hook.resume
         threading.setprofile(start_thread)
         # Threads that were running before tracing began, except typetrace's own.
-        own = {thread.ident for thread in threading.enumerate() if thread.name.startswith("typetrace-")}
+        own = [
+            thread.ident
+            for thread in threading.enumerate()
+            if thread.name.startswith("typetrace-") and thread.ident is not None
+        ]
         hook.install_other_threads(own)
+        # Threads that the threading module does not start. 3.11 has no such watch,
+        # and traces through the evaluation function unless told otherwise.
+        install_watch = getattr(hook, "install_thread_watch", None)
+        if install_watch is not None and not install_watch(own):
+            logger.debug(
+                "Another frame-evaluation function is set, so threads that the threading "
+                "module does not start are not traced"
+            )
 
     def uninstall(self) -> None:
         # Threads started while tracing keep the hook until their next event, where
@@ -366,6 +378,9 @@ class HookBackend(ProfileBackend):
             self._hook, removed_by_tracer=False, signal_may_remove=False
         )
         self._hook.close()
+        uninstall_watch = getattr(self._hook, "uninstall_thread_watch", None)
+        if uninstall_watch is not None:
+            uninstall_watch()
         self.recorder.on_resume = None
         # The program's own profile function, if it set one, stays.
         if not replaced:
