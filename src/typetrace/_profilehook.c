@@ -1,6 +1,7 @@
 /* A profile function in C for Python 3.9 to 3.11, and a frame-evaluation function
  * for 3.11 that emulates its events: the fast path of typetrace's backends in
- * typetrace._profiling. The evaluation function is described where it is defined.
+ * typetrace._profiling. The evaluation function is described where it is defined,
+ * as is the one of 3.9 and 3.10 that gives new threads the profile function.
  *
  * A Hook object is installed with PyEval_SetProfile in each traced thread. It drops
  * the c_call, c_return and c_exception events, and the return events and
