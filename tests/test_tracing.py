@@ -615,6 +615,22 @@ def test_long_generator_send_types(tracing_backend: str) -> None:
     assert found.send_type == (union([INT, FLOAT]) if reads_sends(tracing_backend) else None)
 
 
+def test_send_type_after_thousand_yields(tracing_backend: str) -> None:
+    def body() -> None:
+        generator = running_total()
+        next(generator)
+        for number in range(1001):
+            generator.send(number)
+        # A send of a new class after the backend of 3.12 and later stopped watching
+        # this code's yields.
+        generator.send(0.5)
+        generator.close()
+
+    found = record(body).one("running_total")
+
+    assert found.send_type == (union([INT, FLOAT]) if reads_sends(tracing_backend) else None)
+
+
 def test_async_generator_send_types(tracing_backend: str) -> None:
     found = record(lambda: asyncio.run(send_to_accumulate())).one("accumulate")
 
