@@ -6,6 +6,7 @@ import _thread
 import asyncio
 import gc
 import json
+import os
 import random
 import runpy
 import sys
@@ -588,13 +589,17 @@ def test_throw_caught_in_generator(tracing_backend: str) -> None:
 
     found = record(body).one("survives_throw")
 
+    # 3.12's PY_THROW and 3.11's evaluation function tell throw() from send().
+    tells_throws = sys.version_info >= (3, 12) or (
+        sys.version_info >= (3, 11) and os.environ.get("TYPETRACE_PROFILE_HOOK") != "1"
+    )
     if not reads_sends(tracing_backend):
         assert found.send_type is None
-    elif sys.version_info >= (3, 12):
+    elif tells_throws:
         assert found.send_type == union([STR, INT])
     else:
-        # Before 3.12, throw() pushes None where send() pushes its value, and an
-        # exception that the generator catches looks like a send of None.
+        # A profile function sees throw() push None where send() pushes its value,
+        # so an exception that the generator catches looks like a send of None.
         assert found.send_type == union([STR, INT, NONE])
 
 

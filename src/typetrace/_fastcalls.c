@@ -15,6 +15,7 @@
 
 #define Py_BUILD_CORE 1
 #include <internal/pycore_frame.h>
+#include <opcode.h>
 
 typedef struct {
     PyObject_HEAD
@@ -220,6 +221,17 @@ static PyTypeObject CallbacksType = {
 /* The RESUME oparg of a resumption at a yield expression, in its two low bits. */
 #define RESUME_AFTER_YIELD 1
 
+static int
+is_resume(int opcode)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    if (opcode == RESUME_CHECK) {
+        return 1;
+    }
+#endif
+    return opcode == RESUME || opcode == INSTRUMENTED_RESUME;
+}
+
 /* sent_value(frame, offset, default): called in the PY_RESUME callback of the RESUME
    at *offset*. Where that RESUME follows a yield expression, return the value that
    *frame* receives there, on top of its value stack. Otherwise, after "yield from" or
@@ -252,10 +264,13 @@ fastcalls_sent_value(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssiz
     if (offset < 0 || offset % (Py_ssize_t)sizeof(_Py_CODEUNIT) != 0 ||
         offset / (Py_ssize_t)sizeof(_Py_CODEUNIT) >= count ||
         current != _PyCode_CODE(code) + offset / (Py_ssize_t)sizeof(_Py_CODEUNIT) ||
-        (current->op.arg & 3) != RESUME_AFTER_YIELD || inner->stacktop <= code->co_nlocalsplus) {
+        !is_resume(current->op.code) || (current->op.arg & 3) != RESUME_AFTER_YIELD ||
+        inner->stacktop <= code->co_nlocalsplus) {
         return Py_NewRef(args[2]);
     }
-    return Py_NewRef(inner->localsplus[inner->stacktop - 1]);
+    /* A NULL, which PUSH_NULL leaves on the stack, reads as no value. */
+    PyObject *top = inner->localsplus[inner->stacktop - 1];
+    return Py_NewRef(top != NULL ? top : args[2]);
 }
 
 static PyMethodDef fastcalls_functions[] = {

@@ -47,7 +47,8 @@ _DISABLE = _monitoring.DISABLE
 _CANDIDATE_TOOL_IDS = (3, 4, _monitoring.PROFILER_ID, _monitoring.OPTIMIZER_ID)
 _TOOL_NAME = "typetrace"
 # Yields of one recorded generator call after which its PY_YIELD and PY_RESUME
-# events are disabled. The first yields of a call give its yield type, and later
+# events are disabled, PY_RESUME only where no call of the code received a value
+# other than None at a yield expression. The first yields of a call give its yield type, and later
 # yields are inferred only when of a new class (see typetrace._recorder), so a long
 # generator would otherwise pay two callbacks per item for almost nothing.
 _WATCHED_YIELDS = 1000
@@ -174,7 +175,8 @@ class MonitoringBackend:
         if info is None:
             return _DISABLE
         if info.active:
-            if info.quiet_yields:
+            quiet = info.quiet_yields
+            if quiet and not info.receives_sends:
                 return _DISABLE
             try:
                 frame = sys._getframe(1 + thrown)
@@ -185,6 +187,9 @@ class MonitoringBackend:
                         recorder.resumed(call)
                     else:
                         recorder.resumed(call, read_sent(frame, offset, NOT_SENT))
+                    if quiet:
+                        # No PY_YIELD reports when the call suspends again.
+                        call.suspended = True
             except Exception as error:  # noqa: BLE001
                 recorder.note_error("PY_RESUME", error)
         elif info.paused:
@@ -230,7 +235,8 @@ class MonitoringBackend:
                     if info.kind == COROUTINE or call.yields > _WATCHED_YIELDS:
                         # NOTE: the events stay off for every call of this code until
                         # paused functions resume, so a generator call that starts
-                        # meanwhile records no yield type.
+                        # meanwhile records no yield type. PY_RESUME stays on where a
+                        # call received values other than None, for its send type.
                         info.quiet_yields = True
                         return _DISABLE
             except Exception as error:  # noqa: BLE001

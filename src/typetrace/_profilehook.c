@@ -529,6 +529,12 @@ frame_suspended(PyFrameObject *frame)
 #endif
 }
 
+#if PY_VERSION_HEX >= 0x030B0000
+/* Set by the evaluation function of 3.11 while it reports the call event of a frame
+   that throw() or close() resumes, which pushed None as a send would. */
+static int resuming_by_throw = 0;
+#endif
+
 /* Return the value that *frame* receives as the value of a yield expression, borrowed,
    or NULL. Valid only at the call event that resumes *frame*, when the value that
    send() or next() passes is on top of the frame's value stack, before the frame runs.
@@ -539,6 +545,9 @@ static PyObject *
 sent_value_of(PyFrameObject *frame)
 {
 #if PY_VERSION_HEX >= 0x030B0000
+    if (resuming_by_throw) {
+        return NULL;
+    }
     _PyInterpreterFrame *inner = frame->f_frame;
     if (inner == NULL || inner->stacktop <= inner->f_code->co_nlocalsplus ||
         inner->prev_instr <= _PyCode_CODE(inner->f_code)) {
@@ -556,6 +565,7 @@ sent_value_of(PyFrameObject *frame)
         _Py_OPCODE(resume[-1]) != YIELD_VALUE) {
         return NULL;
     }
+    /* A NULL, which PUSH_NULL leaves on the stack, reads as no value. */
     return inner->localsplus[inner->stacktop - 1];
 #else
     PyCodeObject *code = frame->f_code;
@@ -889,29 +899,43 @@ set_skipped_threads(PyObject *skipped, const char *method)
  *
  * threading.setprofile() reaches only the threads of the threading module. Threads
  * that _thread.start_new_thread() starts, and those that C code makes with
- * PyGILState_Ensure(), get the hook from this function at their first frame. Each
- * thread gets it once: a mark in its thread-state dict keeps a thread whose program
- * removed its profile function, with sys.setprofile(None), without one. Threads
- * whose ids are skipped get nothing. On 3.9 and 3.10 the default evaluation function
+ * PyGILState_Ensure(), get the hook from this function at their first frame. Every
+ * way of installing the hook marks the thread in its thread-state dict, and the watch
+ * gives the hook only to threads without the mark. So a thread whose program removed
+ * its profile function, with sys.setprofile(None), keeps none. Threads whose ids are
+ * skipped get nothing. On 3.9 and 3.10 the default evaluation function
  * runs each call of a Python function in a C call of its own, so this one adds a C
  * call and a few checks per frame. */
 
 /* The hook that the watch installs, a strong reference, or NULL. */
 static HookObject *watch_hook = NULL;
-/* The key of the mark in thread-state dicts. */
+/* The key of the mark in thread-state dicts, set at the module's init. */
 static PyObject *watched_key = NULL;
+
+/* Mark *tstate* as a thread that got a hook, which every way of installing one does.
+   Return 0, or -1 with an exception. */
+static int
+mark_thread(PyThreadState *tstate)
+{
+    if (tstate->dict == NULL) {
+        tstate->dict = PyDict_New();
+        if (tstate->dict == NULL) {
+            return -1;
+        }
+    }
+    return PyDict_SetItem(tstate->dict, watched_key, Py_True);
+}
 
 static void
 watch_thread(PyThreadState *tstate, HookObject *hook)
 {
-    PyObject *dict = PyThreadState_GetDict();
-    if (dict == NULL) {
+    if (is_skipped_thread(tstate)) {
         return;
     }
-    int marked = PyDict_Contains(dict, watched_key);
+    int marked = tstate->dict == NULL ? 0 : PyDict_Contains(tstate->dict, watched_key);
     /* The mark comes first, because PyEval_SetProfile() runs audit hooks, whose
        frames come back here. */
-    if (marked != 0 || PyDict_SetItem(dict, watched_key, Py_True) < 0 || is_skipped_thread(tstate)) {
+    if (marked != 0 || mark_thread(tstate) < 0) {
         return;
     }
     PyEval_SetProfile(hook_profile, (PyObject *)hook);
@@ -948,12 +972,6 @@ hook_install_thread_watch(HookObject *hook, PyObject *skipped)
     if (previous != _PyEval_EvalFrameDefault && previous != watch_frame) {
         /* Another tool's evaluation function, which this one would bypass. */
         Py_RETURN_FALSE;
-    }
-    if (watched_key == NULL) {
-        watched_key = PyUnicode_InternFromString("typetrace.profile_hook_installed");
-        if (watched_key == NULL) {
-            return NULL;
-        }
     }
     if (set_skipped_threads(skipped, "Hook.install_thread_watch()") < 0) {
         return NULL;
@@ -1150,7 +1168,11 @@ eval_watched(HookObject *hook, PyThreadState *tstate, _PyInterpreterFrame *frame
     int raise = 0;
     if (entry != ENTRY_NONE) {
         PyObject *start = entry == ENTRY_START ? Py_True : Py_False;
+        /* The handler runs no generator of the program, so no other frame resumes
+           before the flag is cleared. */
+        resuming_by_throw = throwflag;
         raise = route_eval_event(hook, tstate, object, PyTrace_CALL, start) < 0;
+        resuming_by_throw = 0;
     }
     if (raise) {
         /* The handler raised an exception that is not an Exception. As where a
@@ -1406,6 +1428,11 @@ hook_install(HookObject *hook, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_RuntimeError, "Hook.install() called after Hook.close()");
         return NULL;
     }
+#if PY_VERSION_HEX < 0x030B0000
+    if (mark_thread(PyThreadState_Get()) < 0) {
+        return NULL;
+    }
+#endif
     PyEval_SetProfile(hook_profile, (PyObject *)hook);
     if (PyErr_Occurred()) {
         return NULL;
@@ -1421,6 +1448,13 @@ hook_install(HookObject *hook, PyObject *Py_UNUSED(ignored))
 static void
 set_profile_of(PyThreadState *tstate, HookObject *hook)
 {
+#if PY_VERSION_HEX < 0x030B0000
+    if (mark_thread(tstate) < 0) {
+        /* Without the mark, the thread watch gives the thread the hook again after
+           its program removes it. */
+        PyErr_Clear();
+    }
+#endif
     Py_INCREF(hook);
     tstate->c_profileobj = (PyObject *)hook;
     tstate->c_profilefunc = hook_profile;
@@ -1735,6 +1769,14 @@ PyInit__profilehook(void)
     if (fastcalls_module_init() < 0) {
         return NULL;
     }
+#if PY_VERSION_HEX < 0x030B0000
+    if (watched_key == NULL) {
+        watched_key = PyUnicode_InternFromString("typetrace.profile_hook_installed");
+        if (watched_key == NULL) {
+            return NULL;
+        }
+    }
+#endif
     if (extra_index < 0) {
         /* The marks are integers, not pointers, so nothing is freed with the code. */
         extra_index = _PyEval_RequestCodeExtraIndex(NULL);

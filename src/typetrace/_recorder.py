@@ -103,6 +103,7 @@ class CodeInfo:
         "quiet",
         "paused",
         "quiet_yields",
+        "receives_sends",
         "inferrer",
         "receiver",
         "imports",
@@ -180,6 +181,9 @@ class CodeInfo:
         #: Whether the backend may have stopped reporting the yields and resumes of
         #: this code, so that its calls cannot tell when they are suspended.
         self.quiet_yields = False
+        #: Whether a call of this code received a value other than None at a yield
+        #: expression, so that its resumptions matter after its yields.
+        self.receives_sends = False
         #: Infers the types of the function's values.
         self.inferrer = inferrer
         #: Name of the receiver parameter: the first positional parameter of a function
@@ -869,7 +873,10 @@ class Recorder:
                 call.pending_send = True
                 return
         if call.wants_send(sent):
-            call.add_send(call.info.inferrer.type_of(sent))
+            info = call.info
+            if sent is not None:
+                info.receives_sends = True
+            call.add_send(info.inferrer.type_of(sent))
 
     def suspended(self, frame: FrameType, call: Call, value: object, certain: bool) -> None:
         """Note that *frame* suspended with *value*: a yield, or an ``await`` that passed
