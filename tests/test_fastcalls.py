@@ -615,3 +615,26 @@ def test_sink_base_exception_reaches_program(error: BaseException) -> None:
 
     assert reached == [4]
     assert stats.errors == {}
+
+
+def test_sent_value_outside_resume_is_default() -> None:
+    """sent_value() reads a frame's stack only at a RESUME after a yield expression,
+    so offsets of other instructions, such as the YIELD_VALUE whose stack has a NULL
+    under it, give the default."""
+    import dis
+
+    from typetrace._fastcalls import sent_value
+
+    def calls_what_it_receives():  # type: ignore[no-untyped-def]
+        (yield)()
+
+    generator = calls_what_it_receives()
+    next(generator)
+    frame = generator.gi_frame
+    default = object()
+
+    offsets = [item.offset for item in dis.get_instructions(calls_what_it_receives)]
+    values = [sent_value(frame, offset, default) for offset in offsets]
+
+    assert values == [default] * len(values)
+    generator.close()
