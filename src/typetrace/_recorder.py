@@ -423,7 +423,9 @@ def _known_trace(
     for recent in info.recent:
         if _has_types(recent, arg_types, return_type, yield_type, send_type):
             return recent
-    trace = CallTrace(info.module, info.qualname, arg_types, return_type, yield_type, send_type=send_type)
+    trace = CallTrace(
+        info.module, info.qualname, arg_types, return_type, yield_type, send_type=send_type
+    )
     if len(known) >= _MAX_KNOWN_TRACES:
         known.clear()
     entry = known[key] = (trace, arg_types)
@@ -971,7 +973,9 @@ class Recorder:
         send_type = call.send_type
         if recent and _is_trace_of(recent[0], arg_types, return_type, yield_type, send_type):
             trace = recent[0][0]
-        elif len(recent) == 2 and _is_trace_of(recent[1], arg_types, return_type, yield_type, send_type):
+        elif len(recent) == 2 and _is_trace_of(
+            recent[1], arg_types, return_type, yield_type, send_type
+        ):
             trace = recent[1][0]
             info.recent = (recent[1], recent[0])
         else:

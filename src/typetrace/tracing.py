@@ -87,7 +87,14 @@ class CallTrace:
         cached: Optional[int] = self.__dict__.get("_hash")
         if cached is None:
             cached = hash(
-                (self.module, self.qualname, self.arg_types, self.return_type, self.yield_type, self.send_type)
+                (
+                    self.module,
+                    self.qualname,
+                    self.arg_types,
+                    self.return_type,
+                    self.yield_type,
+                    self.send_type,
+                )
             )
             object.__setattr__(self, "_hash", cached)
         return cached
