@@ -48,9 +48,10 @@ _CANDIDATE_TOOL_IDS = (3, 4, _monitoring.PROFILER_ID, _monitoring.OPTIMIZER_ID)
 _TOOL_NAME = "typetrace"
 # Yields of one recorded generator call after which its PY_YIELD and PY_RESUME
 # events are disabled, PY_RESUME only where no call of the code received a value
-# other than None at a yield expression. The first yields of a call give its yield type, and later
-# yields are inferred only when of a new class (see typetrace._recorder), so a long
-# generator would otherwise pay two callbacks per item for almost nothing.
+# other than None at a yield expression. The first yields of a call give its yield
+# type, and later yields are inferred only when of a new class (see
+# typetrace._recorder), so a long generator would otherwise pay two callbacks per
+# item for almost nothing.
 _WATCHED_YIELDS = 1000
 
 # Whether an earlier session returned DISABLE. Disabled locations stay disabled for
