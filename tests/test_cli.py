@@ -406,6 +406,25 @@ class TestRun:
         assert "Broken.sampling() raised ValueError: broken on purpose" in result.stderr
         assert "Traceback" not in result.stderr
 
+    def test_run_folder_with_main(self, project: Path) -> None:
+        """A folder with a __main__.py runs as under python, with the folder first on
+        the import path."""
+        write(project / "app" / "__main__.py", "import sys\nprint(sys.path[0])\n")
+        traced = typetrace(project, "run", "app")
+        assert traced.returncode == 0, traced.stderr
+        assert traced.stdout == f"{project / 'app'}\n"
+
+    def test_relative_path_not_normalized(self, project: Path) -> None:
+        """__file__ of a script named with "..", joined to the working directory as
+        python joins it."""
+        write(project / "where.py", "print(__file__)\n")
+        (project / "sub").mkdir()
+        traced = typetrace(project / "sub", "run", "../where.py")
+        plain = subprocess.run(
+            [sys.executable, "../where.py"], cwd=project / "sub", capture_output=True, text=True
+        )
+        assert traced.stdout == plain.stdout == f"{project / 'sub'}/../where.py\n"
+
     def test_run_module_builtins(self, project: Path) -> None:
         """``run -m`` gives the module the builtins module as ``__builtins__``, as
         ``python -m`` does."""

@@ -900,3 +900,39 @@ def test_hook_rejects_bad_arguments() -> None:
     hook = profilehook.Hook(Events("identity"), {}, {})
     with pytest.raises(TypeError):
         hook(None, "call", None)
+
+
+@needs_hook
+def test_audit_hook_rejecting_setprofile(tmp_path: Path) -> None:
+    """A program whose audit hook rejects sys.setprofile runs as untraced: its threads
+    run, and nothing of the rejections is printed. On 3.9 and 3.10 its new threads
+    stay untraced, and typetrace's warning counts the rejections."""
+    source = """
+        import _thread
+        import sys
+        import threading
+
+
+        def reject(event, args):
+            if event == "sys.setprofile":
+                raise RuntimeError("no profiling")
+
+
+        def work(value):
+            return value
+
+
+        sys.addaudithook(reject)
+        done = threading.Semaphore(0)
+        _thread.start_new_thread(lambda: (work(1), done.release()), ())
+        thread = threading.Thread(target=work, args=("a",))
+        thread.start()
+        thread.join()
+        assert done.acquire(timeout=10)
+        print("ok")
+    """
+    result = run_traced_child(tmp_path, source, DEFAULT_BACKEND)
+
+    assert (result.returncode, result.stdout) == (0, "ok\n"), result.stderr
+    assert "Exception ignored" not in result.stderr
+    assert "Traceback" not in result.stderr

@@ -851,6 +851,33 @@ def test_thread_started_after_tracing_untouched() -> None:
     assert sink.of("in_thread") == []
 
 
+def test_thread_recorded_in_each_session(tracing_backend: str) -> None:
+    """A thread that lives across sessions is traced in each of them, although the
+    closed hook of a session stays its profile function until its next event."""
+    go = threading.Semaphore(0)
+    done = threading.Semaphore(0)
+
+    def call_per_session() -> None:
+        for _ in range(4):
+            go.acquire()
+            in_thread(1.5)
+            done.release()
+
+    _thread.start_new_thread(call_per_session, ())
+    recorded = []
+    for _ in range(4):
+        sink = ListSink()
+        with trace(SinkOnlyConfig(), sink=sink):
+            go.release()
+            assert done.acquire(timeout=10)
+        recorded.append(len(sink.of("in_thread")))
+
+    if tracing_backend == "pure-python":
+        assert recorded == [0, 0, 0, 0]
+    else:
+        assert recorded == [1, 1, 1, 1]
+
+
 def test_default_filter_skips_stdlib() -> None:
     sink = record(lambda: use_stdlib({"a": 1}))
 

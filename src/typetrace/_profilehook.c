@@ -74,6 +74,11 @@ static PyObject *unwind_event = NULL;
 /* A return event that Python code passed to Hook.__call__ with the value None: a
    return or yield of None, or an exception leaving the frame. */
 static PyObject *return_or_unwind_event = NULL;
+#if PY_VERSION_HEX < 0x030B0000
+/* The key of the mark in thread-state dicts that the thread watch of 3.9 and 3.10
+   reads, set at the module's init. */
+static PyObject *watched_key = NULL;
+#endif
 
 /* The fast path of the suspensions and resumptions of recorded generator and
  * coroutine calls, which does what Recorder.resumed() and Recorder.suspended() of
@@ -214,10 +219,17 @@ has_open_call(HookObject *hook, PyFrameObject *frame)
 static void
 remove_hook(void)
 {
-    PyEval_SetProfile(NULL, NULL);
-    /* When an audit hook rejects the sys.setprofile event, PyEval_SetProfile leaves
-       the exception set, and it must not reach the traced program. */
-    if (PyErr_Occurred()) {
+#if PY_VERSION_HEX < 0x030B0000
+    /* typetrace, not the program, removes the hook, so the thread watch of a later
+       session may give the thread its hook. */
+    PyThreadState *tstate = PyThreadState_Get();
+    if (tstate->dict != NULL && watched_key != NULL && PyDict_DelItem(tstate->dict, watched_key) < 0) {
+        PyErr_Clear();
+    }
+#endif
+    /* An audit hook may reject the sys.setprofile event. PyEval_SetProfile() would
+       print that exception, and it must not reach the traced program either. */
+    if (_PyEval_SetProfile(PyThreadState_Get(), NULL, NULL) < 0) {
         PyErr_Clear();
     }
 }
@@ -530,9 +542,10 @@ frame_suspended(PyFrameObject *frame)
 }
 
 #if PY_VERSION_HEX >= 0x030B0000
-/* Set by the evaluation function of 3.11 while it reports the call event of a frame
-   that throw() or close() resumes, which pushed None as a send would. */
-static int resuming_by_throw = 0;
+/* The thread whose call event the evaluation function of 3.11 reports for a frame
+   that throw() or close() resumes, which pushed None as a send would, or NULL. Another
+   thread's throw() while the handler runs replaces it, and then clears it. */
+static PyThreadState *resuming_by_throw = NULL;
 #endif
 
 /* Return the value that *frame* receives as the value of a yield expression, borrowed,
@@ -545,7 +558,7 @@ static PyObject *
 sent_value_of(PyFrameObject *frame)
 {
 #if PY_VERSION_HEX >= 0x030B0000
-    if (resuming_by_throw) {
+    if (resuming_by_throw != NULL && resuming_by_throw == PyThreadState_Get()) {
         return NULL;
     }
     _PyInterpreterFrame *inner = frame->f_frame;
@@ -909,8 +922,6 @@ set_skipped_threads(PyObject *skipped, const char *method)
 
 /* The hook that the watch installs, a strong reference, or NULL. */
 static HookObject *watch_hook = NULL;
-/* The key of the mark in thread-state dicts, set at the module's init. */
-static PyObject *watched_key = NULL;
 
 /* Mark *tstate* as a thread that got a hook, which every way of installing one does.
    Return 0, or -1 with an exception. */
@@ -938,7 +949,12 @@ watch_thread(PyThreadState *tstate, HookObject *hook)
     if (marked != 0 || mark_thread(tstate) < 0) {
         return;
     }
-    PyEval_SetProfile(hook_profile, (PyObject *)hook);
+    /* Unlike PyEval_SetProfile(), this leaves the exception of an audit hook that
+       rejects the sys.setprofile event set, where the hook counts it, instead of
+       printing it. */
+    if (_PyEval_SetProfile(tstate, hook_profile, (PyObject *)hook) < 0) {
+        count_error(hook);
+    }
 }
 
 static PyObject *
@@ -952,8 +968,7 @@ watch_frame(PyThreadState *tstate, PyFrameObject *frame, int throwflag)
         Py_INCREF(hook);
         watch_thread(tstate, hook);
         Py_DECREF(hook);
-        /* An audit hook that rejected the profile function, or no memory: the thread
-           stays untraced. */
+        /* No memory for the mark: the thread stays untraced. */
         PyErr_Clear();
         PyErr_Restore(type, value, traceback);
     }
@@ -1168,11 +1183,15 @@ eval_watched(HookObject *hook, PyThreadState *tstate, _PyInterpreterFrame *frame
     int raise = 0;
     if (entry != ENTRY_NONE) {
         PyObject *start = entry == ENTRY_START ? Py_True : Py_False;
-        /* The handler runs no generator of the program, so no other frame resumes
-           before the flag is cleared. */
-        resuming_by_throw = throwflag;
+        /* Tracing is paused in the thread while the handler runs, so no other frame
+           of the thread reaches route_event meanwhile. */
+        if (throwflag) {
+            resuming_by_throw = tstate;
+        }
         raise = route_eval_event(hook, tstate, object, PyTrace_CALL, start) < 0;
-        resuming_by_throw = 0;
+        if (resuming_by_throw == tstate) {
+            resuming_by_throw = NULL;
+        }
     }
     if (raise) {
         /* The handler raised an exception that is not an Exception. As where a
@@ -1444,7 +1463,8 @@ hook_install(HookObject *hook, PyObject *Py_UNUSED(ignored))
    the way PyEval_SetProfile does for the calling thread. The fields are set directly,
    because _PyEval_SetProfile of Python 3.9 to 3.11 runs the audit hooks with
    *tstate* instead of the calling thread's state. The caller holds the GIL, so
-   *tstate* is not running Python code, and checked that it has no profile function. */
+   *tstate* is not running Python code, and checked that it has no profile function
+   or the closed hook of an earlier session, whose reference is dropped here. */
 static void
 set_profile_of(PyThreadState *tstate, HookObject *hook)
 {
@@ -1456,8 +1476,10 @@ set_profile_of(PyThreadState *tstate, HookObject *hook)
     }
 #endif
     Py_INCREF(hook);
+    PyObject *previous = tstate->c_profileobj;
     tstate->c_profileobj = (PyObject *)hook;
     tstate->c_profilefunc = hook_profile;
+    Py_XDECREF(previous);
 #if PY_VERSION_HEX >= 0x030B0000
     tstate->cframe->use_tracing = tstate->tracing == 0 ? 255 : 0;
 #elif PY_VERSION_HEX >= 0x030A0000
@@ -1479,8 +1501,12 @@ hook_install_other_threads(HookObject *hook, PyObject *skipped)
     long installed = 0;
     for (PyThreadState *tstate = PyInterpreterState_ThreadHead(interp); tstate != NULL;
          tstate = PyThreadState_Next(tstate)) {
-        /* A thread with a profile function of its own keeps it. */
-        if (tstate == current || tstate->c_profilefunc != NULL) {
+        /* A thread with a profile function of its own keeps it. The closed hook of an
+           earlier session, which would remove itself at the thread's next event, is
+           replaced. */
+        if (tstate == current ||
+            (tstate->c_profilefunc != NULL &&
+             !(tstate->c_profilefunc == hook_profile && !((HookObject *)tstate->c_profileobj)->active))) {
             continue;
         }
         PyObject *ident = PyLong_FromUnsignedLong(tstate->thread_id);

@@ -351,7 +351,6 @@ class HookBackend(ProfileBackend):
 
         hook.install()
         recorder.on_resume = hook.resume
-        threading.setprofile(start_thread)
         # Threads that were running before tracing began, except typetrace's own.
         own = [
             thread.ident
@@ -359,14 +358,18 @@ class HookBackend(ProfileBackend):
             if thread.name.startswith("typetrace-") and thread.ident is not None
         ]
         hook.install_other_threads(own)
-        # Threads that the threading module does not start. 3.11 has no such watch,
-        # and traces through the evaluation function unless told otherwise.
+        # On 3.9 and 3.10 the watch gives every new thread the hook, also those that
+        # the threading module does not start. 3.11 has no watch, and traces through
+        # the evaluation function unless TYPETRACE_PROFILE_HOOK=1 is set.
         install_watch = getattr(hook, "install_thread_watch", None)
-        if install_watch is not None and not install_watch(own):
+        if install_watch is not None and install_watch(own):
+            return
+        if install_watch is not None:
             logger.debug(
                 "Another frame-evaluation function is set, so threads that the threading "
                 "module does not start are not traced"
             )
+        threading.setprofile(start_thread)
 
     def uninstall(self) -> None:
         # Threads started while tracing keep the hook until their next event, where
@@ -384,7 +387,11 @@ class HookBackend(ProfileBackend):
         self.recorder.on_resume = None
         # The program's own profile function, if it set one, stays.
         if not replaced:
-            sys.setprofile(None)
+            try:
+                sys.setprofile(None)
+            except Exception as error:  # noqa: BLE001 - such as an audit hook's refusal
+                # The closed hook passes no more events on.
+                logger.debug("Failed to remove the profile hook: %r", error)
         threading.setprofile(None)
         for name, count in self._hook.errors.items():
             self.recorder.add_errors(f"profile hook: {name}", count)

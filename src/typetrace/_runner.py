@@ -38,10 +38,11 @@ def run_script(script: str, args: Sequence[str], config: Config) -> int:
     """
     from typetrace._source import module_name_for_path
 
-    if not os.path.isfile(script):
+    if not (os.path.isfile(script) or os.path.isfile(os.path.join(script, "__main__.py"))):
         # Exit code 2, as python gives for a script it cannot open.
         print(
-            f"typetrace: error: Script {script!r} not found; pass the path of a Python file, or -m MODULE",
+            f"typetrace: error: Script {script!r} not found; pass the path of a Python file, "
+            "of a folder or zip archive with a __main__.py, or -m MODULE",
             file=sys.stderr,
         )
         return 2
@@ -49,33 +50,42 @@ def run_script(script: str, args: Sequence[str], config: Config) -> int:
     # names the file.
     module = module_name_for_path(script)
     sys.argv = [script, *args]
-    sys.path.insert(0, os.path.dirname(os.path.realpath(script)))
-    # An absolute path, so that __file__ and tracebacks read as under python 3.9+.
-    absolute = os.path.abspath(script)
+    archive = _is_archive(script)
+    if not archive:
+        # runpy puts a folder or zip archive itself first on the import path.
+        sys.path.insert(0, os.path.dirname(os.path.realpath(script)))
+    # An absolute path, so that __file__ and tracebacks read as under python 3.9+,
+    # which joins it to the working directory without normalizing it.
+    absolute = script if os.path.isabs(script) else os.path.join(os.getcwd(), script)
     # The __file__ of the script, or of the __main__.py that runpy runs from a zip
     # archive. Other main scripts are named from their own globals.
     main_scripts = {absolute: module, os.path.join(absolute, "__main__.py"): module}
-    if _is_source_file(absolute):
+    if not archive and not _is_compiled(absolute):
         return _run(lambda: _run_source_as_main(absolute), config, main_scripts)
     return _run(
         lambda: runpy.run_path(absolute, _MAIN_GLOBALS, run_name="__main__"), config, main_scripts
     )
 
 
-def _is_source_file(path: str) -> bool:
-    """Return whether *path* is Python source, not a zip archive or compiled code,
-    which runpy runs."""
-    with io.open_code(path) as file:
-        start = file.read(len(importlib.util.MAGIC_NUMBER))
-    if start == importlib.util.MAGIC_NUMBER:
-        return False
+def _is_archive(path: str) -> bool:
+    """Return whether *path* is a folder or a zip archive, whose ``__main__.py`` runpy
+    runs."""
+    if os.path.isdir(path):
+        return True
     # The import system has loaded zipimport already. zipfile would import more
     # modules before the program runs.
     try:
         zipimport.zipimporter(path)
     except zipimport.ZipImportError:
-        return True
-    return False
+        return False
+    return True
+
+
+def _is_compiled(path: str) -> bool:
+    """Return whether the file *path* contains compiled code, which runpy runs."""
+    with io.open_code(path) as file:
+        start = file.read(len(importlib.util.MAGIC_NUMBER))
+    return start == importlib.util.MAGIC_NUMBER
 
 
 def _run_source_as_main(path: str) -> None:
